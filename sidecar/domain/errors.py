@@ -1,0 +1,122 @@
+"""Errors that end a request, each with a stable reason; the server maps them to gRPC codes in one table.
+
+    TurnoutError
+     +-- InvalidRequest        bad input; lists every field violation
+     +-- NotFound              a named model or route does not exist
+     +-- NoCandidate           nothing satisfies the constraints; lists every rejection
+     +-- DeadlineExceeded      the request's deadline or latency budget ran out
+     +-- ResourceExhausted     not admitted in time; says when to retry
+     +-- AllCandidatesFailed   every candidate was tried and failed; lists the attempts
+     +-- Unavailable           the sidecar is shutting down or not ready
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sidecar.domain.outcome import AttemptRecord, FailureClass
+from sidecar.domain.plan import Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    field: str  # a request field path, e.g. "messages[2].content[0].image.url"
+    description: str
+
+
+class TurnoutError(Exception):
+    reason = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Extra machine-readable facts for ErrorInfo.metadata."""
+        return {}
+
+
+class InvalidRequest(TurnoutError):
+    reason = "INVALID_REQUEST"
+
+    def __init__(self, violations: list[FieldViolation] | tuple[FieldViolation, ...]) -> None:
+        self.violations = tuple(violations)
+        first = self.violations[0]
+        more = f" (and {len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
+        super().__init__(f"invalid request: {first.field}: {first.description}{more}")
+
+
+class NotFound(TurnoutError):
+    def __init__(self, reason: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field = field
+
+
+class NoCandidate(TurnoutError):
+    reason = "NO_CANDIDATE"
+
+    def __init__(self, route: str, rejections: tuple[Rejection, ...], detail: str = "") -> None:
+        self.route = route
+        self.rejections = rejections
+        listed = "; ".join(f"{r.model}: {r.reason}" for r in rejections) or "no models configured"
+        lead = f"no model on route {route!r} satisfies the request"
+        super().__init__(f"{lead}{': ' + detail if detail else ''} ({listed})")
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"route": self.route, **{f"rejected.{r.model}": r.reason for r in self.rejections}}
+
+
+class DeadlineExceeded(TurnoutError):
+    reason = "DEADLINE_EXCEEDED"
+
+    def __init__(self, message: str, attempts: tuple[AttemptRecord, ...] = ()) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class ResourceExhausted(TurnoutError):
+    reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class AllCandidatesFailed(TurnoutError):
+    reason = "ALL_CANDIDATES_FAILED"
+
+    def __init__(self, attempts: tuple[AttemptRecord, ...]) -> None:
+        self.attempts = attempts
+        tried = "; ".join(
+            f"{a.model}: {a.failure_class.value if a.failure_class else a.outcome.value}"
+            f"{' - ' + a.error_message if a.error_message else ''}"
+            for a in attempts
+        )
+        super().__init__(f"every candidate failed ({tried})")
+
+    @property
+    def retry_after_s(self) -> float | None:
+        """When every failure was transient, the shortest retry-after any provider suggested."""
+        transient = {FailureClass.RATE_LIMITED, FailureClass.OVERLOADED, FailureClass.CIRCUIT_OPEN}
+        if not self.attempts or any(a.failure_class not in transient for a in self.attempts):
+            return None
+        hints = [a.retry_after_s for a in self.attempts if a.retry_after_s is not None]
+        return min(hints) if hints else 1.0
+
+    @property
+    def final_failure(self) -> FailureClass | None:
+        return self.attempts[-1].failure_class if self.attempts else None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {
+            f"attempt.{a.number}.{a.model}": a.failure_class.value if a.failure_class else a.outcome.value
+            for a in self.attempts
+        }
+
+
+class Unavailable(TurnoutError):
+    reason = "UNAVAILABLE"

@@ -1,0 +1,88 @@
+"""The failure vocabulary, provider errors, and the record of every attempt.
+
+Foreign errors (HTTP statuses, aiohttp exceptions, provider error bodies) are translated into
+FailureClass at the provider edge; nothing above the providers sees a status code or an exception
+type from a library. The executor decides what to do next from the class alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sidecar.domain.response import FinishReason, Usage
+
+
+class FailureClass(enum.StrEnum):
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    CONTEXT_TOO_LONG = "context_too_long"
+    BAD_REQUEST = "bad_request"
+    AUTH = "auth"
+    MALFORMED_RESPONSE = "malformed_response"
+    CONNECTION = "connection"
+    STREAM_INTERRUPTED = "stream_interrupted"
+    CONTENT_FILTERED = "content_filtered"
+    INVALID_OUTPUT = "invalid_output"
+    CIRCUIT_OPEN = "circuit_open"
+
+    @property
+    def tries_next_candidate(self) -> bool:
+        """Whether another candidate may succeed where this one failed.
+
+        Bad requests and content filtering would fail the same way anywhere: trying further
+        candidates would only spend money and time.
+        """
+        return self not in _FINAL
+
+
+_FINAL = frozenset({FailureClass.BAD_REQUEST, FailureClass.CONTENT_FILTERED})
+
+
+class ProviderError(Exception):
+    """A failed provider call, already classified. Messages never hold prompts or credentials."""
+
+    def __init__(
+        self,
+        failure_class: FailureClass,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failure_class = failure_class
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:
+        status = f" (HTTP {self.status})" if self.status is not None else ""
+        return f"{self.failure_class.value}{status}: {self.message}"
+
+
+class AttemptOutcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One provider call, whatever became of it. Observers (health, telemetry) consume these."""
+
+    number: int  # 1-based, in start order
+    model: str
+    provider: str
+    outcome: AttemptOutcome
+    latency_s: float
+    failure_class: FailureClass | None = None
+    error_message: str = ""
+    time_to_first_token_s: float | None = None
+    hedged: bool = False
+    usage: Usage = Usage()
+    cost_usd_nanos: int = 0
+    finish_reason: FinishReason | None = None
+    retry_after_s: float | None = None

@@ -1,0 +1,164 @@
+"""A chat request as every layer below the server sees it (the server converts from protobuf)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Role(enum.StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Capability(enum.StrEnum):
+    """What a model can do beyond plain text; configs use these values (tools, vision, json)."""
+
+    TOOLS = "tools"
+    VISION = "vision"
+    JSON_MODE = "json"
+    STREAMING = "streaming"
+
+
+class Priority(enum.IntEnum):
+    BATCH = 1
+    NORMAL = 2
+    INTERACTIVE = 3
+    CRITICAL = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image by URL (https: or data:) or inline bytes with a media type."""
+
+    url: str = ""
+    data: bytes = b""
+    media_type: str = ""
+    detail: str = ""  # "", "low", "high" or "auto"
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: tuple[ContentPart, ...] = ()
+    name: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+
+    @property
+    def text(self) -> str:
+        """The text parts joined by newlines (images are skipped)."""
+        return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def has_image(self) -> bool:
+        return any(isinstance(p, ImagePart) for p in self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    strict: bool = False
+
+
+class ToolChoiceMode(enum.StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+    REQUIRED = "required"
+    FUNCTION = "function"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode = ToolChoiceMode.AUTO
+    function_name: str = ""
+
+
+class ResponseFormatKind(enum.StrEnum):
+    TEXT = "text"
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    kind: ResponseFormatKind = ResponseFormatKind.TEXT
+    schema_name: str = ""
+    schema: Mapping[str, Any] | None = None
+    strict: bool = False
+
+    @property
+    def wants_json(self) -> bool:
+        return self.kind is not ResponseFormatKind.TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingHints:
+    task_type: str = ""
+    user_tier: str = ""
+    priority: Priority = Priority.NORMAL
+    latency_budget_s: float | None = None
+    max_cost_usd_nanos: int = 0  # 0: no bound
+    quality_floor: float | None = None
+    required_capabilities: frozenset[Capability] = frozenset()
+    allowed_models: frozenset[str] = frozenset()
+    allowed_providers: frozenset[str] = frozenset()
+    denied_models: frozenset[str] = frozenset()
+    denied_providers: frozenset[str] = frozenset()
+    pinned_model: str = ""
+    route: str = ""
+    tags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat = ResponseFormat()
+    params: GenerationParams = GenerationParams()
+    hints: RoutingHints = RoutingHints()
+    request_id: str = ""
+    tenant_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def implied_capabilities(self) -> frozenset[Capability]:
+        """Capabilities the request needs from any model that serves it."""
+        needed = set(self.hints.required_capabilities)
+        if self.tools:
+            needed.add(Capability.TOOLS)
+        if self.response_format.wants_json:
+            needed.add(Capability.JSON_MODE)
+        if any(m.has_image for m in self.messages):
+            needed.add(Capability.VISION)
+        return frozenset(needed)

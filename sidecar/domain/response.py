@@ -1,0 +1,58 @@
+"""What a provider answers: a whole completion, or stream chunks that add up to one."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sidecar.domain.request import ToolCall
+
+
+class FinishReason(enum.StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+    CONTENT_FILTER = "content_filter"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0  # part of input_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A provider's whole answer, normalised."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
+    response_model: str = ""  # the model name the provider says served it
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments_json: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One increment of a streamed answer.
+
+    Text and tool-call fragments arrive in order; the adapter's last chunk carries the finish reason
+    and, where the provider reports it, the usage. An adapter that cannot produce a final chunk
+    (the stream broke) raises ProviderError instead.
+    """
+
+    text: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    response_model: str = ""
