@@ -1,13 +1,13 @@
 """Errors that end a request, each with a stable reason; the server maps them to gRPC codes in one table.
 
-    TurnoutError
-     +-- InvalidRequest        bad input; lists every field violation
-     +-- NotFound              a named model or route does not exist
-     +-- NoCandidate           nothing satisfies the constraints; lists every rejection
-     +-- DeadlineExceeded      the request's deadline or latency budget ran out
-     +-- ResourceExhausted     not admitted in time; says when to retry
-     +-- AllCandidatesFailed   every candidate was tried and failed; lists the attempts
-     +-- Unavailable           the sidecar is shutting down or not ready
+TurnoutError
+ +-- InvalidRequest        bad input; lists every field violation
+ +-- NotFound              a named model or route does not exist
+ +-- NoCandidate           nothing satisfies the constraints; lists every rejection
+ +-- DeadlineExceeded      the request's deadline or latency budget ran out
+ +-- ResourceExhausted     not admitted in time; says when to retry
+ +-- AllCandidatesFailed   every candidate was tried and failed; lists the attempts
+ +-- Unavailable           the sidecar is shutting down or not ready
 """
 
 from __future__ import annotations
@@ -120,3 +120,19 @@ class AllCandidatesFailed(TurnoutError):
 
 class Unavailable(TurnoutError):
     reason = "UNAVAILABLE"
+
+
+class StreamInterrupted(TurnoutError):
+    """A stream failed after part of the answer reached the caller; what was sent stays sent."""
+
+    reason = "STREAM_INTERRUPTED"
+
+    def __init__(self, attempts: tuple[AttemptRecord, ...], delivered_chars: int) -> None:
+        self.attempts = attempts
+        self.delivered_chars = delivered_chars
+        last = attempts[-1]
+        cause = last.failure_class.value if last.failure_class else last.outcome.value
+        super().__init__(
+            f"the stream from {last.model} failed after {delivered_chars} characters were sent "
+            f"({cause}: {last.error_message}); the answer is incomplete"
+        )

@@ -82,7 +82,7 @@ class AttemptRecord:
     error_message: str = ""
     time_to_first_token_s: float | None = None
     hedged: bool = False
-    usage: Usage = Usage()
+    usage: Usage = Usage()  # noqa: RUF009 - Usage is frozen, sharing the default is safe
     cost_usd_nanos: int = 0
     finish_reason: FinishReason | None = None
     retry_after_s: float | None = None

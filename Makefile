@@ -1,0 +1,67 @@
+# Turnout developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUF := tools/buf/node_modules/.bin/buf
+CONFIG ?= examples/turnout.yaml
+SIM_CONFIG ?= examples/simulator.yaml
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test check lint format typecheck contracts lint-proto check-proto proto clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv and install Turnout with its dev tools
+
+run: $(STAMP) ## start the provider simulator and the sidecar with examples/ (no API key needed)
+	@echo "Starting Turnout on 127.0.0.1:50051 with $(CONFIG), simulator on 127.0.0.1:8400."
+	@echo "Try, in another shell:  $(BIN)/turnout generate --task-type classify 'Is this email spam? Win a prize now'"
+	@echo "                        $(BIN)/turnout generate --json 'Explain circuit breakers in one paragraph'"
+	$(BIN)/turnout serve --config $(CONFIG) --simulator $(SIM_CONFIG)
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/pytest -q
+
+check: lint typecheck contracts check-proto lint-proto ## every static check CI runs
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP) ## mypy (strict on domain, policy, execution, registry)
+	$(BIN)/mypy sidecar
+
+contracts: $(STAMP) ## import-layer contracts (import-linter)
+	$(BIN)/lint-imports
+
+proto: $(STAMP) ## regenerate the Python stubs from proto/
+	$(BIN)/python scripts/gen_proto.py
+
+check-proto: $(STAMP) ## fail if the committed stubs differ from a fresh generation
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/python scripts/gen_proto.py --out "$$tmp/_proto" && \
+	diff -r -x __pycache__ "$$tmp/_proto" sidecar/server/_proto && echo "generated stubs are up to date" || \
+	{ echo "sidecar/server/_proto is stale: run 'make proto' and commit the result"; exit 1; }
+
+$(BUF): tools/buf/package.json tools/buf/package-lock.json
+	npm install --prefix tools/buf --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint-proto: $(BUF) ## buf lint (STANDARD rules) on proto/
+	cd proto && ../$(BUF) lint
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) tools/buf/node_modules .mypy_cache .ruff_cache .pytest_cache

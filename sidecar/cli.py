@@ -1,0 +1,111 @@
+"""`turnout` command line: serve | simulate | validate-config | route | generate | models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_SIMULATOR_PORT = 8400
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        code = 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="turnout", description="Turnout: a per-pod LLM routing sidecar.")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the sidecar (gRPC)")
+    serve.add_argument("--config", required=True, help="the YAML config file")
+    serve.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port, 50051)")
+    serve.add_argument("--unix-socket", help="also listen on this unix socket path")
+    serve.add_argument(
+        "--simulator",
+        metavar="FILE",
+        help="also run the built-in provider simulator in-process with this simulator config",
+    )
+    serve.add_argument("--simulator-port", type=int, default=DEFAULT_SIMULATOR_PORT)
+    serve.set_defaults(run=_serve)
+
+    sim = sub.add_parser("simulate", help="run the provider simulator (OpenAI wire format)")
+    sim.add_argument("--config", required=True, help="the simulator YAML file")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=DEFAULT_SIMULATOR_PORT)
+    sim.set_defaults(run=_simulate)
+
+    check = sub.add_parser("validate-config", help="check a config file and exit")
+    check.add_argument("file")
+    check.set_defaults(run=_validate)
+
+    from sidecar.client import add_client_commands
+
+    add_client_commands(sub, DEFAULT_TARGET)
+    return p
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sidecar.app import ListenOverrides, SimulatorOption, serve_until_signalled
+    from sidecar.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    overrides = ListenOverrides(args.host, args.port, args.unix_socket)
+    simulator = SimulatorOption(args.simulator, args.simulator_port) if args.simulator else None
+    asyncio.run(serve_until_signalled(config, overrides, simulator, announce=_announce))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from sidecar.simulator.config import SimulatorConfigError, load_simulator_config
+    from sidecar.simulator.server import serve_forever
+
+    try:
+        config = load_simulator_config(args.config)
+    except SimulatorConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    asyncio.run(serve_forever(config, args.host, args.port))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from sidecar.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(
+        f"{args.file}: OK: {len(config.registry.models)} models, {len(config.providers)} providers, "
+        f"{len(config.routes)} routes (default route {config.default_route!r})"
+    )
+    return 0
+
+
+def _announce(line: str) -> None:
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""`turnout route | generate | models`: small gRPC clients for trying a running sidecar by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+
+_FORMAT_DETAILS = {
+    "ErrorInfo": error_details_pb2.ErrorInfo,
+    "BadRequest": error_details_pb2.BadRequest,
+    "RetryInfo": error_details_pb2.RetryInfo,
+}
+
+
+def add_client_commands(sub: Any, default_target: str) -> None:
+    for name, help_text in (
+        ("route", "ask a running sidecar for a routing decision"),
+        ("generate", "route and answer a prompt through a running sidecar"),
+    ):
+        c = sub.add_parser(name, help=help_text)
+        _common(c, default_target)
+        c.add_argument("prompt", nargs="*", help="the user message (default: read stdin; '-' too)")
+        c.add_argument("--system", help="a system message")
+        c.add_argument("--task-type", default="")
+        c.add_argument("--tier", default="")
+        c.add_argument("--route", default="", help="named route (default: the config's default)")
+        c.add_argument("--model", default="", help="pin this model")
+        c.add_argument("--tag", action="append", default=[], help="routing tag (repeatable)")
+        c.add_argument("--max-tokens", type=int, help="max output tokens")
+        c.add_argument("--json-object", action="store_true", help="ask for a JSON object")
+        c.add_argument("--json-schema", metavar="FILE", help="ask for JSON matching this schema file")
+        c.add_argument("--request-id", default="")
+        if name == "generate":
+            c.add_argument("--stream", action="store_true", help="use GenerateStream")
+        c.set_defaults(run=_route if name == "route" else _generate)
+    models = sub.add_parser("models", help="list the registry with live health")
+    _common(models, default_target)
+    models.set_defaults(run=_models)
+
+
+def _common(c: argparse.ArgumentParser, default_target: str) -> None:
+    c.add_argument("--target", default=default_target, help="host:port or unix:/path")
+    c.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
+    c.add_argument("--json", action="store_true", help="print the response as protobuf JSON")
+
+
+def _request_fields(args: argparse.Namespace) -> dict[str, Any]:
+    text = " ".join(args.prompt) if args.prompt and args.prompt != ["-"] else sys.stdin.read()
+    messages = []
+    if args.system:
+        messages.append(pb.Message(role=pb.ROLE_SYSTEM, content=[pb.ContentPart(text=args.system)]))
+    messages.append(pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text=text)]))
+    response_format = pb.ResponseFormat()
+    if args.json_schema:
+        with open(args.json_schema, encoding="utf-8") as f:
+            schema = json.load(f)
+        response_format.type = pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA
+        response_format.json_schema.name = "output"
+        response_format.json_schema.schema.update(schema)
+    elif args.json_object:
+        response_format.type = pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT
+    params = pb.GenerationParams()
+    if args.max_tokens is not None:
+        params.max_output_tokens = args.max_tokens
+    hints = pb.RoutingHints(
+        task_type=args.task_type,
+        user_tier=args.tier,
+        route=args.route,
+        pinned_model=args.model,
+        tags=args.tag,
+    )
+    return {
+        "messages": messages,
+        "response_format": response_format,
+        "params": params,
+        "hints": hints,
+        "request_id": args.request_id,
+    }
+
+
+def _stub(target: str) -> tuple[grpc.Channel, pb_grpc.RouterServiceStub]:
+    channel = grpc.insecure_channel(target)
+    return channel, pb_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+def _print_json(message: Any) -> None:
+    print(json_format.MessageToJson(message, indent=2), flush=True)
+
+
+def _route(args: argparse.Namespace) -> int:
+    channel, stub = _stub(args.target)
+    with channel:
+        try:
+            response = stub.Route(pb.RouteRequest(**_request_fields(args)), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            return _print_error(exc)
+    if args.json:
+        _print_json(response)
+    else:
+        _print_decision(response.decision)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    channel, stub = _stub(args.target)
+    with channel:
+        try:
+            if args.stream:
+                return _generate_stream(args, stub)
+            response = stub.Generate(pb.GenerateRequest(**_request_fields(args)), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            return _print_error(exc)
+    if args.json:
+        _print_json(response)
+        return 0
+    print(response.output.text)
+    for call in response.output.tool_calls:
+        print(f"tool call {call.name}({call.arguments_json})")
+    _print_summary(response.model, response.usage, response.cost_usd_nanos, response.attempts)
+    _print_decision(response.decision)
+    return 0
+
+
+def _generate_stream(args: argparse.Namespace, stub: pb_grpc.RouterServiceStub) -> int:
+    for event in stub.GenerateStream(pb.GenerateStreamRequest(**_request_fields(args)), timeout=args.timeout):
+        if args.json:
+            _print_json(event)
+        elif event.HasField("delta"):
+            print(event.delta.text, end="", flush=True)
+        else:
+            print()
+            end = event.end
+            _print_summary(end.model, end.usage, end.cost_usd_nanos, end.attempts)
+            _print_decision(end.decision)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    channel, stub = _stub(args.target)
+    with channel:
+        try:
+            response = stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            return _print_error(exc)
+    if args.json:
+        _print_json(response)
+        return 0
+    print(f"{'model':<24} {'provider':<14} {'in $/M':>8} {'out $/M':>8} {'context':>9}  health")
+    for m in response.models:
+        state = pb.HealthState.Name(m.health.state).removeprefix("HEALTH_STATE_").lower()
+        print(
+            f"{m.name:<24} {m.provider:<14} {m.input_price_usd_nanos_per_mtok / 1e9:>8.3f} "
+            f"{m.output_price_usd_nanos_per_mtok / 1e9:>8.3f} {m.context_window:>9,}  {state}"
+        )
+    return 0
+
+
+def _print_summary(model: str, usage: pb.Usage, cost: int, attempts: Any) -> None:
+    print(
+        f"\n-- served by {model}: {usage.input_tokens} in / {usage.output_tokens} out tokens, "
+        f"${cost / 1e9:.6f}",
+        file=sys.stderr,
+    )
+    for a in attempts:
+        outcome = pb.AttemptOutcome.Name(a.outcome).removeprefix("ATTEMPT_OUTCOME_").lower()
+        failure = pb.FailureClass.Name(a.failure_class).removeprefix("FAILURE_CLASS_").lower()
+        why = f" ({failure}: {a.error_message})" if a.failure_class else ""
+        latency = a.latency.ToTimedelta().total_seconds()
+        print(f"   attempt {a.number}: {a.model} {outcome} in {latency:.3f}s{why}", file=sys.stderr)
+
+
+def _print_decision(d: pb.Decision) -> None:
+    fallbacks = ", ".join(c.model for c in d.fallbacks) or "none"
+    print(
+        f"-- decision: {d.model} via route {d.route!r} ({d.strategy}) in {d.decision_time_micros} us; "
+        f"fallbacks: {fallbacks}",
+        file=sys.stderr,
+    )
+    for reason in d.reasons:
+        print(f"   because {reason}", file=sys.stderr)
+    for r in d.rejected:
+        print(f"   rejected {r.model}: {r.reason}", file=sys.stderr)
+
+
+def _print_error(exc: grpc.RpcError) -> int:
+    call: Any = exc
+    print(f"error: {call.code().name}: {call.details()}", file=sys.stderr)
+    status = rpc_status.from_call(call)
+    for detail in status.details if status else []:
+        for name, cls in _FORMAT_DETAILS.items():
+            if detail.Is(cls.DESCRIPTOR):
+                value = cls()
+                detail.Unpack(value)
+                shown = json_format.MessageToJson(value, indent=None)
+                print(f"  {name}: {shown}", file=sys.stderr)
+    return 1

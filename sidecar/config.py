@@ -1,0 +1,299 @@
+"""Typed settings from one YAML file: validated at start, with errors that name the file and the field.
+
+The file holds models, providers and routes. Credentials never live in it: a provider names the
+environment variable that holds its key (`api_key_env`), read here once. Nothing here touches the
+network. The result is a frozen `Config` of domain objects; the rest of the sidecar never sees YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret, usd_to_nanos
+from sidecar.domain.request import Capability
+from sidecar.policy.rules import RouteSpec, Rule
+from sidecar.registry.registry import Registry
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ConfigError(Exception):
+    """An invalid config file; the message names the file, each bad field and what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535)
+    unix_socket: str = ""
+    # Largest request Turnout accepts, checked by the servicer so the error can name the field;
+    # the gRPC transport limit is set above it so that such requests reach the check.
+    max_request_mb: float = Field(32, gt=0, le=1024)
+    shutdown_grace_s: float = Field(30, ge=0)
+    # The whole-request deadline when the client sets none.
+    default_timeout_s: float = Field(300, gt=0)
+
+
+class ProviderSettings(_Strict):
+    name: Annotated[str, Field(pattern=NAME)]
+    kind: Literal["openai"]
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    api_key_env: Annotated[str, Field(pattern=ENV_NAME)] | None = None
+    headers: dict[str, str] = {}
+    connect_timeout_s: float = Field(5, gt=0)
+    request_timeout_s: float = Field(120, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "api_key" in data:
+            raise ValueError(
+                "api_key is not read from the config file; put the key in an environment variable "
+                "and name that variable in api_key_env"
+            )
+        return data
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_header(cls, headers: dict[str, str]) -> dict[str, str]:
+        for key in headers:
+            if key.lower() in {"authorization", "api-key", "x-api-key", "x-goog-api-key"}:
+                raise ValueError(f"header {key!r} carries credentials; use api_key_env instead")
+        return headers
+
+
+class PriceSettings(_Strict):
+    """USD per million tokens, as providers publish them."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+
+
+class ModelSettings(_Strict):
+    name: Annotated[str, Field(pattern=NAME)]
+    provider: str
+    upstream_model: str = ""
+    price: PriceSettings
+    context_window: int = Field(gt=0)
+    max_output_tokens: int = Field(gt=0)
+    capabilities: list[Capability] = []
+    tags: list[str] = []
+    quality: float = Field(0.5, ge=0, le=1)
+    typical_latency_s: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _output_fits(self) -> ModelSettings:
+        if self.max_output_tokens > self.context_window:
+            raise ValueError(
+                f"max_output_tokens {self.max_output_tokens} exceeds context_window {self.context_window}"
+            )
+        return self
+
+
+class MatchSettings(_Strict):
+    task_types: list[str] = []
+    tiers: list[str] = []
+    tags: list[str] = []
+    labels: dict[str, str] = {}
+
+
+class RuleSettings(_Strict):
+    name: str
+    match: MatchSettings
+    models: list[str] = Field(min_length=1)
+
+
+class RouteSettings(_Strict):
+    name: Annotated[str, Field(pattern=NAME)]
+    strategy: Literal["rules"] = "rules"
+    default_models: list[str] = Field(min_length=1)
+    rules: list[RuleSettings] = []
+    # Strict routes reject task types and tiers their rules do not know instead of using the default.
+    strict: bool = False
+
+
+class FileSettings(_Strict):
+    version: Literal[1] = 1
+    server: ServerSettings = ServerSettings()
+    providers: list[ProviderSettings] = Field(min_length=1)
+    models: list[ModelSettings] = Field(min_length=1)
+    routes: list[RouteSettings] = Field(min_length=1)
+    default_route: str = ""
+
+    @model_validator(mode="after")
+    def _references(self) -> FileSettings:
+        problems: list[str] = []
+        problems += _duplicates("providers", [p.name for p in self.providers])
+        problems += _duplicates("models", [m.name for m in self.models])
+        problems += _duplicates("routes", [r.name for r in self.routes])
+        providers = {p.name for p in self.providers}
+        models = {m.name for m in self.models}
+        for i, m in enumerate(self.models):
+            if m.provider not in providers:
+                problems.append(f"models[{i}] ({m.name}).provider: unknown provider {m.provider!r}")
+        for i, route in enumerate(self.routes):
+            where = f"routes[{i}] ({route.name})"
+            problems += _unknown(f"{where}.default_models", route.default_models, models)
+            for j, rule in enumerate(route.rules):
+                problems += _unknown(f"{where}.rules[{j}] ({rule.name}).models", rule.models, models)
+        if self.default_route and self.default_route not in {r.name for r in self.routes}:
+            problems.append(f"default_route: unknown route {self.default_route!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _duplicates(section: str, names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    dups = {n for n in names if n in seen or seen.add(n)}  # type: ignore[func-returns-value]
+    return [f"{section}: name {n!r} is used more than once" for n in sorted(dups)]
+
+
+def _unknown(where: str, names: list[str], known: set[str]) -> list[str]:
+    return [f"{where}: unknown model {n!r}" for n in names if n not in known]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The validated config, as domain objects."""
+
+    source: str
+    server: ServerSettings
+    providers: Mapping[str, ProviderSpec]
+    registry: Registry
+    routes: Mapping[str, RouteSpec]
+    default_route: str
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and convert a config file; raise ConfigError naming the file and fields."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, source=str(path), env=os.environ if env is None else env)
+
+
+def parse_config(raw: Any, *, source: str, env: Mapping[str, str]) -> Config:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping with providers, models and routes")
+    try:
+        settings = FileSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid config:\n" + _describe(exc, raw)) from None
+    missing = [
+        f"  providers[{i}] ({p.name}).api_key_env: environment variable {p.api_key_env} is not set"
+        for i, p in enumerate(settings.providers)
+        if p.api_key_env and not env.get(p.api_key_env)
+    ]
+    if missing:
+        raise ConfigError(f"{source}: invalid config:\n" + "\n".join(missing))
+    return _convert(settings, source, env)
+
+
+def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = _format_loc(err["loc"], raw)
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
+    return "\n".join(lines)
+
+
+def _format_loc(loc: tuple[int | str, ...], raw: Any) -> str:
+    """('models', 2, 'price') -> 'models[2] (gpt-4o).price', naming list items where they have a name."""
+    out = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, Mapping) and isinstance(node.get("name"), str):
+                out += f" ({node['name']})"
+        elif re.fullmatch(r"[a-z_]+", str(part)):
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, Mapping) else None
+        else:  # a mapping key that is not a plain field name
+            node = node.get(part) if isinstance(node, Mapping) else None
+            out += f"[{part!r}]"
+    return out
+
+
+def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
+    providers = {
+        p.name: ProviderSpec(
+            name=p.name,
+            kind=p.kind,
+            base_url=p.base_url.rstrip("/"),
+            api_key=Secret(env[p.api_key_env]) if p.api_key_env else None,
+            headers=tuple(p.headers.items()),
+            connect_timeout_s=p.connect_timeout_s,
+            request_timeout_s=p.request_timeout_s,
+        )
+        for p in s.providers
+    }
+    models = tuple(
+        ModelSpec(
+            name=m.name,
+            provider=m.provider,
+            upstream_model=m.upstream_model or m.name,
+            price=Price(
+                input_per_mtok=usd_to_nanos(m.price.input),
+                output_per_mtok=usd_to_nanos(m.price.output),
+                cached_input_per_mtok=usd_to_nanos(
+                    m.price.input if m.price.cached_input is None else m.price.cached_input
+                ),
+            ),
+            context_window=m.context_window,
+            max_output_tokens=m.max_output_tokens,
+            capabilities=frozenset(m.capabilities),
+            tags=frozenset(m.tags),
+            quality=m.quality,
+            typical_latency_s=m.typical_latency_s,
+        )
+        for m in s.models
+    )
+    registry = Registry(models=models, providers=providers)
+    routes = {
+        r.name: RouteSpec(
+            name=r.name,
+            default_models=tuple(r.default_models),
+            rules=tuple(
+                Rule(
+                    name=rule.name,
+                    task_types=frozenset(rule.match.task_types),
+                    tiers=frozenset(rule.match.tiers),
+                    tags=frozenset(rule.match.tags),
+                    labels=tuple(sorted(rule.match.labels.items())),
+                    models=tuple(rule.models),
+                )
+                for rule in r.rules
+            ),
+            strict=r.strict,
+        )
+        for r in s.routes
+    }
+    return Config(
+        source=source,
+        server=s.server,
+        providers=providers,
+        registry=registry,
+        routes=routes,
+        default_route=s.default_route or s.routes[0].name,
+    )

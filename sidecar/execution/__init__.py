@@ -1,0 +1,1 @@
+"""Plan -> response: the only package that loops over attempts."""

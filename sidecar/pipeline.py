@@ -1,0 +1,82 @@
+"""The whole request flow on one page: bound the deadline -> policy.plan -> executor.run -> result.
+
+    server (pb -> ChatRequest, validated)
+      -> Pipeline.route:     policy.plan(request) -> Plan                  (pure, microseconds)
+      -> Pipeline.generate:  deadline = min(rpc deadline, now + hints.latency_budget)
+                             executor.run(plan, request, deadline)         (attempts -> observers)
+      -> server (Plan + ExecutionResult -> pb)
+
+The pipeline owns no I/O of its own; it only wires the policy's output into the executor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sidecar.domain.errors import DeadlineExceeded
+from sidecar.domain.plan import Plan
+from sidecar.domain.request import ChatRequest
+from sidecar.domain.response import StreamChunk
+from sidecar.execution.executor import ExecutionResult, Executor
+
+
+class Policy(Protocol):
+    def plan(self, request: ChatRequest) -> Plan: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    plan: Plan
+    result: ExecutionResult
+
+
+class Pipeline:
+    def __init__(
+        self, policy: Policy, executor: Executor, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.policy = policy
+        self.executor = executor
+        self._clock = clock
+
+    def route(self, request: ChatRequest) -> Plan:
+        return self.policy.plan(request)
+
+    async def generate(self, request: ChatRequest, deadline: float) -> Generated:
+        plan = self.policy.plan(request)
+        bounded, by_budget = self._deadline(request, deadline)
+        try:
+            result = await self.executor.run(plan, request, bounded)
+        except DeadlineExceeded as exc:
+            raise _explained(exc, by_budget, request) from None
+        return Generated(plan, result)
+
+    async def generate_stream(
+        self, request: ChatRequest, deadline: float
+    ) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
+        """Yield the plan first, then the executor's chunks, then its result."""
+        plan = self.policy.plan(request)
+        yield plan
+        bounded, by_budget = self._deadline(request, deadline)
+        try:
+            async for event in self.executor.stream(plan, request, bounded):
+                yield event
+        except DeadlineExceeded as exc:
+            raise _explained(exc, by_budget, request) from None
+
+    def _deadline(self, request: ChatRequest, deadline: float) -> tuple[float, bool]:
+        """The earlier of the RPC deadline and the latency budget, and whether the budget binds."""
+        budget = request.hints.latency_budget_s
+        if budget is None:
+            return deadline, False
+        by_budget = self._clock() + budget
+        return (by_budget, True) if by_budget < deadline else (deadline, False)
+
+
+def _explained(exc: DeadlineExceeded, by_budget: bool, request: ChatRequest) -> DeadlineExceeded:
+    if not by_budget:
+        return exc
+    budget = request.hints.latency_budget_s
+    return DeadlineExceeded(f"the latency budget of {budget:.3f}s ran out before an answer", exc.attempts)

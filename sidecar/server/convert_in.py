@@ -1,0 +1,258 @@
+"""Protobuf request -> domain ChatRequest, checking every field and collecting all violations at once.
+
+The three request messages (Route, Generate, GenerateStream) carry the same fields, so one
+function reads any of them. Violations name fields by their request path, e.g.
+`messages[1].content[0].image.media_type`, so a client can point at its own mistake.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from google.protobuf import json_format
+
+from sidecar.domain.errors import FieldViolation, InvalidRequest
+from sidecar.domain.request import (
+    Capability,
+    ChatRequest,
+    GenerationParams,
+    ImagePart,
+    Message,
+    Priority,
+    ResponseFormat,
+    ResponseFormatKind,
+    Role,
+    RoutingHints,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
+)
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from sidecar.validation.json_output import schema_problems
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_ID = 128
+
+_ROLES = {
+    pb.ROLE_SYSTEM: Role.SYSTEM,
+    pb.ROLE_USER: Role.USER,
+    pb.ROLE_ASSISTANT: Role.ASSISTANT,
+    pb.ROLE_TOOL: Role.TOOL,
+}
+_DETAIL = {pb.IMAGE_DETAIL_LOW: "low", pb.IMAGE_DETAIL_HIGH: "high", pb.IMAGE_DETAIL_AUTO: "auto"}
+_CAPABILITIES = {
+    pb.CAPABILITY_TOOLS: Capability.TOOLS,
+    pb.CAPABILITY_VISION: Capability.VISION,
+    pb.CAPABILITY_JSON_MODE: Capability.JSON_MODE,
+    pb.CAPABILITY_STREAMING: Capability.STREAMING,
+}
+_PRIORITIES = {
+    pb.PRIORITY_UNSPECIFIED: Priority.NORMAL,
+    pb.PRIORITY_BATCH: Priority.BATCH,
+    pb.PRIORITY_NORMAL: Priority.NORMAL,
+    pb.PRIORITY_INTERACTIVE: Priority.INTERACTIVE,
+    pb.PRIORITY_CRITICAL: Priority.CRITICAL,
+}
+_TOOL_MODES = {
+    pb.TOOL_CHOICE_MODE_AUTO: ToolChoiceMode.AUTO,
+    pb.TOOL_CHOICE_MODE_NONE: ToolChoiceMode.NONE,
+    pb.TOOL_CHOICE_MODE_REQUIRED: ToolChoiceMode.REQUIRED,
+    pb.TOOL_CHOICE_MODE_FUNCTION: ToolChoiceMode.FUNCTION,
+}
+_FORMATS = {
+    pb.RESPONSE_FORMAT_TYPE_UNSPECIFIED: ResponseFormatKind.TEXT,
+    pb.RESPONSE_FORMAT_TYPE_TEXT: ResponseFormatKind.TEXT,
+    pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT: ResponseFormatKind.JSON_OBJECT,
+    pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA: ResponseFormatKind.JSON_SCHEMA,
+}
+
+AnyRequest = pb.RouteRequest | pb.GenerateRequest | pb.GenerateStreamRequest
+
+
+class _Reader:
+    """Collects violations while reading, so one error reports every bad field."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def bad(self, field: str, description: str) -> None:
+        self.violations.append(FieldViolation(field, description))
+
+
+def to_chat_request(msg: AnyRequest) -> ChatRequest:
+    r = _Reader()
+    messages = _messages(r, msg)
+    tools = _tools(r, msg)
+    request = ChatRequest(
+        messages=messages,
+        tools=tools,
+        tool_choice=_tool_choice(r, msg, tools),
+        response_format=_response_format(r, msg),
+        params=_params(r, msg.params),
+        hints=_hints(r, msg.hints),
+        request_id=_request_id(r, msg.request_id),
+        tenant_id=msg.tenant_id,
+        labels=dict(msg.labels),
+    )
+    if r.violations:
+        raise InvalidRequest(r.violations)
+    return request
+
+
+def _messages(r: _Reader, msg: AnyRequest) -> tuple[Message, ...]:
+    if not msg.messages:
+        r.bad("messages", "at least one message is required")
+    out = []
+    for i, m in enumerate(msg.messages):
+        where = f"messages[{i}]"
+        role = _ROLES.get(m.role)
+        if role is None:
+            r.bad(f"{where}.role", "role is required (system, user, assistant or tool)")
+            continue
+        parts = tuple(_part(r, f"{where}.content[{j}]", p) for j, p in enumerate(m.content))
+        if not parts and not (role is Role.ASSISTANT and m.tool_calls):
+            r.bad(f"{where}.content", "a message needs at least one content part")
+        if role is Role.TOOL and not m.tool_call_id:
+            r.bad(f"{where}.tool_call_id", "a tool message must name the call it answers")
+        if m.tool_calls and role is not Role.ASSISTANT:
+            r.bad(f"{where}.tool_calls", "only assistant messages carry tool calls")
+        calls = tuple(ToolCall(c.id, c.name, c.arguments_json) for c in m.tool_calls)
+        out.append(Message(role, parts, m.name, calls, m.tool_call_id))
+    return tuple(out)
+
+
+def _part(r: _Reader, where: str, part: pb.ContentPart) -> TextPart | ImagePart:
+    kind = part.WhichOneof("part")
+    if kind == "image":
+        image = part.image
+        source = image.WhichOneof("source")
+        if source is None:
+            r.bad(f"{where}.image", "an image needs a url or data")
+        elif source == "url" and not image.url.startswith(("https://", "http://", "data:")):
+            r.bad(f"{where}.image.url", "must be an https:, http: or data: URL")
+        elif source == "data" and not image.media_type.startswith("image/"):
+            r.bad(f"{where}.image.media_type", "inline image data needs a media type such as image/png")
+        return ImagePart(image.url, image.data, image.media_type, _DETAIL.get(image.detail, ""))
+    if kind is None:
+        r.bad(where, "a content part needs text or an image")
+    return TextPart(part.text)
+
+
+def _struct(value: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(value)
+
+
+def _tools(r: _Reader, msg: AnyRequest) -> tuple[Tool, ...]:
+    tools = []
+    seen: set[str] = set()
+    for i, t in enumerate(msg.tools):
+        where = f"tools[{i}]"
+        if not TOOL_NAME.match(t.name):
+            r.bad(f"{where}.name", "1-64 characters of letters, digits, _ and -")
+        elif t.name in seen:
+            r.bad(f"{where}.name", f"tool {t.name!r} is defined twice")
+        seen.add(t.name)
+        parameters = (
+            _struct(t.parameters) if t.HasField("parameters") else {"type": "object", "properties": {}}
+        )
+        problem = schema_problems(parameters)
+        if problem:
+            r.bad(f"{where}.parameters", problem)
+        tools.append(Tool(t.name, t.description, parameters, t.strict))
+    return tuple(tools)
+
+
+def _tool_choice(r: _Reader, msg: AnyRequest, tools: tuple[Tool, ...]) -> ToolChoice | None:
+    if not msg.HasField("tool_choice"):
+        return None
+    mode = _TOOL_MODES.get(msg.tool_choice.mode, ToolChoiceMode.AUTO)
+    name = msg.tool_choice.function_name
+    if mode is ToolChoiceMode.FUNCTION and name not in {t.name for t in tools}:
+        r.bad("tool_choice.function_name", f"names no tool of the request: {name!r}")
+    if mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION) and not tools:
+        r.bad("tool_choice.mode", "a tool call is required but the request defines no tools")
+    return ToolChoice(mode, name)
+
+
+def _response_format(r: _Reader, msg: AnyRequest) -> ResponseFormat:
+    rf = msg.response_format
+    kind = _FORMATS.get(rf.type)
+    if kind is None:
+        r.bad("response_format.type", f"unknown response format type {rf.type}")
+        return ResponseFormat()
+    if kind is not ResponseFormatKind.JSON_SCHEMA:
+        return ResponseFormat(kind)
+    if not rf.json_schema.HasField("schema"):
+        r.bad("response_format.json_schema.schema", "a JSON_SCHEMA response format needs a schema")
+        return ResponseFormat(kind)
+    schema = _struct(rf.json_schema.schema)
+    problem = schema_problems(schema)
+    if problem:
+        r.bad("response_format.json_schema.schema", problem)
+    if rf.json_schema.name and not TOOL_NAME.match(rf.json_schema.name):
+        r.bad("response_format.json_schema.name", "1-64 characters of letters, digits, _ and -")
+    return ResponseFormat(kind, rf.json_schema.name, schema, rf.json_schema.strict)
+
+
+def _params(r: _Reader, p: pb.GenerationParams) -> GenerationParams:
+    if p.HasField("max_output_tokens") and p.max_output_tokens <= 0:
+        r.bad("params.max_output_tokens", "must be positive")
+    if p.HasField("temperature") and not 0 <= p.temperature <= 2:
+        r.bad("params.temperature", "must be between 0 and 2")
+    if p.HasField("top_p") and not 0 < p.top_p <= 1:
+        r.bad("params.top_p", "must be in (0, 1]")
+    if any(not s for s in p.stop):
+        r.bad("params.stop", "stop sequences must not be empty")
+    return GenerationParams(
+        max_output_tokens=p.max_output_tokens if p.HasField("max_output_tokens") else None,
+        temperature=p.temperature if p.HasField("temperature") else None,
+        top_p=p.top_p if p.HasField("top_p") else None,
+        stop=tuple(p.stop),
+        seed=p.seed if p.HasField("seed") else None,
+    )
+
+
+def _hints(r: _Reader, h: pb.RoutingHints) -> RoutingHints:
+    budget = None
+    if h.HasField("latency_budget"):
+        budget = h.latency_budget.ToTimedelta().total_seconds()
+        if budget <= 0:
+            r.bad("hints.latency_budget", "must be positive")
+    if h.max_cost_usd_nanos < 0:
+        r.bad("hints.max_cost_usd_nanos", "must not be negative")
+    if h.HasField("quality_floor") and not 0 <= h.quality_floor <= 1:
+        r.bad("hints.quality_floor", "must be between 0 and 1")
+    if h.priority not in _PRIORITIES:
+        r.bad("hints.priority", f"unknown priority {h.priority}")
+    capabilities = set()
+    for i, c in enumerate(h.required_capabilities):
+        if c not in _CAPABILITIES:
+            r.bad(f"hints.required_capabilities[{i}]", f"unknown capability {c}")
+        else:
+            capabilities.add(_CAPABILITIES[c])
+    return RoutingHints(
+        task_type=h.task_type,
+        user_tier=h.user_tier,
+        priority=_PRIORITIES.get(h.priority, Priority.NORMAL),
+        latency_budget_s=budget,
+        max_cost_usd_nanos=h.max_cost_usd_nanos,
+        quality_floor=h.quality_floor if h.HasField("quality_floor") else None,
+        required_capabilities=frozenset(capabilities),
+        allowed_models=frozenset(h.allowed_models),
+        allowed_providers=frozenset(h.allowed_providers),
+        denied_models=frozenset(h.denied_models),
+        denied_providers=frozenset(h.denied_providers),
+        pinned_model=h.pinned_model,
+        route=h.route,
+        tags=frozenset(h.tags),
+    )
+
+
+def _request_id(r: _Reader, request_id: str) -> str:
+    if len(request_id) > MAX_ID:
+        r.bad("request_id", f"at most {MAX_ID} characters")
+    return request_id or uuid.uuid4().hex

@@ -1,0 +1,184 @@
+"""Domain results -> protobuf responses: decisions, attempts, usage, outputs, the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from google.protobuf import duration_pb2, struct_pb2
+
+from sidecar.domain.model import ModelSpec
+from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
+from sidecar.domain.plan import Plan
+from sidecar.domain.request import Capability, ToolCall
+from sidecar.domain.response import FinishReason, Usage
+from sidecar.execution.executor import ExecutionResult
+from sidecar.registry.health import HealthSnapshot, HealthState
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+
+_FINISH = {
+    FinishReason.STOP: pb.FINISH_REASON_STOP,
+    FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
+    FinishReason.TOOL_CALLS: pb.FINISH_REASON_TOOL_CALLS,
+    FinishReason.CONTENT_FILTER: pb.FINISH_REASON_CONTENT_FILTER,
+}
+_OUTCOME = {
+    AttemptOutcome.SUCCESS: pb.ATTEMPT_OUTCOME_SUCCESS,
+    AttemptOutcome.FAILURE: pb.ATTEMPT_OUTCOME_FAILURE,
+    AttemptOutcome.CANCELLED: pb.ATTEMPT_OUTCOME_CANCELLED,
+}
+_FAILURE: dict[FailureClass, Any] = {
+    fc: pb.FailureClass.Value(f"FAILURE_CLASS_{fc.name}") for fc in FailureClass
+}
+_CAPABILITY: dict[Capability, Any] = {c: pb.Capability.Value(f"CAPABILITY_{c.name}") for c in Capability}
+_HEALTH: dict[HealthState, Any] = {s: pb.HealthState.Value(f"HEALTH_STATE_{s.name}") for s in HealthState}
+
+
+def duration(seconds: float | None) -> duration_pb2.Duration | None:
+    if seconds is None:
+        return None
+    d = duration_pb2.Duration()
+    d.FromTimedelta(timedelta(seconds=seconds))
+    return d
+
+
+def decision(plan: Plan) -> pb.Decision:
+    choice = plan.choice
+    return pb.Decision(
+        model=choice.model.name,
+        provider=choice.model.provider,
+        fallbacks=[
+            pb.Candidate(
+                model=c.model.name,
+                provider=c.model.provider,
+                estimated_cost_usd_nanos=c.estimated_cost_usd_nanos,
+            )
+            for c in plan.candidates[1:]
+        ],
+        route=plan.route,
+        strategy=plan.strategy,
+        reasons=plan.reasons,
+        rejected=[pb.Rejection(model=r.model, provider=r.provider, reason=r.reason) for r in plan.rejections],
+        estimated_input_tokens=plan.estimated_input_tokens,
+        estimated_cost_usd_nanos=choice.estimated_cost_usd_nanos,
+        estimated_latency=duration(choice.estimated_latency_s),
+        decision_time_micros=plan.decision_time_micros,
+    )
+
+
+def usage(u: Usage) -> pb.Usage:
+    return pb.Usage(
+        input_tokens=u.input_tokens, output_tokens=u.output_tokens, cached_input_tokens=u.cached_input_tokens
+    )
+
+
+def attempts(records: Iterable[AttemptRecord]) -> list[pb.Attempt]:
+    return [
+        pb.Attempt(
+            number=a.number,
+            model=a.model,
+            provider=a.provider,
+            outcome=_OUTCOME[a.outcome],
+            failure_class=_FAILURE[a.failure_class] if a.failure_class else pb.FAILURE_CLASS_UNSPECIFIED,
+            error_message=a.error_message,
+            latency=duration(a.latency_s),
+            time_to_first_token=duration(a.time_to_first_token_s),
+            hedged=a.hedged,
+            usage=usage(a.usage),
+            cost_usd_nanos=a.cost_usd_nanos,
+        )
+        for a in records
+    ]
+
+
+def failure_class(fc: FailureClass) -> Any:
+    return _FAILURE[fc]
+
+
+def tool_calls(calls: Iterable[ToolCall]) -> list[pb.ToolCall]:
+    return [pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in calls]
+
+
+def json_value(value: Any | None) -> struct_pb2.Value | None:
+    if value is None:
+        return None
+    v = struct_pb2.Value()
+    if isinstance(value, dict):
+        v.struct_value.update(value)
+    elif isinstance(value, list):
+        v.list_value.extend(value)
+    elif isinstance(value, bool):
+        v.bool_value = value
+    elif isinstance(value, int | float):
+        v.number_value = value
+    elif isinstance(value, str):
+        v.string_value = value
+    else:
+        v.null_value = struct_pb2.NULL_VALUE
+    return v
+
+
+def generate_response(
+    plan: Plan, result: ExecutionResult, request_id: str, trace_id: str
+) -> pb.GenerateResponse:
+    c = result.completion
+    return pb.GenerateResponse(
+        output=pb.Output(
+            text=c.text, tool_calls=tool_calls(c.tool_calls), parsed_json=json_value(result.parsed_json)
+        ),
+        finish_reason=_FINISH.get(c.finish_reason, pb.FINISH_REASON_UNSPECIFIED),
+        usage=usage(c.usage),
+        cost_usd_nanos=result.cost_usd_nanos,
+        total_cost_usd_nanos=result.total_cost_usd_nanos,
+        model=result.candidate.model.name,
+        provider=result.candidate.model.provider,
+        decision=decision(plan),
+        attempts=attempts(result.attempts),
+        trace_id=trace_id,
+        request_id=request_id,
+    )
+
+
+def stream_end(plan: Plan, result: ExecutionResult, request_id: str, trace_id: str) -> pb.StreamEnd:
+    c = result.completion
+    return pb.StreamEnd(
+        finish_reason=_FINISH.get(c.finish_reason, pb.FINISH_REASON_UNSPECIFIED),
+        usage=usage(c.usage),
+        cost_usd_nanos=result.cost_usd_nanos,
+        total_cost_usd_nanos=result.total_cost_usd_nanos,
+        model=result.candidate.model.name,
+        provider=result.candidate.model.provider,
+        decision=decision(plan),
+        attempts=attempts(result.attempts),
+        trace_id=trace_id,
+        request_id=request_id,
+        tool_calls=tool_calls(c.tool_calls),
+        parsed_json=json_value(result.parsed_json),
+    )
+
+
+def model_info(model: ModelSpec, endpoint: str, health: HealthSnapshot) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        name=model.name,
+        provider=model.provider,
+        upstream_model=model.upstream_model,
+        endpoint=endpoint,
+        input_price_usd_nanos_per_mtok=model.price.input_per_mtok,
+        output_price_usd_nanos_per_mtok=model.price.output_per_mtok,
+        cached_input_price_usd_nanos_per_mtok=model.price.cached_input_per_mtok,
+        context_window=model.context_window,
+        max_output_tokens=model.max_output_tokens,
+        capabilities=sorted(_CAPABILITY[c] for c in model.capabilities),
+        tags=sorted(model.tags),
+        quality=model.quality,
+        health=pb.ModelHealth(
+            state=_HEALTH[health.state],
+            error_rate=health.error_rate,
+            latency_ewma=duration(health.latency_ewma_s),
+            attempts=health.attempts,
+            last_failure=_FAILURE[health.last_failure]
+            if health.last_failure
+            else pb.FAILURE_CLASS_UNSPECIFIED,
+        ),
+    )

@@ -1,0 +1,71 @@
+"""The grpc.aio server: listeners, health and reflection, and graceful shutdown.
+
+Shutdown order (`stop`): health turns NOT_SERVING (so a load balancer or kubelet stops sending),
+the server stops accepting new RPCs, in-flight RPCs get the grace period to finish, then whatever
+is left is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+from sidecar.server.servicer import RouterServicer
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouterService"].full_name
+TRANSPORT_HEADROOM_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int  # 0 picks a free port
+    unix_socket: str = ""
+    max_request_bytes: int = 32 * 1024 * 1024
+
+
+class GrpcServer:
+    def __init__(self, servicer: RouterServicer, listen: Listen) -> None:
+        # The transport limit sits above Turnout's own, so an oversized request reaches the
+        # servicer's check and gets an error naming the field instead of a bare transport error.
+        limit = listen.max_request_bytes + TRANSPORT_HEADROOM_BYTES
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_RouterServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(f"{listen.host}:{listen.port}")
+        self.address = f"{listen.host}:{self.port}"
+        self.unix_socket = listen.unix_socket
+        if listen.unix_socket:
+            self._server.add_insecure_port(f"unix:{listen.unix_socket}")
+
+    async def start(self) -> None:
+        await self._server.start()
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_s: float) -> None:
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._server.stop(grace_s)

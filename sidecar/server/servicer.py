@@ -1,0 +1,136 @@
+"""RouterService handlers: convert, call the pipeline, convert back. Every failure becomes a status here.
+
+Handlers hold no routing logic. Each one reads the request (all field violations at once), bounds
+it by the caller's deadline (or the configured default), asks the pipeline, and maps any error
+through errors.to_status, so the server never crashes on a request and never leaks internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError
+from sidecar.domain.plan import Plan
+from sidecar.domain.response import StreamChunk
+from sidecar.execution.executor import ExecutionResult
+from sidecar.pipeline import Pipeline
+from sidecar.registry.health import HealthTracker
+from sidecar.registry.registry import Registry
+from sidecar.server import convert_out as out
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+from sidecar.server.convert_in import AnyRequest, to_chat_request
+from sidecar.server.errors import to_status
+
+log = logging.getLogger(__name__)
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What one config snapshot serves with; swapped whole on reload."""
+
+    pipeline: Pipeline
+    registry: Registry
+
+
+class RouterServicer(pb_grpc.RouterServiceServicer):
+    def __init__(
+        self,
+        runtime: Callable[[], Runtime],
+        health: HealthTracker,
+        *,
+        max_request_bytes: int,
+        default_timeout_s: float,
+    ) -> None:
+        self._runtime = runtime
+        self._health = health
+        self._max_request_bytes = max_request_bytes
+        self._default_timeout_s = default_timeout_s
+
+    async def Route(self, request: pb.RouteRequest, context: Context) -> pb.RouteResponse:
+        try:
+            chat = to_chat_request(self._checked(request))
+            plan = self._runtime().pipeline.route(chat)
+            return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+            await _abort(context, exc)
+            raise AssertionError("unreachable") from None
+
+    async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
+        try:
+            chat = to_chat_request(self._checked(request))
+            generated = await self._runtime().pipeline.generate(chat, self._deadline(context))
+            return out.generate_response(generated.plan, generated.result, chat.request_id, trace_id="")
+        except Exception as exc:  # noqa: BLE001
+            await _abort(context, exc)
+            raise AssertionError("unreachable") from None
+
+    async def GenerateStream(
+        self, request: pb.GenerateStreamRequest, context: Context
+    ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        try:
+            chat = to_chat_request(self._checked(request))
+            plan: Plan | None = None
+            events = self._runtime().pipeline.generate_stream(chat, self._deadline(context))
+            async for event in events:
+                if isinstance(event, Plan):
+                    plan = event
+                elif isinstance(event, StreamChunk):
+                    yield pb.GenerateStreamResponse(
+                        delta=pb.OutputDelta(
+                            text=event.text,
+                            tool_calls=[
+                                pb.ToolCallDelta(
+                                    index=d.index, id=d.id, name=d.name, arguments_json=d.arguments_json
+                                )
+                                for d in event.tool_calls
+                            ],
+                        )
+                    )
+                elif isinstance(event, ExecutionResult):
+                    assert plan is not None, "the pipeline yields the plan first"
+                    end = out.stream_end(plan, event, chat.request_id, trace_id="")
+                    yield pb.GenerateStreamResponse(end=end)
+        except Exception as exc:  # noqa: BLE001
+            await _abort(context, exc)
+
+    async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
+        registry = self._runtime().registry
+        return pb.ListModelsResponse(
+            models=[
+                out.model_info(m, registry.endpoint(m), self._health.snapshot(m.name))
+                for m in registry.models
+            ]
+        )
+
+    def _checked(self, request: AnyRequest) -> AnyRequest:
+        size = request.ByteSize()
+        if size > self._max_request_bytes:
+            raise InvalidRequest(
+                [
+                    FieldViolation(
+                        "messages",
+                        f"the request is {size:,} bytes, over the limit of {self._max_request_bytes:,} "
+                        "(server.max_request_mb)",
+                    )
+                ]
+            )
+        return request
+
+    def _deadline(self, context: Context) -> float:
+        remaining = context.time_remaining()
+        budget = self._default_timeout_s if remaining is None else min(remaining, self._default_timeout_s)
+        return time.monotonic() + budget
+
+
+async def _abort(context: Context, exc: Exception) -> None:
+    if not isinstance(exc, TurnoutError):
+        log.error("request failed unexpectedly: %s", type(exc).__name__, exc_info=exc)
+    await context.abort_with_status(to_status(exc))

@@ -1,0 +1,1 @@
+"""Output validators (JSON and JSON Schema), with schemas compiled once."""
