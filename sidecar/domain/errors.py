@@ -40,8 +40,11 @@ class TurnoutError(Exception):
 class InvalidRequest(TurnoutError):
     reason = "INVALID_REQUEST"
 
-    def __init__(self, violations: list[FieldViolation] | tuple[FieldViolation, ...]) -> None:
+    def __init__(
+        self, violations: list[FieldViolation] | tuple[FieldViolation, ...], reason: str = "INVALID_REQUEST"
+    ) -> None:
         self.violations = tuple(violations)
+        self.reason = reason
         first = self.violations[0]
         more = f" (and {len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
         super().__init__(f"invalid request: {first.field}: {first.description}{more}")

@@ -120,7 +120,8 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                         f"the request is {size:,} bytes, over the limit of {self._max_request_bytes:,} "
                         "(server.max_request_mb)",
                     )
-                ]
+                ],
+                reason="REQUEST_TOO_LARGE",
             )
         return request
 

@@ -1,0 +1,199 @@
+"""The OpenAI Chat Completions transport: POST the codec's body with aiohttp, translate what comes back.
+
+All the format knowledge lives in `codec`; this module owns the HTTP exchange and is the edge where
+aiohttp and asyncio errors become ProviderError. Messages are scrubbed of the credentials before
+they leave, and foreign exceptions are not chained (`from None`): aiohttp keeps the request
+headers, Authorization included, on some of its exceptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import aiohttp
+
+from sidecar.domain.model import ProviderSpec
+from sidecar.domain.outcome import FailureClass, ProviderError
+from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
+from sidecar.providers.base import ProviderCall
+from sidecar.providers.http import call_timeout
+from sidecar.providers.openai.codec import (
+    classify_error,
+    decode_chunk,
+    decode_completion,
+    encode_request,
+    parse_json,
+)
+from sidecar.providers.sse import SSEDecoder, SSEError, SSEEvent
+
+CHAT_PATH = "/chat/completions"
+MAX_ERROR_BODY_BYTES = 64 * 1024
+_MAX_DETAIL_CHARS = 300
+_SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
+_REDACTED = "********"
+
+
+class OpenAIAdapter:
+    """A ProviderAdapter for any endpoint that speaks OpenAI Chat Completions under `spec.base_url`."""
+
+    def __init__(self, spec: ProviderSpec, session: aiohttp.ClientSession) -> None:
+        self._spec = spec
+        self._session = session
+        self._url = spec.base_url.rstrip("/") + CHAT_PATH
+        headers = dict(spec.headers)
+        if spec.api_key is not None:
+            headers["Authorization"] = f"Bearer {spec.api_key.reveal()}"
+        self._headers = headers
+        secrets = [v for k, v in spec.headers if any(w in k.lower() for w in _SENSITIVE_HEADER_WORDS)]
+        if spec.api_key is not None:
+            secrets.append(spec.api_key.reveal())
+        self._secrets = tuple(s for s in secrets if s)
+
+    def __repr__(self) -> str:
+        return f"OpenAIAdapter(provider={self._spec.name!r}, url={self._url!r})"
+
+    async def complete(self, call: ProviderCall) -> Completion:
+        with self._edge(call):
+            payload = encode_request(call.request, call.model, stream=False)
+            async with self._exchange(call, payload, accept="application/json") as response:
+                raw = await response.read()
+            return decode_completion(parse_json(raw))
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
+        state = _StreamState()
+        with self._edge(call, interrupted=lambda: state.yielded):
+            payload = encode_request(call.request, call.model, stream=True)
+            async with self._exchange(call, payload, accept="text/event-stream") as response:
+                decoder = SSEDecoder()
+                async for data in response.content.iter_any():
+                    for chunk in state.fold(decoder.feed(data)):
+                        state.yielded = True
+                        yield chunk
+                    if state.done:
+                        break
+                else:
+                    for chunk in state.fold(decoder.close()):
+                        state.yielded = True
+                        yield chunk
+            final = state.final()
+        # Outside the exchange: the connection is back in the pool before the caller sees the end.
+        yield final
+
+    @contextlib.asynccontextmanager
+    async def _exchange(
+        self, call: ProviderCall, payload: dict[str, Any], *, accept: str
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST and hand over a 2xx response; close it on any error or cancellation, else release it."""
+        try:
+            data = json.dumps(payload, ensure_ascii=False).encode()
+        except (TypeError, ValueError) as exc:  # e.g. a set inside a tool's parameter schema
+            raise ProviderError(
+                FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
+            ) from None
+        response = await self._session.post(
+            self._url,
+            data=data,
+            headers={**self._headers, "Accept": accept, "Content-Type": "application/json"},
+            timeout=call_timeout(call.timeout_s, self._spec),
+        )
+        try:
+            if not 200 <= response.status < 300:
+                body = await _read_capped(response, MAX_ERROR_BODY_BYTES)
+                raise classify_error(response.status, body, response.headers)
+            yield response
+        except BaseException:
+            response.close()  # drop the connection: an unread or broken body must not be reused
+            raise
+        response.release()
+
+    @contextlib.contextmanager
+    def _edge(self, call: ProviderCall, interrupted: Callable[[], bool] = lambda: False) -> Iterator[None]:
+        """Translate everything foreign into ProviderError; let cancellation through untouched."""
+        try:
+            yield
+        except ProviderError as err:
+            raise self._scrubbed(err) from None
+        except TimeoutError as exc:  # aiohttp's ServerTimeoutError family derives from it
+            limit = min(call.timeout_s, self._spec.request_timeout_s)
+            raise self._failure(FailureClass.TIMEOUT, f"no complete answer within {limit:g}s", exc) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            if interrupted():
+                raise self._failure(FailureClass.STREAM_INTERRUPTED, "the stream broke off", exc) from None
+            raise self._failure(FailureClass.CONNECTION, "the connection failed", exc) from None
+        except SSEError as exc:
+            raise self._failure(FailureClass.MALFORMED_RESPONSE, "not an event stream", exc) from None
+
+    def _failure(self, cls: FailureClass, what: str, exc: BaseException) -> ProviderError:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return ProviderError(cls, self._redact(f"{what} ({detail[:_MAX_DETAIL_CHARS]})"))
+
+    def _scrubbed(self, err: ProviderError) -> ProviderError:
+        message = self._redact(err.message)
+        if message == err.message:
+            return err
+        return ProviderError(err.failure_class, message, status=err.status, retry_after_s=err.retry_after_s)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, _REDACTED)
+        return text
+
+
+class _StreamState:
+    """Folds stream events into content chunks and one final chunk (finish reason + usage).
+
+    OpenAI sends the finish reason, then (with include_usage) a usage-only chunk, then `[DONE]`; the
+    final chunk is held back until the end so that it carries both.
+    """
+
+    def __init__(self) -> None:
+        self.done = False
+        self.yielded = False
+        self._finish: FinishReason | None = None
+        self._usage: Usage | None = None
+        self._model = ""
+
+    def fold(self, events: list[SSEEvent]) -> list[StreamChunk]:
+        """The content chunks these events carry; finish reason and usage are kept for `final`."""
+        chunks = []
+        for event in events:
+            chunk = None if self.done else self._on_event(event)
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    def _on_event(self, event: SSEEvent) -> StreamChunk | None:
+        if event.data.strip() == "[DONE]":
+            self.done = True
+            return None
+        body = parse_json(event.data)
+        chunk = decode_chunk({"error": body} if event.event == "error" and "error" not in body else body)
+        self._model = chunk.response_model or self._model
+        self._finish = chunk.finish_reason or self._finish
+        self._usage = chunk.usage or self._usage
+        if not (chunk.text or chunk.tool_calls):
+            return None
+        return StreamChunk(text=chunk.text, tool_calls=chunk.tool_calls, response_model=chunk.response_model)
+
+    def final(self) -> StreamChunk:
+        if self._finish is None and not self.done:
+            raise ProviderError(
+                FailureClass.STREAM_INTERRUPTED, "the stream ended without a finish reason or [DONE]"
+            )
+        return StreamChunk(
+            finish_reason=self._finish or FinishReason.UNKNOWN, usage=self._usage, response_model=self._model
+        )
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of the body: an error page has no business being large."""
+    body = bytearray()
+    while len(body) < limit:
+        piece = await response.content.read(limit - len(body))
+        if not piece:
+            break
+        body += piece
+    return bytes(body)

@@ -1,0 +1,349 @@
+"""Translate between the domain and the OpenAI Chat Completions wire format; pure functions, no I/O.
+
+Encoding turns a ChatRequest into the JSON body; decoding turns response bodies, stream chunks and
+error answers into Completion, StreamChunk and ProviderError. Whatever the provider sends in the
+wrong shape becomes MALFORMED_RESPONSE here, with the offending field's path in the message.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from sidecar.domain.model import ModelSpec
+from sidecar.domain.outcome import FailureClass, ProviderError
+from sidecar.domain.request import (
+    ChatRequest,
+    ImagePart,
+    Message,
+    ResponseFormatKind,
+    Role,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
+)
+from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+_Obj = Mapping[str, Any]
+
+MAX_MESSAGE_CHARS = 300
+DEFAULT_SCHEMA_NAME = "output"
+
+_FINISH = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS,  # the deprecated single-function form
+    "content_filter": FinishReason.CONTENT_FILTER,
+}
+_CONTEXT_TOO_LONG = re.compile(r"maximum context length|context[ _]length|context window", re.I)
+_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+
+# ---------------------------------------------------------------------------------------- encoding
+
+
+def encode_request(request: ChatRequest, model: ModelSpec, *, stream: bool) -> dict[str, Any]:
+    """The request body. Optional fields appear only when set; TEXT, the default format, is omitted."""
+    body: dict[str, Any] = {
+        "model": model.upstream_model,
+        "messages": [_message(m, i) for i, m in enumerate(request.messages)],
+    }
+    if request.tools:
+        body["tools"] = [{"type": "function", "function": _function(t)} for t in request.tools]
+    if request.tool_choice is not None:
+        body["tool_choice"] = _tool_choice(request.tool_choice)
+    fmt = request.response_format
+    if fmt.kind is ResponseFormatKind.JSON_OBJECT:
+        body["response_format"] = {"type": "json_object"}
+    elif fmt.kind is ResponseFormatKind.JSON_SCHEMA:
+        schema: dict[str, Any] = {"name": fmt.schema_name or DEFAULT_SCHEMA_NAME}
+        if fmt.schema is not None:
+            schema["schema"] = _plain(fmt.schema)
+        if fmt.strict:
+            schema["strict"] = True
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    p = request.params
+    optional = {
+        "max_completion_tokens": p.max_output_tokens,
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "stop": list(p.stop) or None,
+        "seed": p.seed,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _message(m: Message, index: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role.value}
+    if m.role is Role.TOOL:
+        return {**out, "tool_call_id": m.tool_call_id, "content": m.text}
+    if m.role is Role.ASSISTANT:
+        # Assistant content is text only; with tool calls and no text, OpenAI expects null.
+        out["content"] = m.text if m.text or not m.tool_calls else None
+        if m.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_json}}
+                for c in m.tool_calls
+            ]
+    elif m.has_image:
+        out["content"] = [_part(part, f"messages[{index}].content[{j}]") for j, part in enumerate(m.content)]
+    else:
+        out["content"] = m.text
+    if m.name:
+        out["name"] = m.name
+    return out
+
+
+def _part(part: TextPart | ImagePart, path: str) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if part.url:
+        url = part.url
+    elif part.data and part.media_type:
+        url = f"data:{part.media_type};base64,{base64.b64encode(part.data).decode('ascii')}"
+    else:
+        problem = "inline image bytes need a media type" if part.data else "image has neither URL nor data"
+        raise ProviderError(FailureClass.BAD_REQUEST, f"{path}: {problem}")
+    image = {"url": url, "detail": part.detail} if part.detail else {"url": url}
+    return {"type": "image_url", "image_url": image}
+
+
+def _function(tool: Tool) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        out["description"] = tool.description
+    out["parameters"] = _plain(tool.parameters) if tool.parameters else {"type": "object", "properties": {}}
+    if tool.strict:
+        out["strict"] = True
+    return out
+
+
+def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
+    if choice.mode is ToolChoiceMode.FUNCTION:
+        return {"type": "function", "function": {"name": choice.function_name}}
+    return choice.mode.value
+
+
+def _plain(value: Any) -> Any:
+    """Copy read-only mappings and tuples into the dicts and lists that json.dumps accepts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------- decoding
+
+
+def parse_json(raw: bytes | str) -> dict[str, Any]:
+    """A JSON object from a body or an event's data, or MALFORMED_RESPONSE."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ProviderError(FailureClass.MALFORMED_RESPONSE, f"the body is not valid JSON ({exc})") from None
+    return _typed(value, dict, "the body")
+
+
+def decode_finish_reason(value: object) -> FinishReason | None:
+    if value is None:
+        return None
+    return _FINISH.get(value, FinishReason.UNKNOWN) if isinstance(value, str) else FinishReason.UNKNOWN
+
+
+def decode_completion(body: _Obj) -> Completion:
+    choices = _req(body, "choices", list, "")
+    if not choices:
+        raise _malformed("choices is empty")
+    choice = _typed(choices[0], dict, "choices[0]")
+    message = _req(choice, "message", dict, "choices[0].")
+    calls = []
+    for i, raw in enumerate(_opt(message, "tool_calls", list, "choices[0].message.", [])):
+        path = f"choices[0].message.tool_calls[{i}]."
+        call = _typed(raw, dict, path[:-1])
+        fn = _req(call, "function", dict, path)
+        name, args = _req(fn, "name", str, path + "function."), _opt(fn, "arguments", str, path, "")
+        calls.append(ToolCall(_opt(call, "id", str, path, ""), name, args))
+    usage = _opt(body, "usage", dict, "", None)
+    return Completion(
+        text=_opt(message, "content", str, "choices[0].message.", ""),
+        finish_reason=decode_finish_reason(choice.get("finish_reason")) or FinishReason.UNKNOWN,
+        usage=Usage() if usage is None else decode_usage(usage),
+        tool_calls=tuple(calls),
+        response_model=_opt(body, "model", str, "", ""),
+    )
+
+
+def decode_chunk(body: _Obj) -> StreamChunk:
+    """One `chat.completion.chunk`; an in-stream `{"error": ...}` object raises its ProviderError."""
+    if "error" in body:
+        raise _error_from_payload(None, body, {})
+    choices = _req(body, "choices", list, "")  # empty in the usage-only final chunk
+    text, finish, deltas = "", None, []
+    if choices:
+        choice = _typed(choices[0], dict, "choices[0]")
+        finish = decode_finish_reason(choice.get("finish_reason"))
+        delta = _opt(choice, "delta", dict, "choices[0].", {})
+        text = _opt(delta, "content", str, "choices[0].delta.", "")
+        for i, raw in enumerate(_opt(delta, "tool_calls", list, "choices[0].delta.", [])):
+            path = f"choices[0].delta.tool_calls[{i}]."
+            call = _typed(raw, dict, path[:-1])
+            fn = _opt(call, "function", dict, path, {})
+            index = _req(call, "index", int, path)
+            name, args = _opt(fn, "name", str, path, ""), _opt(fn, "arguments", str, path, "")
+            deltas.append(ToolCallDelta(index, _opt(call, "id", str, path, ""), name, args))
+    usage = _opt(body, "usage", dict, "", None)
+    return StreamChunk(
+        text=text,
+        tool_calls=tuple(deltas),
+        finish_reason=finish,
+        usage=None if usage is None else decode_usage(usage),
+        response_model=_opt(body, "model", str, "", ""),
+    )
+
+
+def decode_usage(usage: _Obj) -> Usage:
+    details = _opt(usage, "prompt_tokens_details", dict, "usage.", {})
+    return Usage(
+        input_tokens=_opt(usage, "prompt_tokens", int, "usage.", 0),
+        output_tokens=_opt(usage, "completion_tokens", int, "usage.", 0),
+        cached_input_tokens=_opt(details, "cached_tokens", int, "usage.prompt_tokens_details.", 0),
+    )
+
+
+def _malformed(what: str) -> ProviderError:
+    return ProviderError(FailureClass.MALFORMED_RESPONSE, f"unexpected response shape: {what}")
+
+
+def _typed(value: object, kind: type[_T], path: str) -> _T:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _malformed(f"{path} should be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _req(obj: _Obj, key: str, kind: type[_T], prefix: str) -> _T:
+    if obj.get(key) is None:
+        raise _malformed(f"{prefix}{key} is missing")
+    return _typed(obj[key], kind, prefix + key)
+
+
+def _opt(obj: _Obj, key: str, kind: type[_T], prefix: str, default: _D) -> _T | _D:
+    value = obj.get(key)
+    return default if value is None else _typed(value, kind, prefix + key)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+def classify_error(
+    status: int, body: bytes, headers: Mapping[str, str], *, now: float | None = None
+) -> ProviderError:
+    """The error table: an HTTP error answer becomes a classified ProviderError.
+
+    The message is the provider's own, truncated. A non-JSON body is described rather than quoted
+    (HTML error pages say nothing useful), unless it is plain text.
+    """
+    content_type = _header(headers, "content-type")
+    try:
+        payload: _Obj = parse_json(body)
+    except ProviderError:
+        plain = content_type.startswith("text/plain") and body.strip()
+        payload = {"error": {"message": body.decode("utf-8", errors="replace")}} if plain else {}
+    described = f"HTTP {status} with a {len(body)}-byte body ({content_type or 'no content type'})"
+    return _error_from_payload(status, payload, headers, fallback=described, now=now)
+
+
+def _error_from_payload(
+    status: int | None,
+    payload: _Obj,
+    headers: Mapping[str, str],
+    *,
+    fallback: str = "",
+    now: float | None = None,
+) -> ProviderError:
+    error = payload.get("error")
+    if not isinstance(error, Mapping):  # a bare string, or message/code at the top level
+        error = {"message": error} if isinstance(error, str) else payload
+    message = error.get("message") or error.get("detail") or ""
+    message = message if isinstance(message, str) else json.dumps(message)
+    code, kind = str(error.get("code") or ""), str(error.get("type") or "")
+    if status is None and isinstance(error.get("code"), int):
+        status = error["code"]  # vLLM puts the HTTP status in an in-stream error's code
+    text = " ".join(message.split())
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+    if code and not code.isdigit():
+        text = f"{text} [{code}]".lstrip()
+    return ProviderError(
+        _class_of(status, code, kind, message),
+        text or fallback or "the provider reported an error without a message",
+        status=status,
+        retry_after_s=retry_after(headers, now=now),
+    )
+
+
+def _class_of(status: int | None, code: str, kind: str, message: str) -> FailureClass:
+    if status == 429 or (status is None and "rate_limit" in f"{code} {kind}"):
+        # Quota exhaustion is a billing state of this provider account, not a rate: it does not clear
+        # after Retry-After seconds, so RATE_LIMITED would have callers wait and retry in vain. AUTH
+        # is the non-transient "this account cannot serve" class, and it still lets the executor
+        # fall back to a candidate on another provider.
+        return FailureClass.AUTH if "insufficient_quota" in (code, kind) else FailureClass.RATE_LIMITED
+    if status in (401, 403):
+        return FailureClass.AUTH
+    if status == 408:
+        return FailureClass.TIMEOUT
+    if status in (503, 529):
+        return FailureClass.OVERLOADED
+    if status is not None and status >= 500:
+        return FailureClass.SERVER_ERROR
+    if code == "context_length_exceeded" or _CONTEXT_TOO_LONG.search(message):
+        return FailureClass.CONTEXT_TOO_LONG
+    if code in _FILTER_CODES or kind in _FILTER_CODES:
+        return FailureClass.CONTENT_FILTERED
+    if status == 413:
+        return FailureClass.CONTEXT_TOO_LONG  # too big for this endpoint; a larger model may take it
+    if status is not None and 400 <= status < 500:
+        return FailureClass.BAD_REQUEST
+    return FailureClass.SERVER_ERROR  # an error object inside a 200 stream, or an odd status
+
+
+def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait, from `retry-after-ms` (finer, preferred) or `Retry-After` (seconds or HTTP date)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = _header(headers, name)
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(_header(headers, "retry-after"))
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT; an obsolete form may parse without a zone
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    """Case-insensitive lookup that also works for a plain dict."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return (value or "").strip()
