@@ -26,14 +26,8 @@ from sidecar.domain.request import (
     ToolChoiceMode,
 )
 from sidecar.domain.response import FinishReason, ToolCallDelta, Usage
-from sidecar.providers.openai.codec import (
-    classify_error,
-    decode_chunk,
-    decode_completion,
-    encode_request,
-    parse_json,
-    retry_after,
-)
+from sidecar.providers.openai.codec import decode_chunk, decode_completion, encode_request, parse_json
+from sidecar.providers.openai.errors import classify_error, retry_after
 
 MODEL = ModelSpec(
     name="small",
@@ -448,7 +442,11 @@ JSON = {"content-type": "application/json"}
         (400, error_body("Your request was rejected", "content_filter"), FailureClass.CONTENT_FILTERED),
         (400, error_body("Rejected by safety", "content_policy_violation"), FailureClass.CONTENT_FILTERED),
         (400, error_body("Invalid value for 'temperature'", "invalid_value"), FailureClass.BAD_REQUEST),
-        (404, error_body("The model `gpt-9` does not exist", "model_not_found"), FailureClass.BAD_REQUEST),
+        (
+            404,
+            error_body("The model `gpt-9` does not exist", "model_not_found"),
+            FailureClass.SERVER_ERROR,
+        ),  # our config is wrong, not the request
         (422, error_body("Unprocessable"), FailureClass.BAD_REQUEST),
         (413, b"", FailureClass.CONTEXT_TOO_LONG),
         (408, error_body("Request timed out"), FailureClass.TIMEOUT),

@@ -20,13 +20,8 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.http import call_timeout
-from sidecar.providers.openai.codec import (
-    classify_error,
-    decode_chunk,
-    decode_completion,
-    encode_request,
-    parse_json,
-)
+from sidecar.providers.openai.codec import decode_chunk, decode_completion, encode_request, parse_json
+from sidecar.providers.openai.errors import classify_error
 from sidecar.providers.sse import SSEDecoder, SSEError, SSEEvent
 
 CHAT_PATH = "/chat/completions"

@@ -1,18 +1,14 @@
 """Translate between the domain and the OpenAI Chat Completions wire format; pure functions, no I/O.
 
-Encoding turns a ChatRequest into the JSON body; decoding turns response bodies, stream chunks and
-error answers into Completion, StreamChunk and ProviderError. Whatever the provider sends in the
+Encoding turns a ChatRequest into the JSON body; decoding turns response bodies and stream chunks
+into Completion and StreamChunk (error answers are errors.py's job). Whatever the provider sends in the
 wrong shape becomes MALFORMED_RESPONSE here, with the offending field's path in the message.
 """
 
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
-import math
-import re
-import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -31,12 +27,12 @@ from sidecar.domain.request import (
     ToolChoiceMode,
 )
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
+from sidecar.providers.openai.errors import error_from_payload
 
 _T = TypeVar("_T")
 _D = TypeVar("_D")
 _Obj = Mapping[str, Any]
 
-MAX_MESSAGE_CHARS = 300
 DEFAULT_SCHEMA_NAME = "output"
 
 _FINISH = {
@@ -46,8 +42,6 @@ _FINISH = {
     "function_call": FinishReason.TOOL_CALLS,  # the deprecated single-function form
     "content_filter": FinishReason.CONTENT_FILTER,
 }
-_CONTEXT_TOO_LONG = re.compile(r"maximum context length|context[ _]length|context window", re.I)
-_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 
 # ---------------------------------------------------------------------------------------- encoding
 
@@ -191,7 +185,7 @@ def decode_completion(body: _Obj) -> Completion:
 def decode_chunk(body: _Obj) -> StreamChunk:
     """One `chat.completion.chunk`; an in-stream `{"error": ...}` object raises its ProviderError."""
     if "error" in body:
-        raise _error_from_payload(None, body, {})
+        raise error_from_payload(None, body, {})
     choices = _req(body, "choices", list, "")  # empty in the usage-only final chunk
     text, finish, deltas = "", None, []
     if choices:
@@ -244,106 +238,3 @@ def _req(obj: _Obj, key: str, kind: type[_T], prefix: str) -> _T:
 def _opt(obj: _Obj, key: str, kind: type[_T], prefix: str, default: _D) -> _T | _D:
     value = obj.get(key)
     return default if value is None else _typed(value, kind, prefix + key)
-
-
-# ------------------------------------------------------------------------------------------ errors
-
-
-def classify_error(
-    status: int, body: bytes, headers: Mapping[str, str], *, now: float | None = None
-) -> ProviderError:
-    """The error table: an HTTP error answer becomes a classified ProviderError.
-
-    The message is the provider's own, truncated. A non-JSON body is described rather than quoted
-    (HTML error pages say nothing useful), unless it is plain text.
-    """
-    content_type = _header(headers, "content-type")
-    try:
-        payload: _Obj = parse_json(body)
-    except ProviderError:
-        plain = content_type.startswith("text/plain") and body.strip()
-        payload = {"error": {"message": body.decode("utf-8", errors="replace")}} if plain else {}
-    described = f"HTTP {status} with a {len(body)}-byte body ({content_type or 'no content type'})"
-    return _error_from_payload(status, payload, headers, fallback=described, now=now)
-
-
-def _error_from_payload(
-    status: int | None,
-    payload: _Obj,
-    headers: Mapping[str, str],
-    *,
-    fallback: str = "",
-    now: float | None = None,
-) -> ProviderError:
-    error = payload.get("error")
-    if not isinstance(error, Mapping):  # a bare string, or message/code at the top level
-        error = {"message": error} if isinstance(error, str) else payload
-    message = error.get("message") or error.get("detail") or ""
-    message = message if isinstance(message, str) else json.dumps(message)
-    code, kind = str(error.get("code") or ""), str(error.get("type") or "")
-    if status is None and isinstance(error.get("code"), int):
-        status = error["code"]  # vLLM puts the HTTP status in an in-stream error's code
-    text = " ".join(message.split())
-    if len(text) > MAX_MESSAGE_CHARS:
-        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
-    if code and not code.isdigit():
-        text = f"{text} [{code}]".lstrip()
-    return ProviderError(
-        _class_of(status, code, kind, message),
-        text or fallback or "the provider reported an error without a message",
-        status=status,
-        retry_after_s=retry_after(headers, now=now),
-    )
-
-
-def _class_of(status: int | None, code: str, kind: str, message: str) -> FailureClass:
-    if status == 429 or (status is None and "rate_limit" in f"{code} {kind}"):
-        # Quota exhaustion is a billing state of this provider account, not a rate: it does not clear
-        # after Retry-After seconds, so RATE_LIMITED would have callers wait and retry in vain. AUTH
-        # is the non-transient "this account cannot serve" class, and it still lets the executor
-        # fall back to a candidate on another provider.
-        return FailureClass.AUTH if "insufficient_quota" in (code, kind) else FailureClass.RATE_LIMITED
-    if status in (401, 403):
-        return FailureClass.AUTH
-    if status == 408:
-        return FailureClass.TIMEOUT
-    if status in (503, 529):
-        return FailureClass.OVERLOADED
-    if status is not None and status >= 500:
-        return FailureClass.SERVER_ERROR
-    if code == "context_length_exceeded" or _CONTEXT_TOO_LONG.search(message):
-        return FailureClass.CONTEXT_TOO_LONG
-    if code in _FILTER_CODES or kind in _FILTER_CODES:
-        return FailureClass.CONTENT_FILTERED
-    if status == 413:
-        return FailureClass.CONTEXT_TOO_LONG  # too big for this endpoint; a larger model may take it
-    if status is not None and 400 <= status < 500:
-        return FailureClass.BAD_REQUEST
-    return FailureClass.SERVER_ERROR  # an error object inside a 200 stream, or an odd status
-
-
-def retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait, from `retry-after-ms` (finer, preferred) or `Retry-After` (seconds or HTTP date)."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = _header(headers, name)
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return max(0.0, seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(_header(headers, "retry-after"))
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # HTTP dates are GMT; an obsolete form may parse without a zone
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    """Case-insensitive lookup that also works for a plain dict."""
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return (value or "").strip()
