@@ -32,7 +32,9 @@ def model(
 
 
 def provider(name: str = "p1", timeout_s: float = 30.0) -> ProviderSpec:
-    return ProviderSpec(name=name, kind="openai", base_url="http://127.0.0.1:9/v1", request_timeout_s=timeout_s)
+    return ProviderSpec(
+        name=name, kind="openai", base_url="http://127.0.0.1:9/v1", request_timeout_s=timeout_s
+    )
 
 
 def chat(text: str = "hello", **hints: object) -> ChatRequest:

@@ -40,7 +40,10 @@ def broken(mutate) -> str:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda r: r["models"][1].pop("context_window"), "models[1] (gpt-4o-mini).context_window: Field required"),
+        (
+            lambda r: r["models"][1].pop("context_window"),
+            "models[1] (gpt-4o-mini).context_window: Field required",
+        ),
         (
             lambda r: r["models"][0]["price"].update(input=-1),
             "models[0] (gpt-4o).price.input: Input should be greater than or equal to 0",
@@ -52,8 +55,14 @@ def broken(mutate) -> str:
         (lambda r: r["providers"][0].update(kind="carrier-pigeon"), "providers[0] (openai).kind"),
         (lambda r: r["models"][0].update(capabilities=["telepathy"]), "models[0] (gpt-4o).capabilities[0]"),
         (lambda r: r.update(default_route="nope"), "default_route: unknown route 'nope'"),
-        (lambda r: r["server"].update(port=70000), "server.port: Input should be less than or equal to 65535"),
-        (lambda r: r["models"][0].update(colour="blue"), "models[0] (gpt-4o).colour: Extra inputs are not permitted"),
+        (
+            lambda r: r["server"].update(port=70000),
+            "server.port: Input should be less than or equal to 65535",
+        ),
+        (
+            lambda r: r["models"][0].update(colour="blue"),
+            "models[0] (gpt-4o).colour: Extra inputs are not permitted",
+        ),
         (
             lambda r: r["providers"][0].update(headers={"Authorization": "Bearer x"}),
             "carries credentials; use api_key_env",
@@ -84,15 +93,15 @@ def test_key_comes_from_the_named_environment_variable():
 
 
 def test_unreadable_and_malformed_files(tmp_path):
-    with pytest.raises(ConfigError, match="missing.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load_config(bad)
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    with pytest.raises(ConfigError, match="empty.yaml: the top level must be a mapping"):
+    with pytest.raises(ConfigError, match=r"empty\.yaml: the top level must be a mapping"):
         load_config(empty)
 
 

@@ -18,7 +18,7 @@ from sidecar.domain.request import (
     TextPart,
     Tool,
 )
-from sidecar.policy.rules import Rule, RouteSpec, RulesPolicy
+from sidecar.policy.rules import RouteSpec, Rule, RulesPolicy
 from sidecar.registry.registry import Registry
 from tests.factories import chat, model, provider
 
@@ -101,7 +101,9 @@ def test_capability_filter_names_what_is_missing(change, rejected_reason):
     request = dataclasses.replace(chat(tags=frozenset({"cheap"})), **change)
     plan = POLICY.plan(request)
     assert "textonly" not in [c.model.name for c in plan.candidates]
-    assert any(r.model == "textonly" and rejected_reason in r.reason for r in plan.rejections), plan.rejections
+    assert any(r.model == "textonly" and rejected_reason in r.reason for r in plan.rejections), (
+        plan.rejections
+    )
 
 
 def test_max_output_limit_is_checked():

@@ -1,0 +1,123 @@
+"""OpenAI Chat Completions response shapes, built from an Answer; pure functions, no I/O.
+
+Field for field what api.openai.com sends: `chat.completion` bodies, `chat.completion.chunk` stream
+chunks (role first, then content or tool-call argument fragments, then the finish reason, then with
+include_usage a last chunk with `choices: []` and the usage), and the `/v1/models` list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.simulator.content import Answer
+
+SYSTEM_FINGERPRINT = "fp_turnout_sim"
+TOKENS_PER_DELTA = 3  # a stream delta carries a few tokens, as OpenAI's usually do
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What every chunk or body of one completion shares."""
+
+    completion_id: str
+    created: int
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    chunk: dict[str, Any]
+    tokens: int  # tokens this chunk carries: the stream waits tokens x per-token latency before it
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def completion_body(envelope: Envelope, answer: Answer, prompt_tokens: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer.content, "refusal": None}
+    if answer.tool_call is not None:
+        call = answer.tool_call
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        ]
+    message["annotations"] = []
+    return {
+        "id": envelope.completion_id,
+        "object": "chat.completion",
+        "created": envelope.created,
+        "model": envelope.model,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
+        ],
+        "usage": usage(prompt_tokens, answer.completion_tokens),
+        "service_tier": "default",
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+    }
+
+
+def chunk(
+    envelope: Envelope, delta: dict[str, Any], finish_reason: str | None = None, *, with_usage: bool = False
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": envelope.completion_id,
+        "object": "chat.completion.chunk",
+        "created": envelope.created,
+        "model": envelope.model,
+        "service_tier": "default",
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if with_usage:
+        body["usage"] = None
+    return body
+
+
+def stream_events(
+    envelope: Envelope, answer: Answer, prompt_tokens: int, *, include_usage: bool
+) -> Iterator[StreamEvent]:
+    """The whole stream of one answer, in order, each chunk tagged with the tokens it carries."""
+    call = answer.tool_call
+    first: dict[str, Any] = {"role": "assistant", "content": "" if call is None else None, "refusal": None}
+    if call is not None:
+        first["tool_calls"] = [
+            {"index": 0, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        ]
+    yield StreamEvent(chunk(envelope, first, with_usage=include_usage), 0)
+    pieces = answer.pieces if call is None else call.argument_pieces
+    for group in _groups(pieces, TOKENS_PER_DELTA):
+        text = "".join(group)
+        if call is None:
+            delta: dict[str, Any] = {"content": text}
+        else:
+            delta = {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+        yield StreamEvent(chunk(envelope, delta, with_usage=include_usage), len(group))
+    yield StreamEvent(chunk(envelope, {}, answer.finish_reason, with_usage=include_usage), 0)
+    if include_usage:
+        last = chunk(envelope, {}, with_usage=False)
+        last["choices"] = []
+        last["usage"] = usage(prompt_tokens, answer.completion_tokens)
+        yield StreamEvent(last, 0)
+
+
+def models_body(names: Iterable[str]) -> dict[str, Any]:
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "turnout-simulator"} for name in names]
+    return {"object": "list", "data": data}
+
+
+def _groups(pieces: tuple[str, ...], size: int) -> Iterator[tuple[str, ...]]:
+    for start in range(0, len(pieces), size):
+        yield pieces[start : start + size]

@@ -1,0 +1,68 @@
+"""The one object every handler shares: config, seeded models, fault book, counters and clocks.
+
+Time and randomness are injected here (sleep, wall clock, RNG) so tests can drive the simulator
+without real waits and get the same draws on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from sidecar.simulator.config import SimulatorConfig
+from sidecar.simulator.faults import FaultBook
+from sidecar.simulator.hangs import HangingRequests
+from sidecar.simulator.latency import LatencyModel
+from sidecar.simulator.stats import Stats
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class SimState:
+    config: SimulatorConfig
+    latency: LatencyModel
+    faults: FaultBook
+    stats: Stats = field(default_factory=Stats)
+    hangs: HangingRequests = field(default_factory=HangingRequests)
+    sleep: Sleep = asyncio.sleep
+    clock: Callable[[], float] = time.time
+    _ids: itertools.count[int] = field(default_factory=itertools.count, init=False)
+
+    @classmethod
+    def create(
+        cls,
+        config: SimulatorConfig,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> SimState:
+        """Latency and fault draws get separate streams from one seed, so adding a fault leaves the
+        latency sequence unchanged."""
+        root = rng if rng is not None else random.Random(config.seed)
+        latency_rng = random.Random(root.getrandbits(64))
+        fault_rng = random.Random(root.getrandbits(64))
+        return cls(
+            config=config,
+            latency=LatencyModel(latency_rng, config.time_scale),
+            faults=FaultBook(config, fault_rng),
+            sleep=sleep,
+            clock=clock,
+        )
+
+    def next_completion_id(self) -> str:
+        return f"chatcmpl-sim{next(self._ids):020d}"
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, skipping the call entirely for zero delays (time_scale 0 makes every delay zero)."""
+        if seconds > 0:
+            await self.sleep(seconds)
+
+
+STATE: web.AppKey[SimState] = web.AppKey("turnout_simulator_state", SimState)

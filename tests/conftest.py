@@ -1,0 +1,66 @@
+"""Shared fixtures: an in-process simulator and sidecar on loopback, and a gRPC stub to call it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+import yaml
+
+from sidecar.app import ListenOverrides, Sidecar
+from sidecar.config import Config, parse_config
+from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+from sidecar.simulator.config import load_simulator_config
+from sidecar.simulator.server import Simulator, start_simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = ROOT / "examples" / "turnout.yaml"
+EXAMPLE_SIMULATOR = ROOT / "examples" / "simulator.yaml"
+
+
+def example_config(base_url: str, **server: Any) -> Config:
+    """The example config with every provider pointed at a test simulator."""
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    for provider in raw["providers"]:
+        provider["base_url"] = base_url
+    raw["server"].update(server)
+    return parse_config(raw, source=str(EXAMPLE_CONFIG), env={})
+
+
+async def inject_fault(sim: Simulator, **fault: Any) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{sim.root_url}/_sim/faults", json=fault) as response,
+    ):
+        assert response.status in (200, 201), await response.text()
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    config = load_simulator_config(EXAMPLE_SIMULATOR).model_copy(update={"time_scale": 0.01})
+    sim = await start_simulator(config, "127.0.0.1", 0)
+    yield sim
+    await sim.close()
+
+
+@pytest.fixture
+async def sidecar(simulator: Simulator) -> AsyncIterator[Sidecar]:
+    running = Sidecar(example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0))
+    await running.start()
+    yield running
+    await running.stop(grace_s=0)
+
+
+@pytest.fixture
+async def channel(sidecar: Sidecar) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(sidecar.address) as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> pb_grpc.RouterServiceStub:
+    return pb_grpc.RouterServiceStub(channel)

@@ -1,0 +1,174 @@
+"""The RouterService end to end over gRPC: sidecar -> OpenAI adapter -> simulator, all on loopback."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from tests.conftest import inject_fault
+from tests.server.helpers import generate_request, user
+
+
+async def test_generate_returns_answer_decision_usage_cost_and_attempts(stub):
+    response = await stub.Generate(
+        generate_request(request_id="req-1", hints=pb.RoutingHints(task_type="classify"))
+    )
+    assert response.output.text
+    assert response.finish_reason == pb.FINISH_REASON_STOP
+    assert response.model == "gpt-4.1-nano"
+    assert response.provider == "openai"
+    assert response.request_id == "req-1"
+    assert response.usage.input_tokens > 0
+    assert response.usage.output_tokens > 0
+    # price: $0.10 in / $0.40 out per million tokens, in usd_nanos
+    expected = round(response.usage.input_tokens * 100 + response.usage.output_tokens * 400)
+    assert response.cost_usd_nanos == expected
+    assert response.total_cost_usd_nanos == expected
+    d = response.decision
+    assert (d.model, d.route, d.strategy) == ("gpt-4.1-nano", "default", "rules")
+    assert [c.model for c in d.fallbacks] == ["gpt-4o-mini", "gemini-2.5-flash"]
+    assert any("rule 'simple-tasks' matched" in r for r in d.reasons)
+    assert d.estimated_input_tokens > 0
+    assert d.estimated_cost_usd_nanos > 0
+    assert d.HasField("estimated_latency")
+    assert [(a.number, a.model, a.outcome) for a in response.attempts] == [
+        (1, "gpt-4.1-nano", pb.ATTEMPT_OUTCOME_SUCCESS)
+    ]
+    assert response.attempts[0].latency.ToTimedelta().total_seconds() > 0
+
+
+async def test_first_choice_failing_falls_back_and_lists_both_attempts(stub, simulator):
+    await inject_fault(simulator, model="gpt-4o-mini", kind="server_error", count=1)
+    response = await stub.Generate(generate_request())
+    assert response.model == "gemini-2.5-flash"
+    first, second = response.attempts
+    assert (first.model, first.outcome, first.failure_class) == (
+        "gpt-4o-mini",
+        pb.ATTEMPT_OUTCOME_FAILURE,
+        pb.FAILURE_CLASS_SERVER_ERROR,
+    )
+    assert "500" in first.error_message
+    assert (second.model, second.outcome) == ("gemini-2.5-flash", pb.ATTEMPT_OUTCOME_SUCCESS)
+
+
+async def test_stream_sends_deltas_then_one_end_event(stub):
+    events = [e async for e in stub.GenerateStream(pb.GenerateStreamRequest(messages=[user("Tell a story")]))]
+    deltas = [e.delta for e in events if e.HasField("delta")]
+    ends = [e.end for e in events if e.HasField("end")]
+    assert len(deltas) > 1
+    assert len(ends) == 1
+    assert events[-1].HasField("end")
+    end = ends[0]
+    assert "".join(d.text for d in deltas).strip()
+    assert end.model == "gpt-4o-mini"
+    assert end.usage.output_tokens > 0
+    assert end.cost_usd_nanos > 0
+    assert end.attempts[0].HasField("time_to_first_token")
+    assert end.decision.model == "gpt-4o-mini"
+
+
+async def test_stream_failover_before_first_token(stub, simulator):
+    await inject_fault(simulator, model="gpt-4o-mini", kind="overloaded", count=1)
+    events = [e async for e in stub.GenerateStream(pb.GenerateStreamRequest(messages=[user("hi")]))]
+    end = events[-1].end
+    assert end.model == "gemini-2.5-flash"
+    assert [a.failure_class for a in end.attempts] == [
+        pb.FAILURE_CLASS_OVERLOADED,
+        pb.FAILURE_CLASS_UNSPECIFIED,
+    ]
+
+
+async def test_json_schema_output_is_parsed(stub):
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": ["spam", "ham"]},
+            "confidence": {"type": "number"},
+        },
+        "required": ["label", "confidence"],
+    }
+    fmt = pb.ResponseFormat(type=pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA)
+    fmt.json_schema.name = "verdict"
+    fmt.json_schema.schema.update(schema)
+    response = await stub.Generate(generate_request(response_format=fmt))
+    parsed = json_format.MessageToDict(response.output.parsed_json)
+    assert parsed == json.loads(response.output.text)
+    assert parsed["label"] in ("spam", "ham")
+
+
+async def test_tool_call_is_returned(stub):
+    tool = pb.Tool(name="lookup_order", description="Find an order")
+    tool.parameters.update(
+        {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
+    )
+    response = await stub.Generate(
+        generate_request(
+            "Where is order 42?", tools=[tool], tool_choice=pb.ToolChoice(mode=pb.TOOL_CHOICE_MODE_REQUIRED)
+        )
+    )
+    assert response.finish_reason == pb.FINISH_REASON_TOOL_CALLS
+    (call,) = response.output.tool_calls
+    assert call.name == "lookup_order"
+    assert "order_id" in json.loads(call.arguments_json)
+
+
+async def test_route_decides_without_calling_a_provider(stub, simulator):
+    before = simulator.state.stats.snapshot() if hasattr(simulator.state.stats, "snapshot") else None
+    response = await stub.Route(
+        pb.RouteRequest(messages=[user("hello")], hints=pb.RoutingHints(user_tier="enterprise"))
+    )
+    assert response.decision.model == "gpt-4o"
+    assert response.request_id  # generated when the caller gives none
+    if before is not None:
+        assert simulator.state.stats.snapshot() == before
+
+
+async def test_list_models_reports_registry_and_live_health(stub):
+    await stub.Generate(generate_request())
+    response = await stub.ListModels(pb.ListModelsRequest())
+    by_name = {m.name: m for m in response.models}
+    assert len(by_name) == 9
+    mini = by_name["gpt-4o-mini"]
+    assert mini.input_price_usd_nanos_per_mtok == 150_000_000
+    assert mini.context_window == 128000
+    assert pb.CAPABILITY_TOOLS in mini.capabilities
+    assert mini.health.state == pb.HEALTH_STATE_HEALTHY
+    assert mini.health.attempts == 1
+    assert by_name["gpt-4o"].health.state == pb.HEALTH_STATE_UNKNOWN
+    assert mini.endpoint.startswith("http://127.0.0.1:")
+
+
+async def test_health_and_reflection(channel):
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "turnout.v1.RouterService"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = [
+        r
+        async for r in reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+    ]
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {"turnout.v1.RouterService", "grpc.health.v1.Health"} <= names
+
+
+async def test_every_provider_down_gives_unavailable_with_retry_info(stub, simulator):
+    await inject_fault(simulator, model="*", kind="rate_limit", count=10, retry_after_s=2)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Generate(generate_request())
+    from tests.server.helpers import details
+
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    found = details(info.value)
+    assert found["ErrorInfo"].reason == "ALL_CANDIDATES_FAILED"
+    assert found["RetryInfo"].retry_delay.seconds == 2
+    for model in ("gpt-4o-mini", "gemini-2.5-flash", "gpt-4o"):
+        assert f"{model}: rate_limited" in info.value.details()

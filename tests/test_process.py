@@ -1,0 +1,84 @@
+"""The sidecar as a real process: the CLI client against it, and graceful shutdown under load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+
+import grpc
+
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+from tests.processes import serve
+from tests.server.helpers import generate_request
+
+FAST = {"seed": 1, "time_scale": 0.05}
+# Every answer takes about 1.5 s, so that requests are surely in flight when SIGTERM arrives.
+SLOW = {
+    "seed": 1,
+    "time_scale": 1.0,
+    "default_profile": {"ttft_ms": 1500, "tokens_per_second": 400, "jitter": 0.0, "tail_probability": 0.0},
+}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_generate_cli_prints_answer_with_decision_usage_cost_and_attempts(tmp_path):
+    with serve(tmp_path, FAST) as served:
+        result = cli(
+            "generate", "--target", served.address, "--json", "--task-type", "classify", "Spam or ham?"
+        )
+        assert result.returncode == 0, result.stderr
+        response = json.loads(result.stdout)
+        assert response["output"]["text"]
+        assert response["model"] == "gpt-4.1-nano"
+        assert response["decision"]["model"] == "gpt-4.1-nano"
+        assert int(response["usage"]["inputTokens"]) > 0
+        assert int(response["costUsdNanos"]) > 0
+        assert response["attempts"][0]["outcome"] == "ATTEMPT_OUTCOME_SUCCESS"
+
+        human = cli("generate", "--target", served.address, "--stream", "Tell me a story")
+        assert human.returncode == 0, human.stderr
+        assert "served by gpt-4o-mini" in human.stderr
+        assert "attempt 1: gpt-4o-mini success" in human.stderr
+
+        decision = cli("route", "--target", served.address, "--tier", "enterprise", "hello")
+        assert decision.returncode == 0
+        assert "decision: gpt-4o via route 'default'" in decision.stderr
+
+        models = cli("models", "--target", served.address)
+        assert "gemini-2.5-pro" in models.stdout
+
+        bad = cli("generate", "--target", served.address, "--model", "gpt-99", "hi")
+        assert bad.returncode == 1
+        assert "NOT_FOUND" in bad.stderr
+        assert "hints.pinned_model" in bad.stderr
+
+
+def test_sigterm_lets_50_in_flight_requests_finish_then_exits_0(tmp_path):
+    with serve(tmp_path, SLOW) as served:
+
+        async def load() -> list[pb.GenerateResponse]:
+            async with grpc.aio.insecure_channel(served.address) as channel:
+                stub = pb_grpc.RouterServiceStub(channel)
+                calls = [
+                    asyncio.ensure_future(stub.Generate(generate_request(f"question {i}"), timeout=30))
+                    for i in range(50)
+                ]
+                await asyncio.sleep(0.7)  # all 50 are now waiting on the simulator
+                served.process.send_signal(signal.SIGTERM)
+                return await asyncio.gather(*calls)
+
+        responses = asyncio.run(load())
+        assert len(responses) == 50
+        assert all(r.output.text and r.model for r in responses)
+        assert served.process.wait(timeout=30) == 0
+        output = "".join(served.lines) + (served.process.stdout.read() if served.process.stdout else "")
+        assert "stopping; in-flight requests have 30s to finish" in output
