@@ -77,8 +77,12 @@ class Sidecar:
             unix_socket=o.unix_socket if o.unix_socket is not None else config.server.unix_socket,
             max_request_bytes=int(config.server.max_request_mb * 1024 * 1024),
         )
-        self._server = GrpcServer(servicer, listen)
-        await self._server.start()
+        try:
+            self._server = GrpcServer(servicer, listen)
+            await self._server.start()
+        except BaseException:
+            await self._session.close()
+            raise
 
     def runtime(self) -> Runtime:
         assert self._runtime is not None, "start() first"
@@ -108,7 +112,13 @@ async def serve_until_signalled(
         loop.add_signal_handler(sig, stop.set)
     sim = None
     if simulator is not None:
-        sim = await start_simulator(load_simulator_config(simulator.config_path), "127.0.0.1", simulator.port)
+        sim_config = load_simulator_config(simulator.config_path)
+        try:
+            sim = await start_simulator(sim_config, "127.0.0.1", simulator.port)
+        except OSError as exc:
+            raise OSError(
+                f"cannot start the simulator on 127.0.0.1:{simulator.port}: {exc.strerror}"
+            ) from None
         announce(f"simulator: serving the OpenAI wire format at {sim.base_url}")
     sidecar = Sidecar(config, overrides)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # e.g. `turnout models | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
     return code
 
 
@@ -63,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from sidecar.app import ListenOverrides, SimulatorOption, serve_until_signalled
     from sidecar.config import ConfigError, load_config
+    from sidecar.simulator.config import SimulatorConfigError
 
     try:
         config = load_config(args.config)
@@ -71,7 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     overrides = ListenOverrides(args.host, args.port, args.unix_socket)
     simulator = SimulatorOption(args.simulator, args.simulator_port) if args.simulator else None
-    asyncio.run(serve_until_signalled(config, overrides, simulator, announce=_announce))
+    try:
+        asyncio.run(serve_until_signalled(config, overrides, simulator, announce=_announce))
+    except (OSError, SimulatorConfigError) as exc:
+        print(f"turnout: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

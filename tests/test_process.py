@@ -82,3 +82,13 @@ def test_sigterm_lets_50_in_flight_requests_finish_then_exits_0(tmp_path):
         assert served.process.wait(timeout=30) == 0
         output = "".join(served.lines) + (served.process.stdout.read() if served.process.stdout else "")
         assert "stopping; in-flight requests have 30s to finish" in output
+
+
+def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path):
+    with serve(tmp_path, FAST) as served:
+        port = served.address.rsplit(":", 1)[1]
+        config = tmp_path / "turnout.yaml"
+        result = cli("serve", "--config", str(config), "--port", port)
+        assert result.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -58,9 +58,13 @@ class ProviderError(Exception):
         self.status = status
         self.retry_after_s = retry_after_s
 
+    @property
+    def detail(self) -> str:
+        """The message with the HTTP status, without the class (reported beside it)."""
+        return self.message if self.status is None else f"HTTP {self.status}: {self.message}"
+
     def __str__(self) -> str:
-        status = f" (HTTP {self.status})" if self.status is not None else ""
-        return f"{self.failure_class.value}{status}: {self.message}"
+        return f"{self.failure_class.value}: {self.detail}"
 
 
 class AttemptOutcome(enum.StrEnum):

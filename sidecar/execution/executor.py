@@ -177,7 +177,7 @@ class Executor:
             outcome=outcome,
             latency_s=self._clock() - started,
             failure_class=error.failure_class if error else None,
-            error_message=str(error) if error else "",
+            error_message=error.detail if error else "",
             time_to_first_token_s=ttft_s,
             usage=usage,
             cost_usd_nanos=model.price.cost_usd_nanos(usage),

@@ -54,8 +54,8 @@ class HealthTracker:
         stats = self._stats.setdefault(record.model, _Stats())
         stats.attempts += 1
         failed = 1.0 if record.outcome is AttemptOutcome.FAILURE else 0.0
-        first = stats.attempts == 1
-        stats.error_rate = failed if first else (1 - ALPHA) * stats.error_rate + ALPHA * failed
+        # From a prior of zero: one failure in a fresh start reads as degraded, not unhealthy.
+        stats.error_rate = (1 - ALPHA) * stats.error_rate + ALPHA * failed
         if failed:
             stats.last_failure = record.failure_class
         elif stats.latency_ewma_s is None:

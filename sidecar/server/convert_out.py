@@ -92,10 +92,6 @@ def attempts(records: Iterable[AttemptRecord]) -> list[pb.Attempt]:
     ]
 
 
-def failure_class(fc: FailureClass) -> Any:
-    return _FAILURE[fc]
-
-
 def tool_calls(calls: Iterable[ToolCall]) -> list[pb.ToolCall]:
     return [pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in calls]
 
@@ -119,42 +115,38 @@ def json_value(value: Any | None) -> struct_pb2.Value | None:
     return v
 
 
+def _summary(plan: Plan, result: ExecutionResult, request_id: str, trace_id: str) -> dict[str, Any]:
+    """The fields a GenerateResponse and a StreamEnd share."""
+    c = result.completion
+    return {
+        "finish_reason": _FINISH.get(c.finish_reason, pb.FINISH_REASON_UNSPECIFIED),
+        "usage": usage(c.usage),
+        "cost_usd_nanos": result.cost_usd_nanos,
+        "total_cost_usd_nanos": result.total_cost_usd_nanos,
+        "model": result.candidate.model.name,
+        "provider": result.candidate.model.provider,
+        "decision": decision(plan),
+        "attempts": attempts(result.attempts),
+        "trace_id": trace_id,
+        "request_id": request_id,
+    }
+
+
 def generate_response(
     plan: Plan, result: ExecutionResult, request_id: str, trace_id: str
 ) -> pb.GenerateResponse:
     c = result.completion
-    return pb.GenerateResponse(
-        output=pb.Output(
-            text=c.text, tool_calls=tool_calls(c.tool_calls), parsed_json=json_value(result.parsed_json)
-        ),
-        finish_reason=_FINISH.get(c.finish_reason, pb.FINISH_REASON_UNSPECIFIED),
-        usage=usage(c.usage),
-        cost_usd_nanos=result.cost_usd_nanos,
-        total_cost_usd_nanos=result.total_cost_usd_nanos,
-        model=result.candidate.model.name,
-        provider=result.candidate.model.provider,
-        decision=decision(plan),
-        attempts=attempts(result.attempts),
-        trace_id=trace_id,
-        request_id=request_id,
+    output = pb.Output(
+        text=c.text, tool_calls=tool_calls(c.tool_calls), parsed_json=json_value(result.parsed_json)
     )
+    return pb.GenerateResponse(output=output, **_summary(plan, result, request_id, trace_id))
 
 
 def stream_end(plan: Plan, result: ExecutionResult, request_id: str, trace_id: str) -> pb.StreamEnd:
-    c = result.completion
     return pb.StreamEnd(
-        finish_reason=_FINISH.get(c.finish_reason, pb.FINISH_REASON_UNSPECIFIED),
-        usage=usage(c.usage),
-        cost_usd_nanos=result.cost_usd_nanos,
-        total_cost_usd_nanos=result.total_cost_usd_nanos,
-        model=result.candidate.model.name,
-        provider=result.candidate.model.provider,
-        decision=decision(plan),
-        attempts=attempts(result.attempts),
-        trace_id=trace_id,
-        request_id=request_id,
-        tool_calls=tool_calls(c.tool_calls),
+        tool_calls=tool_calls(result.completion.tool_calls),
         parsed_json=json_value(result.parsed_json),
+        **_summary(plan, result, request_id, trace_id),
     )
 
 

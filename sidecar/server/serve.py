@@ -54,11 +54,11 @@ class GrpcServer:
             ),
             self._server,
         )
-        self.port = self._server.add_insecure_port(f"{listen.host}:{listen.port}")
+        self.port = _bind(self._server, f"{listen.host}:{listen.port}")
         self.address = f"{listen.host}:{self.port}"
         self.unix_socket = listen.unix_socket
         if listen.unix_socket:
-            self._server.add_insecure_port(f"unix:{listen.unix_socket}")
+            _bind(self._server, f"unix:{listen.unix_socket}")
 
     async def start(self) -> None:
         await self._server.start()
@@ -69,3 +69,10 @@ class GrpcServer:
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.stop(grace_s)
+
+
+def _bind(server: grpc.aio.Server, address: str) -> int:
+    try:
+        return server.add_insecure_port(address)
+    except RuntimeError:  # grpc says only "Failed to bind"; say what to check
+        raise OSError(f"cannot listen on {address}: the address is in use or not permitted") from None
