@@ -1,32 +1,41 @@
 """Composition root: the only module that names concrete classes, and the start/stop order.
 
-start: HTTP session -> adapters -> health -> executor -> policy -> pipeline -> gRPC server
-stop:  gRPC server (graceful) -> HTTP session
+start:  HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline) -> gRPC server
+        -> config watcher (`serve_until_signalled`)
+reload: runtime rebuilt from the new file on the same session and health, swapped in whole
+stop:   config watcher -> gRPC server (graceful) -> HTTP session
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
-from sidecar.config import Config
+from sidecar.config import Config, ServerSettings, load_config
 from sidecar.execution.executor import Executor
 from sidecar.pipeline import Pipeline
-from sidecar.policy.rules import RulesPolicy
+from sidecar.policy.build import build_engine
+from sidecar.policy.cache import DecisionCache
 from sidecar.providers.factory import build_adapter
 from sidecar.providers.http import make_session
 from sidecar.registry.health import HealthTracker
+from sidecar.reload import ConfigWatcher, ReloadResult
 from sidecar.server.serve import GrpcServer, Listen
 from sidecar.server.servicer import RouterServicer, Runtime
 from sidecar.simulator.config import load_simulator_config
 from sidecar.simulator.server import start_simulator
 
 log = logging.getLogger(__name__)
+
+# Server settings that the listeners and the servicer take at start; a reload cannot change them.
+RESTART_ONLY = ("host", "port", "unix_socket", "max_request_mb", "default_timeout_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +45,26 @@ class ListenOverrides:
     unix_socket: str | None = None
 
 
+def build_runtime(config: Config, session: aiohttp.ClientSession, health: HealthTracker) -> Runtime:
+    """Everything one config snapshot serves with. Start and reload both build it here.
+
+    The session (one connection pool) and the health tracker (live statistics) are shared across
+    reloads; adapters, executor and policy are rebuilt from the config.
+    """
+    adapters = {name: build_adapter(spec, session) for name, spec in config.providers.items()}
+    executor = Executor(adapters, config.providers, observers=[health.observe])
+    c = config.decision_cache
+    # A new cache per snapshot: a reload drops every cached decision with the old registry.
+    cache = DecisionCache(c.max_entries, c.ttl_s) if c.enabled else None
+    policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
+    return Runtime(Pipeline(policy, executor), config.registry)
+
+
 class Sidecar:
-    """One running sidecar: build with a Config, `await start()`, `await stop()`."""
+    """One running sidecar: build with a Config, `await start()`, `reload(path)`, `await stop()`."""
 
     def __init__(self, config: Config, overrides: ListenOverrides = ListenOverrides()) -> None:
-        self.config = config
+        self.config = config  # the config in effect (after a reload, with the restart-only settings kept)
         self._overrides = overrides
         self.health = HealthTracker()
         self._session: aiohttp.ClientSession | None = None
@@ -60,10 +84,7 @@ class Sidecar:
     async def start(self) -> None:
         config = self.config
         self._session = make_session()
-        adapters = {name: build_adapter(spec, self._session) for name, spec in config.providers.items()}
-        executor = Executor(adapters, config.providers, observers=[self.health.observe])
-        policy = RulesPolicy(config.routes, config.default_route, config.registry)
-        self._runtime = Runtime(Pipeline(policy, executor), config.registry)
+        self._runtime = build_runtime(config, self._session, self.health)
         servicer = RouterServicer(
             self.runtime,
             self.health,
@@ -88,6 +109,44 @@ class Sidecar:
         assert self._runtime is not None, "start() first"
         return self._runtime
 
+    def reload(self, path: str | Path) -> ReloadResult:
+        """Load `path`, build a runtime from it and swap it in; ConfigError (nothing changed) if invalid.
+
+        Server settings in RESTART_ONLY keep their running values (a warning names the ones the new
+        file changes); everything else applies to requests that start after this returns. Requests
+        in flight keep the runtime they started with: each handler reads `runtime()` once.
+        """
+        assert self._session is not None, "start() first"
+        previous = self.config
+        loaded = load_config(path)
+        pending = self._restart_only_changes(previous.server, loaded.server)
+        if pending:
+            log.warning(
+                "config reload: %s: %s changed but take%s effect only after a restart; "
+                "the rest of the new config applies now",
+                loaded.source,
+                ", ".join(pending),
+                "s" if len(pending) == 1 else "",
+            )
+        kept = {name: getattr(previous.server, name) for name in RESTART_ONLY}
+        config = dataclasses.replace(loaded, server=loaded.server.model_copy(update=kept))
+        runtime = build_runtime(config, self._session, self.health)
+        # The swap. Handlers run on this one asyncio loop and this method does not await, so no
+        # request can observe a half-made change: one that started before this line keeps the old
+        # runtime (it holds a reference), one that starts after gets the new one. No lock needed.
+        self._runtime = runtime
+        self.config = config
+        return ReloadResult(config=config, previous=previous, restart_required=tuple(pending))
+
+    def _restart_only_changes(self, running: ServerSettings, new: ServerSettings) -> list[str]:
+        """'server.port (50051 -> 50052)' for each restart-only setting whose effective value differs."""
+        pinned = {name for name, value in dataclasses.asdict(self._overrides).items() if value is not None}
+        return [
+            f"server.{name} ({getattr(running, name)!r} -> {getattr(new, name)!r})"
+            for name in RESTART_ONLY
+            if name not in pinned and getattr(running, name) != getattr(new, name)
+        ]
+
     async def stop(self, grace_s: float | None = None) -> None:
         if self._server is not None:
             await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
@@ -100,11 +159,14 @@ async def serve_until_signalled(
     overrides: ListenOverrides,
     simulator: SimulatorOption | None = None,
     announce: Callable[[str], None] = print,
+    reload_interval_s: float | None = None,
 ) -> None:
     """`turnout serve`: start (with the embedded simulator if asked), wait for SIGTERM/SIGINT, stop.
 
-    On the signal the sidecar stops accepting, lets in-flight requests finish within
-    server.shutdown_grace_s, and returns, so the process exits 0.
+    While serving, the config file is reloaded when its content changes (polled every
+    `reload_interval_s`, default server.reload_interval_s) and on SIGHUP. On SIGTERM/SIGINT the
+    sidecar stops accepting, lets in-flight requests finish within server.shutdown_grace_s, and
+    returns, so the process exits 0.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,14 +183,27 @@ async def serve_until_signalled(
             ) from None
         announce(f"simulator: serving the OpenAI wire format at {sim.base_url}")
     sidecar = Sidecar(config, overrides)
+    watcher = ConfigWatcher(
+        config.source,
+        sidecar.reload,
+        interval_s=config.server.reload_interval_s if reload_interval_s is None else reload_interval_s,
+        follow_config_interval=reload_interval_s is None,
+    )
     try:
         await sidecar.start()
-        where = sidecar.address + (
-            f" and unix:{sidecar.server.unix_socket}" if sidecar.server.unix_socket else ""
-        )
-        announce(f"turnout: listening on {where} (config {config.source}); SIGTERM or Ctrl-C stops")
-        await stop.wait()
-        grace = config.server.shutdown_grace_s
+        watcher.start()  # before the announcement: once it is out, SIGHUP reloads
+        try:
+            where = sidecar.address + (
+                f" and unix:{sidecar.server.unix_socket}" if sidecar.server.unix_socket else ""
+            )
+            announce(
+                f"turnout: listening on {where} (config {config.source}); SIGTERM or Ctrl-C stops, "
+                "SIGHUP reloads the config"
+            )
+            await stop.wait()
+        finally:
+            await watcher.stop()
+        grace = sidecar.config.server.shutdown_grace_s
         announce(f"turnout: stopping; in-flight requests have {grace:g}s to finish")
         await sidecar.stop()
     finally:

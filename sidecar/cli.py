@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the built-in provider simulator in-process with this simulator config",
     )
     serve.add_argument("--simulator-port", type=int, default=DEFAULT_SIMULATOR_PORT)
+    serve.add_argument(
+        "--reload-interval",
+        type=_non_negative_seconds,
+        metavar="SECONDS",
+        help="check the config file for changes this often; 0: only on SIGHUP "
+        "(default: server.reload_interval_s, 1)",
+    )
     serve.set_defaults(run=_serve)
 
     sim = sub.add_parser("simulate", help="run the provider simulator (OpenAI wire format)")
@@ -77,7 +84,11 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = ListenOverrides(args.host, args.port, args.unix_socket)
     simulator = SimulatorOption(args.simulator, args.simulator_port) if args.simulator else None
     try:
-        asyncio.run(serve_until_signalled(config, overrides, simulator, announce=_announce))
+        asyncio.run(
+            serve_until_signalled(
+                config, overrides, simulator, announce=_announce, reload_interval_s=args.reload_interval
+            )
+        )
     except (OSError, SimulatorConfigError) as exc:
         print(f"turnout: {exc}", file=sys.stderr)
         return 1
@@ -110,6 +121,16 @@ def _validate(args: argparse.Namespace) -> int:
         f"{len(config.routes)} routes (default route {config.default_route!r})"
     )
     return 0
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
 
 
 def _announce(line: str) -> None:

@@ -1,7 +1,8 @@
 """Typed settings from one YAML file: validated at start, with errors that name the file and the field.
 
-The file holds models, providers and routes. Credentials never live in it: a provider names the
-environment variable that holds its key (`api_key_env`), read here once. Nothing here touches the
+The file holds models, providers and routes (the routes' schema is in config_routes.py).
+Credentials never live in it: a provider names the environment variable that holds its key
+(`api_key_env`), read here once. Nothing here touches the
 network. The result is a frozen `Config` of domain objects; the rest of the sidecar never sees YAML.
 """
 
@@ -17,9 +18,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sidecar.config_routes import RouteSettings, to_route_spec
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret, usd_to_nanos
 from sidecar.domain.request import Capability
-from sidecar.policy.rules import RouteSpec, Rule
+from sidecar.policy.specs import RouteSpec
 from sidecar.registry.registry import Registry
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
@@ -44,6 +46,8 @@ class ServerSettings(_Strict):
     shutdown_grace_s: float = Field(30, ge=0)
     # The whole-request deadline when the client sets none.
     default_timeout_s: float = Field(300, gt=0)
+    # How often the config file is checked for a change (by content hash); 0: only on SIGHUP.
+    reload_interval_s: float = Field(1.0, ge=0)
 
 
 class ProviderSettings(_Strict):
@@ -103,26 +107,12 @@ class ModelSettings(_Strict):
         return self
 
 
-class MatchSettings(_Strict):
-    task_types: list[str] = []
-    tiers: list[str] = []
-    tags: list[str] = []
-    labels: dict[str, str] = {}
+class CacheSettings(_Strict):
+    """The decision cache; see README (Routing)."""
 
-
-class RuleSettings(_Strict):
-    name: str
-    match: MatchSettings
-    models: list[str] = Field(min_length=1)
-
-
-class RouteSettings(_Strict):
-    name: Annotated[str, Field(pattern=NAME)]
-    strategy: Literal["rules"] = "rules"
-    default_models: list[str] = Field(min_length=1)
-    rules: list[RuleSettings] = []
-    # Strict routes reject task types and tiers their rules do not know instead of using the default.
-    strict: bool = False
+    enabled: bool = True
+    ttl_s: float = Field(10, gt=0)
+    max_entries: int = Field(4096, gt=0)
 
 
 class FileSettings(_Strict):
@@ -132,6 +122,7 @@ class FileSettings(_Strict):
     models: list[ModelSettings] = Field(min_length=1)
     routes: list[RouteSettings] = Field(min_length=1)
     default_route: str = ""
+    decision_cache: CacheSettings = CacheSettings()
 
     @model_validator(mode="after")
     def _references(self) -> FileSettings:
@@ -145,10 +136,8 @@ class FileSettings(_Strict):
             if m.provider not in providers:
                 problems.append(f"models[{i}] ({m.name}).provider: unknown provider {m.provider!r}")
         for i, route in enumerate(self.routes):
-            where = f"routes[{i}] ({route.name})"
-            problems += _unknown(f"{where}.default_models", route.default_models, models)
-            for j, rule in enumerate(route.rules):
-                problems += _unknown(f"{where}.rules[{j}] ({rule.name}).models", rule.models, models)
+            for where, names in route.model_references():
+                problems += _unknown(f"routes[{i}] ({route.name}).{where}", names, models)
         if self.default_route and self.default_route not in {r.name for r in self.routes}:
             problems.append(f"default_route: unknown route {self.default_route!r}")
         if problems:
@@ -176,6 +165,7 @@ class Config:
     registry: Registry
     routes: Mapping[str, RouteSpec]
     default_route: str
+    decision_cache: CacheSettings
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -270,25 +260,7 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         for m in s.models
     )
     registry = Registry(models=models, providers=providers)
-    routes = {
-        r.name: RouteSpec(
-            name=r.name,
-            default_models=tuple(r.default_models),
-            rules=tuple(
-                Rule(
-                    name=rule.name,
-                    task_types=frozenset(rule.match.task_types),
-                    tiers=frozenset(rule.match.tiers),
-                    tags=frozenset(rule.match.tags),
-                    labels=tuple(sorted(rule.match.labels.items())),
-                    models=tuple(rule.models),
-                )
-                for rule in r.rules
-            ),
-            strict=r.strict,
-        )
-        for r in s.routes
-    }
+    routes = {r.name: to_route_spec(r) for r in s.routes}
     return Config(
         source=source,
         server=s.server,
@@ -296,4 +268,5 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         registry=registry,
         routes=routes,
         default_route=s.default_route or s.routes[0].name,
+        decision_cache=s.decision_cache,
     )

@@ -3,6 +3,7 @@
     server (pb -> ChatRequest, validated)
       -> Pipeline.route:     policy.plan(request) -> Plan                  (pure, microseconds)
       -> Pipeline.generate:  deadline = min(rpc deadline, now + hints.latency_budget)
+                             the request as planned (truncated if the plan cut it)
                              executor.run(plan, request, deadline)         (attempts -> observers)
       -> server (Plan + ExecutionResult -> pb)
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sidecar.domain.errors import DeadlineExceeded
@@ -48,7 +49,7 @@ class Pipeline:
         plan = self.policy.plan(request)
         bounded, by_budget = self._deadline(request, deadline)
         try:
-            result = await self.executor.run(plan, request, bounded)
+            result = await self.executor.run(plan, _as_planned(request, plan), bounded)
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None
         return Generated(plan, result)
@@ -61,7 +62,7 @@ class Pipeline:
         yield plan
         bounded, by_budget = self._deadline(request, deadline)
         try:
-            async for event in self.executor.stream(plan, request, bounded):
+            async for event in self.executor.stream(plan, _as_planned(request, plan), bounded):
                 yield event
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None
@@ -73,6 +74,13 @@ class Pipeline:
             return deadline, False
         by_budget = self._clock() + budget
         return (by_budget, True) if by_budget < deadline else (deadline, False)
+
+
+def _as_planned(request: ChatRequest, plan: Plan) -> ChatRequest:
+    """The request as the plan says to send it: with the truncated conversation, if it was cut."""
+    if plan.truncation is None:
+        return request
+    return replace(request, messages=plan.truncation.messages)
 
 
 def _explained(exc: DeadlineExceeded, by_budget: bool, request: ChatRequest) -> DeadlineExceeded:

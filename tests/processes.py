@@ -7,8 +7,9 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,35 @@ def write_configs(tmp: Path, simulator: dict, sim_port: int, **server: object) -
     config.write_text(yaml.safe_dump(raw))
     sim_config.write_text(yaml.safe_dump(simulator))
     return config, sim_config
+
+
+def rewrite_config(path: Path, edit: Callable[[dict], None]) -> None:
+    raw = yaml.safe_load(path.read_text())
+    edit(raw)
+    path.write_text(yaml.safe_dump(raw))
+
+
+def put_first(raw: dict, model: str, route: int = 0) -> None:
+    """Make `model` a route's first choice for requests that match no rule (its default list or pool)."""
+    spec = raw["routes"][route]
+    key = "default_models" if "default_models" in spec else "models"
+    spec[key] = [model, *(m for m in spec[key] if m != model)]
+
+
+def drop_provider(raw: dict, name: str) -> None:
+    """Remove a provider, its models, and every mention of those models in the routes."""
+    gone = {m["name"] for m in raw["models"] if m["provider"] == name}
+    raw["providers"] = [p for p in raw["providers"] if p["name"] != name]
+    raw["models"] = [m for m in raw["models"] if m["provider"] != name]
+    raw["routes"] = _without(raw["routes"], gone)
+
+
+def _without(node: object, names: set[str]) -> object:
+    if isinstance(node, list):
+        return [_without(item, names) for item in node if not (isinstance(item, str) and item in names)]
+    if isinstance(node, dict):
+        return {key: _without(value, names) for key, value in node.items()}
+    return node
 
 
 @contextmanager
@@ -90,3 +120,28 @@ def _wait_for_address(process: subprocess.Popen[str], lines: list[str], timeout_
         if match:
             return match.group(1)
     raise AssertionError("turnout serve did not start in time:\n" + "".join(lines))
+
+
+def wait_for_line(served: Served, needle: str, timeout_s: float = 10) -> str:
+    """Read the process's output until a line contains `needle`; the lines read join `served.lines`."""
+    found: list[str] = []
+    stdout = served.process.stdout
+    assert stdout is not None
+
+    def read() -> None:
+        try:
+            for line in stdout:
+                served.lines.append(line)
+                if needle in line:
+                    found.append(line)
+                    return
+        except ValueError:  # the pipe was closed under us: the test is over
+            return
+
+    # A thread, because a blocking readline has no timeout; it ends with the process at the latest.
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    if not found:
+        raise AssertionError(f"no line with {needle!r} in the output:\n" + "".join(served.lines))
+    return found[0]

@@ -49,7 +49,48 @@ def broken(mutate) -> str:
             "models[0] (gpt-4o).price.input: Input should be greater than or equal to 0",
         ),
         (lambda r: r["models"][2].update(provider="nobody"), "unknown provider 'nobody'"),
-        (lambda r: r["routes"][0].update(default_models=["gpt-5"]), "default_models: unknown model 'gpt-5'"),
+        (
+            lambda r: r["routes"][0].update(models=["gpt-5"]),
+            "routes[0] (default).models: unknown model 'gpt-5'",
+        ),
+        (
+            lambda r: r["routes"][0]["strategies"][0]["rules"]["rules"][0].update(models=["gpt-6"]),
+            "routes[0] (default).strategies[0].rules[0] (simple-tasks).models: unknown model 'gpt-6'",
+        ),
+        (
+            lambda r: r["routes"][1]["strategies"][2]["sla"]["tiers"]["free"].update(latency_budget_s=-1),
+            "routes[1] (support-chat).strategies[2].sla.tiers.free.latency_budget_s: "
+            "Input should be greater than 0",
+        ),
+        (
+            lambda r: r["routes"][0]["strategies"].append("teleport"),
+            "routes[0] (default).strategies[3]: Input tag 'teleport' found using 'kind' does not match",
+        ),
+        (
+            lambda r: r["routes"][0]["strategies"].append("capability"),
+            "strategies ['capability'] are listed more than once",
+        ),
+        (
+            lambda r: r["routes"][0]["strategies"][0]["rules"]["rules"][0]["match"].update(
+                keywords=["refund"]
+            ),
+            "set content_heuristics: true on this rules strategy",
+        ),
+        (
+            lambda r: (
+                r["routes"][0]["strategies"][0]["rules"].update(content_heuristics=True)
+                or r["routes"][0]["strategies"][0]["rules"]["rules"][0]["match"].update(regex=["(unclosed"])
+            ),
+            "regex '(unclosed' does not compile",
+        ),
+        (
+            lambda r: r["routes"][3]["strategies"][0]["classifier"].update(name="oracle"),
+            "unknown classifier 'oracle'; known: length",
+        ),
+        (
+            lambda r: r["decision_cache"].update(ttl_s=0),
+            "decision_cache.ttl_s: Input should be greater than 0",
+        ),
         (lambda r: r["models"].append(dict(r["models"][0])), "models: name 'gpt-4o' is used more than once"),
         (lambda r: r["providers"][0].update(api_key="sk-live-123"), "put the key in an environment variable"),
         (lambda r: r["providers"][0].update(kind="carrier-pigeon"), "providers[0] (openai).kind"),

@@ -10,7 +10,7 @@ import pytest
 
 from sidecar.domain.errors import AllCandidatesFailed, DeadlineExceeded, StreamInterrupted
 from sidecar.domain.outcome import AttemptOutcome, FailureClass, ProviderError
-from sidecar.domain.plan import Candidate, Plan
+from sidecar.domain.plan import Candidate, Plan, Stage
 from sidecar.domain.request import ResponseFormat, ResponseFormatKind
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.execution.executor import ExecutionResult, Executor
@@ -18,7 +18,7 @@ from sidecar.providers.base import MockAdapter, ProviderCall, echo_completion
 from tests.factories import chat, model, provider
 
 A, B, C = model("a"), model("b"), model("c")
-PLAN = Plan(route="default", strategy="rules", candidates=(Candidate(A), Candidate(B), Candidate(C)))
+PLAN = Plan(route="default", strategy="rules", stages=(Stage((Candidate(A), Candidate(B), Candidate(C))),))
 
 
 def failing_for(*names: str, cls: FailureClass = FailureClass.SERVER_ERROR):
@@ -87,7 +87,7 @@ async def test_slow_attempt_times_out_and_falls_back():
         {"p1": slow, "p2": fast},
         {"p1": provider("p1", timeout_s=0.05), "p2": provider("p2")},
     )
-    plan = Plan("d", "rules", (Candidate(A), Candidate(model("z", provider="p2"))))
+    plan = Plan("d", "rules", (Stage((Candidate(A), Candidate(model("z", provider="p2")))),))
     result = await ex.run(plan, chat(), far())
     assert result.candidate.model.name == "z"
     assert result.attempts[0].failure_class is FailureClass.TIMEOUT

@@ -12,7 +12,7 @@ import grpc
 
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from tests.processes import serve
+from tests.processes import put_first, rewrite_config, serve, wait_for_line
 from tests.server.helpers import generate_request
 
 FAST = {"seed": 1, "time_scale": 0.05}
@@ -92,3 +92,30 @@ def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path):
         assert result.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_sighup_reloads_the_config_and_a_broken_file_leaves_the_old_one_serving(tmp_path):
+    config = tmp_path / "turnout.yaml"
+    with serve(tmp_path, FAST, "--reload-interval", "0") as served:  # no polling: only SIGHUP reloads
+
+        def first_choice() -> str:
+            result = cli("route", "--target", served.address, "hello")
+            assert result.returncode == 0, result.stderr
+            return result.stderr.split("decision: ", 1)[1].split(" ", 1)[0]
+
+        assert first_choice() == "gpt-4o-mini"
+        rewrite_config(config, lambda raw: put_first(raw, "claude-3-5-haiku"))
+        served.process.send_signal(signal.SIGHUP)
+        reloaded = wait_for_line(served, "config reloaded:")
+        assert f"INFO sidecar.reload: config reloaded: {config} (sha256 " in reloaded
+        assert first_choice() == "claude-3-5-haiku"
+
+        config.write_text("version: 1\nproviders: []\nmodels: []\n")
+        served.process.send_signal(signal.SIGHUP)
+        rejected = wait_for_line(served, "config reload rejected:")
+        assert (
+            f"ERROR sidecar.reload: config reload rejected: {config}: invalid config: providers: " in rejected
+        )
+        assert "still serving the config loaded at " in rejected
+        assert first_choice() == "claude-3-5-haiku"
+        assert served.process.poll() is None

@@ -1,10 +1,17 @@
-"""The policy's output: a frozen, explained plan that the executor runs and the server reports."""
+"""The policy's output: a frozen, explained plan that the executor runs and the server reports.
+
+A plan is a sequence of stages. The executor tries a stage's candidates in order (fallback), and
+moves to the next stage when the stage fails or its output is rejected (a cascade). A plan
+without a cascade has one stage.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sidecar.domain.model import ModelSpec
+from sidecar.domain.request import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +19,7 @@ class Candidate:
     model: ModelSpec
     estimated_cost_usd_nanos: int = 0
     estimated_latency_s: float = 0.0
+    score: float | None = None  # lower is better, when a scoring strategy ranked the candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,18 +29,105 @@ class Rejection:
     reason: str
 
 
+class Why:
+    """A reason whose text is rendered only when read: decisions record, responses render.
+
+    Rendering dozens of numbers into strings on every decision would cost more than the decision;
+    the facts are fixed when the Why is made, so rendering later changes nothing.
+    """
+
+    __slots__ = ("args", "fmt")
+
+    def __init__(self, fmt: str, *args: object) -> None:
+        self.fmt = fmt
+        self.args = args
+
+    def __str__(self) -> str:
+        return self.fmt.format(*self.args)
+
+    def __repr__(self) -> str:
+        return f"Why({str(self)!r})"
+
+
+Note = str | Why
+
+
+@dataclass(frozen=True, slots=True)
+class Consideration:
+    """One model the policy looked at: kept or dropped, and why (in the order strategies ran)."""
+
+    model: str
+    provider: str
+    kept: bool
+    notes: tuple[str, ...]  # rendered
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    candidates: tuple[Candidate, ...]
+    # What moves the request on to the next stage besides every candidate failing, e.g.
+    # "invalid_output", "length", "refusal", "low_confidence". Empty for the last stage.
+    escalate_on: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """The conversation was cut to fit; the executor sends `messages` instead of the request's."""
+
+    strategy: str  # "drop_oldest" or "trim_middle"
+    dropped_messages: int
+    removed_tokens: int
+    messages: tuple[Message, ...]
+
+
+_SCORE = "score {:.3f} (cost {:.2f}, latency {:.2f}, quality gap {:.2f}, errors {:.2f})"
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Candidates in the order they are to be tried; the first is the choice."""
-
     route: str
-    strategy: str
-    candidates: tuple[Candidate, ...]
-    reasons: tuple[str, ...] = ()
-    rejections: tuple[Rejection, ...] = ()
+    strategy: str  # the route's strategies, e.g. "rules>capability>sla>scoring>cascade"
+    stages: tuple[Stage, ...]
+    reasons: tuple[Note, ...] = ()  # in the order strategies ran; str() renders a Why
+    # Every model looked at, in order, and what each strategy noted: rendered by `considered`.
+    looked_at: tuple[ModelSpec, ...] = ()
+    dropped: frozenset[str] = frozenset()
+    notes: Mapping[str, Sequence[Note]] = field(default_factory=dict)
+    listed_by: str = ""  # a note that every model looked at shares (the rule that listed them)
+    # Per model: (score, cost, latency, quality gap, errors) when a scoring strategy ranked it.
+    score_terms: Mapping[str, tuple[float, float, float, float, float]] = field(default_factory=dict)
     estimated_input_tokens: int = 0
     decision_time_micros: int = 0
+    cache_hit: bool = False
+    truncation: Truncation | None = None
+    classifier_score: float | None = None  # P(a cheap model suffices), when a classifier ran
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        """Every candidate in the order they would be tried, stage after stage."""
+        return tuple(c for stage in self.stages for c in stage.candidates)
 
     @property
     def choice(self) -> Candidate:
-        return self.candidates[0]
+        return self.stages[0].candidates[0]
+
+    @property
+    def considered(self) -> tuple[Consideration, ...]:
+        return tuple(
+            Consideration(m.name, m.provider, m.name not in self.dropped, self._notes_of(m.name))
+            for m in self.looked_at
+        )
+
+    def _notes_of(self, model: str) -> tuple[str, ...]:
+        rendered = [self.listed_by] if self.listed_by else []
+        rendered += [str(n) for n in self.notes.get(model, ())]
+        terms = self.score_terms.get(model)
+        if terms is not None:
+            rendered.append(_SCORE.format(*terms))
+        return tuple(rendered)
+
+    @property
+    def rejections(self) -> tuple[Rejection, ...]:
+        return tuple(
+            Rejection(c.model, c.provider, "; ".join(c.notes)) for c in self.considered if not c.kept
+        )

@@ -10,7 +10,7 @@ from google.protobuf import duration_pb2, struct_pb2
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
-from sidecar.domain.plan import Plan
+from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import Capability, ToolCall
 from sidecar.domain.response import FinishReason, Usage
 from sidecar.execution.executor import ExecutionResult
@@ -43,27 +43,50 @@ def duration(seconds: float | None) -> duration_pb2.Duration | None:
     return d
 
 
+def candidate(c: Candidate) -> pb.Candidate:
+    return pb.Candidate(
+        model=c.model.name,
+        provider=c.model.provider,
+        estimated_cost_usd_nanos=c.estimated_cost_usd_nanos,
+        estimated_latency=duration(c.estimated_latency_s),
+        score=c.score,
+    )
+
+
 def decision(plan: Plan) -> pb.Decision:
     choice = plan.choice
+    t = plan.truncation
     return pb.Decision(
         model=choice.model.name,
         provider=choice.model.provider,
-        fallbacks=[
-            pb.Candidate(
-                model=c.model.name,
-                provider=c.model.provider,
-                estimated_cost_usd_nanos=c.estimated_cost_usd_nanos,
-            )
-            for c in plan.candidates[1:]
-        ],
+        fallbacks=[candidate(c) for c in plan.candidates[1:]],
         route=plan.route,
         strategy=plan.strategy,
-        reasons=plan.reasons,
+        reasons=[str(r) for r in plan.reasons],
         rejected=[pb.Rejection(model=r.model, provider=r.provider, reason=r.reason) for r in plan.rejections],
         estimated_input_tokens=plan.estimated_input_tokens,
         estimated_cost_usd_nanos=choice.estimated_cost_usd_nanos,
         estimated_latency=duration(choice.estimated_latency_s),
         decision_time_micros=plan.decision_time_micros,
+        stages=[
+            pb.Stage(
+                candidates=[candidate(c) for c in stage.candidates], escalate_on=sorted(stage.escalate_on)
+            )
+            for stage in plan.stages
+        ],
+        considered=[
+            pb.Consideration(model=c.model, provider=c.provider, kept=c.kept, notes=[str(n) for n in c.notes])
+            for c in plan.considered
+        ],
+        cache_hit=plan.cache_hit,
+        truncation=(
+            pb.Truncation(
+                strategy=t.strategy, dropped_messages=t.dropped_messages, removed_tokens=t.removed_tokens
+            )
+            if t
+            else None
+        ),
+        cheap_model_score=plan.classifier_score,
     )
 
 

@@ -31,7 +31,14 @@ async def test_generate_returns_answer_decision_usage_cost_and_attempts(stub):
     assert response.cost_usd_nanos == expected
     assert response.total_cost_usd_nanos == expected
     d = response.decision
-    assert (d.model, d.route, d.strategy) == ("gpt-4.1-nano", "default", "rules")
+    assert (d.model, d.route, d.strategy) == ("gpt-4.1-nano", "default", "rules>capability>sla")
+    assert [c.model for c in d.stages[0].candidates] == ["gpt-4.1-nano", "gpt-4o-mini", "gemini-2.5-flash"]
+    assert [(c.model, c.kept) for c in d.considered] == [
+        ("gpt-4.1-nano", True),
+        ("gpt-4o-mini", True),
+        ("gemini-2.5-flash", True),
+    ]
+    assert d.considered[0].notes == ["listed by rule 'simple-tasks'"]
     assert [c.model for c in d.fallbacks] == ["gpt-4o-mini", "gemini-2.5-flash"]
     assert any("rule 'simple-tasks' matched" in r for r in d.reasons)
     assert d.estimated_input_tokens > 0

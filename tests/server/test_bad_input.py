@@ -162,7 +162,7 @@ async def test_grpc_deadline_is_honoured(stub, simulator):
 
 async def test_latency_budget_ends_the_request_with_details(stub, simulator):
     await inject_fault(simulator, model="*", kind="hang", count=5)
-    budget = pb.RoutingHints()
+    budget = pb.RoutingHints(pinned_model="gpt-4o-mini")  # pinned: no SLA filter, straight to the model
     budget.latency_budget.FromTimedelta(timedelta(milliseconds=300))
     error = await call_fails(stub, generate_request(hints=budget), deadline_s=10)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -185,3 +185,12 @@ async def test_stream_rpc_validates_too(stub):
             pass
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(info.value) == ["messages"]
+
+
+async def test_a_budget_no_model_can_meet_is_refused_up_front(stub):
+    hints = pb.RoutingHints()
+    hints.latency_budget.FromTimedelta(timedelta(milliseconds=300))
+    error = await call_fails(stub, generate_request(hints=hints))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    metadata = details(error)["ErrorInfo"].metadata
+    assert metadata["rejected.gpt-4o-mini"] == "latency 0.80 s > budget 0.30 s"

@@ -469,7 +469,7 @@ class RoutingHints(_message.Message):
     def __init__(self, task_type: _Optional[str] = ..., user_tier: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., latency_budget: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_cost_usd_nanos: _Optional[int] = ..., quality_floor: _Optional[float] = ..., required_capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., allowed_providers: _Optional[_Iterable[str]] = ..., denied_models: _Optional[_Iterable[str]] = ..., denied_providers: _Optional[_Iterable[str]] = ..., pinned_model: _Optional[str] = ..., route: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("model", "provider", "fallbacks", "route", "strategy", "reasons", "rejected", "estimated_input_tokens", "estimated_cost_usd_nanos", "estimated_latency", "decision_time_micros")
+    __slots__ = ("model", "provider", "fallbacks", "route", "strategy", "reasons", "rejected", "estimated_input_tokens", "estimated_cost_usd_nanos", "estimated_latency", "decision_time_micros", "stages", "considered", "cache_hit", "truncation", "cheap_model_score")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
@@ -481,6 +481,11 @@ class Decision(_message.Message):
     ESTIMATED_COST_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_LATENCY_FIELD_NUMBER: _ClassVar[int]
     DECISION_TIME_MICROS_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    CONSIDERED_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    CHEAP_MODEL_SCORE_FIELD_NUMBER: _ClassVar[int]
     model: str
     provider: str
     fallbacks: _containers.RepeatedCompositeFieldContainer[Candidate]
@@ -492,17 +497,56 @@ class Decision(_message.Message):
     estimated_cost_usd_nanos: int
     estimated_latency: _duration_pb2.Duration
     decision_time_micros: int
-    def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., fallbacks: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., route: _Optional[str] = ..., strategy: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[Rejection, _Mapping]]] = ..., estimated_input_tokens: _Optional[int] = ..., estimated_cost_usd_nanos: _Optional[int] = ..., estimated_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., decision_time_micros: _Optional[int] = ...) -> None: ...
+    stages: _containers.RepeatedCompositeFieldContainer[Stage]
+    considered: _containers.RepeatedCompositeFieldContainer[Consideration]
+    cache_hit: bool
+    truncation: Truncation
+    cheap_model_score: float
+    def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., fallbacks: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., route: _Optional[str] = ..., strategy: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[Rejection, _Mapping]]] = ..., estimated_input_tokens: _Optional[int] = ..., estimated_cost_usd_nanos: _Optional[int] = ..., estimated_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., decision_time_micros: _Optional[int] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., considered: _Optional[_Iterable[_Union[Consideration, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., truncation: _Optional[_Union[Truncation, _Mapping]] = ..., cheap_model_score: _Optional[float] = ...) -> None: ...
+
+class Stage(_message.Message):
+    __slots__ = ("candidates", "escalate_on")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    ESCALATE_ON_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    escalate_on: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., escalate_on: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Consideration(_message.Message):
+    __slots__ = ("model", "provider", "kept", "notes")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    provider: str
+    kept: bool
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., kept: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Truncation(_message.Message):
+    __slots__ = ("strategy", "dropped_messages", "removed_tokens")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    dropped_messages: int
+    removed_tokens: int
+    def __init__(self, strategy: _Optional[str] = ..., dropped_messages: _Optional[int] = ..., removed_tokens: _Optional[int] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("model", "provider", "estimated_cost_usd_nanos")
+    __slots__ = ("model", "provider", "estimated_cost_usd_nanos", "estimated_latency", "score")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COST_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_LATENCY_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     model: str
     provider: str
     estimated_cost_usd_nanos: int
-    def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., estimated_cost_usd_nanos: _Optional[int] = ...) -> None: ...
+    estimated_latency: _duration_pb2.Duration
+    score: float
+    def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., estimated_cost_usd_nanos: _Optional[int] = ..., estimated_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Rejection(_message.Message):
     __slots__ = ("model", "provider", "reason")

@@ -1,0 +1,252 @@
+"""The `routes:` part of the config file: route settings, their strategies, and their conversion.
+
+A route is a pool of models in preference order plus strategies applied in the order listed:
+
+    routes:
+      - name: support-chat
+        models: [claude-3-5-haiku, gpt-4o-mini, gpt-4o]
+        strategies:
+          - rules: {strict: true, rules: [...]}
+          - capability: {on_overflow: drop_oldest}
+          - sla: {tiers: {free: {latency_budget_s: 2}}}
+          - scoring: {cost: 1, latency: 0.5, quality: 1}
+          - cascade                                  # a bare name takes the defaults
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sidecar.domain.model import usd_to_nanos
+from sidecar.policy.classifier import BUILTIN
+from sidecar.policy.specs import (
+    CapabilitySpec,
+    CascadeSpec,
+    ClassifierSpec,
+    RouteSpec,
+    Rule,
+    RulesSpec,
+    ScoringSpec,
+    SlaSpec,
+    StrategySpec,
+    TierSpec,
+)
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
+ESCALATIONS = Literal["invalid_output", "length", "refusal", "low_confidence"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MatchSettings(_Strict):
+    task_types: list[str] = []
+    tiers: list[str] = []
+    tags: list[str] = []
+    labels: dict[str, str] = {}
+    # Content heuristics: only with `content_heuristics: true` on the rules strategy.
+    regex: list[str] = []
+    keywords: list[str] = []
+    min_input_tokens: int | None = Field(None, ge=0)
+    max_input_tokens: int | None = Field(None, ge=0)
+    has_code: bool | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"regex {p!r} does not compile: {exc}") from None
+        return patterns
+
+    @property
+    def uses_content(self) -> bool:
+        return bool(
+            self.regex
+            or self.keywords
+            or self.has_code is not None
+            or self.min_input_tokens is not None
+            or self.max_input_tokens is not None
+        )
+
+
+class RuleSettings(_Strict):
+    name: str
+    match: MatchSettings = MatchSettings()
+    models: list[str] = Field(min_length=1)
+
+
+class RulesSettings(_Strict):
+    kind: Literal["rules"]
+    strict: bool = False
+    content_heuristics: bool = False
+    rules: list[RuleSettings] = []
+
+    @model_validator(mode="after")
+    def _content_opt_in(self) -> RulesSettings:
+        users = [r.name for r in self.rules if r.match.uses_content]
+        if users and not self.content_heuristics:
+            raise ValueError(
+                f"rules {users} inspect the prompt (regex, keywords, length or code); "
+                "set content_heuristics: true on this rules strategy to allow it"
+            )
+        return self
+
+
+class CapabilitySettings(_Strict):
+    kind: Literal["capability"]
+    on_overflow: Literal["reject", "drop_oldest", "trim_middle"] = "reject"
+    output_reserve_tokens: int = Field(256, gt=0)
+
+
+class TierSettings(_Strict):
+    models: list[str] | None = None
+    latency_budget_s: float | None = Field(None, gt=0)
+    max_cost_usd: float | None = Field(None, ge=0)
+
+
+class SlaSettings(_Strict):
+    kind: Literal["sla"]
+    tiers: dict[str, TierSettings] = {}
+    default_tier: str = "default"
+    quality_floor: float | None = Field(None, ge=0, le=1)
+
+
+class ScoringSettings(_Strict):
+    kind: Literal["scoring"]
+    cost: float = Field(1.0, ge=0)
+    latency: float = Field(0.5, ge=0)
+    quality: float = Field(1.0, ge=0)
+    errors: float = Field(2.0, ge=0)
+
+
+class ClassifierSettings(_Strict):
+    kind: Literal["classifier"]
+    name: str = "length"
+    threshold: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in BUILTIN:
+            raise ValueError(f"unknown classifier {name!r}; known: {', '.join(sorted(BUILTIN))}")
+        return name
+
+
+class CascadeSettings(_Strict):
+    kind: Literal["cascade"]
+    max_stages: int = Field(2, ge=2, le=5)
+    escalate_on: list[ESCALATIONS] = ["invalid_output", "length", "refusal"]
+    min_quality_gain: float = Field(0.05, ge=0, le=1)
+
+
+StrategySettings = Annotated[
+    RulesSettings | CapabilitySettings | SlaSettings | ScoringSettings | ClassifierSettings | CascadeSettings,
+    Field(discriminator="kind"),
+]
+
+
+class RouteSettings(_Strict):
+    name: Annotated[str, Field(pattern=NAME)]
+    models: list[str] = Field(min_length=1)
+    strategies: list[StrategySettings] = []
+    # How many models a plan keeps: the first choice and its fallbacks (cascade stages included).
+    max_candidates: int = Field(5, ge=1, le=50)
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _shorthand(cls, items: Any) -> Any:
+        """`- cascade` and `- sla: {...}` become `{kind: cascade}` and `{kind: sla, ...}`."""
+        if not isinstance(items, list):
+            return items
+        out: list[Any] = []
+        for item in items:
+            if isinstance(item, str):
+                out.append({"kind": item})
+            elif isinstance(item, Mapping) and len(item) == 1 and "kind" not in item:
+                ((kind, settings),) = item.items()
+                out.append(
+                    {"kind": kind, **(settings or {})} if isinstance(settings, Mapping | None) else item
+                )
+            else:
+                out.append(item)
+        return out
+
+    @model_validator(mode="after")
+    def _once_each(self) -> RouteSettings:
+        kinds = [s.kind for s in self.strategies]
+        twice = sorted({k for k in kinds if kinds.count(k) > 1})
+        if twice:
+            raise ValueError(f"strategies {twice} are listed more than once")
+        return self
+
+    def model_references(self) -> list[tuple[str, list[str]]]:
+        """(where, model names) pairs, for checking that every named model is registered."""
+        refs = [("models", self.models)]
+        for i, s in enumerate(self.strategies):
+            if isinstance(s, RulesSettings):
+                refs += [
+                    (f"strategies[{i}].rules[{j}] ({r.name}).models", r.models) for j, r in enumerate(s.rules)
+                ]
+            elif isinstance(s, SlaSettings):
+                refs += [
+                    (f"strategies[{i}].tiers.{t}.models", v.models) for t, v in s.tiers.items() if v.models
+                ]
+        return refs
+
+
+def to_route_spec(r: RouteSettings) -> RouteSpec:
+    return RouteSpec(
+        name=r.name,
+        models=tuple(r.models),
+        strategies=tuple(_spec(s) for s in r.strategies),
+        max_candidates=r.max_candidates,
+    )
+
+
+def _spec(s: StrategySettings) -> StrategySpec:
+    match s:
+        case RulesSettings():
+            return RulesSpec(tuple(_rule(r) for r in s.rules), s.strict, s.content_heuristics)
+        case CapabilitySettings():
+            return CapabilitySpec(s.on_overflow, s.output_reserve_tokens)
+        case SlaSettings():
+            tiers = {
+                name: TierSpec(
+                    frozenset(t.models) if t.models is not None else None,
+                    t.latency_budget_s,
+                    usd_to_nanos(t.max_cost_usd) if t.max_cost_usd is not None else None,
+                )
+                for name, t in s.tiers.items()
+            }
+            return SlaSpec(tiers, s.default_tier, s.quality_floor)
+        case ScoringSettings():
+            return ScoringSpec(s.cost, s.latency, s.quality, s.errors)
+        case ClassifierSettings():
+            return ClassifierSpec(s.name, s.threshold)
+        case CascadeSettings():
+            return CascadeSpec(s.max_stages, frozenset(s.escalate_on), s.min_quality_gain)
+
+
+def _rule(r: RuleSettings) -> Rule:
+    m = r.match
+    return Rule(
+        name=r.name,
+        models=tuple(r.models),
+        task_types=frozenset(m.task_types),
+        tiers=frozenset(m.tiers),
+        tags=frozenset(m.tags),
+        labels=tuple(sorted(m.labels.items())),
+        regex=tuple(m.regex),
+        keywords=tuple(m.keywords),
+        min_input_tokens=m.min_input_tokens,
+        max_input_tokens=m.max_input_tokens,
+        has_code=m.has_code,
+    )

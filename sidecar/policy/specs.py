@@ -1,0 +1,105 @@
+"""What a route is made of, as plain data: its model pool and its strategies' settings.
+
+config.py builds these from YAML; build.py compiles them into strategy objects. Nothing here
+runs; it only describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+OverflowPolicy = Literal["reject", "drop_oldest", "trim_middle"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Matches when every condition given holds; empty conditions match anything.
+
+    Metadata conditions (task types, tiers, tags, labels) are the safe default. Content conditions
+    (regex, keywords, input length, code) inspect the prompt in memory only, and only on routes
+    whose rules strategy turns `content_heuristics` on.
+    """
+
+    name: str
+    models: tuple[str, ...]
+    task_types: frozenset[str] = frozenset()
+    tiers: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()  # any one of them
+    labels: tuple[tuple[str, str], ...] = ()  # all of them
+    regex: tuple[str, ...] = ()  # any one matches the last user message
+    keywords: tuple[str, ...] = ()  # any one occurs in the last user message (case-insensitive)
+    min_input_tokens: int | None = None
+    max_input_tokens: int | None = None
+    has_code: bool | None = None
+
+    @property
+    def uses_content(self) -> bool:
+        return bool(
+            self.regex
+            or self.keywords
+            or self.has_code is not None
+            or self.min_input_tokens is not None
+            or self.max_input_tokens is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RulesSpec:
+    rules: tuple[Rule, ...] = ()
+    strict: bool = False  # reject unknown task types / tiers instead of using the route's models
+    content_heuristics: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilitySpec:
+    on_overflow: OverflowPolicy = "reject"
+    # Output room assumed when the request sets no max_output_tokens.
+    output_reserve_tokens: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class TierSpec:
+    models: frozenset[str] | None = None  # None: every model of the route
+    latency_budget_s: float | None = None
+    max_cost_usd_nanos: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlaSpec:
+    tiers: dict[str, TierSpec] = field(default_factory=dict)
+    default_tier: str = "default"  # the tier entry used for requests without a known tier
+    quality_floor: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringSpec:
+    cost: float = 1.0
+    latency: float = 0.5
+    quality: float = 1.0
+    errors: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierSpec:
+    name: str = "length"
+    threshold: float = 0.5  # P(a cheap model suffices) at or above which cheap models go first
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeSpec:
+    max_stages: int = 2
+    escalate_on: frozenset[str] = frozenset({"invalid_output", "length", "refusal"})
+    min_quality_gain: float = 0.05  # a later stage must be at least this much better
+
+
+StrategySpec = RulesSpec | CapabilitySpec | SlaSpec | ScoringSpec | ClassifierSpec | CascadeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    name: str
+    models: tuple[str, ...]  # the pool, in preference order; used when no rule picks a list
+    strategies: tuple[StrategySpec, ...] = ()
+    # How many models a plan keeps, first choice and fallbacks (and cascade stages) together.
+    max_candidates: int = 5
