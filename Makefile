@@ -9,7 +9,7 @@ CONFIG ?= examples/turnout.yaml
 SIM_CONFIG ?= examples/simulator.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test check lint format typecheck contracts lint-proto check-proto proto clean
+.PHONY: help install run test check lint format typecheck contracts lint-proto check-proto proto bench bench-quick clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,12 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 
 lint-proto: $(BUF) ## buf lint (STANDARD rules) on proto/
 	cd proto && ../$(BUF) lint
+
+bench: $(STAMP) ## benchmarks: decision time, Route RPC throughput (writes benchmarks/results/)
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(STAMP) ## the same, short (a minute or two), to keep the harness working
+	$(BIN)/python -m benchmarks.run --quick --out benchmarks/results/quick
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) tools/buf/node_modules .mypy_cache .ruff_cache .pytest_cache

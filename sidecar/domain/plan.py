@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.request import Message
@@ -101,6 +102,9 @@ class Plan:
     cache_hit: bool = False
     truncation: Truncation | None = None
     classifier_score: float | None = None  # P(a cheap model suffices), when a classifier ran
+    # Renderings of this plan (its considerations, a server's response message), made once and
+    # shared with the copies the decision cache hands out: the plan itself never changes.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
@@ -113,10 +117,13 @@ class Plan:
 
     @property
     def considered(self) -> tuple[Consideration, ...]:
-        return tuple(
-            Consideration(m.name, m.provider, m.name not in self.dropped, self._notes_of(m.name))
-            for m in self.looked_at
-        )
+        rendered: tuple[Consideration, ...] | None = self.memo.get("considered")
+        if rendered is None:
+            rendered = self.memo["considered"] = tuple(
+                Consideration(m.name, m.provider, m.name not in self.dropped, self._notes_of(m.name))
+                for m in self.looked_at
+            )
+        return rendered
 
     def _notes_of(self, model: str) -> tuple[str, ...]:
         rendered = [self.listed_by] if self.listed_by else []
@@ -129,5 +136,7 @@ class Plan:
     @property
     def rejections(self) -> tuple[Rejection, ...]:
         return tuple(
-            Rejection(c.model, c.provider, "; ".join(c.notes)) for c in self.considered if not c.kept
+            Rejection(m.name, m.provider, "; ".join(str(n) for n in self.notes.get(m.name, ())))
+            for m in self.looked_at
+            if m.name in self.dropped
         )

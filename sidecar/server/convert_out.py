@@ -54,6 +54,19 @@ def candidate(c: Candidate) -> pb.Candidate:
 
 
 def decision(plan: Plan) -> pb.Decision:
+    """The decision message. Built once per plan (a cached plan's copies share it); the fields a
+    cache hit changes are set on a copy."""
+    base: pb.Decision | None = plan.memo.get("pb.Decision")
+    if base is None:
+        base = plan.memo["pb.Decision"] = _decision(plan)
+    d = pb.Decision()
+    d.CopyFrom(base)
+    d.cache_hit = plan.cache_hit
+    d.decision_time_micros = plan.decision_time_micros
+    return d
+
+
+def _decision(plan: Plan) -> pb.Decision:
     choice = plan.choice
     t = plan.truncation
     return pb.Decision(
@@ -67,7 +80,6 @@ def decision(plan: Plan) -> pb.Decision:
         estimated_input_tokens=plan.estimated_input_tokens,
         estimated_cost_usd_nanos=choice.estimated_cost_usd_nanos,
         estimated_latency=duration(choice.estimated_latency_s),
-        decision_time_micros=plan.decision_time_micros,
         stages=[
             pb.Stage(
                 candidates=[candidate(c) for c in stage.candidates], escalate_on=sorted(stage.escalate_on)
@@ -78,7 +90,6 @@ def decision(plan: Plan) -> pb.Decision:
             pb.Consideration(model=c.model, provider=c.provider, kept=c.kept, notes=[str(n) for n in c.notes])
             for c in plan.considered
         ],
-        cache_hit=plan.cache_hit,
         truncation=(
             pb.Truncation(
                 strategy=t.strategy, dropped_messages=t.dropped_messages, removed_tokens=t.removed_tokens

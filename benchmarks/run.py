@@ -1,0 +1,120 @@
+"""`make bench` / `make bench-quick`: run every benchmark section, write JSON and a Markdown report.
+
+Results go to benchmarks/results/ (results.json, REPORT.md), stamped with the machine, the
+versions and the commit. Sections compare side by side in one run, as ratios, because absolute
+times drift on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import policy_bench, rpc_bench
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=False)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": commit.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else ""),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+    }
+
+
+def _report(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        "# Turnout benchmark report",
+        "",
+        f"{m['date']}, commit {m['commit']}, Python {m['python']}, {m['cores']} cores ({m['cpu']}), "
+        f"{'quick' if results['quick'] else 'full'} mode. "
+        "Produced by `make bench`; raw figures in results.json.",
+        "",
+    ]
+    p = results.get("policy")
+    if p:
+        lines += [
+            f"## Decision time in process ({p['route']}, {p['models']} models, "
+            f"{p['requests']} request kinds)",
+            "",
+            "| case | p50 µs | p90 µs | p99 µs | mean µs |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        rows = {"full route, uncached": p["full_uncached"], "full route, decision cache": p["full_cached"]}
+        rows.update(p["per_strategy"])
+        for name, r in rows.items():
+            lines.append(f"| {name} | {r['p50_us']} | {r['p90_us']} | {r['p99_us']} | {r['mean_us']} |")
+        lines += [
+            "",
+            "p50 relative to the capability check alone: "
+            + ", ".join(f"{k} {v}x" for k, v in p["per_strategy_ratio_to_baseline_p50"].items()),
+            "",
+        ]
+    r = results.get("rpc")
+    if r and "skipped" not in r:
+        lines += [
+            f"## Route over gRPC on loopback ({r['load_generator']}, {r['calls_per_point']} calls per point)",
+            "",
+            "| target | concurrency | calls/s | p50 ms | p99 ms | errors | calls/s vs echo |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for target, points in r["results"].items():
+            for level, x in points.items():
+                ratio = r["rps_ratio_to_echo"].get(target, {}).get(level, 1.0)
+                cells = [target, level[1:], x["rps"], x["p50_ms"], x["p99_ms"], x["errors"], ratio]
+                lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        mem = r["sidecar_memory_mb"]
+        lines += [
+            "",
+            f"Sidecar memory (50-model config, tokenizers loaded): idle RSS {mem['idle']['VmRSS']} MB; "
+            f"after the load RSS {mem['after_load']['VmRSS']} MB, peak {mem['after_load']['VmHWM']} MB.",
+            "",
+        ]
+    elif r:
+        lines += ["## Route over gRPC", "", f"Skipped: {r['skipped']}", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs, to keep the harness working in CI")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"machine": _machine(), "quick": args.quick}
+    print("benchmark: decision time in process ...", flush=True)
+    results["policy"] = policy_bench.run(args.quick)
+    print("benchmark: Route over gRPC ...", flush=True)
+    results["rpc"] = rpc_bench.run(args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = _report(results)
+    (args.out / "REPORT.md").write_text(report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
