@@ -179,3 +179,45 @@ async def test_every_provider_down_gives_unavailable_with_retry_info(stub, simul
     assert found["RetryInfo"].retry_delay.seconds == 2
     for model in ("gpt-4o-mini", "gemini-2.5-flash", "gpt-4o"):
         assert f"{model}: rate_limited" in info.value.details()
+
+
+async def test_route_explains_every_model_and_marks_cache_hits(stub):
+    request = pb.RouteRequest(
+        messages=[user("Help with my invoice")],
+        hints=pb.RoutingHints(route="support-chat", task_type="answer", user_tier="free"),
+    )
+    first = (await stub.Route(request)).decision
+    second = (await stub.Route(request)).decision
+    assert first.strategy == "rules>capability>sla>scoring>cascade"
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert second.model == first.model
+    kept = {c.model: c for c in first.considered if c.kept}
+    dropped = {c.model: c for c in first.considered if not c.kept}
+    assert set(kept) | set(dropped) == {"claude-3-5-haiku", "gpt-4o-mini", "gpt-4o", "claude-sonnet-4"}
+    assert dropped["gpt-4o"].notes[-1] == "not allowed for tier 'free'"
+    assert any(n.startswith("score ") for n in kept["gpt-4o-mini"].notes)
+    assert [r.model for r in first.rejected] == [c.model for c in first.considered if not c.kept]
+    # Free tier: mini and haiku are left, haiku is no better, so one stage with a fallback.
+    assert [[c.model for c in s.candidates] for s in first.stages] == [["gpt-4o-mini", "claude-3-5-haiku"]]
+    request.hints.user_tier = "pro"
+    pro = (await stub.Route(request)).decision
+    assert [s.candidates[0].model for s in pro.stages] == ["gpt-4o-mini", "gpt-4o"]
+    assert list(pro.stages[0].escalate_on) == ["invalid_output", "length", "refusal"]
+
+
+async def test_input_over_every_window_is_trimmed_and_the_decision_says_so(stub):
+    # About 1.1M tokens for every tokenizer: over the ~1M windows of every model of the route.
+    giant = "word " * 1_100_000
+    messages = [
+        user("Here is the log: " + giant),
+        pb.Message(role=pb.ROLE_ASSISTANT, content=[pb.ContentPart(text="Got it.")]),
+        user("What went wrong?"),
+    ]
+    request = pb.GenerateRequest(messages=messages, hints=pb.RoutingHints(route="long-context"))
+    response = await stub.Generate(request)
+    t = response.decision.truncation
+    assert t.strategy == "trim_middle"
+    assert t.removed_tokens > 50_000
+    assert any("trim_middle removed" in r for r in response.decision.reasons)
+    assert response.output.text
+    assert response.usage.input_tokens < 1_048_576

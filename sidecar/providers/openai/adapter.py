@@ -9,6 +9,7 @@ headers, Authorization included, on some of its exceptions.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ from sidecar.providers.sse import SSEDecoder, SSEError, SSEEvent
 
 CHAT_PATH = "/chat/completions"
 MAX_ERROR_BODY_BYTES = 64 * 1024
+LARGE_BODY_BYTES = 1024 * 1024
 _MAX_DETAIL_CHARS = 300
 _SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
 _REDACTED = "********"
@@ -90,7 +92,8 @@ class OpenAIAdapter:
             ) from None
         response = await self._session.post(
             self._url,
-            data=data,
+            # aiohttp writes a large bytes body in one go; a file-like body goes out in chunks.
+            data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES else data,
             headers={**self._headers, "Accept": accept, "Content-Type": "application/json"},
             timeout=call_timeout(call.timeout_s, self._spec),
         )
