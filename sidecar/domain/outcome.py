@@ -27,6 +27,7 @@ class FailureClass(enum.StrEnum):
     CONTENT_FILTERED = "content_filtered"
     INVALID_OUTPUT = "invalid_output"
     CIRCUIT_OPEN = "circuit_open"
+    NOT_ADMITTED = "not_admitted"  # Turnout's own limits: no slot or rate in time; never sent
 
     @property
     def tries_next_candidate(self) -> bool:

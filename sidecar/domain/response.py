@@ -32,6 +32,8 @@ class Completion:
     usage: Usage
     tool_calls: tuple[ToolCall, ...] = ()
     response_model: str = ""  # the model name the provider says served it
+    refusal: str = ""  # the model declined (OpenAI's message.refusal), when the provider says so
+    mean_logprob: float | None = None  # mean log-probability of the output tokens, when returned
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +58,5 @@ class StreamChunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     response_model: str = ""
+    refusal: str = ""  # a fragment of a refusal, for providers that stream one
+    logprobs: tuple[float, ...] = ()  # log-probabilities of this chunk's output tokens, when asked

@@ -80,6 +80,7 @@ class FailureClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_CLASS_CONTENT_FILTERED: _ClassVar[FailureClass]
     FAILURE_CLASS_INVALID_OUTPUT: _ClassVar[FailureClass]
     FAILURE_CLASS_CIRCUIT_OPEN: _ClassVar[FailureClass]
+    FAILURE_CLASS_NOT_ADMITTED: _ClassVar[FailureClass]
 
 class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -142,6 +143,7 @@ FAILURE_CLASS_STREAM_INTERRUPTED: FailureClass
 FAILURE_CLASS_CONTENT_FILTERED: FailureClass
 FAILURE_CLASS_INVALID_OUTPUT: FailureClass
 FAILURE_CLASS_CIRCUIT_OPEN: FailureClass
+FAILURE_CLASS_NOT_ADMITTED: FailureClass
 FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_STOP: FinishReason
 FINISH_REASON_LENGTH: FinishReason
