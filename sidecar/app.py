@@ -19,7 +19,10 @@ from pathlib import Path
 import aiohttp
 
 from sidecar.config import Config, ServerSettings, load_config
-from sidecar.execution.executor import Executor
+from sidecar.execution.admission import Admission
+from sidecar.execution.breaker import BreakerSet
+from sidecar.execution.budget import Budget
+from sidecar.execution.executor import Executor, Resilience
 from sidecar.pipeline import Pipeline
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
@@ -45,14 +48,53 @@ class ListenOverrides:
     unix_socket: str | None = None
 
 
-def build_runtime(config: Config, session: aiohttp.ClientSession, health: HealthTracker) -> Runtime:
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """State that outlives a config snapshot: live health, circuit breakers, retry/hedge budgets.
+
+    Built once at start from the first config; a reload keeps them (and their thresholds).
+    """
+
+    health: HealthTracker
+    breakers: BreakerSet
+    hedge_budget: Budget
+    retry_budget: Budget
+
+    @staticmethod
+    def build(config: Config, health: HealthTracker) -> Shared:
+        r = config.resilience
+
+        def breaker_changed(model: str, state: str) -> None:
+            log.info("circuit breaker for %s is now %s", model, state)
+            health.set_breaker(model, state == "open")
+
+        return Shared(
+            health=health,
+            breakers=BreakerSet(
+                fail_max=r.breaker.fail_max,
+                reset_timeout_s=r.breaker.reset_timeout_s,
+                on_change=breaker_changed,
+            ),
+            hedge_budget=Budget(ratio=r.hedge_budget.ratio, min_per_s=r.hedge_budget.min_per_s),
+            retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
+        )
+
+
+def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared) -> Runtime:
     """Everything one config snapshot serves with. Start and reload both build it here.
 
-    The session (one connection pool) and the health tracker (live statistics) are shared across
-    reloads; adapters, executor and policy are rebuilt from the config.
+    The session (one connection pool) and the shared state are kept across reloads; adapters,
+    admission limits, executor and policy are rebuilt from the config.
     """
+    health = shared.health
     adapters = {name: build_adapter(spec, session) for name, spec in config.providers.items()}
-    executor = Executor(adapters, config.providers, observers=[health.observe])
+    admission = Admission(
+        config.provider_limits, config.model_limits, max_wait_s=config.resilience.max_queue_wait_s
+    )
+    resilience = Resilience(shared.breakers, shared.hedge_budget, shared.retry_budget, admission)
+    executor = Executor(
+        adapters, config.providers, observers=[health.observe], resilience=resilience, health=health
+    )
     c = config.decision_cache
     # A new cache per snapshot: a reload drops every cached decision with the old registry.
     cache = DecisionCache(c.max_entries, c.ttl_s) if c.enabled else None
@@ -84,7 +126,8 @@ class Sidecar:
     async def start(self) -> None:
         config = self.config
         self._session = make_session()
-        self._runtime = build_runtime(config, self._session, self.health)
+        self._shared = Shared.build(config, self.health)
+        self._runtime = build_runtime(config, self._session, self._shared)
         servicer = RouterServicer(
             self.runtime,
             self.health,
@@ -130,7 +173,7 @@ class Sidecar:
             )
         kept = {name: getattr(previous.server, name) for name in RESTART_ONLY}
         config = dataclasses.replace(loaded, server=loaded.server.model_copy(update=kept))
-        runtime = build_runtime(config, self._session, self.health)
+        runtime = build_runtime(config, self._session, self._shared)
         # The swap. Handlers run on this one asyncio loop and this method does not await, so no
         # request can observe a half-made change: one that started before this line keeps the old
         # runtime (it holds a reference), one that starts after gets the new one. No lock needed.

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sidecar.config_routes import RouteSettings, to_route_spec
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret, usd_to_nanos
 from sidecar.domain.request import Capability
+from sidecar.execution.admission import Limits
 from sidecar.policy.specs import RouteSpec
 from sidecar.registry.registry import Registry
 
@@ -58,6 +59,10 @@ class ProviderSettings(_Strict):
     headers: dict[str, str] = {}
     connect_timeout_s: float = Field(5, gt=0)
     request_timeout_s: float = Field(120, gt=0)
+    # Admission limits for this endpoint (unset: none): in-flight calls, requests/s, tokens/min.
+    max_concurrency: int | None = Field(None, gt=0)
+    requests_per_s: float | None = Field(None, gt=0)
+    tokens_per_min: float | None = Field(None, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -97,6 +102,7 @@ class ModelSettings(_Strict):
     tags: list[str] = []
     quality: float = Field(0.5, ge=0, le=1)
     typical_latency_s: float = Field(1.0, gt=0)
+    max_concurrency: int | None = Field(None, gt=0)  # in-flight calls to this model at once
 
     @model_validator(mode="after")
     def _output_fits(self) -> ModelSettings:
@@ -105,6 +111,25 @@ class ModelSettings(_Strict):
                 f"max_output_tokens {self.max_output_tokens} exceeds context_window {self.context_window}"
             )
         return self
+
+
+class BreakerSettings(_Strict):
+    fail_max: int = Field(5, ge=1)  # endpoint failures in a row that open a model's breaker
+    reset_timeout_s: float = Field(30, gt=0)  # open this long, then one probe
+
+
+class BudgetSettings(_Strict):
+    ratio: float = Field(0.1, ge=0, le=1)  # extra attempts per first attempt, per provider
+    min_per_s: float = Field(1.0, ge=0)  # always allowed, so that light traffic can still hedge/retry
+
+
+class ResilienceSettings(_Strict):
+    """Shared by every route; kept across reloads only as to state (a reload applies new numbers)."""
+
+    breaker: BreakerSettings = BreakerSettings()
+    hedge_budget: BudgetSettings = BudgetSettings()
+    retry_budget: BudgetSettings = BudgetSettings(ratio=0.2)
+    max_queue_wait_s: float = Field(2.0, gt=0)  # admission: longest wait for a slot or a rate
 
 
 class CacheSettings(_Strict):
@@ -123,6 +148,7 @@ class FileSettings(_Strict):
     routes: list[RouteSettings] = Field(min_length=1)
     default_route: str = ""
     decision_cache: CacheSettings = CacheSettings()
+    resilience: ResilienceSettings = ResilienceSettings()
 
     @model_validator(mode="after")
     def _references(self) -> FileSettings:
@@ -166,6 +192,9 @@ class Config:
     routes: Mapping[str, RouteSpec]
     default_route: str
     decision_cache: CacheSettings
+    resilience: ResilienceSettings
+    provider_limits: Mapping[str, Limits]
+    model_limits: Mapping[str, Limits]
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -269,4 +298,9 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         routes=routes,
         default_route=s.default_route or s.routes[0].name,
         decision_cache=s.decision_cache,
+        resilience=s.resilience,
+        provider_limits={
+            p.name: Limits(p.max_concurrency, p.requests_per_s, p.tokens_per_min) for p in s.providers
+        },
+        model_limits={m.name: Limits(m.max_concurrency) for m in s.models if m.max_concurrency},
     )

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sidecar.domain.model import usd_to_nanos
+from sidecar.domain.plan import ExecutionPolicy
 from sidecar.policy.classifier import BUILTIN
 from sidecar.policy.specs import (
     CapabilitySpec,
@@ -44,6 +45,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _compiling(patterns: list[str]) -> list[str]:
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"regex {p!r} does not compile: {exc}") from None
+    return patterns
+
+
 class MatchSettings(_Strict):
     task_types: list[str] = []
     tiers: list[str] = []
@@ -59,12 +69,7 @@ class MatchSettings(_Strict):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
-        for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"regex {p!r} does not compile: {exc}") from None
-        return patterns
+        return _compiling(patterns)
 
     @property
     def uses_content(self) -> bool:
@@ -147,6 +152,42 @@ class CascadeSettings(_Strict):
     min_quality_gain: float = Field(0.05, ge=0, le=1)
 
 
+class ExecutionSettings(_Strict):
+    """How plans of this route are executed (see README, Execution)."""
+
+    attempt_timeout_s: float | None = Field(None, gt=0)
+    first_token_timeout_s: float | None = Field(None, gt=0)
+    hedging: bool = False
+    hedge_delay_s: float | None = Field(None, gt=0)
+    max_retries: int = Field(1, ge=0, le=5)
+    backoff_base_s: float = Field(0.2, gt=0)
+    backoff_max_s: float = Field(5.0, gt=0)
+    invalid_output: Literal["escalate", "retry"] = "escalate"
+    stream_failover: Literal["error", "continue"] = "error"
+    low_confidence_logprob: float | None = Field(None, lt=0)
+    refusal_patterns: list[str] = []
+
+    @field_validator("refusal_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        return _compiling(patterns)
+
+    def to_policy(self) -> ExecutionPolicy:
+        return ExecutionPolicy(
+            attempt_timeout_s=self.attempt_timeout_s,
+            first_token_timeout_s=self.first_token_timeout_s,
+            hedging=self.hedging,
+            hedge_delay_s=self.hedge_delay_s,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            invalid_output=self.invalid_output,
+            stream_failover=self.stream_failover,
+            low_confidence_logprob=self.low_confidence_logprob,
+            refusal_patterns=tuple(self.refusal_patterns),
+        )
+
+
 StrategySettings = Annotated[
     RulesSettings | CapabilitySettings | SlaSettings | ScoringSettings | ClassifierSettings | CascadeSettings,
     Field(discriminator="kind"),
@@ -159,6 +200,7 @@ class RouteSettings(_Strict):
     strategies: list[StrategySettings] = []
     # How many models a plan keeps: the first choice and its fallbacks (cascade stages included).
     max_candidates: int = Field(5, ge=1, le=50)
+    execution: ExecutionSettings = ExecutionSettings()
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -208,6 +250,7 @@ def to_route_spec(r: RouteSettings) -> RouteSpec:
         models=tuple(r.models),
         strategies=tuple(_spec(s) for s in r.strategies),
         max_candidates=r.max_candidates,
+        execution=r.execution.to_policy(),
     )
 
 

@@ -91,3 +91,5 @@ class AttemptRecord:
     cost_usd_nanos: int = 0
     finish_reason: FinishReason | None = None
     retry_after_s: float | None = None
+    escalated: str = ""  # a cascade moved on from this (successful) attempt, and why
+    retry_of: int = 0  # the number of the attempt this one retries, if it is a retry

@@ -81,6 +81,23 @@ class Truncation:
     messages: tuple[Message, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ExecutionPolicy:
+    """How the executor runs a route's plans (the route's `execution:` settings)."""
+
+    attempt_timeout_s: float | None = None  # per attempt, besides the provider's request timeout
+    first_token_timeout_s: float | None = None  # streams: no first token by then -> next candidate
+    hedging: bool = False
+    hedge_delay_s: float | None = None  # None: the candidate's live p95 (else 1.5x its prior)
+    max_retries: int = 1  # retries of the same candidate on a retryable failure, budget allowing
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 5.0
+    invalid_output: str = "escalate"  # or "retry": once more on the same model, with the violations
+    stream_failover: str = "error"  # or "continue": after tokens, another model continues the answer
+    low_confidence_logprob: float | None = None  # cascade: escalate below this mean token logprob
+    refusal_patterns: tuple[str, ...] = ()  # cascade: texts that count as a refusal (case-insensitive)
+
+
 _SCORE = "score {:.3f} (cost {:.2f}, latency {:.2f}, quality gap {:.2f}, errors {:.2f})"
 
 
@@ -102,6 +119,7 @@ class Plan:
     cache_hit: bool = False
     truncation: Truncation | None = None
     classifier_score: float | None = None  # P(a cheap model suffices), when a classifier ran
+    execution: ExecutionPolicy = ExecutionPolicy()
     # Renderings of this plan (its considerations, a server's response message), made once and
     # shared with the copies the decision cache hands out: the plan itself never changes.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

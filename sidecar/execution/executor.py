@@ -1,56 +1,81 @@
-"""Runs a plan against providers: the one loop over attempts, for unary calls and streams.
+"""Runs a plan against providers: the only code that loops over attempts (through the race engine).
 
-Layers, outermost first (later issues add the ones in brackets at their place):
+The resilience layers, outermost first, written down once:
 
-    total deadline (gRPC deadline and the latency budget)
-      -> [cascade stage]
-        -> candidates in plan order: fallback on a failure that another model may not share
-           [, hedging on slowness]
-          -> [per-endpoint circuit breaker]
-            -> per-attempt timeout (min of what is left and the provider's request timeout)
-              -> adapter (pure codec + HTTP)
-                -> output validation (JSON / JSON Schema)
-                  -> failure classification (ProviderError.failure_class)
+    total deadline (gRPC deadline and the latency budget)            Executor.run / stream
+      -> cascade stage (escalate on failure, or on length /
+         refusal / low confidence of a stage's answer)                Executor.run
+        -> race over the stage's candidates: fallback on failure,
+           hedge on slowness, retries after backoff; hedges and
+           retries gated by per-provider budgets                      race.Race
+          -> admission (concurrency, priority queue, rate limits)     admission.Admission
+            -> per-endpoint circuit breaker                           breaker.BreakerSet
+              -> per-attempt timeout                                  Executor._attempt
+                -> adapter (pure codec + HTTP)                        providers
+                  -> output validation (JSON / JSON Schema)           validation
+                    -> failure classification (ProviderError.failure_class)
 
-Every attempt, whatever became of it, produces an AttemptRecord that goes to the observers
-(health, telemetry) and into the response; the final error names every candidate tried.
+Every attempt, whatever became of it, becomes an AttemptRecord for the observers and the response
+(ledger.Ledger); the final error names every candidate tried and why it failed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import random
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sidecar.domain.errors import AllCandidatesFailed, DeadlineExceeded, StreamInterrupted
 from sidecar.domain.model import ProviderSpec
-from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass, ProviderError
-from sidecar.domain.plan import Candidate, Plan
-from sidecar.domain.request import ChatRequest, ToolCall
-from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
+from sidecar.domain.outcome import FailureClass, ProviderError
+from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
+from sidecar.domain.request import ChatRequest, Message, Role, TextPart
+from sidecar.domain.response import Completion, FinishReason, StreamChunk
+from sidecar.execution.admission import Admission
+from sidecar.execution.backoff import RETRYABLE, retry_delay_s
+from sidecar.execution.breaker import BreakerSet
+from sidecar.execution.budget import Budget
+from sidecar.execution.ledger import Ledger, Observer, loop_clock
+from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
 from sidecar.providers.base import ProviderAdapter, ProviderCall
+from sidecar.registry.health import HealthTracker
 from sidecar.validation.json_output import parse_output
 
-Observer = Callable[[AttemptRecord], None]
 Clock = Callable[[], float]
+DEADLINE_GRACE_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionResult:
     completion: Completion
     candidate: Candidate
-    attempts: tuple[AttemptRecord, ...]
+    attempts: tuple[Any, ...]  # AttemptRecord, in start order
     parsed_json: Any | None = None
+    winner: int = 0  # the number of the attempt that answered
 
     @property
     def cost_usd_nanos(self) -> int:
-        return self.attempts[-1].cost_usd_nanos
+        return next((a.cost_usd_nanos for a in self.attempts if a.number == self.winner), 0)
 
     @property
     def total_cost_usd_nanos(self) -> int:
         return sum(a.cost_usd_nanos for a in self.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Resilience:
+    """The shared, long-lived parts: they outlive a request, and a config reload keeps them."""
+
+    breakers: BreakerSet
+    hedge_budget: Budget
+    retry_budget: Budget
+    admission: Admission
+
+    @staticmethod
+    def default() -> Resilience:
+        return Resilience(BreakerSet(), Budget(), Budget(), Admission({}))
 
 
 class Executor:
@@ -59,134 +84,184 @@ class Executor:
         adapters: Mapping[str, ProviderAdapter],
         providers: Mapping[str, ProviderSpec],
         observers: Sequence[Observer] = (),
-        clock: Clock = time.monotonic,
+        *,
+        resilience: Resilience | None = None,
+        health: HealthTracker | None = None,
+        clock: Clock = loop_clock,
+        rng: random.Random | None = None,
     ) -> None:
         self._adapters = adapters
         self._providers = providers
         self._observers = tuple(observers)
+        self._r = resilience or Resilience.default()
+        self._health = health
         self._clock = clock
+        self._rng = rng or random.Random()
+
+    # --- unary --------------------------------------------------------------------------------
 
     async def run(self, plan: Plan, request: ChatRequest, deadline: float) -> ExecutionResult:
-        """Try the candidates in order until one answers acceptably; raise with every attempt otherwise."""
-        attempts: list[AttemptRecord] = []
-        for candidate in plan.candidates:
-            call = self._call(candidate, request, deadline, attempts)
-            started = self._clock()
-            try:
-                async with asyncio.timeout(call.timeout_s):
-                    completion = await self._adapters[candidate.model.provider].complete(call)
-                parsed = _validated(completion, request)
-            except (ProviderError, TimeoutError) as exc:
-                self._failed(attempts, candidate, started, _as_provider_error(exc, call.timeout_s))
-                if not attempts[-1].failure_class or not attempts[-1].failure_class.tries_next_candidate:
-                    break
-                continue
-            except asyncio.CancelledError:
-                self._record(attempts, candidate, started, AttemptOutcome.CANCELLED)
-                raise
-            self._record(attempts, candidate, started, AttemptOutcome.SUCCESS, completion=completion)
-            return ExecutionResult(completion, candidate, tuple(attempts), parsed)
-        raise self._exhausted(attempts, deadline)
+        """Run the stages in turn until one answers acceptably; raise with every attempt otherwise."""
+        ledger = Ledger(self._observers, self._clock)
+        last_answer: tuple[Launch, Completion, Any] | None = None
+        try:
+            # Attempts time out at the deadline themselves (and are recorded as timeouts); this
+            # outer bound is the safety net that ends anything else a moment later.
+            async with asyncio.timeout_at(deadline + DEADLINE_GRACE_S):
+                for index, stage in enumerate(plan.stages):
+                    final = index == len(plan.stages) - 1
+                    try:
+                        launch, (completion, parsed) = await self._race(
+                            plan, stage, request, deadline, ledger
+                        )
+                    except RaceLost as lost:
+                        if _is_final(lost) or final:
+                            break
+                        continue
+                    reason = "" if final else _escalation(completion, stage, plan.execution)
+                    if not reason:
+                        return _result(completion, launch, ledger, parsed)
+                    ledger.escalated(launch.number, reason)
+                    last_answer = (launch, completion, parsed)
+        except TimeoutError:
+            pass
+        finally:
+            ledger.close_open()
+        if last_answer is not None:  # every later stage failed: the escalated answer is still an answer
+            return _result(last_answer[1], last_answer[0], ledger, last_answer[2])
+        raise ledger.final_error(deadline)
 
-    async def stream(
+    async def _race(
+        self, plan: Plan, stage: Stage, request: ChatRequest, deadline: float, ledger: Ledger
+    ) -> tuple[Launch, tuple[Completion, Any]]:
+        policy = plan.execution
+        want_logprobs = policy.low_confidence_logprob is not None
+        violations: dict[str, str] = {}
+
+        async def start(launch: Launch) -> tuple[Completion, Any]:
+            sent = (
+                _stricter(request, violations.get(launch.candidate.model.name, ""))
+                if launch.variant
+                else request
+            )
+            return await self._attempt(launch, sent, plan, deadline, ledger, want_logprobs)
+
+        def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
+            if error.failure_class is FailureClass.INVALID_OUTPUT:
+                violations[launch.candidate.model.name] = error.message
+            return self._verdict(launch, error, policy)
+
+        race: Race[tuple[Completion, Any]] = Race(
+            stage.candidates,
+            start,
+            on_failure,
+            hedge_delay=lambda c: self._hedge_delay(c, policy),
+            may_hedge=lambda c: self._r.hedge_budget.try_spend(c.model.provider),
+            clock=self._clock,
+            numbering=ledger.reserve,
+        )
+        return await race.run()
+
+    async def _attempt(
+        self,
+        launch: Launch,
+        request: ChatRequest,
+        plan: Plan,
+        deadline: float,
+        ledger: Ledger,
+        want_logprobs: bool,
+    ) -> tuple[Completion, Any]:
+        model = launch.candidate.model
+        number = launch.number
+        ledger.start(number, model, hedged=launch.hedged, retry_of=launch.retry_of)
+        if not launch.hedged and not launch.retry_of:
+            self._r.hedge_budget.record_request(model.provider)
+            self._r.retry_budget.record_request(model.provider)
+        timeout = self._attempt_timeout(model.provider, plan.execution, deadline)
+        call = ProviderCall(request, model, timeout, want_logprobs=want_logprobs)
+        try:
+            tokens = plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
+            async with (
+                self._r.admission.admit(
+                    model.provider,
+                    model.name,
+                    priority=request.hints.priority,
+                    tokens=tokens,
+                    deadline=deadline,
+                ),
+                self._r.breakers.guard(model.name),
+                asyncio.timeout(timeout),
+            ):
+                completion = await self._adapters[model.provider].complete(call)
+            parsed = _validated(completion, request)
+        except TimeoutError:
+            error = ProviderError(FailureClass.TIMEOUT, f"no answer within {timeout:.3f}s")
+            ledger.failed(number, error)
+            raise error from None
+        except ProviderError as error:
+            ledger.failed(number, error)
+            raise
+        except asyncio.CancelledError:
+            ledger.cancelled(number)
+            raise
+        ledger.succeeded(number, completion)
+        return completion, parsed
+
+    # --- shared decisions ---------------------------------------------------------------------
+
+    def _verdict(self, launch: Launch, error: ProviderError, policy: ExecutionPolicy) -> FailureVerdict:
+        cls = error.failure_class
+        if not cls.tries_next_candidate:
+            return FailureVerdict(final=True)
+        if cls is FailureClass.CONTEXT_TOO_LONG:
+            window = launch.candidate.model.context_window
+            return FailureVerdict(skip=lambda c: c.model.context_window <= window)
+        if cls is FailureClass.INVALID_OUTPUT:
+            if policy.invalid_output == "retry" and not launch.variant:
+                return FailureVerdict(retry_in_s=0.0, retry_variant="stricter")
+            return FailureVerdict()
+        retries = launch.tries - 1
+        provider = launch.candidate.model.provider
+        if cls in RETRYABLE and retries < policy.max_retries and self._r.retry_budget.try_spend(provider):
+            delay = retry_delay_s(
+                retries + 1,
+                base_s=policy.backoff_base_s,
+                max_s=policy.backoff_max_s,
+                retry_after_s=error.retry_after_s,
+                rng=self._rng,
+            )
+            return FailureVerdict(retry_in_s=delay)
+        return FailureVerdict()
+
+    def _hedge_delay(self, candidate: Candidate, policy: ExecutionPolicy) -> float | None:
+        if not policy.hedging:
+            return None
+        if policy.hedge_delay_s is not None:
+            return policy.hedge_delay_s
+        stats = self._health.stats(candidate.model.name) if self._health else None
+        if stats is not None and stats.latency_p95_s is not None:
+            return stats.latency_p95_s
+        return 1.5 * candidate.model.typical_latency_s
+
+    def _attempt_timeout(self, provider: str, policy: ExecutionPolicy, deadline: float) -> float:
+        limits = [deadline - self._clock(), self._providers[provider].request_timeout_s]
+        if policy.attempt_timeout_s is not None:
+            limits.append(policy.attempt_timeout_s)
+        return max(0.0, min(limits))
+
+    # --- streams ------------------------------------------------------------------------------
+
+    def stream(
         self, plan: Plan, request: ChatRequest, deadline: float
     ) -> AsyncIterator[StreamChunk | ExecutionResult]:
-        """Yield text/tool chunks, then one ExecutionResult.
+        """Yield text/tool chunks, then one ExecutionResult (see streaming.py)."""
+        from sidecar.execution.streaming import StreamRun
 
-        Failover before the first chunk is invisible to the caller. After chunks have been sent,
-        a failure ends the stream with StreamInterrupted naming what was delivered.
-        """
-        attempts: list[AttemptRecord] = []
-        for candidate in plan.candidates:
-            call = self._call(candidate, request, deadline, attempts)
-            started = self._clock()
-            acc = _Accumulator()
-            chunks = self._adapters[candidate.model.provider].stream(call)
-            try:
-                while True:
-                    async with asyncio.timeout(max(0.0, started + call.timeout_s - self._clock())):
-                        chunk = await anext(chunks, None)
-                    if chunk is None:
-                        break
-                    if acc.add(chunk, self._clock() - started):
-                        yield chunk
-                completion = acc.completion()
-                parsed = _validated(completion, request)
-            except (ProviderError, TimeoutError) as exc:
-                self._failed(
-                    attempts, candidate, started, _as_provider_error(exc, call.timeout_s), acc.ttft_s
-                )
-                if acc.delivered:
-                    raise StreamInterrupted(tuple(attempts), acc.delivered_chars) from None
-                if not attempts[-1].failure_class or not attempts[-1].failure_class.tries_next_candidate:
-                    break
-                continue
-            except (asyncio.CancelledError, GeneratorExit):
-                self._record(attempts, candidate, started, AttemptOutcome.CANCELLED, ttft_s=acc.ttft_s)
-                raise
-            finally:
-                await chunks.aclose()  # type: ignore[attr-defined]
-            self._record(
-                attempts, candidate, started, AttemptOutcome.SUCCESS, completion=completion, ttft_s=acc.ttft_s
-            )
-            yield ExecutionResult(completion, candidate, tuple(attempts), parsed)
-            return
-        raise self._exhausted(attempts, deadline)
+        return StreamRun(self, plan, request, deadline).events()
 
-    def _call(
-        self, candidate: Candidate, request: ChatRequest, deadline: float, attempts: list[AttemptRecord]
-    ) -> ProviderCall:
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise DeadlineExceeded("the request's deadline passed before an answer", tuple(attempts))
-        provider = self._providers[candidate.model.provider]
-        return ProviderCall(request, candidate.model, min(remaining, provider.request_timeout_s))
 
-    def _exhausted(self, attempts: list[AttemptRecord], deadline: float) -> Exception:
-        if self._clock() >= deadline and attempts and attempts[-1].failure_class is FailureClass.TIMEOUT:
-            return DeadlineExceeded("the request's deadline passed before an answer", tuple(attempts))
-        return AllCandidatesFailed(tuple(attempts))
-
-    def _failed(
-        self,
-        attempts: list[AttemptRecord],
-        candidate: Candidate,
-        started: float,
-        error: ProviderError,
-        ttft_s: float | None = None,
-    ) -> None:
-        self._record(attempts, candidate, started, AttemptOutcome.FAILURE, error=error, ttft_s=ttft_s)
-
-    def _record(
-        self,
-        attempts: list[AttemptRecord],
-        candidate: Candidate,
-        started: float,
-        outcome: AttemptOutcome,
-        *,
-        completion: Completion | None = None,
-        error: ProviderError | None = None,
-        ttft_s: float | None = None,
-    ) -> None:
-        model = candidate.model
-        usage = completion.usage if completion else Usage()
-        record = AttemptRecord(
-            number=len(attempts) + 1,
-            model=model.name,
-            provider=model.provider,
-            outcome=outcome,
-            latency_s=self._clock() - started,
-            failure_class=error.failure_class if error else None,
-            error_message=error.detail if error else "",
-            time_to_first_token_s=ttft_s,
-            usage=usage,
-            cost_usd_nanos=model.price.cost_usd_nanos(usage),
-            finish_reason=completion.finish_reason if completion else None,
-            retry_after_s=error.retry_after_s if error else None,
-        )
-        attempts.append(record)
-        for observe in self._observers:
-            observe(record)
+def _is_final(lost: RaceLost) -> bool:
+    return bool(lost.errors) and not lost.errors[-1].failure_class.tries_next_candidate
 
 
 def _validated(completion: Completion, request: ChatRequest) -> Any | None:
@@ -195,48 +270,36 @@ def _validated(completion: Completion, request: ChatRequest) -> Any | None:
     return parse_output(completion.text, request.response_format)
 
 
-def _as_provider_error(exc: ProviderError | TimeoutError, timeout_s: float) -> ProviderError:
-    if isinstance(exc, ProviderError):
-        return exc
-    return ProviderError(FailureClass.TIMEOUT, f"no answer within {timeout_s:.3f}s")
+def _escalation(completion: Completion, stage: Stage, policy: ExecutionPolicy) -> str:
+    """Why a cascade should pass over this answer, or '' to accept it."""
+    on = stage.escalate_on
+    if "length" in on and completion.finish_reason is FinishReason.LENGTH:
+        return "length"
+    if "refusal" in on and _refused(completion, policy.refusal_patterns):
+        return "refusal"
+    threshold = policy.low_confidence_logprob
+    logprob = completion.mean_logprob
+    if "low_confidence" in on and threshold is not None and logprob is not None and logprob < threshold:
+        return "low_confidence"
+    return ""
 
 
-class _Accumulator:
-    """Adds stream chunks up into a Completion, and notes when the first token arrived."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.tools: dict[int, list[str]] = {}
-        self.final: StreamChunk | None = None
-        self.ttft_s: float | None = None
-        self.delivered = False
-        self.delivered_chars = 0
-
-    def add(self, chunk: StreamChunk, elapsed_s: float) -> bool:
-        """Take a chunk; True when it carries output for the caller."""
-        if chunk.finish_reason is not None:
-            self.final = chunk
-        if not chunk.text and not chunk.tool_calls:
-            return False
-        if self.ttft_s is None:
-            self.ttft_s = elapsed_s
-        self.parts.append(chunk.text)
-        self.delivered_chars += len(chunk.text)
-        for delta in chunk.tool_calls:
-            slot = self.tools.setdefault(delta.index, ["", "", ""])
-            slot[0] = slot[0] or delta.id
-            slot[1] = slot[1] or delta.name
-            slot[2] += delta.arguments_json
-        self.delivered = True
+def _refused(completion: Completion, patterns: tuple[str, ...]) -> bool:
+    if completion.refusal or completion.finish_reason is FinishReason.CONTENT_FILTER:
         return True
+    head = completion.text[:400]
+    return any(re.search(p, head, re.IGNORECASE) for p in patterns)
 
-    def completion(self) -> Completion:
-        if self.final is None:
-            raise ProviderError(FailureClass.STREAM_INTERRUPTED, "the stream ended without a finish reason")
-        return Completion(
-            text="".join(self.parts),
-            finish_reason=self.final.finish_reason or FinishReason.UNKNOWN,
-            usage=self.final.usage or Usage(),
-            tool_calls=tuple(ToolCall(i, n, a) for _, (i, n, a) in sorted(self.tools.items())),
-            response_model=self.final.response_model,
-        )
+
+def _stricter(request: ChatRequest, violations: str) -> ChatRequest:
+    """The same request, told what was wrong with the last answer (an invalid-output retry)."""
+    note = (
+        "Your previous answer was rejected: "
+        + (violations or "it did not match the required format")
+        + ". Reply again with only the required output, nothing else."
+    )
+    return replace(request, messages=(*request.messages, Message(Role.SYSTEM, (TextPart(note),))))
+
+
+def _result(completion: Completion, launch: Launch, ledger: Ledger, parsed: Any | None) -> ExecutionResult:
+    return ExecutionResult(completion, launch.candidate, tuple(ledger.records), parsed, launch.number)

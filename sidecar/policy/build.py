@@ -69,6 +69,7 @@ def _compile(
         label=label,
         reads_content=any(s.reads_content for s in strategies),
         max_candidates=spec.max_candidates,
+        execution=spec.execution,
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from sidecar.domain.errors import NoCandidate, NotFound
-from sidecar.domain.plan import Candidate, Plan, Rejection, Stage, Why
+from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Rejection, Stage, Why
 from sidecar.domain.request import ChatRequest
 from sidecar.policy.cache import DecisionCache, cache_key, request_chars
 from sidecar.policy.draft import Draft, Entry
@@ -42,6 +42,7 @@ class CompiledRoute:
     label: str  # e.g. "rules>capability>sla>scoring>cascade"
     reads_content: bool
     max_candidates: int
+    execution: ExecutionPolicy
 
 
 class Engine:
@@ -157,4 +158,5 @@ def _freeze(draft: Draft, route: CompiledRoute, started: int) -> Plan:
         decision_time_micros=_micros_since(started),
         truncation=draft.truncation,
         classifier_score=draft.classifier_score,
+        execution=route.execution,
     )

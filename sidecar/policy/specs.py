@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sidecar.domain.plan import ExecutionPolicy
+
 OverflowPolicy = Literal["reject", "drop_oldest", "trim_middle"]
 
 
@@ -103,3 +105,4 @@ class RouteSpec:
     strategies: tuple[StrategySpec, ...] = ()
     # How many models a plan keeps, first choice and fallbacks (and cascade stages) together.
     max_candidates: int = 5
+    execution: ExecutionPolicy = ExecutionPolicy()  # noqa: RUF009 - frozen, sharing is safe

@@ -20,11 +20,16 @@ from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 
 @dataclass(frozen=True, slots=True)
 class ProviderCall:
-    """One attempt's input: the request, the model to send it to, and the time it may take."""
+    """One attempt's input: the request, the model to send it to, and the time it may take.
+
+    `want_logprobs` asks for token log-probabilities (a cascade escalates on low confidence); adapters
+    whose provider cannot return them ignore it, and the answer's mean_logprob stays None.
+    """
 
     request: ChatRequest
     model: ModelSpec
     timeout_s: float
+    want_logprobs: bool = False
 
 
 class ProviderAdapter(Protocol):

@@ -121,6 +121,8 @@ def attempts(records: Iterable[AttemptRecord]) -> list[pb.Attempt]:
             hedged=a.hedged,
             usage=usage(a.usage),
             cost_usd_nanos=a.cost_usd_nanos,
+            escalated=a.escalated,
+            retry_of=a.retry_of,
         )
         for a in records
     ]

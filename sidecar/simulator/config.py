@@ -26,6 +26,10 @@ class FaultKind(StrEnum):
     MALFORMED_JSON = "malformed_json"  # 200 with a body (or an SSE data line) that is not JSON
     STREAM_CUT = "stream_cut"  # close the connection part-way, no [DONE], no finish_reason
     SLOW = "slow"  # multiply the latency by `factor`; combines with any other fault
+    # Faults in the answer itself: a 200 whose content is what a cascade escalates on.
+    REFUSAL = "refusal"  # message.content null, message.refusal set, finish_reason stop
+    BAD_OUTPUT = "bad_output"  # JSON that breaks the requested schema (or json_object); else not JSON
+    LOW_CONFIDENCE = "low_confidence"  # logprobs, when asked, average `mean_logprob`
 
 
 class FaultSpec(BaseModel):
@@ -40,6 +44,9 @@ class FaultSpec(BaseModel):
     retry_after_s: float = Field(default=1.0, ge=0.0, description="rate_limit: the advertised wait")
     after_chunks: int = Field(default=2, ge=0, description="stream_cut: SSE chunks sent before the cut")
     factor: float = Field(default=5.0, gt=0.0, description="slow: latency multiplier")
+    mean_logprob: float = Field(
+        default=-2.5, le=0.0, description="low_confidence: the answer's mean token logprob"
+    )
 
     @model_validator(mode="after")
     def _count_or_rate(self) -> Self:
@@ -61,6 +68,9 @@ class ModelProfile(BaseModel):
     context_window: int = Field(default=128_000, gt=0)
     max_output_tokens: int = Field(default=16_384, gt=0)
     default_output_tokens: int = Field(default=64, gt=0, description="answer length without max_tokens")
+    confidence: float = Field(
+        default=-0.2, le=0.0, description="mean token logprob, e.g. -0.05 strong, -0.6 weak"
+    )
     faults: tuple[FaultSpec, ...] = ()
 
 

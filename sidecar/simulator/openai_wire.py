@@ -1,8 +1,8 @@
 """The OpenAI routes: POST /v1/chat/completions (whole or streamed as SSE) and GET /v1/models.
 
 One request's path: parse and check -> count it -> draw faults -> answer with an error, hang, or
-compose the answer and send it paced by the latency model (time to first token, then per token),
-with a malformed or cut body if a fault says so.
+compose the answer (a refusal, bad output or low confidence if a fault says so) and send it paced by
+the latency model (time to first token, then per token), with a malformed or cut body if a fault says so.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             raise error
         if fault.kind is FaultKind.HANG:
             return await hang(request, state.hangs)
-    answer = compose_answer(call, profile, state.config.seed)
+    answer = compose_answer(call, profile, state.config.seed, fault)
     latency = state.latency.draw(profile, draw.slow_factor)
     envelope = Envelope(state.next_completion_id(), int(state.clock()), call.model)
     if call.stream:

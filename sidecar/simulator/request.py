@@ -2,7 +2,7 @@
 
 The checks and their messages follow OpenAI's, so a client's handling of a bad request is exercised
 the same way: missing or invalid `model`/`messages`, out-of-range `max_tokens`, a `tool_choice` naming
-no tool, and prompts that do not fit the model's context window.
+no tool, a `logprobs` that is not a boolean, and prompts that do not fit the model's context window.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class ChatCall:
     tools: tuple[Mapping[str, Any], ...]
     tool_choice: Any
     prompt_tokens: int
+    logprobs: bool = False  # return each output token's log-probability (top_logprobs is not honoured)
 
 
 def parse_json_body(raw: bytes) -> Mapping[str, Any]:
@@ -82,6 +83,14 @@ def parse_chat_call(body: Mapping[str, Any], profile: ModelProfile) -> ChatCall:
     response_format = body.get("response_format")
     if response_format is not None and not isinstance(response_format, Mapping):
         raise WireError(400, "'response_format' must be an object.", param="response_format")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise WireError(
+            400,
+            f"Invalid type for 'logprobs': expected a boolean, but got {type(logprobs).__name__} instead.",
+            param="logprobs",
+            code="invalid_type",
+        )
     return ChatCall(
         model=model,
         messages=messages,
@@ -92,6 +101,7 @@ def parse_chat_call(body: Mapping[str, Any], profile: ModelProfile) -> ChatCall:
         tools=tools,
         tool_choice=tool_choice,
         prompt_tokens=prompt_tokens,
+        logprobs=logprobs is True,
     )
 
 

@@ -239,6 +239,75 @@ async def test_stream_ending_after_finish_without_done_is_accepted(
     assert chunks[-1].finish_reason is FinishReason.LENGTH
 
 
+def logprob(text: str, value: float) -> dict[str, Any]:
+    return {"token": text, "logprob": value, "bytes": list(text.encode()), "top_logprobs": []}
+
+
+async def test_complete_asks_for_logprobs_and_decodes_them(
+    adapter: OpenAIAdapter, fake: FakeUpstream
+) -> None:
+    body = completion("Hi there")
+    body["choices"][0]["logprobs"] = {"content": [logprob("Hi", -0.5), logprob(" there", -1.5)]}
+    fake.handler = answering(200, body)
+    result = await adapter.complete(ProviderCall(CALL.request, MODEL, timeout_s=5.0, want_logprobs=True))
+    assert fake.bodies[0]["logprobs"] is True
+    assert result.text == "Hi there"
+    assert result.mean_logprob == -1.0
+    assert result.refusal == ""
+
+
+async def test_complete_decodes_a_refusal(adapter: OpenAIAdapter, fake: FakeUpstream) -> None:
+    body = completion()
+    body["choices"][0]["message"] = {
+        "role": "assistant",
+        "content": None,
+        "refusal": "I can't help with that.",
+    }
+    fake.handler = answering(200, body)
+    result = await adapter.complete(CALL)
+    assert "logprobs" not in fake.bodies[0]
+    assert (result.text, result.refusal, result.finish_reason) == (
+        "",
+        "I can't help with that.",
+        FinishReason.STOP,
+    )
+    assert result.mean_logprob is None
+
+
+async def test_stream_passes_refusal_fragments_and_logprobs_through(
+    adapter: OpenAIAdapter, fake: FakeUpstream
+) -> None:
+    fake.handler = streaming(
+        sse(
+            chunk({"role": "assistant", "content": None, "refusal": ""}),
+            chunk({"refusal": "I can't"}),
+            chunk({"refusal": " help."}),
+            chunk({}, "stop"),
+            "[DONE]",
+        )
+    )
+    chunks = await collect(adapter, ProviderCall(CALL.request, MODEL, timeout_s=5.0, want_logprobs=True))
+    assert fake.bodies[0]["logprobs"] is True
+    assert [(c.text, c.refusal) for c in chunks[:-1]] == [("", "I can't"), ("", " help.")]
+    assert chunks[-1].finish_reason is FinishReason.STOP
+
+    with_logprobs = chunk({"content": "Hi"})
+    with_logprobs["choices"][0]["logprobs"] = {"content": [logprob("Hi", -0.75)], "refusal": None}
+    fake.handler = streaming(sse(with_logprobs, chunk({}, "stop"), "[DONE]"))
+    chunks = await collect(adapter)
+    assert [(c.text, c.logprobs) for c in chunks[:-1]] == [("Hi", (-0.75,))]
+    assert chunks[-1].logprobs == ()
+
+
+async def test_malformed_logprobs_in_a_stream(adapter: OpenAIAdapter, fake: FakeUpstream) -> None:
+    bad = chunk({"content": "Hi"})
+    bad["choices"][0]["logprobs"] = {"content": [{"token": "Hi"}]}
+    fake.handler = streaming(sse(bad, chunk({}, "stop"), "[DONE]"))
+    err = await failure_of(collect(adapter))
+    assert err.failure_class is FailureClass.MALFORMED_RESPONSE
+    assert "choices[0].logprobs.content[0].logprob is missing" in err.message
+
+
 # ---------------------------------------------------------------------------------------- failures
 
 

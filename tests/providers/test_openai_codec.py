@@ -210,6 +210,15 @@ def test_stream_asks_for_usage() -> None:
     assert body["stream_options"] == {"include_usage": True}
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_logprobs_are_asked_for_only_when_wanted(stream: bool) -> None:
+    request = ChatRequest(messages=(user(TextPart("x")),))
+    assert "logprobs" not in encode(request, stream=stream)
+    body = encode_request(request, MODEL, stream=stream, logprobs=True)
+    assert body["logprobs"] is True
+    assert "top_logprobs" not in body
+
+
 # ---------------------------------------------------------------------------------------- decoding
 
 
@@ -266,6 +275,51 @@ def test_finish_reasons(wire: str | None, expected: FinishReason) -> None:
     assert decode_completion(body).finish_reason is expected
 
 
+def token(text: str, logprob: float) -> dict[str, Any]:
+    return {"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": []}
+
+
+def test_decode_refusal() -> None:
+    body = completion_body(content=None, refusal="I can't help with that.")
+    body["choices"][0]["logprobs"] = {"content": None, "refusal": [token("I", -0.1), token(" can't", -0.2)]}
+    completion = decode_completion(body)
+    assert completion.text == ""
+    assert completion.refusal == "I can't help with that."
+    assert completion.finish_reason is FinishReason.STOP
+    assert completion.mean_logprob is None  # the refusal's own logprobs are not the answer's
+
+
+def test_decode_null_refusal_and_logprobs() -> None:
+    body = completion_body(content="Hello!", refusal=None)
+    body["choices"][0]["logprobs"] = None
+    completion = decode_completion(body)
+    assert (completion.refusal, completion.mean_logprob) == ("", None)
+
+
+def test_decode_mean_logprob() -> None:
+    body = completion_body(content="Hello there!")
+    body["choices"][0]["logprobs"] = {
+        "content": [token("Hello", -0.5), token(" there", -1), token("!", -0.0)],
+        "refusal": None,
+    }
+    assert decode_completion(body).mean_logprob == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize(
+    "logprobs", [{}, {"content": None}, {"content": []}], ids=["no key", "null", "empty"]
+)
+def test_no_token_logprobs_mean_none(logprobs: dict[str, Any]) -> None:
+    body = completion_body(content="x")
+    body["choices"][0]["logprobs"] = logprobs
+    assert decode_completion(body).mean_logprob is None
+
+
+def _with_logprobs(logprobs: Any) -> dict[str, Any]:
+    body = completion_body(content="x")
+    body["choices"][0]["logprobs"] = logprobs
+    return body
+
+
 def test_missing_usage_is_zero() -> None:
     body = completion_body(content="x")
     del body["usage"]
@@ -300,6 +354,23 @@ def _without(path: str) -> dict[str, Any]:
             "usage.prompt_tokens should be int",
         ),
         ({**completion_body(content="x"), "usage": {"prompt_tokens": True}}, "should be int"),
+        (completion_body(content=None, refusal=42), "choices[0].message.refusal should be str"),
+        (_with_logprobs("high"), "choices[0].logprobs should be dict"),
+        (_with_logprobs({"content": {"logprob": -1}}), "choices[0].logprobs.content should be list"),
+        (_with_logprobs({"content": [-0.5]}), "choices[0].logprobs.content[0] should be dict"),
+        (_with_logprobs({"content": [{"token": "x"}]}), "choices[0].logprobs.content[0].logprob is missing"),
+        (
+            _with_logprobs({"content": [token("x", -1), {"token": "y", "logprob": "-1"}]}),
+            "choices[0].logprobs.content[1].logprob should be a number, got str",
+        ),
+        (
+            _with_logprobs({"content": [{"token": "x", "logprob": True}]}),
+            "choices[0].logprobs.content[0].logprob should be a number, got bool",
+        ),
+        (
+            _with_logprobs({"content": [{"token": "x", "logprob": float("nan")}]}),
+            "choices[0].logprobs.content[0].logprob should be a finite number, got nan",
+        ),
     ],
 )
 def test_malformed_completions(body: dict[str, Any], fragment: str) -> None:
@@ -307,6 +378,13 @@ def test_malformed_completions(body: dict[str, Any], fragment: str) -> None:
         decode_completion(body)
     assert info.value.failure_class is FailureClass.MALFORMED_RESPONSE
     assert fragment in info.value.message
+
+
+def test_nan_logprob_from_the_wire_is_malformed() -> None:
+    raw = json.dumps(_with_logprobs({"content": [token("x", -1)]})).replace("-1", "NaN")
+    with pytest.raises(ProviderError) as info:
+        decode_completion(parse_json(raw))
+    assert "finite number" in info.value.message
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"\xff\xfe", b""])
@@ -377,18 +455,58 @@ def test_decode_chunk_with_null_usage_and_details() -> None:
     assert decode_chunk(body).usage == Usage(1, 1, 0)
 
 
+def test_decode_refusal_chunks() -> None:
+    first = decode_chunk(chunk_body({"role": "assistant", "content": None, "refusal": ""}))
+    fragment = decode_chunk(chunk_body({"refusal": "I can't"}))
+    assert (first.text, first.refusal) == ("", "")
+    assert (fragment.text, fragment.refusal) == ("", "I can't")
+
+
+def test_decode_chunk_logprobs() -> None:
+    body = chunk_body({"content": "Hello there"})
+    body["choices"][0]["logprobs"] = {
+        "content": [token("Hello", -0.25), token(" there", -2)],
+        "refusal": None,
+    }
+    chunk = decode_chunk(body)
+    assert chunk.text == "Hello there"
+    assert chunk.logprobs == (-0.25, -2.0)
+    assert all(isinstance(value, float) for value in chunk.logprobs)
+    body["choices"][0]["logprobs"] = None
+    assert decode_chunk(body).logprobs == ()
+
+
+def _chunk_with_logprobs(logprobs: Any) -> dict[str, Any]:
+    body = chunk_body({"content": "x"})
+    body["choices"][0]["logprobs"] = logprobs
+    return body
+
+
 @pytest.mark.parametrize(
-    "body",
+    ("body", "fragment"),
     [
-        {"object": "chat.completion.chunk"},
-        chunk_body({"tool_calls": [{"function": {}}]}),
-        chunk_body({"content": 1}),
+        ({"object": "chat.completion.chunk"}, "choices is missing"),
+        (chunk_body({"tool_calls": [{"function": {}}]}), "choices[0].delta.tool_calls[0].index is missing"),
+        (chunk_body({"content": 1}), "choices[0].delta.content should be str"),
+        (chunk_body({"refusal": ["I can't"]}), "choices[0].delta.refusal should be str"),
+        (_chunk_with_logprobs([]), "choices[0].logprobs should be dict"),
+        (_chunk_with_logprobs({"content": "x"}), "choices[0].logprobs.content should be list"),
+        (_chunk_with_logprobs({"content": [{}]}), "choices[0].logprobs.content[0].logprob is missing"),
+        (
+            _chunk_with_logprobs({"content": [{"logprob": None}]}),
+            "choices[0].logprobs.content[0].logprob is missing",
+        ),
+        (
+            _chunk_with_logprobs({"content": [{"logprob": [-1]}]}),
+            "choices[0].logprobs.content[0].logprob should be a number, got list",
+        ),
     ],
 )
-def test_malformed_chunks(body: dict[str, Any]) -> None:
+def test_malformed_chunks(body: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ProviderError) as info:
         decode_chunk(body)
     assert info.value.failure_class is FailureClass.MALFORMED_RESPONSE
+    assert fragment in info.value.message
 
 
 @pytest.mark.parametrize(

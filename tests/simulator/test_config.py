@@ -57,6 +57,14 @@ def write(tmp_path: Path, text: str) -> Path:
             "models:\n  m:\n    faults:\n      - {kind: nope, count: 1}\n",
             "models.m.faults.0.kind: Input should be",
         ),
+        (
+            "models:\n  m:\n    confidence: 0.5\n",
+            "models.m.confidence: Input should be less than or equal to 0",
+        ),
+        (
+            "models:\n  m:\n    faults:\n      - {kind: low_confidence, count: 1, mean_logprob: 1}\n",
+            "models.m.faults.0.mean_logprob: Input should be less than or equal to 0",
+        ),
         ("sede: 3\n", "sede: Extra inputs are not permitted"),
         ("- just\n- a list\n", "the top level must be a mapping"),
         ("models: [\n", "not valid YAML"),

@@ -35,6 +35,8 @@ async def post(http: aiohttp.ClientSession, sim: Simulator, body: Any, **kwargs:
         (chat_body(n=2), "n", "n=1"),
         (chat_body(tools=[{"type": "function"}]), "tools[0]", "function.name"),
         (chat_body(tool_choice={"type": "function", "function": {"name": "x"}}), "tool_choice", "'x'"),
+        (chat_body(logprobs="yes"), "logprobs", "Invalid type for 'logprobs': expected a boolean"),
+        (chat_body(logprobs=1), "logprobs", "but got int instead"),
     ],
 )
 async def test_bad_requests_get_openai_400s(

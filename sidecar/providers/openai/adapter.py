@@ -54,7 +54,7 @@ class OpenAIAdapter:
 
     async def complete(self, call: ProviderCall) -> Completion:
         with self._edge(call):
-            payload = encode_request(call.request, call.model, stream=False)
+            payload = encode_request(call.request, call.model, stream=False, logprobs=call.want_logprobs)
             async with self._exchange(call, payload, accept="application/json") as response:
                 raw = await response.read()
             return decode_completion(parse_json(raw))
@@ -62,7 +62,7 @@ class OpenAIAdapter:
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState()
         with self._edge(call, interrupted=lambda: state.yielded):
-            payload = encode_request(call.request, call.model, stream=True)
+            payload = encode_request(call.request, call.model, stream=True, logprobs=call.want_logprobs)
             async with self._exchange(call, payload, accept="text/event-stream") as response:
                 decoder = SSEDecoder()
                 async for data in response.content.iter_any():
@@ -143,6 +143,8 @@ class OpenAIAdapter:
 class _StreamState:
     """Folds stream events into content chunks and one final chunk (finish reason + usage).
 
+    A content chunk is one with text, tool-call fragments, refusal fragments or token logprobs.
+
     OpenAI sends the finish reason, then (with include_usage) a usage-only chunk, then `[DONE]`; the
     final chunk is held back until the end so that it carries both.
     """
@@ -172,9 +174,15 @@ class _StreamState:
         self._model = chunk.response_model or self._model
         self._finish = chunk.finish_reason or self._finish
         self._usage = chunk.usage or self._usage
-        if not (chunk.text or chunk.tool_calls):
+        if not (chunk.text or chunk.tool_calls or chunk.refusal or chunk.logprobs):
             return None
-        return StreamChunk(text=chunk.text, tool_calls=chunk.tool_calls, response_model=chunk.response_model)
+        return StreamChunk(
+            text=chunk.text,
+            tool_calls=chunk.tool_calls,
+            response_model=chunk.response_model,
+            refusal=chunk.refusal,
+            logprobs=chunk.logprobs,
+        )
 
     def final(self) -> StreamChunk:
         if self._finish is None and not self.done:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import statistics
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -46,8 +48,13 @@ _FINISH = {
 # ---------------------------------------------------------------------------------------- encoding
 
 
-def encode_request(request: ChatRequest, model: ModelSpec, *, stream: bool) -> dict[str, Any]:
-    """The request body. Optional fields appear only when set; TEXT, the default format, is omitted."""
+def encode_request(
+    request: ChatRequest, model: ModelSpec, *, stream: bool, logprobs: bool = False
+) -> dict[str, Any]:
+    """The request body. Optional fields appear only when set; TEXT, the default format, is omitted.
+
+    `logprobs` asks for each output token's log-probability (ProviderCall.want_logprobs).
+    """
     body: dict[str, Any] = {
         "model": model.upstream_model,
         "messages": [_message(m, i) for i, m in enumerate(request.messages)],
@@ -75,6 +82,8 @@ def encode_request(request: ChatRequest, model: ModelSpec, *, stream: bool) -> d
         "seed": p.seed,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    if logprobs:
+        body["logprobs"] = True
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -173,12 +182,15 @@ def decode_completion(body: _Obj) -> Completion:
         name, args = _req(fn, "name", str, path + "function."), _opt(fn, "arguments", str, path, "")
         calls.append(ToolCall(_opt(call, "id", str, path, ""), name, args))
     usage = _opt(body, "usage", dict, "", None)
+    logprobs = _token_logprobs(choice)
     return Completion(
         text=_opt(message, "content", str, "choices[0].message.", ""),
         finish_reason=decode_finish_reason(choice.get("finish_reason")) or FinishReason.UNKNOWN,
         usage=Usage() if usage is None else decode_usage(usage),
         tool_calls=tuple(calls),
         response_model=_opt(body, "model", str, "", ""),
+        refusal=_opt(message, "refusal", str, "choices[0].message.", ""),
+        mean_logprob=statistics.fmean(logprobs) if logprobs else None,
     )
 
 
@@ -187,12 +199,15 @@ def decode_chunk(body: _Obj) -> StreamChunk:
     if "error" in body:
         raise error_from_payload(None, body, {})
     choices = _req(body, "choices", list, "")  # empty in the usage-only final chunk
-    text, finish, deltas = "", None, []
+    text, refusal, finish, deltas = "", "", None, []
+    logprobs: tuple[float, ...] = ()
     if choices:
         choice = _typed(choices[0], dict, "choices[0]")
         finish = decode_finish_reason(choice.get("finish_reason"))
         delta = _opt(choice, "delta", dict, "choices[0].", {})
         text = _opt(delta, "content", str, "choices[0].delta.", "")
+        refusal = _opt(delta, "refusal", str, "choices[0].delta.", "")
+        logprobs = _token_logprobs(choice)
         for i, raw in enumerate(_opt(delta, "tool_calls", list, "choices[0].delta.", [])):
             path = f"choices[0].delta.tool_calls[{i}]."
             call = _typed(raw, dict, path[:-1])
@@ -207,6 +222,8 @@ def decode_chunk(body: _Obj) -> StreamChunk:
         finish_reason=finish,
         usage=None if usage is None else decode_usage(usage),
         response_model=_opt(body, "model", str, "", ""),
+        refusal=refusal,
+        logprobs=logprobs,
     )
 
 
@@ -217,6 +234,34 @@ def decode_usage(usage: _Obj) -> Usage:
         output_tokens=_opt(usage, "completion_tokens", int, "usage.", 0),
         cached_input_tokens=_opt(details, "cached_tokens", int, "usage.prompt_tokens_details.", 0),
     )
+
+
+def _token_logprobs(choice: _Obj) -> tuple[float, ...]:
+    """`choices[0].logprobs.content[*].logprob`: the output tokens' log-probabilities, () when absent.
+
+    Only the content's tokens count: a refusal's own `logprobs.refusal` list says how sure the model
+    was of declining, not of an answer, so it is not mixed in.
+    """
+    logprobs = _opt(choice, "logprobs", dict, "choices[0].", None)
+    if logprobs is None:
+        return ()
+    values = []
+    for i, raw in enumerate(_opt(logprobs, "content", list, "choices[0].logprobs.", [])):
+        path = f"choices[0].logprobs.content[{i}]"
+        values.append(_number(_typed(raw, dict, path), "logprob", path + "."))
+    return tuple(values)
+
+
+def _number(obj: _Obj, key: str, prefix: str) -> float:
+    """A required finite number; JSON integers count, booleans and NaN (which json.loads allows) do not."""
+    value = obj.get(key)
+    if value is None:
+        raise _malformed(f"{prefix}{key} is missing")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _malformed(f"{prefix}{key} should be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise _malformed(f"{prefix}{key} should be a finite number, got {value!r}")
+    return float(value)
 
 
 def _malformed(what: str) -> ProviderError:

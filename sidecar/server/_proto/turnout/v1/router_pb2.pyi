@@ -561,7 +561,7 @@ class Rejection(_message.Message):
     def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("number", "model", "provider", "outcome", "failure_class", "error_message", "latency", "time_to_first_token", "hedged", "usage", "cost_usd_nanos")
+    __slots__ = ("number", "model", "provider", "outcome", "failure_class", "error_message", "latency", "time_to_first_token", "hedged", "usage", "cost_usd_nanos", "escalated", "retry_of")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -573,6 +573,8 @@ class Attempt(_message.Message):
     HEDGED_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     COST_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
+    ESCALATED_FIELD_NUMBER: _ClassVar[int]
+    RETRY_OF_FIELD_NUMBER: _ClassVar[int]
     number: int
     model: str
     provider: str
@@ -584,7 +586,9 @@ class Attempt(_message.Message):
     hedged: bool
     usage: Usage
     cost_usd_nanos: int
-    def __init__(self, number: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., failure_class: _Optional[_Union[FailureClass, str]] = ..., error_message: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hedged: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd_nanos: _Optional[int] = ...) -> None: ...
+    escalated: str
+    retry_of: int
+    def __init__(self, number: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., failure_class: _Optional[_Union[FailureClass, str]] = ..., error_message: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hedged: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd_nanos: _Optional[int] = ..., escalated: _Optional[str] = ..., retry_of: _Optional[int] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("text", "tool_calls", "parsed_json")

@@ -1,0 +1,282 @@
+"""Circuit breakers per model endpoint: fail fast on an endpoint that keeps failing, probe it later.
+
+pybreaker keeps the state machine (closed -> open -> half-open -> closed / open), the consecutive
+failure counter and the listeners. It has no asyncio support and reads the wall clock, so three
+parts are done here around it:
+
+- **Outcomes are fed to pybreaker after the call.** The guarded call is awaited outside pybreaker;
+  when it ends, its outcome is replayed through `CircuitBreaker.calling()` (a success, or a private
+  marker exception for a failure). This keeps pybreaker's synchronous context manager from spanning
+  an await, and it allows a third outcome pybreaker does not have: *neutral*. pybreaker counts an
+  excluded exception as a success, which would let a cancelled hedge close a half-open breaker.
+- **Time comes from the injected clock.** pybreaker compares `datetime.now()` with its
+  `reset_timeout`; it gets a century instead, so it never half-opens by itself, and this module
+  half-opens it when `clock() - opened_at >= reset_timeout_s`. Tests then run on virtual time.
+- **Half-open admits exactly one probe.** pybreaker lets every call through while half-open;
+  here the first caller is the probe and the others fail with CIRCUIT_OPEN at once.
+
+An open breaker also half-opens on a timer (on the running loop), not only when a caller comes:
+the policy drops models whose breaker is open (`HealthTracker.breaker_open`, fed by `on_change`),
+so without the timer no request would ever arrive to be the probe and the model would stay out.
+
+What counts (see `_outcome`): endpoint trouble is a failure; a clean return is a success; anything
+else is neutral. Neutral outcomes change nothing, except that a neutral probe frees the probe slot:
+a cancellation (a lost hedge or an abandoned request says nothing about the endpoint), errors about
+the request or the answer (they say nothing about the endpoint either, and some are raised before
+any I/O, e.g. a request the codec cannot encode), and Turnout's own refusals. An outcome only counts
+against the state its call was admitted under: a call that was in flight while the breaker tripped
+cannot re-close it, nor count in a later closed period.
+
+Single-threaded asyncio use only. Exceptions from the guarded block always propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+import types
+from collections import deque
+from collections.abc import Callable
+
+import pybreaker
+
+from sidecar.domain.outcome import FailureClass, ProviderError
+
+log = logging.getLogger(__name__)
+
+CLOSED = "closed"
+OPEN = "open"
+HALF_OPEN = "half_open"
+
+_STATE_NAMES = {
+    pybreaker.STATE_CLOSED: CLOSED,
+    pybreaker.STATE_OPEN: OPEN,
+    pybreaker.STATE_HALF_OPEN: HALF_OPEN,
+}
+# pybreaker's own reset timeout: never reached, the clock-driven transition comes first. Not
+# larger: pybreaker adds it to datetime.now(), which overflows past the year 9999.
+_NEVER_S = 100 * 365 * 86400.0
+
+# Trouble at the endpoint: these open the breaker. RATE_LIMITED counts: fail_max 429s in a row
+# (each retried only after its Retry-After) mean the endpoint refuses our traffic right now, and
+# every further call costs a round trip before the fallback and, with most providers, counts
+# against the quota too. Failing fast to the next candidate for reset_timeout_s is what we want.
+# Isolated 429s between successes do not open it: the counter is of consecutive failures.
+ENDPOINT_FAILURES = frozenset(
+    {
+        FailureClass.SERVER_ERROR,
+        FailureClass.OVERLOADED,
+        FailureClass.TIMEOUT,
+        FailureClass.CONNECTION,
+        FailureClass.MALFORMED_RESPONSE,
+        FailureClass.STREAM_INTERRUPTED,
+        FailureClass.RATE_LIMITED,
+    }
+)
+
+
+class _Outcome(enum.Enum):
+    SUCCESS = enum.auto()
+    FAILURE = enum.auto()
+    NEUTRAL = enum.auto()
+
+
+def _outcome(exc: BaseException | None) -> _Outcome:
+    if exc is None:
+        return _Outcome.SUCCESS
+    if isinstance(exc, ProviderError):
+        return _Outcome.FAILURE if exc.failure_class in ENDPOINT_FAILURES else _Outcome.NEUTRAL
+    if isinstance(exc, TimeoutError):  # the per-attempt timeout (asyncio.timeout inside the guard)
+        return _Outcome.FAILURE
+    return _Outcome.NEUTRAL  # CancelledError, and bugs of ours, which say nothing about the endpoint
+
+
+class _Failed(Exception):
+    """Stands in for a failure when it is replayed to pybreaker (the real error is not re-raised)."""
+
+
+class _Endpoint:
+    __slots__ = ("cb", "epoch", "opened_at", "probing", "timer")
+
+    def __init__(self, cb: pybreaker.CircuitBreaker) -> None:
+        self.cb = cb
+        self.epoch = 0  # bumped on every state change
+        self.opened_at = 0.0  # clock() when it last opened
+        self.probing = False  # a half-open probe is in flight
+        self.timer: asyncio.TimerHandle | None = None  # the open -> half-open transition
+
+
+class _Listener(pybreaker.CircuitBreakerListener):
+    def __init__(self, owner: BreakerSet, key: str) -> None:
+        self._owner = owner
+        self._key = key
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        self._owner._changed(self._key, _STATE_NAMES[new_state.name])
+
+
+class BreakerSet:
+    """One circuit breaker per key (a model name), created on first use."""
+
+    def __init__(
+        self,
+        *,
+        fail_max: int = 5,
+        reset_timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if fail_max < 1:
+            raise ValueError(f"fail_max must be at least 1, not {fail_max}")
+        if reset_timeout_s < 0:
+            raise ValueError(f"reset_timeout_s must not be negative, not {reset_timeout_s}")
+        self._fail_max = fail_max
+        self._reset_s = reset_timeout_s
+        self._clock = clock
+        self._on_change = on_change
+        self._endpoints: dict[str, _Endpoint] = {}
+        # State changes seen by the listener, reported once pybreaker has finished the transition
+        # (mid-transition, its storage still holds the old state).
+        self._pending: deque[tuple[str, str]] = deque()
+
+    def guard(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Guard one call to `key`'s endpoint; raises CIRCUIT_OPEN on entry, without waiting, if open."""
+        return _Guard(self, key)
+
+    def state(self, key: str) -> str:
+        """The state: closed, open or half_open. An open breaker due for a probe still reads open."""
+        ep = self._endpoints.get(key)
+        return CLOSED if ep is None else _STATE_NAMES[ep.cb.current_state]
+
+    def is_open(self, key: str) -> bool:
+        """Open and not yet due for a probe: a call now would be refused."""
+        ep = self._endpoints.get(key)
+        return ep is not None and ep.cb.current_state == pybreaker.STATE_OPEN and self._remaining(ep) > 0
+
+    # --- the guard's two halves ---------------------------------------------------------------
+
+    def _enter(self, key: str) -> tuple[_Endpoint, int, bool]:
+        """Admit a call or raise CIRCUIT_OPEN; returns the endpoint, the epoch and whether it probes."""
+        ep = self._endpoints.get(key)
+        if ep is None:
+            ep = self._endpoints[key] = self._new_endpoint(key)
+        state = ep.cb.current_state
+        if state == pybreaker.STATE_OPEN:
+            remaining = self._remaining(ep)
+            if remaining > 0:
+                raise ProviderError(
+                    FailureClass.CIRCUIT_OPEN,
+                    f"circuit breaker open for {key} (for another {remaining:.1f} s)",
+                    retry_after_s=remaining,
+                )
+            self._half_open(ep)
+            state = pybreaker.STATE_HALF_OPEN
+        if state == pybreaker.STATE_HALF_OPEN:
+            if ep.probing:
+                raise ProviderError(
+                    FailureClass.CIRCUIT_OPEN, f"circuit breaker open for {key} (a probe is in flight)"
+                )
+            ep.probing = True
+            return ep, ep.epoch, True
+        return ep, ep.epoch, False
+
+    def _exit(self, ep: _Endpoint, epoch: int, probe: bool, exc: BaseException | None) -> None:
+        if probe:
+            ep.probing = False  # a neutral probe frees the slot for the next caller
+        outcome = _outcome(exc)
+        if outcome is _Outcome.NEUTRAL or ep.epoch != epoch:
+            return
+        try:
+            with ep.cb.calling():
+                if outcome is _Outcome.FAILURE:
+                    raise _Failed
+        except _Failed:
+            pass
+        self._flush()
+
+    # --- transitions --------------------------------------------------------------------------
+
+    def _new_endpoint(self, key: str) -> _Endpoint:
+        cb = pybreaker.CircuitBreaker(
+            fail_max=self._fail_max,
+            reset_timeout=_NEVER_S,
+            throw_new_error_on_trip=False,  # the caller sees its own error, not pybreaker's
+            listeners=[_Listener(self, key)],
+            name=key,
+        )
+        return _Endpoint(cb)
+
+    def _remaining(self, ep: _Endpoint) -> float:
+        return ep.opened_at + self._reset_s - self._clock()
+
+    def _half_open(self, ep: _Endpoint) -> None:
+        ep.cb.half_open()
+        self._flush()
+
+    def _changed(self, key: str, state: str) -> None:
+        """pybreaker's listener: called in the middle of a transition."""
+        ep = self._endpoints[key]
+        ep.epoch += 1
+        ep.probing = False
+        if ep.timer is not None:
+            ep.timer.cancel()
+            ep.timer = None
+        if state == OPEN:
+            ep.opened_at = self._clock()
+            self._arm(key, ep, self._reset_s)
+        self._pending.append((key, state))
+
+    def _arm(self, key: str, ep: _Endpoint, delay_s: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: the next caller half-opens it
+            return
+        ep.timer = loop.call_later(max(delay_s, 0.0), self._due, key, ep.epoch)
+
+    def _due(self, key: str, epoch: int) -> None:
+        ep = self._endpoints[key]
+        ep.timer = None
+        if ep.epoch != epoch or ep.cb.current_state != pybreaker.STATE_OPEN:
+            return
+        remaining = self._remaining(ep)
+        if remaining > 0:  # the injected clock runs behind the loop's: wait for it
+            self._arm(key, ep, remaining)
+        else:
+            self._half_open(ep)
+
+    def _flush(self) -> None:
+        while self._pending:
+            key, state = self._pending.popleft()
+            if self._on_change is None:
+                continue
+            try:
+                self._on_change(key, state)
+            except Exception:  # a broken observer must not replace the caller's error or outcome
+                log.exception("on_change(%r, %r) failed", key, state)
+
+
+class _Guard(contextlib.AbstractAsyncContextManager[None]):
+    __slots__ = ("_breakers", "_endpoint", "_epoch", "_key", "_probe")
+
+    def __init__(self, breakers: BreakerSet, key: str) -> None:
+        self._breakers = breakers
+        self._key = key
+
+    async def __aenter__(self) -> None:
+        self._endpoint, self._epoch, self._probe = self._breakers._enter(self._key)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self._breakers._exit(self._endpoint, self._epoch, self._probe, exc)

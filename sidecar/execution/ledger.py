@@ -1,0 +1,106 @@
+"""The record of one request's attempts: numbering, timing, cost, and the observers that consume them.
+
+Every attempt, whatever became of it, becomes one AttemptRecord, in start order, sent to the
+observers (health, telemetry) as it ends and returned with the answer or the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from sidecar.domain.errors import AllCandidatesFailed, DeadlineExceeded, ResourceExhausted, TurnoutError
+from sidecar.domain.model import ModelSpec
+from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass, ProviderError
+from sidecar.domain.response import Completion, Usage
+
+Observer = Callable[[AttemptRecord], None]
+
+
+class Ledger:
+    def __init__(self, observers: Sequence[Observer], clock: Callable[[], float]) -> None:
+        self._observers = observers
+        self._clock = clock
+        self.records: list[AttemptRecord] = []
+        self._started = 0
+        self._open: dict[int, tuple[ModelSpec, float, bool, int]] = {}
+
+    def reserve(self) -> int:
+        """The next attempt number (1-based, in start order, across every stage of the request)."""
+        self._started += 1
+        return self._started
+
+    def start(self, number: int, model: ModelSpec, *, hedged: bool = False, retry_of: int = 0) -> None:
+        self._open[number] = (model, self._clock(), hedged, retry_of)
+
+    def succeeded(self, number: int, completion: Completion, ttft_s: float | None = None) -> None:
+        self._end(number, AttemptOutcome.SUCCESS, completion=completion, ttft_s=ttft_s)
+
+    def failed(self, number: int, error: ProviderError, ttft_s: float | None = None) -> None:
+        self._end(number, AttemptOutcome.FAILURE, error=error, ttft_s=ttft_s)
+
+    def cancelled(self, number: int, ttft_s: float | None = None) -> None:
+        self._end(number, AttemptOutcome.CANCELLED, ttft_s=ttft_s)
+
+    def escalated(self, number: int, reason: str) -> None:
+        """Mark a successful attempt whose answer a cascade passed over."""
+        for i, r in enumerate(self.records):
+            if r.number == number:
+                self.records[i] = replace(r, escalated=reason)
+
+    def _end(
+        self,
+        number: int,
+        outcome: AttemptOutcome,
+        *,
+        completion: Completion | None = None,
+        error: ProviderError | None = None,
+        ttft_s: float | None = None,
+    ) -> None:
+        model, started, hedged, retry_of = self._open.pop(number)
+        usage = completion.usage if completion else Usage()
+        record = AttemptRecord(
+            number=number,
+            model=model.name,
+            provider=model.provider,
+            outcome=outcome,
+            latency_s=self._clock() - started,
+            failure_class=error.failure_class if error else None,
+            error_message=error.detail if error else "",
+            time_to_first_token_s=ttft_s,
+            hedged=hedged,
+            usage=usage,
+            cost_usd_nanos=model.price.cost_usd_nanos(usage),
+            finish_reason=completion.finish_reason if completion else None,
+            retry_after_s=error.retry_after_s if error else None,
+            retry_of=retry_of,
+        )
+        self.records.append(record)
+        self.records.sort(key=lambda r: r.number)
+        for observe in self._observers:
+            observe(record)
+
+    def close_open(self) -> None:
+        """Attempts still open when the request ends (the deadline hit) are recorded as cancelled."""
+        for number in list(self._open):
+            self.cancelled(number)
+
+    def final_error(self, deadline: float) -> TurnoutError:
+        """The error that ends the request, naming every attempt."""
+        attempts = tuple(self.records)
+        if self._clock() >= deadline:
+            return DeadlineExceeded("the request's deadline passed before an answer", attempts)
+        if attempts and all(a.failure_class is FailureClass.NOT_ADMITTED for a in attempts):
+            waits = [a.retry_after_s for a in attempts if a.retry_after_s is not None]
+            return ResourceExhausted(
+                "no capacity for this request within its wait bound: "
+                + "; ".join(f"{a.model}: {a.error_message}" for a in attempts),
+                min(waits) if waits else 1.0,
+            )
+        return AllCandidatesFailed(attempts)
+
+
+def loop_clock() -> float:
+    """The event loop's clock (monotonic; virtual in tests that run on a looptime loop)."""
+    return asyncio.get_running_loop().time()
