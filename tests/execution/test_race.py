@@ -68,7 +68,7 @@ def test_first_candidate_answers_alone():
 
 def test_failure_starts_the_next_candidate_at_once():
     s = Script({"a": [(1.0, FailureClass.SERVER_ERROR)], "b": [(0.5, None)]})
-    launch, answer, t = run(race(s))
+    _, answer, t = run(race(s))
     assert answer == "answer from b"
     assert s.log == [(0.0, "start", "a"), (1.0, "start", "b")]
     assert t == 1.5
