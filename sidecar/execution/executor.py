@@ -178,6 +178,7 @@ class Executor:
             self._r.hedge_budget.record_request(model.provider)
             self._r.retry_budget.record_request(model.provider)
         timeout = self._attempt_timeout(model.provider, plan.execution, deadline)
+        own, by_deadline = self._split_timeout(timeout, deadline)
         call = ProviderCall(request, model, timeout, want_logprobs=want_logprobs)
         try:
             tokens = plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
@@ -189,8 +190,9 @@ class Executor:
                     tokens=tokens,
                     deadline=deadline,
                 ),
+                asyncio.timeout(by_deadline),
                 self._r.breakers.guard(model.name),
-                asyncio.timeout(timeout),
+                asyncio.timeout(own),
             ):
                 completion = await self._adapters[model.provider].complete(call)
             parsed = _validated(completion, request)
@@ -242,6 +244,17 @@ class Executor:
         if stats is not None and stats.latency_p95_s is not None:
             return stats.latency_p95_s
         return 1.5 * candidate.model.typical_latency_s
+
+    def _split_timeout(self, timeout: float, deadline: float) -> tuple[float | None, float | None]:
+        """(the attempt's own limit, the request's deadline): whichever binds, the other is None.
+
+        The attempt's own limit sits inside the circuit breaker, so hitting it counts against the
+        endpoint; the request's deadline sits outside, because a caller's tight deadline says
+        nothing about the endpoint's health.
+        """
+        if timeout < deadline - self._clock():
+            return timeout, None
+        return None, timeout
 
     def _attempt_timeout(self, provider: str, policy: ExecutionPolicy, deadline: float) -> float:
         limits = [deadline - self._clock(), self._providers[provider].request_timeout_s]

@@ -142,7 +142,8 @@ class StreamRun:
             x._r.hedge_budget.record_request(model.provider)
             x._r.retry_budget.record_request(model.provider)
         timeout = x._attempt_timeout(model.provider, self._plan.execution, self._deadline)
-        ttft_limit = self._plan.execution.first_token_timeout_s or timeout
+        ttft_limit = min(timeout, self._plan.execution.first_token_timeout_s or timeout)
+        own, by_deadline = x._split_timeout(ttft_limit, self._deadline)
         call = ProviderCall(request, model, timeout)
         started = x._clock()
         chunks = x._adapters[model.provider].stream(call)
@@ -157,8 +158,9 @@ class StreamRun:
                     tokens=tokens,
                     deadline=self._deadline,
                 ),
+                asyncio.timeout(by_deadline),
                 x._r.breakers.guard(model.name),
-                asyncio.timeout(min(timeout, ttft_limit)),
+                asyncio.timeout(own),
             ):
                 while True:
                     chunk = await _next(chunks)
@@ -169,9 +171,7 @@ class StreamRun:
                         break
         except TimeoutError:
             await chunks.aclose()  # type: ignore[attr-defined]
-            error = ProviderError(
-                FailureClass.TIMEOUT, f"no first token within {min(timeout, ttft_limit):.3f}s"
-            )
+            error = ProviderError(FailureClass.TIMEOUT, f"no first token within {ttft_limit:.3f}s")
             ledger.failed(launch.number, error)
             raise error from None
         except ProviderError as error:
