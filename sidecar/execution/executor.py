@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sidecar.domain.model import ProviderSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -41,9 +41,10 @@ from sidecar.execution.ledger import Ledger, Observer, loop_clock
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
 from sidecar.providers.base import ProviderAdapter, ProviderCall
 from sidecar.registry.health import HealthTracker
-from sidecar.validation.json_output import parse_output
+from sidecar.validation.json_output import check_completion
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 DEADLINE_GRACE_S = 0.01
 
 
@@ -151,8 +152,19 @@ class Executor:
                 violations[launch.candidate.model.name] = error.message
             return self._verdict(launch, error, policy)
 
-        race: Race[tuple[Completion, Any]] = Race(
-            stage.candidates,
+        return await self.race(stage.candidates, start, on_failure, policy, ledger).run()
+
+    def race(
+        self,
+        candidates: Sequence[Candidate],
+        start: Callable[[Launch], Awaitable[T]],
+        on_failure: Callable[[Launch, ProviderError], FailureVerdict],
+        policy: ExecutionPolicy,
+        ledger: Ledger,
+    ) -> Race[T]:
+        """A race over candidates with this executor's hedging and budgets (unary and streams)."""
+        return Race(
+            candidates,
             start,
             on_failure,
             hedge_delay=lambda c: self._hedge_delay(c, policy),
@@ -160,7 +172,6 @@ class Executor:
             clock=self._clock,
             numbering=ledger.reserve,
         )
-        return await race.run()
 
     async def _attempt(
         self,
@@ -195,7 +206,7 @@ class Executor:
                 asyncio.timeout(own),
             ):
                 completion = await self._adapters[model.provider].complete(call)
-            parsed = _validated(completion, request)
+            parsed = check_completion(completion, request.response_format)
         except TimeoutError:
             error = ProviderError(FailureClass.TIMEOUT, f"no answer within {timeout:.3f}s")
             ledger.failed(number, error)
@@ -275,12 +286,6 @@ class Executor:
 
 def _is_final(lost: RaceLost) -> bool:
     return bool(lost.errors) and not lost.errors[-1].failure_class.tries_next_candidate
-
-
-def _validated(completion: Completion, request: ChatRequest) -> Any | None:
-    if completion.finish_reason is FinishReason.TOOL_CALLS:
-        return None
-    return parse_output(completion.text, request.response_format)
 
 
 def _escalation(completion: Completion, stage: Stage, policy: ExecutionPolicy) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sidecar.domain.errors import StreamInterrupted
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -31,7 +31,7 @@ from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.execution.ledger import Ledger
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
 from sidecar.providers.base import ProviderCall
-from sidecar.validation.json_output import parse_output
+from sidecar.validation.json_output import check_completion
 
 if TYPE_CHECKING:
     from sidecar.execution.executor import ExecutionResult, Executor
@@ -83,7 +83,7 @@ class StreamRun:
                         if acc.add(chunk):
                             yield chunk
                     completion = acc.completion()
-                    parsed = _validated(completion, self._request)
+                    parsed = check_completion(completion, self._request.response_format)
                 except (ProviderError, TimeoutError) as exc:
                     error = _as_error(exc, self._x._clock() >= self._deadline)
                     ledger.failed(launch.number, error, opened.ttft_s)
@@ -117,15 +117,7 @@ class StreamRun:
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
             return x._verdict(launch, error, policy)
 
-        race: Race[_Opened] = Race(
-            candidates,
-            start,
-            on_failure,
-            hedge_delay=lambda c: x._hedge_delay(c, policy),
-            may_hedge=lambda c: x._r.hedge_budget.try_spend(c.model.provider),
-            clock=x._clock,
-            numbering=ledger.reserve,
-        )
+        race: Race[_Opened] = x.race(candidates, start, on_failure, policy, ledger)
         try:
             async with asyncio.timeout_at(self._deadline):
                 return await race.run()
@@ -197,12 +189,6 @@ def _as_error(exc: ProviderError | TimeoutError, deadline_passed: bool) -> Provi
         return exc
     why = "the request's deadline passed mid-stream" if deadline_passed else "the stream stalled"
     return ProviderError(FailureClass.TIMEOUT, why)
-
-
-def _validated(completion: Completion, request: ChatRequest) -> Any | None:
-    if completion.finish_reason is FinishReason.TOOL_CALLS:
-        return None
-    return parse_output(completion.text, request.response_format)
 
 
 def _continuation(request: ChatRequest, partial: str) -> ChatRequest:

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.request import ResponseFormat, ResponseFormatKind
+from sidecar.domain.response import Completion, FinishReason
 
 MAX_REPORTED = 5
 
@@ -68,3 +69,10 @@ def parse_output(text: str, response_format: ResponseFormat) -> Any | None:
                 FailureClass.INVALID_OUTPUT, f"output does not match the schema: {listed}{more}"
             )
     return value
+
+
+def check_completion(completion: Completion, response_format: ResponseFormat) -> Any | None:
+    """`parse_output` for a whole answer; a tool call is not checked against the output format."""
+    if completion.finish_reason is FinishReason.TOOL_CALLS:
+        return None
+    return parse_output(completion.text, response_format)
