@@ -173,7 +173,10 @@ def generate_response(
 ) -> pb.GenerateResponse:
     c = result.completion
     output = pb.Output(
-        text=c.text, tool_calls=tool_calls(c.tool_calls), parsed_json=json_value(result.parsed_json)
+        text=c.text,
+        tool_calls=tool_calls(c.tool_calls),
+        parsed_json=json_value(result.parsed_json),
+        refusal=c.refusal,
     )
     return pb.GenerateResponse(output=output, **_summary(plan, result, request_id, trace_id))
 

@@ -591,14 +591,16 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., failure_class: _Optional[_Union[FailureClass, str]] = ..., error_message: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hedged: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd_nanos: _Optional[int] = ..., escalated: _Optional[str] = ..., retry_of: _Optional[int] = ...) -> None: ...
 
 class Output(_message.Message):
-    __slots__ = ("text", "tool_calls", "parsed_json")
+    __slots__ = ("text", "tool_calls", "parsed_json", "refusal")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     PARSED_JSON_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_FIELD_NUMBER: _ClassVar[int]
     text: str
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     parsed_json: _struct_pb2.Value
-    def __init__(self, text: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., parsed_json: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    refusal: str
+    def __init__(self, text: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., parsed_json: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., refusal: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("input_tokens", "output_tokens", "cached_input_tokens")
