@@ -136,10 +136,13 @@ async def test_200_concurrent_clients_across_6_reloads_none_fail_and_each_reques
     # Each request ran on a config that was in effect at some point while it was in flight.
     for sent, answered_at, response in done:
         assert response.decision.model in first_by_generation[sent : answered_at + 1]
-        assert response.model == response.decision.model  # no fallback hid a failure
+        # No failure hid behind a fallback (the default route hedges: a hedge may answer first).
+        assert all(a.outcome != pb.ATTEMPT_OUTCOME_FAILURE for a in response.attempts)
+        winner = next(a for a in response.attempts if a.outcome == pb.ATTEMPT_OUTCOME_SUCCESS)
+        assert response.model == response.decision.model or winner.hedged
     spanning = [d for d in done if d[0] != d[1]]
     assert len(spanning) >= 100  # many requests were in flight across a reload
-    assert {r.model for _, _, r in done} == {"gemini-2.5-flash", "gpt-4o-mini"}
+    assert {"gemini-2.5-flash", "gpt-4o-mini"} <= {r.decision.model for _, _, r in done}
     assert len(logged(caplog, logging.INFO, "config reloaded:")) == len(firsts)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 

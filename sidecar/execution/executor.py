@@ -162,13 +162,18 @@ class Executor:
         policy: ExecutionPolicy,
         ledger: Ledger,
     ) -> Race[T]:
-        """A race over candidates with this executor's hedging and budgets (unary and streams)."""
+        """A race over candidates with this executor's hedging and budgets (unary and streams).
+
+        Hedges spend the budget of the provider whose requests they hedge (the stage's first
+        choice): extra attempts are bounded as a share of the traffic that causes them.
+        """
+        primary = candidates[0].model.provider if candidates else ""
         return Race(
             candidates,
             start,
             on_failure,
             hedge_delay=lambda c: self._hedge_delay(c, policy),
-            may_hedge=lambda c: self._r.hedge_budget.try_spend(c.model.provider),
+            may_hedge=lambda c: self._r.hedge_budget.try_spend(primary),
             clock=self._clock,
             numbering=ledger.reserve,
         )
