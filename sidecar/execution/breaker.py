@@ -151,6 +151,15 @@ class BreakerSet:
         """Guard one call to `key`'s endpoint; raises CIRCUIT_OPEN on entry, without waiting, if open."""
         return _Guard(self, key)
 
+    def deferred_guard(self, key: str) -> DeferredGuard:
+        """A guard whose clean exit does not settle the call: `settle(error)` does, later.
+
+        For streams: the block covers opening the stream up to its first token, but the stream's
+        outcome is known only when it ends (a cut after the first token is an endpoint failure).
+        Until then the call stays in flight, a half-open probe included.
+        """
+        return DeferredGuard(self, key)
+
     def state(self, key: str) -> str:
         """The state: closed, open or half_open. An open breaker due for a probe still reads open."""
         ep = self._endpoints.get(key)
@@ -264,11 +273,12 @@ class BreakerSet:
 
 
 class _Guard(contextlib.AbstractAsyncContextManager[None]):
-    __slots__ = ("_breakers", "_endpoint", "_epoch", "_key", "_probe")
+    __slots__ = ("_breakers", "_endpoint", "_epoch", "_key", "_probe", "_settled")
 
     def __init__(self, breakers: BreakerSet, key: str) -> None:
         self._breakers = breakers
         self._key = key
+        self._settled = False
 
     async def __aenter__(self) -> None:
         self._endpoint, self._epoch, self._probe = self._breakers._enter(self._key)
@@ -280,3 +290,24 @@ class _Guard(contextlib.AbstractAsyncContextManager[None]):
         tb: types.TracebackType | None,
     ) -> None:
         self._breakers._exit(self._endpoint, self._epoch, self._probe, exc)
+
+
+class DeferredGuard(_Guard):
+    """See BreakerSet.deferred_guard."""
+
+    __slots__ = ()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self.settle(exc)
+
+    def settle(self, error: BaseException | None) -> None:
+        """The call's outcome: None for success; an error counts as the plain guard would. Once only."""
+        if not self._settled and getattr(self, "_endpoint", None) is not None:
+            self._settled = True
+            self._breakers._exit(self._endpoint, self._epoch, self._probe, error)

@@ -150,7 +150,7 @@ class Executor:
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
             if error.failure_class is FailureClass.INVALID_OUTPUT:
                 violations[launch.candidate.model.name] = error.message
-            return self._verdict(launch, error, policy)
+            return self._verdict(launch, error, policy, deadline)
 
         return await self.race(stage.candidates, start, on_failure, policy, ledger).run()
 
@@ -161,6 +161,7 @@ class Executor:
         on_failure: Callable[[Launch, ProviderError], FailureVerdict],
         policy: ExecutionPolicy,
         ledger: Ledger,
+        discard: Callable[[T], Awaitable[None]] | None = None,
     ) -> Race[T]:
         """A race over candidates with this executor's hedging and budgets (unary and streams).
 
@@ -176,6 +177,7 @@ class Executor:
             may_hedge=lambda c: self._r.hedge_budget.try_spend(primary),
             clock=self._clock,
             numbering=ledger.reserve,
+            discard=discard,
         )
 
     async def _attempt(
@@ -227,7 +229,9 @@ class Executor:
 
     # --- shared decisions ---------------------------------------------------------------------
 
-    def _verdict(self, launch: Launch, error: ProviderError, policy: ExecutionPolicy) -> FailureVerdict:
+    def _verdict(
+        self, launch: Launch, error: ProviderError, policy: ExecutionPolicy, deadline: float
+    ) -> FailureVerdict:
         cls = error.failure_class
         if not cls.tries_next_candidate:
             return FailureVerdict(final=True)
@@ -236,7 +240,7 @@ class Executor:
             return FailureVerdict(skip=lambda c: c.model.context_window <= window)
         if cls is FailureClass.INVALID_OUTPUT:
             if policy.invalid_output == "retry" and not launch.variant:
-                return FailureVerdict(retry_in_s=0.0, retry_variant="stricter")
+                return FailureVerdict(retry_in_s=0.0, retry_variant="stricter", hold=True)
             return FailureVerdict()
         retries = launch.tries - 1
         provider = launch.candidate.model.provider
@@ -248,7 +252,8 @@ class Executor:
                 retry_after_s=error.retry_after_s,
                 rng=self._rng,
             )
-            return FailureVerdict(retry_in_s=delay)
+            if self._clock() + delay < deadline:  # a retry due after the deadline would only wait
+                return FailureVerdict(retry_in_s=delay)
         return FailureVerdict()
 
     def _hedge_delay(self, candidate: Candidate, policy: ExecutionPolicy) -> float | None:

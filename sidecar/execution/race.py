@@ -51,6 +51,7 @@ class FailureVerdict:
     retry_in_s: float | None = None  # run the same candidate again after this long
     retry_variant: str = ""
     skip: Callable[[Candidate], bool] | None = None  # drop queued candidates that would fail alike
+    hold: bool = False  # let the retry run before any fallback (e.g. an invalid-output retry)
 
 
 class RaceLost(Exception):
@@ -72,8 +73,10 @@ class Race(Generic[T]):
         may_hedge: Callable[[Candidate], bool],
         clock: Callable[[], float],
         numbering: Callable[[], int],
+        discard: Callable[[T], Awaitable[None]] | None = None,
     ) -> None:
         self._numbering = numbering
+        self._discard = discard  # releases an answer that finished but lost (e.g. an open stream)
         self._queue = list(candidates)
         self._start = start
         self._on_failure = on_failure
@@ -111,6 +114,7 @@ class Race(Generic[T]):
                 launch = self._running.pop(task)
                 error = task.exception()
                 if error is None:
+                    await self._release_other_answers(done - {task})
                     return launch, task.result()
                 if not isinstance(error, ProviderError):
                     raise error
@@ -125,12 +129,21 @@ class Race(Generic[T]):
             raise RaceLost(self._errors)
         if verdict.skip is not None:
             self._queue = [c for c in self._queue if not verdict.skip(c)]
-        if verdict.retry_in_s is not None:
+        if verdict.retry_in_s is not None and verdict.retry_in_s <= 0:
+            self._launch(
+                launch.candidate,
+                retry_of=launch.number,
+                variant=verdict.retry_variant,
+                tries=launch.tries + 1,
+            )
+        elif verdict.retry_in_s is not None:
             due = self._clock() + verdict.retry_in_s
             entry = (due, len(self._errors), launch, verdict.retry_variant)
             heapq.heappush(self._retries, entry)
-        if self._queue:
-            self._launch_next(hedged=False)  # fallback: at once
+        # Fallback, at once; but only for a candidate's first failure (its retries already have
+        # one running) and not while a retry is meant to go first.
+        if self._queue and not verdict.hold and launch.retry_of == 0:
+            self._launch_next(hedged=False)
 
     def _on_timer(self) -> None:
         now = self._clock()
@@ -166,6 +179,12 @@ class Race(Generic[T]):
     def _wake_in(self) -> float | None:
         times = [t for t in (self._hedge_at, self._retries[0][0] if self._retries else None) if t is not None]
         return max(0.0, min(times) - self._clock()) if times else None
+
+    async def _release_other_answers(self, tasks: set[asyncio.Task[T]]) -> None:
+        for task in tasks:
+            self._running.pop(task, None)
+            if self._discard is not None and not task.cancelled() and task.exception() is None:
+                await self._discard(task.result())
 
     async def _cancel_all(self) -> None:
         tasks = list(self._running)

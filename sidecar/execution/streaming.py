@@ -28,6 +28,7 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart, ToolCall
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
+from sidecar.execution.breaker import DeferredGuard
 from sidecar.execution.ledger import Ledger
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
 from sidecar.providers.base import ProviderCall
@@ -50,6 +51,7 @@ class _Opened:
     first: list[StreamChunk]
     started: float
     ttft_s: float
+    breaker: DeferredGuard  # settled when the stream ends: a cut after the first token counts
 
 
 class StreamRun:
@@ -84,8 +86,10 @@ class StreamRun:
                             yield chunk
                     completion = acc.completion()
                     parsed = check_completion(completion, self._request.response_format)
+                    opened.breaker.settle(None)  # the stream ended well: a success for the endpoint
                 except (ProviderError, TimeoutError) as exc:
                     error = _as_error(exc, self._x._clock() >= self._deadline)
+                    opened.breaker.settle(error)
                     ledger.failed(launch.number, error, opened.ttft_s)
                     if (
                         policy.stream_failover == "continue"
@@ -97,6 +101,7 @@ class StreamRun:
                         continue
                     raise StreamInterrupted(tuple(ledger.records), acc.delivered_chars) from None
                 finally:
+                    opened.breaker.settle(asyncio.CancelledError())  # neutral, unless settled above
                     await opened.chunks.aclose()  # type: ignore[attr-defined]
                 ledger.succeeded(launch.number, completion, opened.ttft_s)
                 yield ExecutionResult(
@@ -115,9 +120,13 @@ class StreamRun:
             return await self._open(launch, request)
 
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
-            return x._verdict(launch, error, policy)
+            return x._verdict(launch, error, policy, self._deadline)
 
-        race: Race[_Opened] = x.race(candidates, start, on_failure, policy, ledger)
+        async def discard(opened: _Opened) -> None:  # reached its first token too, but lost
+            opened.breaker.settle(asyncio.CancelledError())
+            await opened.chunks.aclose()  # type: ignore[attr-defined]
+
+        race: Race[_Opened] = x.race(candidates, start, on_failure, policy, ledger, discard)
         try:
             async with asyncio.timeout_at(self._deadline):
                 return await race.run()
@@ -140,6 +149,7 @@ class StreamRun:
         started = x._clock()
         chunks = x._adapters[model.provider].stream(call)
         first: list[StreamChunk] = []
+        breaker = x._r.breakers.deferred_guard(model.name)
         try:
             tokens = self._plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
             async with (
@@ -151,7 +161,7 @@ class StreamRun:
                     deadline=self._deadline,
                 ),
                 asyncio.timeout(by_deadline),
-                x._r.breakers.guard(model.name),
+                breaker,
                 asyncio.timeout(own),
             ):
                 while True:
@@ -174,7 +184,7 @@ class StreamRun:
             await chunks.aclose()  # type: ignore[attr-defined]
             ledger.cancelled(launch.number)
             raise
-        return _Opened(chunks, first, started, x._clock() - started)
+        return _Opened(chunks, first, started, x._clock() - started, breaker)
 
 
 async def _next(chunks: AsyncIterator[StreamChunk]) -> StreamChunk | None:
