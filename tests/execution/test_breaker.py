@@ -323,3 +323,52 @@ def test_on_change_sees_the_new_state_and_cannot_break_the_call(caplog: pytest.L
 def test_rejects_nonsense_settings(kwargs: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         BreakerSet(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_deferred_guard_counts_the_outcome_settled_later() -> None:
+    """Streams: the guarded block ends at the first token; a cut after it still counts."""
+
+    async def main() -> list[tuple[str, str]]:
+        changes: list[tuple[str, str]] = []
+        b = breakers(changes)
+        cut = ProviderError(FailureClass.STREAM_INTERRUPTED, "connection reset")
+        for _ in range(3):
+            guard = b.deferred_guard("m")
+            async with guard:
+                pass  # the first token arrived: no outcome yet
+            guard.settle(cut)
+            guard.settle(None)  # settling twice changes nothing
+        await refused_at_once(b)
+        return changes
+
+    assert run_virtual(main()) == [("m", "open")]
+
+
+def test_a_deferred_probe_stays_in_flight_until_settled() -> None:
+    async def main() -> None:
+        b = breakers()
+        await fail(b, n=3)
+        await asyncio.sleep(30)  # due for a probe
+        probe = b.deferred_guard("m")
+        async with probe:
+            pass
+        error = await refused_at_once(b)  # the stream is still running: no second probe
+        assert "a probe is in flight" in error.message
+        probe.settle(None)
+        assert b.state("m") == "closed"
+        assert await call(b) == "ok"
+
+    run_virtual(main())
+
+
+def test_a_deferred_guard_that_never_entered_settles_to_nothing() -> None:
+    async def main() -> None:
+        b = breakers()
+        await fail(b, n=3)
+        guard = b.deferred_guard("m")
+        with pytest.raises(ProviderError):
+            async with guard:
+                pass
+        guard.settle(ProviderError(FailureClass.SERVER_ERROR, "x"))  # no endpoint call: no effect
+
+    run_virtual(main())

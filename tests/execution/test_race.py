@@ -139,3 +139,31 @@ def test_cancelling_the_race_cancels_every_attempt():
 
     run_virtual(main())
     assert sorted(s.cancelled) == ["a", "b", "c"]  # hedged at t=1 and t=2, all cancelled at t=5
+
+
+def test_a_held_retry_goes_before_any_fallback():
+    s = Script({"a": [(1.0, FailureClass.INVALID_OUTPUT), (1.0, None)], "b": [(0.1, None)]})
+
+    def verdict(launch, error):
+        return (
+            FailureVerdict(retry_in_s=0.0, retry_variant="stricter", hold=True)
+            if launch.tries == 1
+            else FailureVerdict()
+        )
+
+    launch, answer, t = run(race(s, candidates=(A, B), verdict=verdict))
+    assert s.log == [(0.0, "start", "a"), (1.0, "retry", "a")]
+    assert (answer, t, launch.variant, launch.retry_of) == ("answer from a", 2.0, "stricter", 1)
+
+
+def test_a_failed_retry_starts_no_second_fallback():
+    s = Script(
+        {"a": [(1.0, FailureClass.SERVER_ERROR), (0.5, FailureClass.SERVER_ERROR)], "b": [(5.0, None)]}
+    )
+
+    def verdict(launch, error):
+        return FailureVerdict(retry_in_s=0.5 if launch.tries == 1 else None)
+
+    _, answer, t = run(race(s, verdict=verdict))  # c is queued, but only b's failure may start it
+    assert s.log == [(0.0, "start", "a"), (1.0, "start", "b"), (1.5, "retry", "a")]
+    assert (answer, t) == ("answer from b", 6.0)
