@@ -53,10 +53,11 @@ class ServerSettings(_Strict):
 
 class ProviderSettings(_Strict):
     name: Annotated[str, Field(pattern=NAME)]
-    kind: Literal["openai"]
+    kind: Literal["openai", "anthropic", "gemini", "azure_openai", "openai_compatible"]
     base_url: Annotated[str, Field(pattern=r"^https?://")]
     api_key_env: Annotated[str, Field(pattern=ENV_NAME)] | None = None
     headers: dict[str, str] = {}
+    options: dict[str, str] = {}  # wire-protocol settings, e.g. api_version (see README, Providers)
     connect_timeout_s: float = Field(5, gt=0)
     request_timeout_s: float = Field(120, gt=0)
     # Admission limits for this endpoint (unset: none): in-flight calls, requests/s, tokens/min.
@@ -264,6 +265,7 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
             headers=tuple(p.headers.items()),
             connect_timeout_s=p.connect_timeout_s,
             request_timeout_s=p.request_timeout_s,
+            options=tuple(sorted(p.options.items())),
         )
         for p in s.providers
     }

@@ -85,3 +85,8 @@ class ProviderSpec:
     headers: tuple[tuple[str, str], ...] = ()
     connect_timeout_s: float = 5.0
     request_timeout_s: float = 120.0
+    # Wire-protocol settings of this endpoint, e.g. ("api_version", "2023-06-01") for Anthropic.
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str, default: str = "") -> str:
+        return next((v for k, v in self.options if k == name), default)
