@@ -19,6 +19,9 @@ _Builder = Callable[[ProviderSpec, aiohttp.ClientSession], ProviderAdapter]
 
 _BUILDERS: Mapping[str, _Builder] = {
     "openai": OpenAIAdapter,
+    # The same codec and adapter; the differences are data (providers/openai/dialects.py).
+    "azure_openai": OpenAIAdapter,
+    "openai_compatible": OpenAIAdapter,
 }
 
 KNOWN_KINDS: frozenset[str] = frozenset(_BUILDERS)

@@ -22,6 +22,7 @@ from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.http import call_timeout
 from sidecar.providers.openai.codec import decode_chunk, decode_completion, encode_request, parse_json
+from sidecar.providers.openai.dialects import dialect_for
 from sidecar.providers.openai.errors import classify_error
 from sidecar.providers.sse import SSEDecoder, SSEError, SSEEvent
 
@@ -39,10 +40,11 @@ class OpenAIAdapter:
     def __init__(self, spec: ProviderSpec, session: aiohttp.ClientSession) -> None:
         self._spec = spec
         self._session = session
-        self._url = spec.base_url.rstrip("/") + CHAT_PATH
+        self._dialect = dialect_for(spec)
+        self._url = spec.base_url.rstrip("/")  # for display; each call's URL comes from the dialect
         headers = dict(spec.headers)
         if spec.api_key is not None:
-            headers["Authorization"] = f"Bearer {spec.api_key.reveal()}"
+            headers[self._dialect.auth_header] = f"{self._dialect.auth_prefix}{spec.api_key.reveal()}"
         self._headers = headers
         secrets = [v for k, v in spec.headers if any(w in k.lower() for w in _SENSITIVE_HEADER_WORDS)]
         if spec.api_key is not None:
@@ -50,11 +52,15 @@ class OpenAIAdapter:
         self._secrets = tuple(s for s in secrets if s)
 
     def __repr__(self) -> str:
-        return f"OpenAIAdapter(provider={self._spec.name!r}, url={self._url!r})"
+        return (
+            f"OpenAIAdapter(provider={self._spec.name!r}, dialect={self._dialect.name!r}, url={self._url!r})"
+        )
 
     async def complete(self, call: ProviderCall) -> Completion:
         with self._edge(call):
-            payload = encode_request(call.request, call.model, stream=False, logprobs=call.want_logprobs)
+            payload = encode_request(
+                call.request, call.model, stream=False, logprobs=call.want_logprobs, dialect=self._dialect
+            )
             async with self._exchange(call, payload, accept="application/json") as response:
                 raw = await response.read()
             return decode_completion(parse_json(raw))
@@ -62,7 +68,9 @@ class OpenAIAdapter:
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState()
         with self._edge(call, interrupted=lambda: state.yielded):
-            payload = encode_request(call.request, call.model, stream=True, logprobs=call.want_logprobs)
+            payload = encode_request(
+                call.request, call.model, stream=True, logprobs=call.want_logprobs, dialect=self._dialect
+            )
             async with self._exchange(call, payload, accept="text/event-stream") as response:
                 decoder = SSEDecoder()
                 async for data in response.content.iter_any():
@@ -91,7 +99,7 @@ class OpenAIAdapter:
                 FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
             ) from None
         response = await self._session.post(
-            self._url,
+            self._dialect.url(self._spec, call.model),
             # aiohttp writes a large bytes body in one go; a file-like body goes out in chunks.
             data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES else data,
             headers={**self._headers, "Accept": accept, "Content-Type": "application/json"},

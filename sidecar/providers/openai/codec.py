@@ -29,6 +29,7 @@ from sidecar.domain.request import (
     ToolChoiceMode,
 )
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
+from sidecar.providers.openai.dialects import OPENAI, Dialect
 from sidecar.providers.openai.errors import error_from_payload
 
 _T = TypeVar("_T")
@@ -49,7 +50,7 @@ _FINISH = {
 
 
 def encode_request(
-    request: ChatRequest, model: ModelSpec, *, stream: bool, logprobs: bool = False
+    request: ChatRequest, model: ModelSpec, *, stream: bool, logprobs: bool = False, dialect: Dialect = OPENAI
 ) -> dict[str, Any]:
     """The request body. Optional fields appear only when set; TEXT, the default format, is omitted.
 
@@ -66,6 +67,8 @@ def encode_request(
     fmt = request.response_format
     if fmt.kind is ResponseFormatKind.JSON_OBJECT:
         body["response_format"] = {"type": "json_object"}
+    elif fmt.kind is ResponseFormatKind.JSON_SCHEMA and not dialect.json_schema:
+        body["response_format"] = {"type": "json_object"}  # output is still checked against the schema
     elif fmt.kind is ResponseFormatKind.JSON_SCHEMA:
         schema: dict[str, Any] = {"name": fmt.schema_name or DEFAULT_SCHEMA_NAME}
         if fmt.schema is not None:
@@ -75,18 +78,19 @@ def encode_request(
         body["response_format"] = {"type": "json_schema", "json_schema": schema}
     p = request.params
     optional = {
-        "max_completion_tokens": p.max_output_tokens,
+        dialect.max_tokens_field: p.max_output_tokens,
         "temperature": p.temperature,
         "top_p": p.top_p,
         "stop": list(p.stop) or None,
-        "seed": p.seed,
+        "seed": p.seed if dialect.seed else None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    if logprobs:
+    if logprobs and dialect.logprobs:
         body["logprobs"] = True
     if stream:
         body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
+        if dialect.stream_usage:
+            body["stream_options"] = {"include_usage": True}
     return body
 
 
