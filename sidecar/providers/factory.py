@@ -12,13 +12,17 @@ from collections.abc import Callable, Mapping
 import aiohttp
 
 from sidecar.domain.model import ProviderSpec
+from sidecar.providers.anthropic import AnthropicAdapter
 from sidecar.providers.base import ProviderAdapter
+from sidecar.providers.gemini import GeminiAdapter
 from sidecar.providers.openai import OpenAIAdapter
 
 _Builder = Callable[[ProviderSpec, aiohttp.ClientSession], ProviderAdapter]
 
 _BUILDERS: Mapping[str, _Builder] = {
     "openai": OpenAIAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
     # The same codec and adapter; the differences are data (providers/openai/dialects.py).
     "azure_openai": OpenAIAdapter,
     "openai_compatible": OpenAIAdapter,

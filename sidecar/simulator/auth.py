@@ -1,6 +1,8 @@
-"""Bearer-token auth for the OpenAI routes, answering 401 with OpenAI's error bodies.
+"""API-key auth for the provider routes, answering 401 with OpenAI-shaped error bodies.
 
-Only `/v1/` is guarded: the admin API (`/_sim/`) and `/healthz` are a test harness's back door.
+Each wire format sends its key its own way: `Authorization: Bearer` (OpenAI and compatibles),
+`x-api-key` (Anthropic), `x-goog-api-key` (Gemini), `api-key` (Azure OpenAI); any one is accepted.
+The admin API (`/_sim/`) and `/healthz` are a test harness's back door and are not guarded.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ MISSING = (
 
 
 def auth_middleware(api_key: str) -> Middleware:
-    expected = f"Bearer {api_key}".encode()
+    expected = api_key.encode()
 
     @web.middleware
     async def require_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/v1/"):
+        if request.path.startswith(("/_sim/", "/healthz")):
             return await handler(request)
-        given = request.headers.get("Authorization", "")
-        if not given:
+        bearer = request.headers.get("Authorization", "")
+        given = bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else ""
+        for header in ("x-api-key", "x-goog-api-key", "api-key"):
+            given = given or request.headers.get(header, "")
+        if not given and not bearer:
             raise WireError(401, MISSING)
-        if not hmac.compare_digest(given.encode(), expected):
-            shown = given.removeprefix("Bearer ")[:6]
+        if not hmac.compare_digest((given or bearer).encode(), expected):
+            shown = (given or bearer)[:6]
             raise WireError(
                 401,
                 f"Incorrect API key provided: {shown}***. You can find your API key at "

@@ -21,9 +21,11 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from sidecar.simulator.admin import add_admin_routes
+from sidecar.simulator.anthropic_wire import messages
 from sidecar.simulator.auth import auth_middleware
 from sidecar.simulator.config import SimulatorConfig
 from sidecar.simulator.errors import error_middleware
+from sidecar.simulator.gemini_wire import add_gemini_routes
 from sidecar.simulator.openai_wire import chat_completions, list_models
 from sidecar.simulator.state import STATE, SimState, Sleep
 
@@ -49,6 +51,8 @@ def build_app(
     app[STATE] = SimState.create(config, rng=rng, sleep=sleep, clock=clock)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_post("/v1/messages", messages)
+    add_gemini_routes(app)
     add_admin_routes(app)
     app.on_shutdown.append(_release_hangs)
     return app

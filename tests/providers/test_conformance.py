@@ -222,3 +222,26 @@ async def test_a_stream_cut_is_interrupted(adapter, simulator):
 async def test_the_key_never_shows(adapter):
     assert KEY not in repr(adapter)
     assert KEY not in str(adapter)
+
+
+@pytest.mark.parametrize("kind", SERVED)
+async def test_auth_with_each_wire_formats_key_header(kind):
+    sim = await start_simulator(SimulatorConfig(time_scale=0.0, api_key=KEY), "127.0.0.1", 0)
+    session = make_session()
+    try:
+        base, options = KINDS[kind]
+        for key, ok in ((KEY, True), ("sk-wrong-key-0000", False)):
+            spec = ProviderSpec(
+                "p", kind, base(sim.root_url), api_key=Secret(key), options=tuple(options.items())
+            )
+            adapter = build_adapter(spec, session)
+            if ok:
+                assert (await adapter.complete(call())).text
+            else:
+                with pytest.raises(ProviderError) as info:
+                    await adapter.complete(call())
+                assert info.value.failure_class is FailureClass.AUTH
+                assert "sk-wrong-key-0000" not in str(info.value)
+    finally:
+        await session.close()
+        await sim.close()
