@@ -22,11 +22,19 @@ EXAMPLE_CONFIG = ROOT / "examples" / "turnout.yaml"
 EXAMPLE_SIMULATOR = ROOT / "examples" / "simulator.yaml"
 
 
-def example_config(base_url: str, **server: Any) -> Config:
-    """The example config with every provider pointed at a test simulator."""
-    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+SIMULATOR_PATHS = {"gemini": "/v1beta"}  # every other kind the simulator serves under /v1
+
+
+def point_at_simulator(raw: dict[str, Any], root_url: str) -> None:
+    """Point every provider of a config at a simulator, each at the path of its wire format."""
     for provider in raw["providers"]:
-        provider["base_url"] = base_url
+        provider["base_url"] = root_url + SIMULATOR_PATHS.get(provider["kind"], "/v1")
+
+
+def example_config(base_url: str, **server: Any) -> Config:
+    """The example config with every provider pointed at a test simulator (`base_url`: its /v1)."""
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    point_at_simulator(raw, base_url.removesuffix("/v1"))
     raw["server"].update(server)
     return parse_config(raw, source=str(EXAMPLE_CONFIG), env={})
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, point_at_simulator
 
 
 def free_port() -> int:
@@ -34,8 +34,7 @@ class Served:
 
 def write_configs(tmp: Path, simulator: dict, sim_port: int, **server: object) -> tuple[Path, Path]:
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
-    for provider in raw["providers"]:
-        provider["base_url"] = f"http://127.0.0.1:{sim_port}/v1"
+    point_at_simulator(raw, f"http://127.0.0.1:{sim_port}")
     raw["server"].update({"port": 0, **server})
     config, sim_config = tmp / "turnout.yaml", tmp / "simulator.yaml"
     config.write_text(yaml.safe_dump(raw))

@@ -20,7 +20,7 @@ from sidecar.reload import ConfigWatcher
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.simulator.server import Simulator
-from tests.conftest import EXAMPLE_CONFIG, inject_fault
+from tests.conftest import EXAMPLE_CONFIG, inject_fault, point_at_simulator
 from tests.processes import drop_provider, put_first
 from tests.server.helpers import generate_request, user
 
@@ -36,8 +36,7 @@ COUNTS = (
 def write_config(path: Path, base_url: str, *edits: Edit) -> None:
     """The example config pointed at the test simulator, with `edits` applied."""
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
-    for provider in raw["providers"]:
-        provider["base_url"] = base_url
+    point_at_simulator(raw, base_url.removesuffix("/v1"))
     for edit in edits:
         edit(raw)
     path.write_text(yaml.safe_dump(raw))
