@@ -53,7 +53,7 @@ class ServerSettings(_Strict):
 
 class ProviderSettings(_Strict):
     name: Annotated[str, Field(pattern=NAME)]
-    kind: Literal["openai", "anthropic", "gemini", "azure_openai", "openai_compatible"]
+    kind: Literal["openai", "anthropic", "gemini", "azure_openai", "openai_compatible", "bedrock"]
     base_url: Annotated[str, Field(pattern=r"^https?://")]
     api_key_env: Annotated[str, Field(pattern=ENV_NAME)] | None = None
     headers: dict[str, str] = {}

@@ -14,6 +14,7 @@ import aiohttp
 from sidecar.domain.model import ProviderSpec
 from sidecar.providers.anthropic import AnthropicAdapter
 from sidecar.providers.base import ProviderAdapter
+from sidecar.providers.bedrock import BedrockAdapter
 from sidecar.providers.gemini import GeminiAdapter
 from sidecar.providers.openai import OpenAIAdapter
 
@@ -23,6 +24,7 @@ _BUILDERS: Mapping[str, _Builder] = {
     "openai": OpenAIAdapter,
     "anthropic": AnthropicAdapter,
     "gemini": GeminiAdapter,
+    "bedrock": BedrockAdapter,
     # The same codec and adapter; the differences are data (providers/openai/dialects.py).
     "azure_openai": OpenAIAdapter,
     "openai_compatible": OpenAIAdapter,

@@ -23,6 +23,7 @@ from aiohttp.typedefs import Middleware
 from sidecar.simulator.admin import add_admin_routes
 from sidecar.simulator.anthropic_wire import messages
 from sidecar.simulator.auth import auth_middleware
+from sidecar.simulator.bedrock_wire import add_bedrock_routes
 from sidecar.simulator.config import SimulatorConfig
 from sidecar.simulator.errors import error_middleware
 from sidecar.simulator.gemini_wire import add_gemini_routes
@@ -53,6 +54,7 @@ def build_app(
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/messages", messages)
     add_gemini_routes(app)
+    add_bedrock_routes(app)
     add_admin_routes(app)
     app.on_shutdown.append(_release_hangs)
     return app

@@ -47,6 +47,7 @@ KINDS: dict[str, tuple[Callable[[str], str], dict[str, str]]] = {
     "openai_compatible": (lambda root: f"{root}/v1", {"flavor": "vllm"}),
     "anthropic": (lambda root: f"{root}/v1", {"api_version": "2023-06-01"}),
     "gemini": (lambda root: f"{root}/v1beta", {}),
+    "bedrock": (lambda root: root, {"region": "us-east-1"}),
 }
 SERVED = [k for k in KINDS if k in KNOWN_KINDS]
 MODEL = ModelSpec(
