@@ -51,6 +51,9 @@ def build_app(
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[STATE] = SimState.create(config, rng=rng, sleep=sleep, clock=clock)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    # Azure OpenAI's paths to the same API: the v1 path, and the deployment path (the body names the model).
+    app.router.add_post("/openai/v1/chat/completions", chat_completions)
+    app.router.add_post("/openai/deployments/{deployment}/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/messages", messages)
     add_gemini_routes(app)

@@ -41,15 +41,24 @@ from sidecar.simulator.config import ModelProfile, SimulatorConfig
 from sidecar.simulator.server import Simulator, start_simulator
 
 KEY = "sk-planted-CONFORMANCE-4242"
+
+
 # kind -> (base URL from the simulator's root, options)
+def _kind(case: str) -> str:
+    """A case is a kind, or a kind and a variant in parentheses."""
+    return case.split(" ")[0]
+
+
 KINDS: dict[str, tuple[Callable[[str], str], dict[str, str]]] = {
     "openai": (lambda root: f"{root}/v1", {}),
     "openai_compatible": (lambda root: f"{root}/v1", {"flavor": "vllm"}),
+    "azure_openai": (lambda root: root, {}),
+    "azure_openai (deployment path)": (lambda root: root, {"api_version": "2024-10-21"}),
     "anthropic": (lambda root: f"{root}/v1", {"api_version": "2023-06-01"}),
     "gemini": (lambda root: f"{root}/v1beta", {}),
     "bedrock": (lambda root: root, {"region": "us-east-1"}),
 }
-SERVED = [k for k in KINDS if k in KNOWN_KINDS]
+SERVED = [k for k in KINDS if _kind(k) in KNOWN_KINDS]
 MODEL = ModelSpec(
     "sim-model",
     "p",
@@ -85,7 +94,7 @@ async def adapter(request: pytest.FixtureRequest, simulator: Simulator) -> Async
     base, options = KINDS[request.param]
     spec = ProviderSpec(
         "p",
-        request.param,
+        _kind(request.param),
         base(simulator.root_url),
         api_key=Secret(KEY),
         options=tuple(sorted(options.items())),
@@ -233,7 +242,7 @@ async def test_auth_with_each_wire_formats_key_header(kind):
         base, options = KINDS[kind]
         for key, ok in ((KEY, True), ("sk-wrong-key-0000", False)):
             spec = ProviderSpec(
-                "p", kind, base(sim.root_url), api_key=Secret(key), options=tuple(options.items())
+                "p", _kind(kind), base(sim.root_url), api_key=Secret(key), options=tuple(options.items())
             )
             adapter = build_adapter(spec, session)
             if ok:
