@@ -31,7 +31,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -49,9 +49,11 @@ from sidecar.domain.request import (
 )
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
 from sidecar.providers.openai.errors import retry_after
+from sidecar.providers.shape import malformed as _malformed
+from sidecar.providers.shape import opt as _opt
+from sidecar.providers.shape import req as _req
+from sidecar.providers.shape import typed as _typed
 
-_T = TypeVar("_T")
-_D = TypeVar("_D")
 _Obj = Mapping[str, Any]
 
 DEFAULT_MAX_TOKENS_CAP = 4096
@@ -468,27 +470,3 @@ def _class_of(status: int | None, kind: str, message: str) -> FailureClass:
     if _CONTEXT_TOO_LONG.search(message):
         return FailureClass.CONTEXT_TOO_LONG
     return FailureClass.BAD_REQUEST if 400 <= status < 500 else FailureClass.SERVER_ERROR
-
-
-# ------------------------------------------------------------------------------------------ shapes
-
-
-def _malformed(what: str) -> ProviderError:
-    return ProviderError(FailureClass.MALFORMED_RESPONSE, f"unexpected response shape: {what}")
-
-
-def _typed(value: object, kind: type[_T], path: str) -> _T:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _malformed(f"{path} should be {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _req(obj: _Obj, key: str, kind: type[_T], prefix: str) -> _T:
-    if obj.get(key) is None:
-        raise _malformed(f"{prefix}{key} is missing")
-    return _typed(obj[key], kind, prefix + key)
-
-
-def _opt(obj: _Obj, key: str, kind: type[_T], prefix: str, default: _D) -> _T | _D:
-    value = obj.get(key)
-    return default if value is None else _typed(value, kind, prefix + key)

@@ -33,7 +33,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.request import (
@@ -50,9 +50,10 @@ from sidecar.domain.request import (
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
 from sidecar.providers.anthropic.codec import output_tool_name
 from sidecar.providers.openai.errors import retry_after
+from sidecar.providers.shape import opt as _opt
+from sidecar.providers.shape import req as _req
+from sidecar.providers.shape import typed as _typed
 
-_T = TypeVar("_T")
-_D = TypeVar("_D")
 _Obj = Mapping[str, Any]
 
 MAX_MESSAGE_CHARS = 300
@@ -477,27 +478,3 @@ def _class_of_status(status: int | None) -> FailureClass:
 
 def _header(headers: Mapping[str, str], name: str) -> str:
     return next((v for k, v in headers.items() if k.lower() == name), "")
-
-
-# ------------------------------------------------------------------------------------------ shapes
-
-
-def _malformed(what: str) -> ProviderError:
-    return ProviderError(FailureClass.MALFORMED_RESPONSE, f"unexpected response shape: {what}")
-
-
-def _typed(value: object, kind: type[_T], path: str) -> _T:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _malformed(f"{path} should be {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _req(obj: _Obj, key: str, kind: type[_T], prefix: str) -> _T:
-    if obj.get(key) is None:
-        raise _malformed(f"{prefix}{key} is missing")
-    return _typed(obj[key], kind, prefix + key)
-
-
-def _opt(obj: _Obj, key: str, kind: type[_T], prefix: str, default: _D) -> _T | _D:
-    value = obj.get(key)
-    return default if value is None else _typed(value, kind, prefix + key)

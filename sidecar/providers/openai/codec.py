@@ -12,7 +12,7 @@ import json
 import math
 import statistics
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -31,9 +31,11 @@ from sidecar.domain.request import (
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
 from sidecar.providers.openai.dialects import OPENAI, Dialect
 from sidecar.providers.openai.errors import error_from_payload
+from sidecar.providers.shape import malformed as _malformed
+from sidecar.providers.shape import opt as _opt
+from sidecar.providers.shape import req as _req
+from sidecar.providers.shape import typed as _typed
 
-_T = TypeVar("_T")
-_D = TypeVar("_D")
 _Obj = Mapping[str, Any]
 
 DEFAULT_SCHEMA_NAME = "output"
@@ -266,24 +268,3 @@ def _number(obj: _Obj, key: str, prefix: str) -> float:
     if not math.isfinite(value):
         raise _malformed(f"{prefix}{key} should be a finite number, got {value!r}")
     return float(value)
-
-
-def _malformed(what: str) -> ProviderError:
-    return ProviderError(FailureClass.MALFORMED_RESPONSE, f"unexpected response shape: {what}")
-
-
-def _typed(value: object, kind: type[_T], path: str) -> _T:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _malformed(f"{path} should be {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _req(obj: _Obj, key: str, kind: type[_T], prefix: str) -> _T:
-    if obj.get(key) is None:
-        raise _malformed(f"{prefix}{key} is missing")
-    return _typed(obj[key], kind, prefix + key)
-
-
-def _opt(obj: _Obj, key: str, kind: type[_T], prefix: str, default: _D) -> _T | _D:
-    value = obj.get(key)
-    return default if value is None else _typed(value, kind, prefix + key)

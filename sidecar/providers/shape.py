@@ -1,0 +1,40 @@
+"""Typed access to a decoded JSON body, shared by the codecs: a wrong shape is MALFORMED_RESPONSE.
+
+Every helper names the offending field by its path (e.g. `choices[0].message.content`), so an
+operator can see what a provider sent without the body being logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from sidecar.domain.outcome import FailureClass, ProviderError
+
+T = TypeVar("T")
+D = TypeVar("D")
+Obj = Mapping[str, Any]
+
+
+def malformed(what: str) -> ProviderError:
+    return ProviderError(FailureClass.MALFORMED_RESPONSE, f"unexpected response shape: {what}")
+
+
+def typed(value: object, kind: type[T], path: str) -> T:
+    """`value` if it is a `kind` (a bool is not an int here), else MALFORMED_RESPONSE."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise malformed(f"{path} should be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def req(obj: Obj, key: str, kind: type[T], prefix: str) -> T:
+    """A required field of type `kind`."""
+    if obj.get(key) is None:
+        raise malformed(f"{prefix}{key} is missing")
+    return typed(obj[key], kind, prefix + key)
+
+
+def opt(obj: Obj, key: str, kind: type[T], prefix: str, default: D) -> T | D:
+    """An optional field of type `kind`, or `default` when absent or null."""
+    value = obj.get(key)
+    return default if value is None else typed(value, kind, prefix + key)
