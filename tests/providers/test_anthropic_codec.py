@@ -31,12 +31,12 @@ from sidecar.domain.response import FinishReason, StreamChunk, ToolCallDelta, Us
 from sidecar.providers.anthropic.codec import (
     REFUSAL_NOTE,
     StreamDecoder,
-    classify_error,
     decode_completion,
     encode_request,
     output_tool_name,
     parse_json,
 )
+from sidecar.providers.anthropic.errors import classify_error
 
 MODEL = ModelSpec(
     name="sonnet",

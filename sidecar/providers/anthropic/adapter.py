@@ -23,12 +23,12 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.response import Completion, StreamChunk
 from sidecar.providers.anthropic.codec import (
     StreamDecoder,
-    classify_error,
     decode_completion,
     encode_request,
     output_tool_name,
     parse_json,
 )
+from sidecar.providers.anthropic.errors import classify_error
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.http import call_timeout
 from sidecar.providers.sse import SSEDecoder, SSEError, SSEEvent
