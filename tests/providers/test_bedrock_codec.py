@@ -25,13 +25,8 @@ from sidecar.domain.request import (
     ToolChoiceMode,
 )
 from sidecar.domain.response import FinishReason, StreamChunk, ToolCallDelta, Usage
-from sidecar.providers.bedrock.codec import (
-    StreamDecoder,
-    classify_error,
-    decode_completion,
-    encode_request,
-    stream_exception,
-)
+from sidecar.providers.bedrock.codec import StreamDecoder, decode_completion, encode_request
+from sidecar.providers.bedrock.errors import classify_error, stream_exception
 
 SONG = Tool(
     "top_song",

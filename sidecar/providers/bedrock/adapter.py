@@ -31,15 +31,8 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.response import Completion, StreamChunk
 from sidecar.providers.anthropic.codec import output_tool_name
 from sidecar.providers.base import ProviderCall
-from sidecar.providers.bedrock.codec import (
-    StreamDecoder,
-    classify_error,
-    decode_completion,
-    encode_request,
-    exception_error,
-    parse_json,
-    stream_exception,
-)
+from sidecar.providers.bedrock.codec import StreamDecoder, decode_completion, encode_request, parse_json
+from sidecar.providers.bedrock.errors import classify_error, exception_error, stream_exception
 from sidecar.providers.bedrock.eventstream import EventMessage, EventStreamDecoder
 from sidecar.providers.http import call_timeout
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,14 +48,12 @@ from sidecar.domain.request import (
 )
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
 from sidecar.providers.anthropic.codec import output_tool_name
-from sidecar.providers.openai.errors import retry_after
 from sidecar.providers.shape import opt as _opt
 from sidecar.providers.shape import req as _req
 from sidecar.providers.shape import typed as _typed
 
 _Obj = Mapping[str, Any]
 
-MAX_MESSAGE_CHARS = 300
 REFUSAL_NOTE = "the model's answer was blocked (stopReason: {reason})"
 EMPTY_SCHEMA: Mapping[str, Any] = {"type": "object", "properties": {}}
 IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
@@ -69,30 +66,6 @@ _FINISH = {
     "tool_use": FinishReason.TOOL_CALLS,
     "guardrail_intervened": FinishReason.CONTENT_FILTER,
     "content_filtered": FinishReason.CONTENT_FILTER,
-}
-_CONTEXT_TOO_LONG = re.compile(
-    r"input is too long|too many (input )?tokens|context (length|window)|prompt is too long"
-    r"|exceeds? the maximum (number of )?(input )?tokens",
-    re.I,
-)
-# The failure table, by the exception's name (the `x-amzn-ErrorType` header, the body's `__type`, or
-# a stream exception's `:exception-type`); the status is the fallback when the name is unknown.
-_EXCEPTIONS = {
-    "ThrottlingException": FailureClass.RATE_LIMITED,
-    "ServiceQuotaExceededException": FailureClass.RATE_LIMITED,
-    "ServiceUnavailableException": FailureClass.OVERLOADED,
-    "ModelNotReadyException": FailureClass.OVERLOADED,
-    "InternalServerException": FailureClass.SERVER_ERROR,
-    "ModelErrorException": FailureClass.SERVER_ERROR,
-    "ModelTimeoutException": FailureClass.TIMEOUT,
-    "ValidationException": FailureClass.BAD_REQUEST,  # CONTEXT_TOO_LONG when the message says so
-    "AccessDeniedException": FailureClass.AUTH,
-    "UnrecognizedClientException": FailureClass.AUTH,
-    "ExpiredTokenException": FailureClass.AUTH,
-    "InvalidSignatureException": FailureClass.AUTH,
-    # The model id does not exist here: configuration is wrong, not the request; the next may serve.
-    "ResourceNotFoundException": FailureClass.SERVER_ERROR,
-    "ModelStreamErrorException": FailureClass.STREAM_INTERRUPTED,
 }
 
 # ---------------------------------------------------------------------------------------- encoding
@@ -381,100 +354,3 @@ class StreamDecoder:
         if self._used_output_tool and not self._tools and finish is FinishReason.TOOL_CALLS:
             finish = FinishReason.STOP
         return StreamChunk(finish_reason=finish, usage=self._usage, refusal=_refusal(finish, self._reason))
-
-
-# ------------------------------------------------------------------------------------------ errors
-
-
-def classify_error(
-    status: int, body: bytes, headers: Mapping[str, str], *, now: float | None = None
-) -> ProviderError:
-    """The error table for an HTTP error answer: by exception name, else by status.
-
-    The name comes from `x-amzn-ErrorType` (`ThrottlingException:http://...`) or the body's
-    `__type`; the message is the service's own (`message` or `Message`), truncated; a body that is not
-    JSON is described, not quoted.
-    """
-    try:
-        parsed = json.loads(body)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        parsed = None
-    payload: _Obj = parsed if isinstance(parsed, dict) else {}
-    name = _header(headers, "x-amzn-errortype") or str(payload.get("__type") or "")
-    message = payload.get("message", payload.get("Message"))
-    if isinstance(message, Mapping):
-        message = message.get("message")
-    if message is None and isinstance(payload.get("error"), Mapping):  # a proxy's OpenAI-style body
-        message = payload["error"].get("message")
-    content_type = _header(headers, "content-type")
-    described = f"HTTP {status} with a {len(body)}-byte body ({content_type or 'no content type'})"
-    text = message if isinstance(message, str) else ""
-    error = exception_error(name, text, status=status, fallback=described)
-    return ProviderError(
-        error.failure_class, error.message, status=status, retry_after_s=retry_after(headers, now=now)
-    )
-
-
-def stream_exception(name: str, payload: bytes) -> ProviderError:
-    """An `exception` (or framing `error`) message inside the stream: classified by its name."""
-    try:
-        parsed = json.loads(payload)
-    except ValueError:
-        parsed = None
-    message = parsed.get("message", parsed.get("Message")) if isinstance(parsed, dict) else None
-    return exception_error(name, message if isinstance(message, str) else "")
-
-
-def exception_error(
-    name: str, message: str, *, status: int | None = None, fallback: str = ""
-) -> ProviderError:
-    short = _short(name)
-    text = " ".join(message.split()) or fallback
-    if len(text) > MAX_MESSAGE_CHARS:
-        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
-    if short:
-        text = f"{text} [{short}]".lstrip()
-    return ProviderError(
-        _class_of(status, short, message),
-        text or "the provider reported an error without a message",
-        status=status,
-    )
-
-
-def _short(name: str) -> str:
-    """`ThrottlingException` from `ThrottlingException:http://...` or the stream's `throttlingException`."""
-    short = name.partition(":")[0].rpartition("#")[2].strip()
-    return short[:1].upper() + short[1:]
-
-
-def _class_of(status: int | None, name: str, message: str) -> FailureClass:
-    cls = _EXCEPTIONS.get(name)
-    if cls is None:
-        cls = _class_of_status(status)
-    if cls is FailureClass.BAD_REQUEST and _CONTEXT_TOO_LONG.search(message):
-        return FailureClass.CONTEXT_TOO_LONG
-    return cls
-
-
-def _class_of_status(status: int | None) -> FailureClass:
-    if status is None:
-        return FailureClass.SERVER_ERROR
-    if status == 429:
-        return FailureClass.RATE_LIMITED
-    if status in (401, 403):
-        return FailureClass.AUTH
-    if status == 404:
-        return FailureClass.SERVER_ERROR
-    if status == 408:
-        return FailureClass.TIMEOUT
-    if status == 413:
-        return FailureClass.CONTEXT_TOO_LONG
-    if status == 503:
-        return FailureClass.OVERLOADED
-    if status >= 500 or status == 424:  # 424 ModelErrorException: the model failed, not the request
-        return FailureClass.SERVER_ERROR
-    return FailureClass.BAD_REQUEST if 400 <= status < 500 else FailureClass.SERVER_ERROR
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    return next((v for k, v in headers.items() if k.lower() == name), "")
