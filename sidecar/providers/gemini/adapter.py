@@ -13,11 +13,7 @@ holding the next piece of text (function calls arrive whole), and the stream sim
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import aiohttp
@@ -28,15 +24,10 @@ from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.gemini.codec import decode_chunk, decode_completion, encode_request, parse_json
 from sidecar.providers.gemini.errors import classify_error
-from sidecar.providers.http import call_timeout
-from sidecar.providers.sse import SSEDecoder, SSEError, SSEEvent
+from sidecar.providers.sse import SSEDecoder, SSEEvent
+from sidecar.providers.transport import JsonTransport
 
 API_KEY_HEADER = "x-goog-api-key"
-MAX_ERROR_BODY_BYTES = 64 * 1024
-LARGE_BODY_BYTES = 1024 * 1024
-_MAX_DETAIL_CHARS = 300
-_SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
-_REDACTED = "********"
 
 
 class GeminiAdapter:
@@ -50,10 +41,7 @@ class GeminiAdapter:
         if spec.api_key is not None:
             headers[API_KEY_HEADER] = spec.api_key.reveal()
         self._headers = headers
-        secrets = [v for k, v in spec.headers if any(w in k.lower() for w in _SENSITIVE_HEADER_WORDS)]
-        if spec.api_key is not None:
-            secrets.append(spec.api_key.reveal())
-        self._secrets = tuple(s for s in secrets if s)
+        self._http = JsonTransport(spec, session, headers, classify_error)
 
     def __repr__(self) -> str:
         return f"GeminiAdapter(provider={self._spec.name!r}, url={self._base!r})"
@@ -65,19 +53,19 @@ class GeminiAdapter:
         return f"{self._base}/models/{name}:{method}"
 
     async def complete(self, call: ProviderCall) -> Completion:
-        with self._edge(call):
+        with self._http.edge(call):
             payload = encode_request(call.request, call.model, logprobs=call.want_logprobs)
             url = self.url(call.model.upstream_model, stream=False)
-            async with self._exchange(call, url, payload, accept="application/json") as response:
+            async with self._http.exchange(call, url, payload, accept="application/json") as response:
                 raw = await response.read()
             return decode_completion(parse_json(raw))
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState()
-        with self._edge(call, interrupted=lambda: state.yielded):
+        with self._http.edge(call, interrupted=lambda: state.yielded):
             payload = encode_request(call.request, call.model, logprobs=call.want_logprobs)
             url = self.url(call.model.upstream_model, stream=True)
-            async with self._exchange(call, url, payload, accept="text/event-stream") as response:
+            async with self._http.exchange(call, url, payload, accept="text/event-stream") as response:
                 decoder = SSEDecoder()
                 async for data in response.content.iter_any():
                     for chunk in state.fold(decoder.feed(data)):
@@ -89,65 +77,6 @@ class GeminiAdapter:
             final = state.final()
         # Outside the exchange: the connection is back in the pool before the caller sees the end.
         yield final
-
-    @contextlib.asynccontextmanager
-    async def _exchange(
-        self, call: ProviderCall, url: str, payload: dict[str, Any], *, accept: str
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST and hand over a 2xx response; close it on any error or cancellation, else release it."""
-        try:
-            data = json.dumps(payload, ensure_ascii=False).encode()
-        except (TypeError, ValueError) as exc:  # e.g. a set inside a tool's parameter schema
-            raise ProviderError(
-                FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
-            ) from None
-        response = await self._session.post(
-            url,
-            data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES else data,
-            headers={**self._headers, "Accept": accept, "Content-Type": "application/json"},
-            timeout=call_timeout(call.timeout_s, self._spec),
-        )
-        try:
-            if not 200 <= response.status < 300:
-                body = await _read_capped(response, MAX_ERROR_BODY_BYTES)
-                raise classify_error(response.status, body, response.headers)
-            yield response
-        except BaseException:
-            response.close()  # drop the connection: an unread or broken body must not be reused
-            raise
-        response.release()
-
-    @contextlib.contextmanager
-    def _edge(self, call: ProviderCall, interrupted: Callable[[], bool] = lambda: False) -> Iterator[None]:
-        """Translate everything foreign into ProviderError; let cancellation through untouched."""
-        try:
-            yield
-        except ProviderError as err:
-            raise self._scrubbed(err) from None
-        except TimeoutError as exc:  # aiohttp's ServerTimeoutError family derives from it
-            limit = min(call.timeout_s, self._spec.request_timeout_s)
-            raise self._failure(FailureClass.TIMEOUT, f"no complete answer within {limit:g}s", exc) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            if interrupted():
-                raise self._failure(FailureClass.STREAM_INTERRUPTED, "the stream broke off", exc) from None
-            raise self._failure(FailureClass.CONNECTION, "the connection failed", exc) from None
-        except SSEError as exc:
-            raise self._failure(FailureClass.MALFORMED_RESPONSE, "not an event stream", exc) from None
-
-    def _failure(self, cls: FailureClass, what: str, exc: BaseException) -> ProviderError:
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return ProviderError(cls, self._redact(f"{what} ({detail[:_MAX_DETAIL_CHARS]})"))
-
-    def _scrubbed(self, err: ProviderError) -> ProviderError:
-        message = self._redact(err.message)
-        if message == err.message:
-            return err
-        return ProviderError(err.failure_class, message, status=err.status, retry_after_s=err.retry_after_s)
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
 
 
 class _StreamState:
@@ -191,14 +120,3 @@ class _StreamState:
         if finish is FinishReason.STOP and self._calls:
             finish = FinishReason.TOOL_CALLS  # the calls came in earlier events than the STOP
         return StreamChunk(finish_reason=finish, usage=self._usage, response_model=self._model)
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most `limit` bytes of the body: an error page has no business being large."""
-    body = bytearray()
-    while len(body) < limit:
-        piece = await response.content.read(limit - len(body))
-        if not piece:
-            break
-        body += piece
-    return bytes(body)

@@ -1,0 +1,123 @@
+"""The HTTP half every JSON provider adapter shares: one POST exchange, and foreign errors translated.
+
+An adapter owns its codec and URLs; this owns how a call goes over the pooled aiohttp session:
+the JSON body (streamed from a buffer when large), a non-2xx answer classified by the provider's
+own error table, the response closed on any error or cancellation (so a broken body never goes
+back to the pool), aiohttp / timeout / SSE failures mapped to the failure vocabulary, and every
+credential scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from sidecar.domain.model import ProviderSpec
+from sidecar.domain.outcome import FailureClass, ProviderError
+from sidecar.providers.base import ProviderCall
+from sidecar.providers.http import call_timeout
+from sidecar.providers.sse import SSEError
+
+MAX_ERROR_BODY_BYTES = 64 * 1024
+LARGE_BODY_BYTES = 1024 * 1024
+_MAX_DETAIL_CHARS = 300
+_SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
+_REDACTED = "********"
+
+Classify = Callable[[int, bytes, Mapping[str, str]], ProviderError]
+
+
+class JsonTransport:
+    def __init__(
+        self,
+        spec: ProviderSpec,
+        session: aiohttp.ClientSession,
+        headers: Mapping[str, str],
+        classify: Classify,
+    ) -> None:
+        self._spec = spec
+        self._session = session
+        self._headers = dict(headers)
+        self._classify = classify
+        secrets = [
+            v for k, v in self._headers.items() if any(w in k.lower() for w in _SENSITIVE_HEADER_WORDS)
+        ]
+        if spec.api_key is not None:
+            secrets.append(spec.api_key.reveal())
+        self._secrets = tuple(s for s in secrets if s)
+
+    @contextlib.asynccontextmanager
+    async def exchange(
+        self, call: ProviderCall, url: str, payload: dict[str, Any], *, accept: str
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST and hand over a 2xx response; close it on any error or cancellation, else release it."""
+        try:
+            data = json.dumps(payload, ensure_ascii=False).encode()
+        except (TypeError, ValueError) as exc:  # e.g. a set inside a tool's parameter schema
+            raise ProviderError(
+                FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
+            ) from None
+        response = await self._session.post(
+            url,
+            # aiohttp writes a large bytes body in one go; a file-like body goes out in chunks.
+            data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES else data,
+            headers={**self._headers, "Accept": accept, "Content-Type": "application/json"},
+            timeout=call_timeout(call.timeout_s, self._spec),
+        )
+        try:
+            if not 200 <= response.status < 300:
+                body = await read_capped(response, MAX_ERROR_BODY_BYTES)
+                raise self._classify(response.status, body, response.headers)
+            yield response
+        except BaseException:
+            response.close()  # drop the connection: an unread or broken body must not be reused
+            raise
+        response.release()
+
+    @contextlib.contextmanager
+    def edge(self, call: ProviderCall, interrupted: Callable[[], bool] = lambda: False) -> Iterator[None]:
+        """Translate everything foreign into ProviderError; let cancellation through untouched."""
+        try:
+            yield
+        except ProviderError as err:
+            raise self.scrubbed(err) from None
+        except TimeoutError as exc:  # aiohttp's ServerTimeoutError family derives from it
+            limit = min(call.timeout_s, self._spec.request_timeout_s)
+            raise self._failure(FailureClass.TIMEOUT, f"no complete answer within {limit:g}s", exc) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            if interrupted():
+                raise self._failure(FailureClass.STREAM_INTERRUPTED, "the stream broke off", exc) from None
+            raise self._failure(FailureClass.CONNECTION, "the connection failed", exc) from None
+        except SSEError as exc:
+            raise self._failure(FailureClass.MALFORMED_RESPONSE, "not an event stream", exc) from None
+
+    def _failure(self, cls: FailureClass, what: str, exc: BaseException) -> ProviderError:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return ProviderError(cls, self.redact(f"{what} ({detail[:_MAX_DETAIL_CHARS]})"))
+
+    def scrubbed(self, err: ProviderError) -> ProviderError:
+        message = self.redact(err.message)
+        if message == err.message:
+            return err
+        return ProviderError(err.failure_class, message, status=err.status, retry_after_s=err.retry_after_s)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, _REDACTED)
+        return text
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of the body: an error page has no business being large."""
+    body = bytearray()
+    while len(body) < limit:
+        piece = await response.content.read(limit - len(body))
+        if not piece:
+            break
+        body += piece
+    return bytes(body)
