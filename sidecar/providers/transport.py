@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from sidecar.domain.model import ProviderSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -30,6 +31,8 @@ _SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
 _REDACTED = "********"
 
 Classify = Callable[[int, bytes, Mapping[str, str]], ProviderError]
+# Signs one request just before it is sent: (url, body, headers) -> headers (e.g. AWS SigV4).
+Signer = Callable[[str, bytes, dict[str, str]], dict[str, str]]
 
 
 class JsonTransport:
@@ -39,12 +42,19 @@ class JsonTransport:
         session: aiohttp.ClientSession,
         headers: Mapping[str, str],
         classify: Classify,
+        *,
+        sign: Signer | None = None,
+        secrets: Iterable[str] = (),
+        exact_urls: bool = False,
     ) -> None:
         self._spec = spec
         self._session = session
         self._headers = dict(headers)
         self._classify = classify
-        secrets = [
+        self._sign = sign
+        self._exact_urls = exact_urls  # send URLs byte for byte, already quoted by the adapter
+        secrets = [*secrets]
+        secrets += [
             v for k, v in self._headers.items() if any(w in k.lower() for w in _SENSITIVE_HEADER_WORDS)
         ]
         if spec.api_key is not None:
@@ -62,11 +72,17 @@ class JsonTransport:
             raise ProviderError(
                 FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
             ) from None
+        headers = {**self._headers, "Accept": accept, "Content-Type": "application/json"}
+        if self._sign is not None:
+            headers = self._sign(url, data, headers)
         response = await self._session.post(
-            url,
-            # aiohttp writes a large bytes body in one go; a file-like body goes out in chunks.
-            data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES else data,
-            headers={**self._headers, "Accept": accept, "Content-Type": "application/json"},
+            # Exact: yarl would otherwise turn a quoted `%3A` back into `:` (a different resource
+            # for some APIs, and a broken signature for a signed request).
+            URL(url, encoded=True) if self._exact_urls else url,
+            # aiohttp writes a large bytes body in one go; a file-like body goes out in chunks
+            # (a signed body is sent as the exact bytes that were signed).
+            data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES and self._sign is None else data,
+            headers=headers,
             timeout=call_timeout(call.timeout_s, self._spec),
         )
         try:

@@ -16,35 +16,25 @@ Auth, decided once at construction:
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from sidecar.domain.model import ProviderSpec
-from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.response import Completion, StreamChunk
 from sidecar.providers.anthropic.codec import output_tool_name
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.bedrock.codec import StreamDecoder, decode_completion, encode_request, parse_json
 from sidecar.providers.bedrock.errors import classify_error, exception_error, stream_exception
 from sidecar.providers.bedrock.eventstream import EventMessage, EventStreamDecoder
-from sidecar.providers.http import call_timeout
+from sidecar.providers.transport import JsonTransport, Signer
 
 SIGNING_NAME = "bedrock"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
-MAX_ERROR_BODY_BYTES = 64 * 1024
-_MAX_DETAIL_CHARS = 300
-_SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
-_REDACTED = "********"
 _ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-Signer = Callable[[str, bytes, dict[str, str]], dict[str, str]]
 
 
 class BedrockAdapter:
@@ -56,16 +46,15 @@ class BedrockAdapter:
         self._session = session
         self._base = spec.base_url.rstrip("/")
         headers = dict(spec.headers)
-        secrets = [v for k, v in spec.headers if any(w in k.lower() for w in _SENSITIVE_HEADER_WORDS)]
         self._sign: Signer | None = None
+        aws_secrets: list[str] = []
         if spec.api_key is not None:
             headers["Authorization"] = f"Bearer {spec.api_key.reveal()}"
-            secrets.append(spec.api_key.reveal())
         else:
             self._sign, aws_secrets = _sigv4_signer(spec)
-            secrets.extend(aws_secrets)
-        self._headers = headers
-        self._secrets = tuple(s for s in secrets if s)
+        self._http = JsonTransport(
+            spec, session, headers, classify_error, sign=self._sign, secrets=aws_secrets, exact_urls=True
+        )
 
     def __repr__(self) -> str:
         auth = "sigv4" if self._sign is not None else "api_key"
@@ -76,17 +65,19 @@ class BedrockAdapter:
         return f"{self._base}/model/{quote(upstream_model, safe='')}/converse{'-stream' if stream else ''}"
 
     async def complete(self, call: ProviderCall) -> Completion:
-        with self._edge(call):
+        with self._http.edge(call):
             url = self.url(call.model.upstream_model, stream=False)
-            async with self._exchange(call, url, accept="application/json") as response:
+            payload = encode_request(call.request)
+            async with self._http.exchange(call, url, payload, accept="application/json") as response:
                 raw = await response.read()
             return decode_completion(parse_json(raw), output_tool=_output_tool(call))
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState(StreamDecoder(output_tool=_output_tool(call)))
-        with self._edge(call, interrupted=lambda: state.yielded):
+        with self._http.edge(call, interrupted=lambda: state.yielded):
             url = self.url(call.model.upstream_model, stream=True)
-            async with self._exchange(call, url, accept=EVENT_STREAM) as response:
+            payload = encode_request(call.request)
+            async with self._http.exchange(call, url, payload, accept=EVENT_STREAM) as response:
                 frames = EventStreamDecoder()
                 async for data in response.content.iter_any():
                     for chunk in state.fold(frames.feed(data)):
@@ -97,68 +88,6 @@ class BedrockAdapter:
             final = state.decoder.final()
         # Outside the exchange: the connection is back in the pool before the caller sees the end.
         yield final
-
-    @contextlib.asynccontextmanager
-    async def _exchange(
-        self, call: ProviderCall, url: str, *, accept: str
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST and hand over a 2xx response; close it on any error or cancellation, else release it."""
-        try:
-            data = json.dumps(encode_request(call.request), ensure_ascii=False).encode()
-        except (TypeError, ValueError) as exc:  # e.g. a set inside a tool's parameter schema
-            raise ProviderError(
-                FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
-            ) from None
-        headers = {**self._headers, "Accept": accept, "Content-Type": "application/json"}
-        if self._sign is not None:
-            headers = self._sign(url, data, headers)
-        # encoded=True: send the path byte for byte as quoted (and signed); yarl would otherwise turn
-        # the model id's `%3A` back into `:`, and the SigV4 signature would no longer match.
-        response = await self._session.post(
-            URL(url, encoded=True),
-            data=data,
-            headers=headers,
-            timeout=call_timeout(call.timeout_s, self._spec),
-        )
-        try:
-            if not 200 <= response.status < 300:
-                body = await _read_capped(response, MAX_ERROR_BODY_BYTES)
-                raise classify_error(response.status, body, response.headers)
-            yield response
-        except BaseException:
-            response.close()  # drop the connection: an unread or broken body must not be reused
-            raise
-        response.release()
-
-    @contextlib.contextmanager
-    def _edge(self, call: ProviderCall, interrupted: Callable[[], bool] = lambda: False) -> Iterator[None]:
-        """Translate everything foreign into ProviderError; let cancellation through untouched."""
-        try:
-            yield
-        except ProviderError as err:
-            raise self._scrubbed(err) from None
-        except TimeoutError as exc:  # aiohttp's ServerTimeoutError family derives from it
-            limit = min(call.timeout_s, self._spec.request_timeout_s)
-            raise self._failure(FailureClass.TIMEOUT, f"no complete answer within {limit:g}s", exc) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            if interrupted():
-                raise self._failure(FailureClass.STREAM_INTERRUPTED, "the stream broke off", exc) from None
-            raise self._failure(FailureClass.CONNECTION, "the connection failed", exc) from None
-
-    def _failure(self, cls: FailureClass, what: str, exc: BaseException) -> ProviderError:
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return ProviderError(cls, self._redact(f"{what} ({detail[:_MAX_DETAIL_CHARS]})"))
-
-    def _scrubbed(self, err: ProviderError) -> ProviderError:
-        message = self._redact(err.message)
-        if message == err.message:
-            return err
-        return ProviderError(err.failure_class, message, status=err.status, retry_after_s=err.retry_after_s)
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
 
 
 def _output_tool(call: ProviderCall) -> str:
@@ -221,14 +150,3 @@ class _StreamState:
                 yield chunk
             if self.decoder.done:
                 return
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most `limit` bytes of the body: an error page has no business being large."""
-    body = bytearray()
-    while len(body) < limit:
-        piece = await response.content.read(limit - len(body))
-        if not piece:
-            break
-        body += piece
-    return bytes(body)
