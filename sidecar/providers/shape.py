@@ -6,6 +6,7 @@ operator can see what a provider sent without the body being logged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -38,3 +39,22 @@ def opt(obj: Obj, key: str, kind: type[T], prefix: str, default: D) -> T | D:
     """An optional field of type `kind`, or `default` when absent or null."""
     value = obj.get(key)
     return default if value is None else typed(value, kind, prefix + key)
+
+
+def parse_json(raw: bytes | str, what: str = "the body") -> dict[str, Any]:
+    """A JSON object from a body or an event's data, or MALFORMED_RESPONSE."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ProviderError(FailureClass.MALFORMED_RESPONSE, f"{what} is not valid JSON ({exc})") from None
+    body: dict[str, Any] = typed(value, dict, what)
+    return body
+
+
+def plain(value: Any) -> Any:
+    """Copy read-only mappings and tuples into the dicts and lists that json.dumps accepts."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value

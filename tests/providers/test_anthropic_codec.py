@@ -34,9 +34,9 @@ from sidecar.providers.anthropic.codec import (
     decode_completion,
     encode_request,
     output_tool_name,
-    parse_json,
 )
 from sidecar.providers.anthropic.errors import classify_error
+from sidecar.providers.shape import parse_json
 
 MODEL = ModelSpec(
     name="sonnet",

@@ -35,9 +35,9 @@ from sidecar.providers.gemini.codec import (
     decode_completion,
     encode_request,
     gemini_schema,
-    parse_json,
 )
 from sidecar.providers.gemini.errors import classify_error
+from sidecar.providers.shape import parse_json
 
 MODEL = ModelSpec(
     name="flash",

@@ -26,8 +26,9 @@ from sidecar.domain.request import (
     ToolChoiceMode,
 )
 from sidecar.domain.response import FinishReason, ToolCallDelta, Usage
-from sidecar.providers.openai.codec import decode_chunk, decode_completion, encode_request, parse_json
+from sidecar.providers.openai.codec import decode_chunk, decode_completion, encode_request
 from sidecar.providers.openai.errors import classify_error, retry_after
+from sidecar.providers.shape import parse_json
 
 MODEL = ModelSpec(
     name="small",

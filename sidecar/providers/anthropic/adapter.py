@@ -21,10 +21,10 @@ from sidecar.providers.anthropic.codec import (
     decode_completion,
     encode_request,
     output_tool_name,
-    parse_json,
 )
 from sidecar.providers.anthropic.errors import classify_error
 from sidecar.providers.base import ProviderCall
+from sidecar.providers.shape import parse_json
 from sidecar.providers.sse import SSEDecoder, SSEEvent
 from sidecar.providers.transport import JsonTransport
 

@@ -50,6 +50,7 @@ from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolC
 from sidecar.providers.anthropic.errors import error_from_payload
 from sidecar.providers.shape import malformed as _malformed
 from sidecar.providers.shape import opt as _opt
+from sidecar.providers.shape import plain as _plain
 from sidecar.providers.shape import req as _req
 from sidecar.providers.shape import typed as _typed
 
@@ -201,25 +202,7 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
     return {"type": choice.mode.value}  # "auto" and "none" have the same names
 
 
-def _plain(value: Any) -> Any:
-    """Copy read-only mappings and tuples into the dicts and lists that json.dumps accepts."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 # ---------------------------------------------------------------------------------------- decoding
-
-
-def parse_json(raw: bytes | str) -> dict[str, Any]:
-    """A JSON object from a body or an event's data, or MALFORMED_RESPONSE."""
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ProviderError(FailureClass.MALFORMED_RESPONSE, f"the body is not valid JSON ({exc})") from None
-    return _typed(value, dict, "the body")
 
 
 def decode_finish_reason(value: object) -> FinishReason | None:

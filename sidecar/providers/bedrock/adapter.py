@@ -27,9 +27,10 @@ from sidecar.domain.model import ProviderSpec
 from sidecar.domain.response import Completion, StreamChunk
 from sidecar.providers.anthropic.codec import output_tool_name
 from sidecar.providers.base import ProviderCall
-from sidecar.providers.bedrock.codec import StreamDecoder, decode_completion, encode_request, parse_json
+from sidecar.providers.bedrock.codec import StreamDecoder, decode_completion, encode_request
 from sidecar.providers.bedrock.errors import classify_error, exception_error, stream_exception
 from sidecar.providers.bedrock.eventstream import EventMessage, EventStreamDecoder
+from sidecar.providers.shape import parse_json
 from sidecar.providers.transport import JsonTransport, Signer
 
 SIGNING_NAME = "bedrock"

@@ -49,6 +49,7 @@ from sidecar.domain.request import (
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
 from sidecar.providers.anthropic.codec import output_tool_name
 from sidecar.providers.shape import opt as _opt
+from sidecar.providers.shape import plain as _plain
 from sidecar.providers.shape import req as _req
 from sidecar.providers.shape import typed as _typed
 
@@ -196,25 +197,7 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any] | None:
     return None  # "none" has no Converse equivalent (see the module's docstring)
 
 
-def _plain(value: Any) -> Any:
-    """Copy read-only mappings and tuples into the dicts and lists that json.dumps accepts."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 # ---------------------------------------------------------------------------------------- decoding
-
-
-def parse_json(raw: bytes | str, what: str = "the body") -> dict[str, Any]:
-    """A JSON object from a body or an event's payload, or MALFORMED_RESPONSE."""
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ProviderError(FailureClass.MALFORMED_RESPONSE, f"{what} is not valid JSON ({exc})") from None
-    return _typed(value, dict, what)
 
 
 def decode_finish_reason(value: object) -> FinishReason | None:

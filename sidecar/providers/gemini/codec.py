@@ -47,6 +47,7 @@ from sidecar.domain.request import (
 )
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
 from sidecar.providers.gemini.errors import error_from_payload
+from sidecar.providers.shape import plain as _plain
 
 _T = TypeVar("_T")
 _D = TypeVar("_D")
@@ -230,26 +231,7 @@ def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _plain(value: Any) -> Any:
-    """Copy read-only mappings and tuples into the dicts and lists that json.dumps accepts."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 # ---------------------------------------------------------------------------------------- decoding
-
-
-def parse_json(raw: bytes | str) -> dict[str, Any]:
-    """A JSON object from a body or an event's data, or MALFORMED_RESPONSE."""
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ProviderError(FailureClass.MALFORMED_RESPONSE, f"the body is not valid JSON ({exc})") from None
-    body: dict[str, Any] = _typed(value, dict, "the body")
-    return body
 
 
 def decode_finish_reason(value: object) -> FinishReason | None:

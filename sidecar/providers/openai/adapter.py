@@ -16,9 +16,10 @@ from sidecar.domain.model import ProviderSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.providers.base import ProviderCall
-from sidecar.providers.openai.codec import decode_chunk, decode_completion, encode_request, parse_json
+from sidecar.providers.openai.codec import decode_chunk, decode_completion, encode_request
 from sidecar.providers.openai.dialects import dialect_for
 from sidecar.providers.openai.errors import classify_error
+from sidecar.providers.shape import parse_json
 from sidecar.providers.sse import SSEDecoder, SSEEvent
 from sidecar.providers.transport import JsonTransport
 

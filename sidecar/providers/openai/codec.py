@@ -8,7 +8,6 @@ wrong shape becomes MALFORMED_RESPONSE here, with the offending field's path in 
 from __future__ import annotations
 
 import base64
-import json
 import math
 import statistics
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from sidecar.providers.openai.dialects import OPENAI, Dialect
 from sidecar.providers.openai.errors import error_from_payload
 from sidecar.providers.shape import malformed as _malformed
 from sidecar.providers.shape import opt as _opt
+from sidecar.providers.shape import plain as _plain
 from sidecar.providers.shape import req as _req
 from sidecar.providers.shape import typed as _typed
 
@@ -147,25 +147,7 @@ def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
     return choice.mode.value
 
 
-def _plain(value: Any) -> Any:
-    """Copy read-only mappings and tuples into the dicts and lists that json.dumps accepts."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 # ---------------------------------------------------------------------------------------- decoding
-
-
-def parse_json(raw: bytes | str) -> dict[str, Any]:
-    """A JSON object from a body or an event's data, or MALFORMED_RESPONSE."""
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ProviderError(FailureClass.MALFORMED_RESPONSE, f"the body is not valid JSON ({exc})") from None
-    return _typed(value, dict, "the body")
 
 
 def decode_finish_reason(value: object) -> FinishReason | None:
