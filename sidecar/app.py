@@ -1,9 +1,9 @@
 """Composition root: the only module that names concrete classes, and the start/stop order.
 
-start:  HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline) -> gRPC server
-        -> config watcher (`serve_until_signalled`)
-reload: runtime rebuilt from the new file on the same session and health, swapped in whole
-stop:   config watcher -> gRPC server (graceful) -> HTTP session
+start:  telemetry -> HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline)
+        -> gRPC server -> config watcher (`serve_until_signalled`)
+reload: runtime rebuilt from the new file on the same session, health and telemetry, swapped in whole
+stop:   config watcher -> gRPC server (graceful) -> HTTP session -> telemetry (flushes spans)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
-from sidecar.config import Config, ServerSettings, load_config
+from sidecar.config import Config, ServerSettings, TelemetrySettings, load_config
 from sidecar.execution.admission import Admission
 from sidecar.execution.breaker import BreakerSet
 from sidecar.execution.budget import Budget
@@ -34,6 +34,7 @@ from sidecar.server.serve import GrpcServer, Listen
 from sidecar.server.servicer import RouterServicer, Runtime
 from sidecar.simulator.config import load_simulator_config
 from sidecar.simulator.server import start_simulator
+from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,16 @@ class Shared:
     breakers: BreakerSet
     hedge_budget: Budget
     retry_budget: Budget
+    telemetry: Telemetry
 
     @staticmethod
-    def build(config: Config, health: HealthTracker) -> Shared:
+    def build(config: Config, health: HealthTracker, telemetry: Telemetry) -> Shared:
         r = config.resilience
 
         def breaker_changed(model: str, state: str) -> None:
             log.info("circuit breaker for %s is now %s", model, state)
             health.set_breaker(model, state == "open")
+            telemetry.breaker_changed(model, state)
 
         return Shared(
             health=health,
@@ -77,6 +80,7 @@ class Shared:
             ),
             hedge_budget=Budget(ratio=r.hedge_budget.ratio, min_per_s=r.hedge_budget.min_per_s),
             retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
+            telemetry=telemetry,
         )
 
 
@@ -92,22 +96,36 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
         config.provider_limits, config.model_limits, max_wait_s=config.resilience.max_queue_wait_s
     )
     resilience = Resilience(shared.breakers, shared.hedge_budget, shared.retry_budget, admission)
+    telemetry = shared.telemetry
+    watching = telemetry.tracing or telemetry.metering
     executor = Executor(
-        adapters, config.providers, observers=[health.observe], resilience=resilience, health=health
+        adapters,
+        config.providers,
+        observers=[health.observe],
+        attempt_hooks=[telemetry.attempt_started] if watching else [],
+        resilience=resilience,
+        health=health,
     )
     c = config.decision_cache
     # A new cache per snapshot: a reload drops every cached decision with the old registry.
     cache = DecisionCache(c.max_entries, c.ttl_s) if c.enabled else None
     policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
-    return Runtime(Pipeline(policy, executor), config.registry)
+    pipeline = Pipeline(policy, executor, observers=[telemetry] if telemetry.active else [])
+    return Runtime(pipeline, config.registry)
 
 
 class Sidecar:
     """One running sidecar: build with a Config, `await start()`, `reload(path)`, `await stop()`."""
 
-    def __init__(self, config: Config, overrides: ListenOverrides = ListenOverrides()) -> None:
+    def __init__(
+        self,
+        config: Config,
+        overrides: ListenOverrides = ListenOverrides(),
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.config = config  # the config in effect (after a reload, with the restart-only settings kept)
         self._overrides = overrides
+        self._telemetry = telemetry  # built from config.telemetry at start unless given (tests)
         self.health = HealthTracker()
         self._session: aiohttp.ClientSession | None = None
         self._server: GrpcServer | None = None
@@ -123,16 +141,33 @@ class Sidecar:
         assert self._server is not None, "start() first"
         return self._server
 
+    @property
+    def telemetry(self) -> Telemetry:
+        assert self._telemetry is not None, "start() first"
+        return self._telemetry
+
     async def start(self) -> None:
         config = self.config
+        if self._telemetry is None:
+            self._telemetry = build_telemetry(telemetry_options(config.telemetry))
+        telemetry = self._telemetry
+        reference = config.telemetry.reference_model or telemetry.options.reference_model
+        telemetry.reference = config.registry.get(reference)
+        if telemetry.sdk.prometheus_address is not None:
+            host, port = telemetry.sdk.prometheus_address
+            log.info("telemetry: Prometheus metrics at http://%s:%d/metrics", host, port)
         self._session = make_session()
-        self._shared = Shared.build(config, self.health)
+        self._shared = Shared.build(config, self.health, telemetry)
         self._runtime = build_runtime(config, self._session, self._shared)
+        telemetry.watch(
+            self._shared.breakers.states, lambda: self.runtime().pipeline.executor.admission.depths()
+        )
         servicer = RouterServicer(
             self.runtime,
             self.health,
             max_request_bytes=int(config.server.max_request_mb * 1024 * 1024),
             default_timeout_s=config.server.default_timeout_s,
+            telemetry=telemetry,
         )
         o = self._overrides
         listen = Listen(
@@ -146,11 +181,15 @@ class Sidecar:
             await self._server.start()
         except BaseException:
             await self._session.close()
+            telemetry.shutdown()
             raise
 
     def runtime(self) -> Runtime:
         assert self._runtime is not None, "start() first"
         return self._runtime
+
+    def _queue_depths(self) -> dict[str, int]:
+        return self.runtime().pipeline.executor.admission.depths()
 
     def reload(self, path: str | Path) -> ReloadResult:
         """Load `path`, build a runtime from it and swap it in; ConfigError (nothing changed) if invalid.
@@ -171,9 +210,18 @@ class Sidecar:
                 ", ".join(pending),
                 "s" if len(pending) == 1 else "",
             )
+        if _without_reference(loaded.telemetry) != _without_reference(previous.telemetry):
+            log.warning(
+                "config reload: %s: telemetry settings changed but take effect only after a restart "
+                "(telemetry.reference_model applies now)",
+                loaded.source,
+            )
         kept = {name: getattr(previous.server, name) for name in RESTART_ONLY}
-        config = dataclasses.replace(loaded, server=loaded.server.model_copy(update=kept))
+        config = dataclasses.replace(
+            loaded, server=loaded.server.model_copy(update=kept), telemetry=previous.telemetry
+        )
         runtime = build_runtime(config, self._session, self._shared)
+        self.telemetry.reference = config.registry.get(loaded.telemetry.reference_model)
         # The swap. Handlers run on this one asyncio loop and this method does not await, so no
         # request can observe a half-made change: one that started before this line keeps the old
         # runtime (it holds a reference), one that starts after gets the new one. No lock needed.
@@ -195,6 +243,31 @@ class Sidecar:
             await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
         if self._session is not None:
             await self._session.close()
+        if self._telemetry is not None:
+            # Flushing spans may block on the exporter for a moment: not on the event loop.
+            await asyncio.to_thread(self._telemetry.shutdown)
+
+
+def telemetry_options(s: TelemetrySettings) -> TelemetryOptions:
+    return TelemetryOptions(
+        service_name=s.service_name,
+        traces=s.traces,
+        metrics=s.metrics,
+        otlp_protocol=s.otlp_protocol,
+        prometheus=s.prometheus.enabled,
+        prometheus_host=s.prometheus.host,
+        prometheus_port=s.prometheus.port,
+        propagate_to_providers=s.propagate_to_providers,
+        request_log=s.request_log,
+        reference_model=s.reference_model,
+        tenant_label=s.tenant_label,
+        id_secret_env=s.id_secret_env,
+        metric_export_interval_s=s.metric_export_interval_s,
+    )
+
+
+def _without_reference(s: TelemetrySettings) -> TelemetrySettings:
+    return s.model_copy(update={"reference_model": ""})
 
 
 async def serve_until_signalled(

@@ -81,6 +81,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if config.telemetry.request_log:
+        from sidecar.telemetry import log_requests_to
+
+        log_requests_to(sys.stderr)  # bare JSON lines, not the human log format
     overrides = ListenOverrides(args.host, args.port, args.unix_socket)
     simulator = SimulatorOption(args.simulator, args.simulator_port) if args.simulator else None
     try:

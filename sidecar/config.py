@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -141,6 +141,29 @@ class CacheSettings(_Strict):
     max_entries: int = Field(4096, gt=0)
 
 
+class PrometheusSettings(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"  # a scrape endpoint for the pod's own Prometheus agent; keep it local
+    port: int = Field(9464, ge=0, le=65535)  # 0: any free port (the log says which)
+
+
+class TelemetrySettings(_Strict):
+    """Traces, metrics and the request log. The standard OTEL_* variables take precedence."""
+
+    service_name: str = "turnout"  # OTEL_SERVICE_NAME wins
+    # OTLP export of spans / metrics: auto = when an OTEL_EXPORTER_OTLP_*ENDPOINT variable is set.
+    traces: Literal["auto", "otlp", "console", "none"] = "auto"
+    metrics: Literal["auto", "otlp", "console", "none"] = "auto"
+    otlp_protocol: Literal["", "grpc", "http/protobuf"] = ""  # "": OTEL_EXPORTER_OTLP_PROTOCOL, else grpc
+    prometheus: PrometheusSettings = PrometheusSettings()
+    propagate_to_providers: bool = False  # send traceparent with provider calls
+    request_log: bool = True  # one JSON line per request on stderr (logger turnout.access)
+    reference_model: str = ""  # savings are measured against this model's prices
+    tenant_label: bool = True  # label cost metrics with the hashed tenant id
+    id_secret_env: Annotated[str, Field(pattern=ENV_NAME)] = "TURNOUT_TELEMETRY_ID_SECRET"
+    metric_export_interval_s: float = Field(15, gt=0)
+
+
 class FileSettings(_Strict):
     version: Literal[1] = 1
     server: ServerSettings = ServerSettings()
@@ -150,6 +173,7 @@ class FileSettings(_Strict):
     default_route: str = ""
     decision_cache: CacheSettings = CacheSettings()
     resilience: ResilienceSettings = ResilienceSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @model_validator(mode="after")
     def _references(self) -> FileSettings:
@@ -167,6 +191,9 @@ class FileSettings(_Strict):
                 problems += _unknown(f"routes[{i}] ({route.name}).{where}", names, models)
         if self.default_route and self.default_route not in {r.name for r in self.routes}:
             problems.append(f"default_route: unknown route {self.default_route!r}")
+        reference = self.telemetry.reference_model
+        if reference and reference not in models:
+            problems.append(f"telemetry.reference_model: unknown model {reference!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -196,6 +223,7 @@ class Config:
     resilience: ResilienceSettings
     provider_limits: Mapping[str, Limits]
     model_limits: Mapping[str, Limits]
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -305,4 +333,5 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
             p.name: Limits(p.max_concurrency, p.requests_per_s, p.tokens_per_min) for p in s.providers
         },
         model_limits={m.name: Limits(m.max_concurrency) for m in s.models if m.max_concurrency},
+        telemetry=s.telemetry,
     )

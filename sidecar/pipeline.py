@@ -2,6 +2,7 @@
 
     server (pb -> ChatRequest, validated)
       -> Pipeline.route:     policy.plan(request) -> Plan                  (pure, microseconds)
+                             observers.routed(request, plan)               (the routing span)
       -> Pipeline.generate:  deadline = min(rpc deadline, now + hints.latency_budget)
                              the request as planned (truncated if the plan cut it)
                              executor.run(plan, request, deadline)         (attempts -> observers)
@@ -13,7 +14,7 @@ The pipeline owns no I/O of its own; it only wires the policy's output into the 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -28,6 +29,12 @@ class Policy(Protocol):
     def plan(self, request: ChatRequest) -> Plan: ...
 
 
+class RouteObserver(Protocol):
+    """Sees every decision as it is made (telemetry); it must not raise or block."""
+
+    def routed(self, request: ChatRequest, plan: Plan) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Generated:
     plan: Plan
@@ -36,17 +43,25 @@ class Generated:
 
 class Pipeline:
     def __init__(
-        self, policy: Policy, executor: Executor, clock: Callable[[], float] = time.monotonic
+        self,
+        policy: Policy,
+        executor: Executor,
+        clock: Callable[[], float] = time.monotonic,
+        observers: Sequence[RouteObserver] = (),
     ) -> None:
         self.policy = policy
         self.executor = executor
         self._clock = clock
+        self._observers = tuple(observers)
 
     def route(self, request: ChatRequest) -> Plan:
-        return self.policy.plan(request)
+        plan = self.policy.plan(request)
+        for observer in self._observers:
+            observer.routed(request, plan)
+        return plan
 
     async def generate(self, request: ChatRequest, deadline: float) -> Generated:
-        plan = self.policy.plan(request)
+        plan = self.route(request)
         bounded, by_budget = self._deadline(request, deadline)
         try:
             result = await self.executor.run(plan, _as_planned(request, plan), bounded)
@@ -58,7 +73,7 @@ class Pipeline:
         self, request: ChatRequest, deadline: float
     ) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
         """Yield the plan first, then the executor's chunks, then its result."""
-        plan = self.policy.plan(request)
+        plan = self.route(request)
         yield plan
         bounded, by_budget = self._deadline(request, deadline)
         try:

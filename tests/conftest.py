@@ -26,9 +26,13 @@ SIMULATOR_PATHS = {"gemini": "/v1beta"}  # every other kind the simulator serves
 
 
 def point_at_simulator(raw: dict[str, Any], root_url: str) -> None:
-    """Point every provider of a config at a simulator, each at the path of its wire format."""
+    """Point every provider of a config at a simulator, each at the path of its wire format.
+
+    The metrics endpoint moves to any free port too: tests run several sidecars side by side.
+    """
     for provider in raw["providers"]:
         provider["base_url"] = root_url + SIMULATOR_PATHS.get(provider["kind"], "/v1")
+    raw.setdefault("telemetry", {}).setdefault("prometheus", {})["port"] = 0
 
 
 def example_config(base_url: str, **server: Any) -> Config:

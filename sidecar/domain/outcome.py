@@ -8,9 +8,12 @@ type from a library. The executor decides what to do next from the class alone.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sidecar.domain.response import FinishReason, Usage
+from sidecar.domain.model import ModelSpec, ProviderSpec
+from sidecar.domain.request import ChatRequest
+from sidecar.domain.response import Completion, FinishReason, Usage
 
 
 class FailureClass(enum.StrEnum):
@@ -93,3 +96,42 @@ class AttemptRecord:
     retry_after_s: float | None = None
     escalated: str = ""  # a cascade moved on from this (successful) attempt, and why
     retry_of: int = 0  # the number of the attempt this one retries, if it is a retry
+    cause: str = ""  # why it started: primary, fallback, hedge, retry or escalation (see AttemptStart)
+    response_model: str = ""  # the model the provider says answered
+    queue_wait_s: float = 0.0  # time spent waiting for admission (a slot or rate capacity)
+
+
+class AttemptCause(enum.StrEnum):
+    """Why an attempt started."""
+
+    PRIMARY = "primary"  # the first candidate of the first stage
+    FALLBACK = "fallback"  # an earlier attempt failed
+    HEDGE = "hedge"  # an earlier attempt was slow
+    RETRY = "retry"  # the same candidate again, after a retryable failure
+    ESCALATION = "escalation"  # a cascade's later stage
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStart:
+    """One provider call about to start: what start hooks (tracing) see.
+
+    `request` is the request as it will be sent; observers must not record its content unless the
+    operator opted in.
+    """
+
+    number: int
+    model: ModelSpec
+    endpoint: ProviderSpec | None
+    request: ChatRequest
+    cause: AttemptCause
+    hedged: bool = False
+    retry_of: int = 0
+    stage: int = 0  # 0-based cascade stage
+    after: str = ""  # for a fallback or retry: the failure class that caused it
+    breaker_state: str = "closed"
+
+
+# What an observer of one attempt's end receives: the record, and the answer when there is one.
+AttemptEnd = Callable[[AttemptRecord, Completion | None], None]
+# Called as an attempt starts; returns the observer of its end (or None to ignore this attempt).
+AttemptHook = Callable[[AttemptStart], AttemptEnd | None]

@@ -170,6 +170,10 @@ class Admission:
         """Requests for `provider` waiting for a slot or rate capacity (any of its models)."""
         return self._waiting.get(provider, 0)
 
+    def depths(self) -> dict[str, int]:
+        """Requests waiting for admission, per provider (only providers that have had waiters)."""
+        return dict(self._waiting)
+
     @contextlib.asynccontextmanager
     async def _admitted(
         self,

@@ -165,6 +165,10 @@ class BreakerSet:
         ep = self._endpoints.get(key)
         return CLOSED if ep is None else _STATE_NAMES[ep.cb.current_state]
 
+    def states(self) -> dict[str, str]:
+        """Every endpoint seen so far and its state (closed, open or half_open)."""
+        return {key: _STATE_NAMES[ep.cb.current_state] for key, ep in self._endpoints.items()}
+
     def is_open(self, key: str) -> bool:
         """Open and not yet due for a probe: a call now would be refused."""
         ep = self._endpoints.get(key)

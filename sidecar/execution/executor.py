@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sidecar.domain.model import ProviderSpec
-from sidecar.domain.outcome import FailureClass, ProviderError
+from sidecar.domain.outcome import AttemptCause, AttemptHook, AttemptStart, FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk
@@ -86,6 +86,7 @@ class Executor:
         providers: Mapping[str, ProviderSpec],
         observers: Sequence[Observer] = (),
         *,
+        attempt_hooks: Sequence[AttemptHook] = (),
         resilience: Resilience | None = None,
         health: HealthTracker | None = None,
         clock: Clock = loop_clock,
@@ -94,16 +95,21 @@ class Executor:
         self._adapters = adapters
         self._providers = providers
         self._observers = tuple(observers)
+        self._hooks = tuple(attempt_hooks)
         self._r = resilience or Resilience.default()
         self._health = health
         self._clock = clock
         self._rng = rng or random.Random()
 
+    @property
+    def admission(self) -> Admission:
+        return self._r.admission
+
     # --- unary --------------------------------------------------------------------------------
 
     async def run(self, plan: Plan, request: ChatRequest, deadline: float) -> ExecutionResult:
         """Run the stages in turn until one answers acceptably; raise with every attempt otherwise."""
-        ledger = Ledger(self._observers, self._clock)
+        ledger = self.ledger()
         last_answer: tuple[Launch, Completion, Any] | None = None
         try:
             # Attempts time out at the deadline themselves (and are recorded as timeouts); this
@@ -113,7 +119,7 @@ class Executor:
                     final = index == len(plan.stages) - 1
                     try:
                         launch, (completion, parsed) = await self._race(
-                            plan, stage, request, deadline, ledger
+                            plan, index, request, deadline, ledger
                         )
                     except RaceLost as lost:
                         if _is_final(lost) or final:
@@ -132,9 +138,40 @@ class Executor:
             return _result(last_answer[1], last_answer[0], ledger, last_answer[2])
         raise ledger.final_error(deadline)
 
+    def ledger(self) -> Ledger:
+        """A new ledger for one request, reporting to this executor's observers and hooks."""
+        return Ledger(self._observers, self._clock, self._hooks)
+
+    def attempt_start(self, launch: Launch, request: ChatRequest, stage: int = 0) -> AttemptStart:
+        """What start hooks see of an attempt about to begin."""
+        model = launch.candidate.model
+        if launch.retry_of:
+            cause = AttemptCause.RETRY
+        elif launch.hedged:
+            cause = AttemptCause.HEDGE
+        elif launch.after:
+            cause = AttemptCause.FALLBACK
+        elif stage > 0:
+            cause = AttemptCause.ESCALATION
+        else:
+            cause = AttemptCause.PRIMARY
+        return AttemptStart(
+            number=launch.number,
+            model=model,
+            endpoint=self._providers.get(model.provider),
+            request=request,
+            cause=cause,
+            hedged=launch.hedged,
+            retry_of=launch.retry_of,
+            stage=stage,
+            after=launch.after,
+            breaker_state=self._r.breakers.state(model.name),
+        )
+
     async def _race(
-        self, plan: Plan, stage: Stage, request: ChatRequest, deadline: float, ledger: Ledger
+        self, plan: Plan, stage_index: int, request: ChatRequest, deadline: float, ledger: Ledger
     ) -> tuple[Launch, tuple[Completion, Any]]:
+        stage = plan.stages[stage_index]
         policy = plan.execution
         want_logprobs = policy.low_confidence_logprob is not None
         violations: dict[str, str] = {}
@@ -145,7 +182,7 @@ class Executor:
                 if launch.variant
                 else request
             )
-            return await self._attempt(launch, sent, plan, deadline, ledger, want_logprobs)
+            return await self._attempt(launch, sent, plan, deadline, ledger, want_logprobs, stage_index)
 
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
             if error.failure_class is FailureClass.INVALID_OUTPUT:
@@ -188,10 +225,11 @@ class Executor:
         deadline: float,
         ledger: Ledger,
         want_logprobs: bool,
+        stage: int,
     ) -> tuple[Completion, Any]:
         model = launch.candidate.model
         number = launch.number
-        ledger.start(number, model, hedged=launch.hedged, retry_of=launch.retry_of)
+        ledger.start(self.attempt_start(launch, request, stage))
         if not launch.hedged and not launch.retry_of:
             self._r.hedge_budget.record_request(model.provider)
             self._r.retry_budget.record_request(model.provider)
@@ -200,6 +238,7 @@ class Executor:
         call = ProviderCall(request, model, timeout, want_logprobs=want_logprobs)
         try:
             tokens = plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
+            queued_at = self._clock()
             async with (
                 self._r.admission.admit(
                     model.provider,
@@ -212,6 +251,7 @@ class Executor:
                 self._r.breakers.guard(model.name),
                 asyncio.timeout(own),
             ):
+                ledger.queued(number, self._clock() - queued_at)
                 completion = await self._adapters[model.provider].complete(call)
             parsed = check_completion(completion, request.response_format)
         except TimeoutError:

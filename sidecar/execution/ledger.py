@@ -1,7 +1,8 @@
 """The record of one request's attempts: numbering, timing, cost, and the observers that consume them.
 
 Every attempt, whatever became of it, becomes one AttemptRecord, in start order, sent to the
-observers (health, telemetry) as it ends and returned with the answer or the error.
+observers (health) as it ends and returned with the answer or the error. Start hooks (tracing)
+see each attempt as it starts and observe its end through the callback they return.
 """
 
 from __future__ import annotations
@@ -12,27 +13,56 @@ from dataclasses import replace
 
 from sidecar.domain.errors import AllCandidatesFailed, DeadlineExceeded, ResourceExhausted, TurnoutError
 from sidecar.domain.model import ModelSpec
-from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass, ProviderError
+from sidecar.domain.outcome import (
+    AttemptEnd,
+    AttemptHook,
+    AttemptOutcome,
+    AttemptRecord,
+    AttemptStart,
+    FailureClass,
+    ProviderError,
+)
 from sidecar.domain.response import Completion, Usage
 
 Observer = Callable[[AttemptRecord], None]
 
 
+class _Open:
+    __slots__ = ("ends", "queue_wait_s", "start", "started_at")
+
+    def __init__(self, start: AttemptStart, started_at: float, ends: list[AttemptEnd]) -> None:
+        self.start = start
+        self.started_at = started_at
+        self.ends = ends
+        self.queue_wait_s = 0.0
+
+
 class Ledger:
-    def __init__(self, observers: Sequence[Observer], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        observers: Sequence[Observer],
+        clock: Callable[[], float],
+        hooks: Sequence[AttemptHook] = (),
+    ) -> None:
         self._observers = observers
+        self._hooks = hooks
         self._clock = clock
         self.records: list[AttemptRecord] = []
         self._started = 0
-        self._open: dict[int, tuple[ModelSpec, float, bool, int]] = {}
+        self._open: dict[int, _Open] = {}
 
     def reserve(self) -> int:
         """The next attempt number (1-based, in start order, across every stage of the request)."""
         self._started += 1
         return self._started
 
-    def start(self, number: int, model: ModelSpec, *, hedged: bool = False, retry_of: int = 0) -> None:
-        self._open[number] = (model, self._clock(), hedged, retry_of)
+    def start(self, start: AttemptStart) -> None:
+        ends = [end for hook in self._hooks if (end := hook(start)) is not None]
+        self._open[start.number] = _Open(start, self._clock(), ends)
+
+    def queued(self, number: int, wait_s: float) -> None:
+        """How long the attempt waited for admission before its call went out."""
+        self._open[number].queue_wait_s = wait_s
 
     def succeeded(self, number: int, completion: Completion, ttft_s: float | None = None) -> None:
         self._end(number, AttemptOutcome.SUCCESS, completion=completion, ttft_s=ttft_s)
@@ -58,28 +88,35 @@ class Ledger:
         error: ProviderError | None = None,
         ttft_s: float | None = None,
     ) -> None:
-        model, started, hedged, retry_of = self._open.pop(number)
+        opened = self._open.pop(number)
+        start: AttemptStart = opened.start
+        model: ModelSpec = start.model
         usage = completion.usage if completion else Usage()
         record = AttemptRecord(
             number=number,
             model=model.name,
             provider=model.provider,
             outcome=outcome,
-            latency_s=self._clock() - started,
+            latency_s=self._clock() - opened.started_at,
             failure_class=error.failure_class if error else None,
             error_message=error.detail if error else "",
             time_to_first_token_s=ttft_s,
-            hedged=hedged,
+            hedged=start.hedged,
             usage=usage,
             cost_usd_nanos=model.price.cost_usd_nanos(usage),
             finish_reason=completion.finish_reason if completion else None,
             retry_after_s=error.retry_after_s if error else None,
-            retry_of=retry_of,
+            retry_of=start.retry_of,
+            cause=start.cause.value,
+            response_model=completion.response_model if completion else "",
+            queue_wait_s=opened.queue_wait_s,
         )
         self.records.append(record)
         self.records.sort(key=lambda r: r.number)
         for observe in self._observers:
             observe(record)
+        for end in opened.ends:
+            end(record, completion)
 
     def close_open(self) -> None:
         """Attempts still open when the request ends (the deadline hit) are recorded as cancelled."""

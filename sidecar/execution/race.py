@@ -41,6 +41,7 @@ class Launch:
     retry_of: int = 0  # the number of the attempt this retries, 0 if none
     variant: str = ""  # e.g. "stricter": an invalid-output retry told what was wrong
     tries: int = 1  # 1 for a candidate's first attempt, 2 for its first retry, ...
+    after: str = ""  # for a fallback or a retry: the failure class of the failure that caused it
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,9 @@ class Race(Generic[T]):
         self._may_hedge = may_hedge
         self._clock = clock
         self._running: dict[asyncio.Task[T], Launch] = {}
-        # Scheduled retries: (due, tiebreak, the failed launch, variant), a heap on the due time.
-        self._retries: list[tuple[float, int, Launch, str]] = []
+        # Scheduled retries: (due, tiebreak, the failed launch, variant, failure class), a heap on
+        # the due time.
+        self._retries: list[tuple[float, int, Launch, str, str]] = []
         self._hedge_at: float | None = None
         self._errors: list[ProviderError] = []
 
@@ -135,10 +137,11 @@ class Race(Generic[T]):
                 retry_of=launch.number,
                 variant=verdict.retry_variant,
                 tries=launch.tries + 1,
+                after=error.failure_class.value,
             )
         elif verdict.retry_in_s is not None:
             due = self._clock() + verdict.retry_in_s
-            entry = (due, len(self._errors), launch, verdict.retry_variant)
+            entry = (due, len(self._errors), launch, verdict.retry_variant, error.failure_class.value)
             heapq.heappush(self._retries, entry)
         # Fallback, at once; but only for a candidate's first failure (its retries already have
         # one running) and not while a retry is meant to go first.
@@ -156,11 +159,14 @@ class Race(Generic[T]):
     def _launch_due_retries(self) -> None:
         now = self._clock()
         while self._retries and self._retries[0][0] <= now:
-            _, _, failed, variant = heapq.heappop(self._retries)
-            self._launch(failed.candidate, retry_of=failed.number, variant=variant, tries=failed.tries + 1)
+            _, _, failed, variant, after = heapq.heappop(self._retries)
+            self._launch(
+                failed.candidate, retry_of=failed.number, variant=variant, tries=failed.tries + 1, after=after
+            )
 
     def _launch_next(self, *, hedged: bool) -> None:
-        self._launch(self._queue.pop(0), hedged=hedged)
+        after = "" if hedged or not self._errors else self._errors[-1].failure_class.value
+        self._launch(self._queue.pop(0), hedged=hedged, after=after)
 
     def _launch(
         self,
@@ -170,8 +176,9 @@ class Race(Generic[T]):
         retry_of: int = 0,
         variant: str = "",
         tries: int = 1,
+        after: str = "",
     ) -> None:
-        launch = Launch(self._numbering(), candidate, hedged, retry_of, variant, tries)
+        launch = Launch(self._numbering(), candidate, hedged, retry_of, variant, tries, after)
         self._running[asyncio.ensure_future(self._start(launch))] = launch
         delay = self._hedge_delay(candidate) if self._queue else None
         self._hedge_at = None if delay is None else self._clock() + delay

@@ -29,7 +29,6 @@ from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart, ToolCall
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.execution.breaker import DeferredGuard
-from sidecar.execution.ledger import Ledger
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
 from sidecar.providers.base import ProviderCall
 from sidecar.validation.json_output import check_completion
@@ -60,7 +59,7 @@ class StreamRun:
         self._plan = plan
         self._request = request
         self._deadline = deadline
-        self._ledger = Ledger(executor._observers, executor._clock)
+        self._ledger = executor.ledger()
 
     async def events(self) -> AsyncIterator[StreamChunk | ExecutionResult]:
         from sidecar.execution.executor import ExecutionResult
@@ -138,7 +137,7 @@ class StreamRun:
 
     async def _open(self, launch: Launch, request: ChatRequest) -> _Opened:
         x, ledger, model = self._x, self._ledger, launch.candidate.model
-        ledger.start(launch.number, model, hedged=launch.hedged, retry_of=launch.retry_of)
+        ledger.start(x.attempt_start(launch, request))
         if not launch.hedged and not launch.retry_of:
             x._r.hedge_budget.record_request(model.provider)
             x._r.retry_budget.record_request(model.provider)
@@ -152,6 +151,7 @@ class StreamRun:
         breaker = x._r.breakers.deferred_guard(model.name)
         try:
             tokens = self._plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
+            queued_at = x._clock()
             async with (
                 x._r.admission.admit(
                     model.provider,
@@ -164,6 +164,7 @@ class StreamRun:
                 breaker,
                 asyncio.timeout(own),
             ):
+                ledger.queued(launch.number, x._clock() - queued_at)
                 while True:
                     chunk = await _next(chunks)
                     if chunk is None:  # ended without a token: an empty answer is still an answer

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from sidecar.domain.context import outbound_headers
 from sidecar.domain.model import ProviderSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.providers.base import ProviderCall
@@ -72,7 +73,9 @@ class JsonTransport:
             raise ProviderError(
                 FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
             ) from None
-        headers = {**self._headers, "Accept": accept, "Content-Type": "application/json"}
+        # Trace context (traceparent, ...) when telemetry propagates it to providers; empty otherwise.
+        headers = {**self._headers, **dict(outbound_headers.get()), "Accept": accept}
+        headers["Content-Type"] = "application/json"
         if self._sign is not None:
             headers = self._sign(url, data, headers)
         response = await self._session.post(

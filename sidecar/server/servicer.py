@@ -27,6 +27,7 @@ from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.server.convert_in import AnyRequest, to_chat_request
 from sidecar.server.errors import to_status
+from sidecar.telemetry import RpcScope, Telemetry
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -48,58 +49,66 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         *,
         max_request_bytes: int,
         default_timeout_s: float,
+        telemetry: Telemetry,
     ) -> None:
         self._runtime = runtime
         self._health = health
+        self._telemetry = telemetry
         self._max_request_bytes = max_request_bytes
         self._default_timeout_s = default_timeout_s
 
     async def Route(self, request: pb.RouteRequest, context: Context) -> pb.RouteResponse:
-        try:
-            chat = to_chat_request(self._checked(request))
-            plan = self._runtime().pipeline.route(chat)
-            return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-            await _abort(context, exc)
-            raise AssertionError("unreachable") from None
+        with self._telemetry.rpc("Route", context.invocation_metadata()) as rpc:
+            try:
+                chat = to_chat_request(self._checked(request))
+                plan = self._runtime().pipeline.route(chat)
+                return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+                await _abort(context, exc, rpc)
+                raise AssertionError("unreachable") from None
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
-        try:
-            chat = to_chat_request(self._checked(request))
-            generated = await self._runtime().pipeline.generate(chat, self._deadline(context))
-            return out.generate_response(generated.plan, generated.result, chat.request_id, trace_id="")
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
-            raise AssertionError("unreachable") from None
+        with self._telemetry.rpc("Generate", context.invocation_metadata()) as rpc:
+            try:
+                chat = to_chat_request(self._checked(request))
+                generated = await self._runtime().pipeline.generate(chat, self._deadline(context))
+                result = generated.result
+                rpc.answered(result.attempts, result.winner)
+                return out.generate_response(generated.plan, result, chat.request_id, trace_id=rpc.trace_id)
+            except Exception as exc:  # noqa: BLE001
+                await _abort(context, exc, rpc)
+                raise AssertionError("unreachable") from None
 
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        try:
-            chat = to_chat_request(self._checked(request))
-            plan: Plan | None = None
-            events = self._runtime().pipeline.generate_stream(chat, self._deadline(context))
-            async for event in events:
-                if isinstance(event, Plan):
-                    plan = event
-                elif isinstance(event, StreamChunk):
-                    yield pb.GenerateStreamResponse(
-                        delta=pb.OutputDelta(
-                            text=event.text,
-                            tool_calls=[
-                                pb.ToolCallDelta(
-                                    index=d.index, id=d.id, name=d.name, arguments_json=d.arguments_json
-                                )
-                                for d in event.tool_calls
-                            ],
+        with self._telemetry.rpc("GenerateStream", context.invocation_metadata()) as rpc:
+            try:
+                chat = to_chat_request(self._checked(request))
+                plan: Plan | None = None
+                events = self._runtime().pipeline.generate_stream(chat, self._deadline(context))
+                async for event in events:
+                    if isinstance(event, Plan):
+                        plan = event
+                    elif isinstance(event, StreamChunk):
+                        yield pb.GenerateStreamResponse(
+                            delta=pb.OutputDelta(
+                                text=event.text,
+                                tool_calls=[
+                                    pb.ToolCallDelta(
+                                        index=d.index, id=d.id, name=d.name, arguments_json=d.arguments_json
+                                    )
+                                    for d in event.tool_calls
+                                ],
+                            )
                         )
-                    )
-                elif isinstance(event, ExecutionResult):
-                    assert plan is not None, "the pipeline yields the plan first"
-                    end = out.stream_end(plan, event, chat.request_id, trace_id="")
-                    yield pb.GenerateStreamResponse(end=end)
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
+                    elif isinstance(event, ExecutionResult):
+                        assert plan is not None, "the pipeline yields the plan first"
+                        rpc.answered(event.attempts, event.winner)
+                        end = out.stream_end(plan, event, chat.request_id, trace_id=rpc.trace_id)
+                        yield pb.GenerateStreamResponse(end=end)
+            except Exception as exc:  # noqa: BLE001
+                await _abort(context, exc, rpc)
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
         registry = self._runtime().registry
@@ -131,7 +140,10 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         return time.monotonic() + budget
 
 
-async def _abort(context: Context, exc: Exception) -> None:
+async def _abort(context: Context, exc: Exception, rpc: RpcScope) -> None:
     if not isinstance(exc, TurnoutError):
         log.error("request failed unexpectedly: %s", type(exc).__name__, exc_info=exc)
-    await context.abort_with_status(to_status(exc))
+    status = to_status(exc)
+    code: grpc.StatusCode = status.code
+    rpc.failed(code.name, code.value[0], type(exc).__name__, getattr(exc, "attempts", ()))
+    await context.abort_with_status(status)

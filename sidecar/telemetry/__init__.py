@@ -1,0 +1,54 @@
+"""Telemetry: OpenTelemetry traces and metrics (GenAI conventions), Prometheus, the request log.
+
+The only package that imports the OpenTelemetry SDK or prometheus_client. It observes: the
+server opens an RpcScope per RPC, the pipeline reports decisions, the executor reports attempts;
+nothing here calls back into the request flow.
+"""
+
+from typing import TextIO
+
+from sidecar.telemetry.privacy import capture_enabled
+from sidecar.telemetry.recorder import RpcScope, Telemetry
+from sidecar.telemetry.setup import TelemetryOptions, build_sdk
+
+__all__ = [
+    "RpcScope",
+    "Telemetry",
+    "TelemetryOptions",
+    "build_sdk",
+    "build_telemetry",
+    "capture_enabled",
+    "log_requests_to",
+]
+
+
+def log_requests_to(stream: TextIO) -> None:
+    """Write the request log (logger `turnout.access`) to `stream` as bare JSON lines."""
+    import logging
+
+    access = logging.getLogger("turnout.access")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.handlers[:] = [handler]
+    access.setLevel(logging.INFO)
+    access.propagate = False
+
+
+def build_telemetry(
+    options: TelemetryOptions, env: dict[str, str] | None = None, **parts: object
+) -> Telemetry:
+    """Telemetry from settings and the environment (OTEL_* variables, the content opt-in)."""
+    import os
+
+    from sidecar.domain.model import ModelSpec
+
+    env = dict(os.environ) if env is None else env
+    reference = parts.pop("reference", None)
+    sdk = build_sdk(options, env, **parts)  # type: ignore[arg-type]
+    return Telemetry(
+        sdk,
+        options,
+        capture_content=capture_enabled(env),
+        id_secret=env.get(options.id_secret_env, ""),
+        reference=reference if isinstance(reference, ModelSpec) else None,
+    )

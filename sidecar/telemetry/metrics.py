@@ -1,0 +1,122 @@
+"""The metric instruments: GenAI client metrics (semantic conventions) and Turnout's routing metrics.
+
+Instruments are made once per sidecar; gauges that describe shared state (breakers, queues) read
+it when a reader collects, through callables the composition root supplies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from sidecar.telemetry import names as n
+
+StateSource = Callable[[], Mapping[str, str]]
+DepthSource = Callable[[], Mapping[str, int]]
+
+
+class Instruments:
+    def __init__(self, meter: Meter) -> None:
+        # GenAI client metrics, bucket boundaries as the conventions recommend.
+        self.token_usage = meter.create_histogram(
+            n.M_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used, per provider call",
+            explicit_bucket_boundaries_advisory=n.TOKEN_BUCKETS,
+        )
+        self.operation_duration = meter.create_histogram(
+            n.M_OPERATION_DURATION,
+            unit="s",
+            description="Duration of each provider call (attempt)",
+            explicit_bucket_boundaries_advisory=n.DURATION_BUCKETS,
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            n.M_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to the first chunk of a streamed provider call",
+            explicit_bucket_boundaries_advisory=n.FIRST_CHUNK_BUCKETS,
+        )
+        # Routing.
+        self.requests = meter.create_counter(n.M_REQUESTS, unit="{request}", description="RPCs served")
+        self.request_duration = meter.create_histogram(
+            n.M_REQUEST_DURATION,
+            unit="s",
+            description="Duration of each RPC, decision and provider calls included",
+            explicit_bucket_boundaries_advisory=n.DURATION_BUCKETS,
+        )
+        self.decisions = meter.create_counter(
+            n.M_DECISIONS,
+            unit="{decision}",
+            description="Routing decisions, by route, strategy and chosen model",
+        )
+        self.decision_duration = meter.create_histogram(
+            n.M_DECISION_DURATION,
+            unit="s",
+            description="Time to decide (the policy alone; microseconds)",
+            explicit_bucket_boundaries_advisory=n.DECISION_BUCKETS,
+        )
+        self.attempts = meter.create_counter(
+            n.M_ATTEMPTS, unit="{attempt}", description="Provider calls, by model, cause and outcome"
+        )
+        self.fallbacks = meter.create_counter(
+            n.M_FALLBACKS, unit="{attempt}", description="Attempts started because an earlier one failed"
+        )
+        self.hedges = meter.create_counter(
+            n.M_HEDGES,
+            unit="{attempt}",
+            description="Hedged attempts started because an earlier one was slow",
+        )
+        self.hedges_won = meter.create_counter(
+            n.M_HEDGES_WON, unit="{attempt}", description="Hedged attempts whose answer was the one returned"
+        )
+        self.retries = meter.create_counter(
+            n.M_RETRIES, unit="{attempt}", description="Retries of a candidate after a retryable failure"
+        )
+        self.breaker_transitions = meter.create_counter(
+            n.M_BREAKER_TRANSITIONS, unit="{transition}", description="Circuit breaker state changes"
+        )
+        self.queue_wait = meter.create_histogram(
+            n.M_QUEUE_WAIT,
+            unit="s",
+            description="Time an attempt waited for admission (concurrency slot or rate)",
+            explicit_bucket_boundaries_advisory=n.QUEUE_BUCKETS,
+        )
+        self.cost = meter.create_counter(
+            n.M_COST, unit="{USD}", description="Money spent on provider calls, in US dollars"
+        )
+        self.reference_cost = meter.create_counter(
+            n.M_REFERENCE_COST,
+            unit="{USD}",
+            description="What the answered requests' tokens would have cost on the reference model",
+        )
+        self.savings = meter.create_up_down_counter(
+            n.M_SAVINGS,
+            unit="{USD}",
+            description="Reference cost minus actual cost (negative when routing cost more)",
+        )
+        self._meter = meter
+
+    def watch(self, breakers: StateSource, queues: DepthSource) -> None:
+        """Gauges read at collection time: each model's breaker, each provider's admission queue."""
+
+        def breaker_states(_: CallbackOptions) -> Iterable[Observation]:
+            for model, state in breakers().items():
+                yield Observation(n.BREAKER_LEVEL.get(state, 0), {n.MODEL: model})
+
+        def queue_depths(_: CallbackOptions) -> Iterable[Observation]:
+            for provider, depth in queues().items():
+                yield Observation(depth, {n.PROVIDER: provider})
+
+        self._meter.create_observable_gauge(
+            n.M_BREAKER_STATE,
+            callbacks=[breaker_states],
+            unit="1",
+            description="Circuit breaker state per model: 0 closed, 1 half open, 2 open",
+        )
+        self._meter.create_observable_gauge(
+            n.M_QUEUE_DEPTH,
+            callbacks=[queue_depths],
+            unit="{request}",
+            description="Attempts waiting for admission, per provider",
+        )

@@ -1,0 +1,520 @@
+"""Turns what the sidecar does into spans, metrics and one log line per request. Never steers.
+
+    server   Telemetry.rpc(method, metadata) -> RpcScope   SERVER span (continues the caller's
+                                                            W3C trace), request metrics, log line
+    pipeline Telemetry.routed(request, plan)                routing span + decision metrics
+    executor Telemetry.attempt_started(start) -> ended      CLIENT span per provider call (GenAI
+                                                            conventions) + GenAI client metrics
+
+Every hook only reads what it is given and records it; none raises into the request flow (a
+failure to record is logged once and the request goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from sidecar.domain.context import outbound_headers
+from sidecar.domain.model import ModelSpec, ProviderSpec
+from sidecar.domain.outcome import (
+    AttemptCause,
+    AttemptEnd,
+    AttemptOutcome,
+    AttemptRecord,
+    AttemptStart,
+)
+from sidecar.domain.plan import Plan
+from sidecar.domain.request import ChatRequest
+from sidecar.domain.response import Completion, Usage
+from sidecar.telemetry import names as n
+from sidecar.telemetry.metrics import DepthSource, Instruments, StateSource
+from sidecar.telemetry.privacy import IdHasher, input_messages, output_messages
+from sidecar.telemetry.setup import SdkParts, TelemetryOptions
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("turnout.access")
+
+NANOS_PER_USD = 1_000_000_000
+_scope: ContextVar[RpcScope | None] = ContextVar("turnout_rpc_scope", default=None)
+
+
+class Telemetry:
+    def __init__(
+        self,
+        sdk: SdkParts,
+        options: TelemetryOptions | None = None,
+        *,
+        capture_content: bool = False,
+        id_secret: str = "",
+        reference: ModelSpec | None = None,
+    ) -> None:
+        options = options or TelemetryOptions()
+        self.sdk = sdk
+        self.options = options
+        self.tracing = sdk.tracing
+        self.metering = sdk.metrics
+        self.capture_content = capture_content and sdk.tracing
+        self.propagate = options.propagate_to_providers and sdk.tracing
+        self.request_log = options.request_log
+        self._tracer = sdk.tracer
+        self._m = Instruments(sdk.meter)
+        self._ids = IdHasher(id_secret)
+        self.reference = reference
+        self._endpoints: dict[str, tuple[str, str, int | None]] = {}
+        self._failed_once = False
+
+    @property
+    def active(self) -> bool:
+        return self.tracing or self.metering or self.request_log
+
+    def watch(self, breakers: StateSource, queues: DepthSource) -> None:
+        if self.metering:
+            self._m.watch(breakers, queues)
+
+    def shutdown(self) -> None:
+        self.sdk.shutdown()
+
+    # --- server ----------------------------------------------------------------------------------
+
+    def rpc(self, method: str, metadata: Iterable[tuple[str, Any]] | None) -> RpcScope:
+        return RpcScope(self, method, metadata)
+
+    # --- pipeline --------------------------------------------------------------------------------
+
+    def routed(self, request: ChatRequest, plan: Plan) -> None:
+        scope = _scope.get()
+        if scope is not None:
+            scope.plan = plan
+            scope.chat = request
+        try:
+            self._routed(request, plan)
+        except Exception:  # noqa: BLE001 - telemetry never fails a request
+            self._recording_failed()
+
+    def _routed(self, request: ChatRequest, plan: Plan) -> None:
+        choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
+        if self.metering:
+            attrs = {n.ROUTE: plan.route, n.STRATEGY: plan.strategy, n.DECISION_MODEL: choice}
+            self._m.decisions.add(1, {**attrs, n.DECISION_CACHE_HIT: plan.cache_hit})
+            self._m.decision_duration.record(
+                plan.decision_time_micros / 1e6, {n.ROUTE: plan.route, n.DECISION_CACHE_HIT: plan.cache_hit}
+            )
+        if not self.tracing:
+            return
+        end = time.time_ns()
+        span = self._tracer.start_span(
+            f"route {plan.route}",
+            kind=SpanKind.INTERNAL,
+            start_time=end - plan.decision_time_micros * 1000,
+        )
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    n.ROUTE: plan.route,
+                    n.STRATEGY: plan.strategy,
+                    n.DECISION_MODEL: choice,
+                    n.DECISION_CANDIDATES: [c.model.name for c in plan.candidates],
+                    n.DECISION_DROPPED: sorted(plan.dropped),
+                    n.DECISION_REASONS: [str(r) for r in plan.reasons],
+                    n.DECISION_TIME_US: plan.decision_time_micros,
+                    n.DECISION_CACHE_HIT: plan.cache_hit,
+                    n.DECISION_TRUNCATED: plan.truncation is not None,
+                }
+            )
+            if plan.classifier_score is not None:
+                span.set_attribute(n.CLASSIFIER_SCORE, plan.classifier_score)
+        span.end(end_time=end)
+
+    # --- executor --------------------------------------------------------------------------------
+
+    def attempt_started(self, start: AttemptStart) -> AttemptEnd | None:
+        try:
+            return self._attempt_started(start)
+        except Exception:  # noqa: BLE001 - telemetry never fails a request
+            self._recording_failed()
+            return None
+
+    def _attempt_started(self, start: AttemptStart) -> AttemptEnd:
+        model = start.model
+        provider, address, port = self._endpoint(start.endpoint, model)
+        if self.metering:
+            if start.cause is AttemptCause.FALLBACK:
+                self._m.fallbacks.add(1, {n.MODEL: model.name, n.FALLBACK_REASON: start.after})
+            elif start.cause is AttemptCause.HEDGE:
+                self._m.hedges.add(1, {n.MODEL: model.name})
+            elif start.cause is AttemptCause.RETRY:
+                self._m.retries.add(1, {n.MODEL: model.name, n.FALLBACK_REASON: start.after})
+        span = None
+        if self.tracing:
+            params = start.request.params
+            attrs: dict[str, Any] = {
+                n.GEN_AI_OPERATION_NAME: n.OPERATION_CHAT,
+                n.GEN_AI_PROVIDER_NAME: provider,
+                n.GEN_AI_REQUEST_MODEL: model.upstream_model,
+                n.GEN_AI_OUTPUT_TYPE: "json" if start.request.response_format.wants_json else "text",
+                n.SERVER_ADDRESS: address,
+                n.MODEL: model.name,
+                n.PROVIDER: model.provider,
+                n.ATTEMPT_NUMBER: start.number,
+                n.ATTEMPT_CAUSE: start.cause.value,
+                n.ATTEMPT_HEDGED: start.hedged,
+                n.ATTEMPT_STAGE: start.stage,
+                n.BREAKER_STATE: start.breaker_state,
+            }
+            if port is not None:
+                attrs[n.SERVER_PORT] = port
+            if start.retry_of:
+                attrs[n.ATTEMPT_RETRY_OF] = start.retry_of
+            if start.after:
+                attrs[n.FALLBACK_REASON] = start.after
+            if params.max_output_tokens is not None:
+                attrs[n.GEN_AI_REQUEST_MAX_TOKENS] = params.max_output_tokens
+            if params.temperature is not None:
+                attrs[n.GEN_AI_REQUEST_TEMPERATURE] = params.temperature
+            if params.top_p is not None:
+                attrs[n.GEN_AI_REQUEST_TOP_P] = params.top_p
+            if params.seed is not None:
+                attrs[n.GEN_AI_REQUEST_SEED] = params.seed
+            if self.capture_content:
+                attrs[n.GEN_AI_INPUT_MESSAGES] = input_messages(start.request)
+            span = self._tracer.start_span(
+                f"{n.OPERATION_CHAT} {model.upstream_model}", kind=SpanKind.CLIENT, attributes=attrs
+            )
+            if self.propagate:
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier, context=trace.set_span_in_context(span))
+                # This runs in the attempt's own task: the headers reach only this attempt's call.
+                outbound_headers.set(tuple(carrier.items()))
+
+        def ended(record: AttemptRecord, completion: Completion | None) -> None:
+            try:
+                self._attempt_ended(record, completion, span, provider, address, model)
+            except Exception:  # noqa: BLE001 - telemetry never fails a request
+                self._recording_failed()
+
+        return ended
+
+    def _attempt_ended(
+        self,
+        record: AttemptRecord,
+        completion: Completion | None,
+        span: trace.Span | None,
+        provider: str,
+        address: str,
+        model: ModelSpec,
+    ) -> None:
+        error_type = record.failure_class.value if record.failure_class is not None else ""
+        if self.metering:
+            self._m.attempts.add(
+                1,
+                {
+                    n.MODEL: model.name,
+                    n.PROVIDER: model.provider,
+                    n.ATTEMPT_CAUSE: record.cause,
+                    n.ATTEMPT_OUTCOME: record.outcome.value,
+                    **({n.ERROR_TYPE: error_type} if error_type else {}),
+                },
+            )
+            genai: dict[str, Any] = {
+                n.GEN_AI_OPERATION_NAME: n.OPERATION_CHAT,
+                n.GEN_AI_PROVIDER_NAME: provider,
+                n.GEN_AI_REQUEST_MODEL: model.upstream_model,
+                n.SERVER_ADDRESS: address,
+            }
+            if record.response_model:
+                genai[n.GEN_AI_RESPONSE_MODEL] = record.response_model
+            if record.outcome is not AttemptOutcome.CANCELLED:  # a lost hedge is not an operation's duration
+                timed = {**genai, n.ERROR_TYPE: error_type} if error_type else genai
+                self._m.operation_duration.record(record.latency_s, timed)
+            if record.time_to_first_token_s is not None:
+                self._m.time_to_first_chunk.record(record.time_to_first_token_s, genai)
+            if record.usage.input_tokens:
+                self._m.token_usage.record(record.usage.input_tokens, {**genai, n.GEN_AI_TOKEN_TYPE: "input"})
+            if record.usage.output_tokens:
+                self._m.token_usage.record(
+                    record.usage.output_tokens, {**genai, n.GEN_AI_TOKEN_TYPE: "output"}
+                )
+            self._m.queue_wait.record(record.queue_wait_s, {n.MODEL: model.name, n.PROVIDER: model.provider})
+        if span is None:
+            return
+        if span.is_recording():
+            attrs: dict[str, Any] = {
+                n.ATTEMPT_OUTCOME: record.outcome.value,
+                n.COST_USD: record.cost_usd_nanos / NANOS_PER_USD,
+                n.QUEUE_WAIT_S: record.queue_wait_s,
+            }
+            if record.response_model:
+                attrs[n.GEN_AI_RESPONSE_MODEL] = record.response_model
+            if record.usage.input_tokens or record.usage.output_tokens:
+                attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = record.usage.input_tokens
+                attrs[n.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage.output_tokens
+            if record.finish_reason is not None:
+                attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = [record.finish_reason.value]
+            if record.time_to_first_token_s is not None:
+                attrs[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = record.time_to_first_token_s
+            if error_type:
+                attrs[n.ERROR_TYPE] = error_type
+                span.set_status(Status(StatusCode.ERROR, record.error_message))
+            elif record.outcome is AttemptOutcome.CANCELLED:
+                attrs[n.ERROR_TYPE] = "cancelled"
+            if self.capture_content and completion is not None:
+                attrs[n.GEN_AI_OUTPUT_MESSAGES] = output_messages(completion)
+            span.set_attributes(attrs)
+        span.end()
+
+    def breaker_changed(self, model: str, state: str) -> None:
+        if self.metering:
+            self._m.breaker_transitions.add(1, {n.MODEL: model, n.BREAKER_STATE: state})
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _endpoint(self, endpoint: ProviderSpec | None, model: ModelSpec) -> tuple[str, str, int | None]:
+        """(gen_ai.provider.name, server.address, server.port) of a provider entry, cached."""
+        if endpoint is None:
+            return model.provider, "", None
+        known = self._endpoints.get(endpoint.base_url + "\0" + endpoint.name)
+        if known is None:
+            if endpoint.kind == "openai_compatible":
+                name = n.PROVIDER_BY_FLAVOR.get(endpoint.option("flavor"), endpoint.name)
+            else:
+                name = n.PROVIDER_BY_KIND.get(endpoint.kind, endpoint.name)
+            url = urlsplit(endpoint.base_url)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            known = self._endpoints[endpoint.base_url + "\0" + endpoint.name] = (
+                name,
+                url.hostname or "",
+                port,
+            )
+        return known
+
+    def hashed(self, value: str) -> str:
+        return self._ids.hash(value)
+
+    def _recording_failed(self) -> None:
+        if not self._failed_once:
+            self._failed_once = True
+            log.exception("telemetry: recording failed (reported once; requests are unaffected)")
+
+
+class RpcScope:
+    """One RPC as telemetry sees it: its SERVER span, then its metrics and log line as it ends.
+
+    The handler tells it what happened (`answered` / `failed`); the routing hook fills in the
+    request and plan, so a request that fails after routing still logs its decision.
+    """
+
+    __slots__ = (
+        "_code",
+        "_error",
+        "_scope_token",
+        "_started",
+        "_t",
+        "_token",
+        "attempts",
+        "chat",
+        "method",
+        "plan",
+        "span",
+        "status",
+        "trace_id",
+        "winner",
+    )
+
+    def __init__(self, telemetry: Telemetry, method: str, metadata: Iterable[tuple[str, Any]] | None) -> None:
+        self._t = telemetry
+        self.method = method
+        self.chat: ChatRequest | None = None
+        self.plan: Plan | None = None
+        self.attempts: tuple[AttemptRecord, ...] = ()
+        self.winner = 0
+        self.status = "OK"
+        self._code = 0
+        self._error = ""
+        self.trace_id = ""
+        self.span: trace.Span | None = None
+        self._token: object | None = None
+        self._started = 0.0
+        if telemetry.tracing:
+            carrier = {k.lower(): v for k, v in (metadata or ()) if isinstance(v, str)}
+            parent = propagate.extract(carrier) if carrier else None
+            self.span = telemetry._tracer.start_span(
+                f"{n.RPC_SERVICE_NAME}/{method}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={n.RPC_SYSTEM: "grpc", n.RPC_SERVICE: n.RPC_SERVICE_NAME, n.RPC_METHOD: method},
+            )
+            ctx = self.span.get_span_context()
+            if ctx.is_valid:
+                self.trace_id = format(ctx.trace_id, "032x")
+
+    def __enter__(self) -> RpcScope:
+        self._started = time.perf_counter()
+        if self.span is not None:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._scope_token = _scope.set(self)
+        return self
+
+    def answered(self, attempts: tuple[AttemptRecord, ...] = (), winner: int = 0) -> None:
+        self.attempts = attempts
+        self.winner = winner
+
+    def failed(
+        self, status: str, code: int, error_type: str, attempts: tuple[AttemptRecord, ...] = ()
+    ) -> None:
+        self.status = status
+        self._code = code
+        self._error = error_type
+        self.attempts = attempts
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _scope.reset(self._scope_token)
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+        if exc is not None and self.status == "OK":  # not a status the handler chose: it was cut short
+            if isinstance(exc, asyncio.CancelledError):
+                self.status, self._code, self._error = "CANCELLED", 1, "cancelled"
+            else:
+                self.status, self._code, self._error = "INTERNAL", 13, type(exc).__name__
+        try:
+            self._finish(time.perf_counter() - self._started)
+        except Exception:  # noqa: BLE001 - telemetry never fails a request
+            self._t._recording_failed()
+
+    def _finish(self, duration_s: float) -> None:
+        t = self._t
+        plan, chat = self.plan, self.chat
+        route = plan.route if plan is not None else ""
+        usage, cost, reference = self._money()
+        winner = next((a for a in self.attempts if a.number == self.winner), None) if self.winner else None
+        tenant = t.hashed(chat.tenant_id) if chat is not None and chat.tenant_id else ""
+        if t.metering:
+            m = t._m
+            m.requests.add(1, {n.RPC_METHOD: self.method, n.ROUTE: route, n.RPC_STATUS: self.status})
+            m.request_duration.record(duration_s, {n.RPC_METHOD: self.method, n.ROUTE: route})
+            labels = {n.ROUTE: route, n.TENANT: tenant} if t.options.tenant_label else {n.ROUTE: route}
+            for a in self.attempts:
+                if a.cost_usd_nanos:
+                    m.cost.add(
+                        a.cost_usd_nanos / NANOS_PER_USD, {**labels, n.MODEL: a.model, n.PROVIDER: a.provider}
+                    )
+            if reference is not None and t.reference is not None:
+                ref = {**labels, n.REFERENCE_MODEL: t.reference.name}
+                m.reference_cost.add(reference / NANOS_PER_USD, ref)
+                m.savings.add((reference - cost) / NANOS_PER_USD, ref)
+            if winner is not None and winner.hedged:
+                m.hedges_won.add(1, {n.MODEL: winner.model})
+        span = self.span
+        if span is not None:
+            if span.is_recording():
+                attrs: dict[str, Any] = {n.RPC_GRPC_STATUS_CODE: self._code, n.ATTEMPTS: len(self.attempts)}
+                if route:
+                    attrs[n.ROUTE] = route
+                if chat is not None and chat.request_id:
+                    attrs[n.REQUEST_ID] = chat.request_id
+                if tenant:
+                    attrs[n.TENANT] = tenant
+                if winner is not None:
+                    attrs[n.WINNER] = winner.model
+                if self.attempts:
+                    attrs[n.COST_USD] = cost / NANOS_PER_USD
+                if self._error:
+                    attrs[n.ERROR_TYPE] = self._error
+                    span.set_status(Status(StatusCode.ERROR, self.status))
+                span.set_attributes(attrs)
+            span.end()
+        if t.request_log:
+            access_log.info(self._line(duration_s, route, tenant, winner, usage, cost, reference))
+
+    def _money(self) -> tuple[Usage, int, int | None]:
+        """The answer's usage, the cost of every attempt, and the answer's cost on the reference model."""
+        answer = next((a for a in self.attempts if a.number == self.winner), None)
+        usage = answer.usage if answer is not None else Usage()
+        cost = sum(a.cost_usd_nanos for a in self.attempts)
+        reference = self._t.reference
+        ref_cost = (
+            reference.price.cost_usd_nanos(usage) if reference is not None and answer is not None else None
+        )
+        return usage, cost, ref_cost
+
+    def _line(
+        self,
+        duration_s: float,
+        route: str,
+        tenant: str,
+        winner: AttemptRecord | None,
+        usage: Usage,
+        cost: int,
+        reference: int | None,
+    ) -> str:
+        """One JSON line: what was decided, what was tried, what it cost. Never any content."""
+        plan, chat = self.plan, self.chat
+        line: dict[str, Any] = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "event": "turnout.request",
+            "rpc": self.method,
+            "status": self.status,
+            "request_id": chat.request_id if chat is not None else "",
+            "trace_id": self.trace_id,
+            "tenant": tenant,
+            "route": route,
+            "latency_ms": round(duration_s * 1000, 3),
+        }
+        if plan is not None:
+            line["decision"] = {
+                "strategy": plan.strategy,
+                "model": plan.choice.model.name if plan.stages and plan.stages[0].candidates else "",
+                "candidates": [c.model.name for c in plan.candidates],
+                "cache_hit": plan.cache_hit,
+                "decision_us": plan.decision_time_micros,
+            }
+            if plan.classifier_score is not None:
+                line["decision"]["classifier_score"] = round(plan.classifier_score, 4)
+        if self.attempts:
+            line["model"] = winner.model if winner is not None else ""
+            line["attempts"] = [_attempt_entry(a) for a in self.attempts]
+            line["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+            line["cost_usd"] = cost / NANOS_PER_USD
+            if reference is not None:
+                line["reference_cost_usd"] = reference / NANOS_PER_USD
+                line["savings_usd"] = (reference - cost) / NANOS_PER_USD
+        if self._error:
+            line["error"] = self._error
+        return json.dumps(line, separators=(",", ":"))
+
+
+def _attempt_entry(a: AttemptRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "n": a.number,
+        "model": a.model,
+        "cause": a.cause,
+        "outcome": a.outcome.value,
+        "latency_ms": round(a.latency_s * 1000, 3),
+    }
+    if a.failure_class is not None:
+        entry["failure"] = a.failure_class.value
+    if a.time_to_first_token_s is not None:
+        entry["ttft_ms"] = round(a.time_to_first_token_s * 1000, 3)
+    if a.retry_of:
+        entry["retry_of"] = a.retry_of
+    if a.escalated:
+        entry["escalated"] = a.escalated
+    if a.usage.input_tokens or a.usage.output_tokens:
+        entry["tokens"] = [a.usage.input_tokens, a.usage.output_tokens]
+    if a.cost_usd_nanos:
+        entry["cost_usd"] = a.cost_usd_nanos / NANOS_PER_USD
+    return entry

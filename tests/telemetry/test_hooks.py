@@ -1,0 +1,167 @@
+"""The telemetry hooks on their own: attempt causes, hedges won, provider names, header propagation."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import replace
+
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from sidecar.domain.context import outbound_headers
+from sidecar.domain.model import ProviderSpec
+from sidecar.domain.outcome import AttemptCause, AttemptOutcome, AttemptRecord, AttemptStart, FailureClass
+from sidecar.domain.response import Usage
+from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
+from tests.factories import chat, model, provider
+
+
+def telemetry(**options: object) -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    opts = TelemetryOptions(**{"prometheus": False, **options})  # type: ignore[arg-type]
+    return build_telemetry(opts, env={}, span_exporter=exporter, metric_readers=(reader,)), exporter, reader
+
+
+def start(
+    number: int, cause: AttemptCause, *, name: str = "m1", after: str = "", **kw: object
+) -> AttemptStart:
+    return AttemptStart(
+        number=number,
+        model=model(name),
+        endpoint=provider(),
+        request=chat("a private question"),
+        cause=cause,
+        hedged=cause is AttemptCause.HEDGE,
+        after=after,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def record(number: int, outcome: AttemptOutcome, cause: AttemptCause, **kw: object) -> AttemptRecord:
+    return AttemptRecord(
+        number=number,
+        model="m1",
+        provider="p1",
+        outcome=outcome,
+        latency_s=0.2,
+        cause=cause.value,
+        hedged=cause is AttemptCause.HEDGE,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def sums(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, object], ...], float]]:
+    out: dict[str, dict[tuple[tuple[str, object], ...], float]] = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                for p in m.data.data_points:
+                    value = getattr(p, "value", None)
+                    if value is None:
+                        value = p.count  # histograms: how many recorded
+                    out.setdefault(m.name, {})[tuple(sorted(p.attributes.items()))] = value
+    return out
+
+
+def test_each_cause_is_counted_and_a_cancelled_loser_is_not_an_operations_duration():
+    t, exporter, reader = telemetry()
+    end1 = t.attempt_started(start(1, AttemptCause.PRIMARY))
+    end2 = t.attempt_started(start(2, AttemptCause.HEDGE))
+    end3 = t.attempt_started(start(3, AttemptCause.FALLBACK, after="rate_limited"))
+    end4 = t.attempt_started(start(4, AttemptCause.RETRY, after="overloaded", retry_of=1))
+    assert end1
+    assert end2
+    assert end3
+    assert end4
+    end1(record(1, AttemptOutcome.CANCELLED, AttemptCause.PRIMARY), None)
+    usage = Usage(input_tokens=12, output_tokens=30)
+    end2(record(2, AttemptOutcome.SUCCESS, AttemptCause.HEDGE, usage=usage, response_model="m1-2025"), None)
+    failure = {"failure_class": FailureClass.RATE_LIMITED, "error_message": "HTTP 429: slow down"}
+    end3(record(3, AttemptOutcome.FAILURE, AttemptCause.FALLBACK, **failure), None)
+    end4(record(4, AttemptOutcome.FAILURE, AttemptCause.RETRY, **failure), None)
+
+    m = sums(reader)
+    assert m["turnout.hedges"] == {(("turnout.model", "m1"),): 1}
+    assert m["turnout.fallbacks"] == {
+        (("turnout.fallback.reason", "rate_limited"), ("turnout.model", "m1")): 1
+    }
+    assert m["turnout.retries"] == {(("turnout.fallback.reason", "overloaded"), ("turnout.model", "m1")): 1}
+    durations = m["gen_ai.client.operation.duration"]
+    assert sum(durations.values()) == 3  # the cancelled attempt is not among them
+    assert any(dict(k).get("error.type") == "rate_limited" for k in durations)
+    tokens = {dict(k)["gen_ai.token.type"]: v for k, v in m["gen_ai.client.token.usage"].items()}
+    assert tokens == {"input": 1, "output": 1}
+
+    t.sdk.flush()
+    spans = {s.attributes["turnout.attempt.number"]: s for s in exporter.get_finished_spans()}
+    assert spans[1].attributes["error.type"] == "cancelled"
+    assert spans[2].attributes["turnout.attempt.hedged"] is True
+    assert spans[2].attributes["gen_ai.response.model"] == "m1-2025"
+    assert spans[4].attributes["turnout.attempt.retry_of"] == 1
+    assert spans[4].status.description == "HTTP 429: slow down"
+
+
+def test_provider_names_follow_the_conventions_and_the_endpoint_gives_address_and_port():
+    t, exporter, _ = telemetry()
+    endpoints = {
+        "anthropic": ProviderSpec("a", "anthropic", "https://api.anthropic.com/v1"),
+        "gcp.gemini": ProviderSpec("g", "gemini", "https://generativelanguage.googleapis.com/v1beta"),
+        "aws.bedrock": ProviderSpec("b", "bedrock", "https://bedrock-runtime.us-east-1.amazonaws.com"),
+        "azure.ai.openai": ProviderSpec("z", "azure_openai", "https://x.openai.azure.com"),
+        "groq": ProviderSpec(
+            "q", "openai_compatible", "https://api.groq.com/openai/v1", options=(("flavor", "groq"),)
+        ),
+        "my-vllm": ProviderSpec("my-vllm", "openai_compatible", "http://10.0.0.5:8000/v1"),
+    }
+    for i, endpoint in enumerate(endpoints.values(), 1):
+        end = t.attempt_started(replace(start(i, AttemptCause.PRIMARY), endpoint=endpoint))
+        assert end is not None
+        end(record(i, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
+    t.sdk.flush()
+    seen = {
+        s.attributes["gen_ai.provider.name"]: (s.attributes["server.address"], s.attributes["server.port"])
+        for s in exporter.get_finished_spans()
+    }
+    assert set(seen) == set(endpoints)
+    assert seen["anthropic"] == ("api.anthropic.com", 443)
+    assert seen["my-vllm"] == ("10.0.0.5", 8000)
+
+
+def test_trace_context_goes_to_providers_only_when_asked_and_only_in_the_attempts_context():
+    t, exporter, _ = telemetry(propagate_to_providers=True)
+
+    def attempt() -> tuple[tuple[str, str], ...]:
+        end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+        assert end is not None
+        headers = outbound_headers.get()
+        end(record(1, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
+        return headers
+
+    headers = dict(contextvars.copy_context().run(attempt))
+    assert outbound_headers.get() == ()  # the caller's context is untouched
+    t.sdk.flush()
+    (span,) = exporter.get_finished_spans()
+    _version, trace_id, span_id, _flags = headers["traceparent"].split("-")
+    assert (trace_id, span_id) == (
+        format(span.context.trace_id, "032x"),
+        format(span.context.span_id, "016x"),
+    )
+
+    quiet, _, _ = telemetry()  # the default: nothing is sent
+    assert (
+        dict(
+            contextvars.copy_context().run(
+                lambda: (quiet.attempt_started(start(1, AttemptCause.PRIMARY)), outbound_headers.get())[1]
+            )
+        )
+        == {}
+    )
+
+
+def test_a_hook_that_fails_is_reported_once_and_never_raises(caplog):
+    t, _, _ = telemetry()
+    broken = replace(start(1, AttemptCause.PRIMARY), request=None)  # type: ignore[arg-type]
+    assert t.attempt_started(broken) is None
+    assert t.attempt_started(broken) is None
+    assert len([r for r in caplog.records if "telemetry: recording failed" in r.getMessage()]) == 1
