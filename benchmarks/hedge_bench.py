@@ -84,6 +84,13 @@ def _config(base_url: str, delays: dict[str, float]) -> dict[str, Any]:
         "routes": routes,
         # The defaults: hedges may add 10 % to the hedged provider's first attempts, plus 1/s.
         "resilience": {"hedge_budget": {"ratio": 0.1, "min_per_s": 1}},
+        # Measured in process: no metrics endpoint to bind, no request log.
+        "telemetry": {
+            "traces": "none",
+            "metrics": "none",
+            "prometheus": {"enabled": False},
+            "request_log": False,
+        },
     }
 
 

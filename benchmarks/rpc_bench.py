@@ -3,7 +3,9 @@
 Load comes from benchmarks/loadgen.py in its own process (so that client and server each have a
 core): on this machine it drives a grpc.aio server harder than ghz does. Targets run alternately at each
 concurrency, in one run: the echo server (same proto, canned answer: the ceiling), the sidecar
-with the decision cache off, and with it on. Also the sidecar's memory, idle and after load.
+with the decision cache off, with it on, and with it on and all telemetry on (spans exported over
+OTLP/gRPC to a local sink, OTLP metrics, the Prometheus endpoint, the request log to a file) beside
+the same sidecar with telemetry off. Also the sidecar's memory, idle and after load.
 """
 
 from __future__ import annotations
@@ -25,11 +27,29 @@ import yaml
 from benchmarks.workload import config_dict, route_request_json
 
 ROOT = Path(__file__).resolve().parent.parent
+# Telemetry off entirely, and on entirely (OTLP traces and metrics to the sink, Prometheus, log).
+TELEMETRY_OFF = {"traces": "none", "metrics": "none", "prometheus": {"enabled": False}, "request_log": False}
+TELEMETRY_ON = {
+    "traces": "otlp",
+    "metrics": "otlp",
+    "prometheus": {"enabled": True, "port": 0},
+    "request_log": True,
+}
 
 
 @contextmanager
-def _process(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+def _process(
+    args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start a server and yield (process, address) once it announces it is listening.
+
+    Its log (stderr: the request log among it) goes to `log` or is dropped: a pipe nobody reads
+    would fill and stall the server mid-benchmark.
+    """
+    err = log.open("w") if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 30
@@ -46,6 +66,8 @@ def _process(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if log is not None:
+            err.close()  # type: ignore[union-attr]
 
 
 def _rss_mb(pid: int) -> dict[str, float]:
@@ -85,42 +107,75 @@ def run(quick: bool) -> dict[str, Any]:
         data = Path(tmp) / "route.json"
         data.write_text(json.dumps(route_request_json()))
         configs = {}
-        for name, cache in (("sidecar", False), ("sidecar+cache", True)):
+        for name, cache, telemetry in (
+            ("sidecar", False, False),
+            ("sidecar+cache", True, False),
+            ("sidecar+cache+telemetry", True, True),
+        ):
             configs[name] = Path(tmp) / f"{name}.yaml"
             raw = config_dict(cache=cache)
             raw["default_route"] = "bench"
+            raw["telemetry"] = TELEMETRY_ON if telemetry else TELEMETRY_OFF
             configs[name].write_text(yaml.safe_dump(raw))
         py = sys.executable
+        stats = Path(tmp) / "sink.json"
+        access_log = Path(tmp) / "access.log"
+
+        def serve(name: str) -> list[str]:
+            return [py, "-m", "sidecar", "serve", "--config", str(configs[name]), "--port", "0"]
+
         with (
             _process([py, "-m", "benchmarks.echo_server"]) as (_, echo),
-            _process([py, "-m", "sidecar", "serve", "--config", str(configs["sidecar"]), "--port", "0"]) as (
-                proc,
-                plain,
-            ),
+            _process([py, "-m", "benchmarks.otlp_sink", "--stats", str(stats)]) as (_, sink),
+            _process(serve("sidecar")) as (proc, plain),
+            _process(serve("sidecar+cache")) as (_, cached),
             _process(
-                [py, "-m", "sidecar", "serve", "--config", str(configs["sidecar+cache"]), "--port", "0"]
-            ) as (_, cached),
+                serve("sidecar+cache+telemetry"),
+                env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink}", "OTEL_BSP_SCHEDULE_DELAY": "1000"},
+                log=access_log,
+            ) as (_, observed),
         ):
             time.sleep(1.0)
             idle = _rss_mb(proc.pid)
-            targets = {"echo (ceiling)": echo, "sidecar": plain, "sidecar+cache": cached}
+            targets = {
+                "echo (ceiling)": echo,
+                "sidecar": plain,
+                "sidecar+cache": cached,
+                "sidecar+cache+telemetry": observed,
+            }
             results: dict[str, Any] = {name: {} for name in targets}
             for c in levels:
                 for name, address in targets.items():
                     results[name][f"c{c}"] = _load(address, data, c, calls if c > 1 else calls // 2)
             loaded = _rss_mb(proc.pid)
+            time.sleep(1.5)  # let the last span batch go out before the sink stops
+        exported = json.loads(stats.read_text()) if stats.exists() else {}
+        logged = sum(1 for _ in access_log.open()) if access_log.exists() else 0
     ratios = {
         name: {
             f"c{c}": round(results[name][f"c{c}"]["rps"] / results["echo (ceiling)"][f"c{c}"]["rps"], 2)
             for c in levels
         }
-        for name in ("sidecar", "sidecar+cache")
+        for name in ("sidecar", "sidecar+cache", "sidecar+cache+telemetry")
+    }
+    telemetry_ratio = {
+        f"c{c}": round(
+            results["sidecar+cache+telemetry"][f"c{c}"]["rps"] / results["sidecar+cache"][f"c{c}"]["rps"], 3
+        )
+        for c in levels
     }
     return {
         "calls_per_point": calls,
         "load_generator": "benchmarks/loadgen.py (grpc.aio, closed loop, its own process)",
         "results": results,
         "rps_ratio_to_echo": ratios,
+        "telemetry": {
+            "rps_on_over_off": telemetry_ratio,
+            "spans_exported": exported.get("spans", 0),
+            "request_log_lines": logged,
+            "on": "2 spans per Route (server + routing) over OTLP/gRPC, OTLP metrics, Prometheus endpoint, "
+            "JSON request log to a file",
+        },
         "sidecar_memory_mb": {"idle": idle, "after_load": loaded},
         "cpu_count": os.cpu_count(),
     }

@@ -87,6 +87,19 @@ def _report(results: dict[str, Any]) -> str:
                 ratio = r["rps_ratio_to_echo"].get(target, {}).get(level, 1.0)
                 cells = [target, level[1:], x["rps"], x["p50_ms"], x["p99_ms"], x["errors"], ratio]
                 lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        t = r.get("telemetry")
+        if t:
+            on_off = t["rps_on_over_off"]
+            worst = min(on_off.values())
+            verdict = "met" if worst >= 0.9 else "not met"
+            lines += [
+                "",
+                "Telemetry on vs off (both with the decision cache; on = "
+                f"{t['on']}): calls/s ratio "
+                + ", ".join(f"{level[1:]} concurrent {ratio}" for level, ratio in on_off.items())
+                + f"; {t['spans_exported']} spans reached the OTLP sink and {t['request_log_lines']} request "
+                f"log lines were written. Target (at most 10% lower): {verdict}.",
+            ]
         mem = r["sidecar_memory_mb"]
         lines += [
             "",

@@ -159,9 +159,7 @@ class Sidecar:
         self._session = make_session()
         self._shared = Shared.build(config, self.health, telemetry)
         self._runtime = build_runtime(config, self._session, self._shared)
-        telemetry.watch(
-            self._shared.breakers.states, lambda: self.runtime().pipeline.executor.admission.depths()
-        )
+        telemetry.watch(self._shared.breakers.states, self._queue_depths)
         servicer = RouterServicer(
             self.runtime,
             self.health,
@@ -189,7 +187,9 @@ class Sidecar:
         return self._runtime
 
     def _queue_depths(self) -> dict[str, int]:
-        return self.runtime().pipeline.executor.admission.depths()
+        """Waiting attempts per provider: 0 for every configured one, so the gauge always exists."""
+        waiting = self.runtime().pipeline.executor.admission.depths()
+        return {name: waiting.get(name, 0) for name in self.config.providers} | waiting
 
     def reload(self, path: str | Path) -> ReloadResult:
         """Load `path`, build a runtime from it and swap it in; ConfigError (nothing changed) if invalid.

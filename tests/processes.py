@@ -61,6 +61,8 @@ def drop_provider(raw: dict, name: str) -> None:
     raw["providers"] = [p for p in raw["providers"] if p["name"] != name]
     raw["models"] = [m for m in raw["models"] if m["provider"] != name]
     raw["routes"] = _without(raw["routes"], gone)
+    if raw.get("telemetry", {}).get("reference_model") in gone:
+        del raw["telemetry"]["reference_model"]
 
 
 def _without(node: object, names: set[str]) -> object:

@@ -152,7 +152,8 @@ class Admission:
         self._providers = {name: lane for name, lim in providers.items() if (lane := _Lane(lim)).limited}
         self._models = {name: lane for name, lim in (models or {}).items() if (lane := _Lane(lim)).limited}
         self._max_wait_s = max_wait_s
-        self._waiting: dict[str, int] = {}
+        # Every limited provider from the start, so that a queue-depth gauge reads 0, not nothing.
+        self._waiting: dict[str, int] = dict.fromkeys(self._providers, 0)
 
     def admit(
         self, provider: str, model: str, *, priority: Priority, tokens: int, deadline: float

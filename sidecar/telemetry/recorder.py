@@ -105,37 +105,28 @@ class Telemetry:
             self._recording_failed()
 
     def _routed(self, request: ChatRequest, plan: Plan) -> None:
-        choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
+        facts = _facts(plan)
         if self.metering:
-            attrs = {n.ROUTE: plan.route, n.STRATEGY: plan.strategy, n.DECISION_MODEL: choice}
-            self._m.decisions.add(1, {**attrs, n.DECISION_CACHE_HIT: plan.cache_hit})
+            self._m.decisions.add(1, facts.decision_attrs[plan.cache_hit])
             self._m.decision_duration.record(
-                plan.decision_time_micros / 1e6, {n.ROUTE: plan.route, n.DECISION_CACHE_HIT: plan.cache_hit}
+                plan.decision_time_micros / 1e6, facts.duration_attrs[plan.cache_hit]
             )
         if not self.tracing:
             return
         end = time.time_ns()
+        attrs = {
+            **facts.span_attrs,
+            n.DECISION_TIME_US: plan.decision_time_micros,
+            n.DECISION_CACHE_HIT: plan.cache_hit,
+        }
+        if plan.classifier_score is not None:
+            attrs[n.CLASSIFIER_SCORE] = plan.classifier_score
         span = self._tracer.start_span(
-            f"route {plan.route}",
+            facts.span_name,
             kind=SpanKind.INTERNAL,
+            attributes=attrs,
             start_time=end - plan.decision_time_micros * 1000,
         )
-        if span.is_recording():
-            span.set_attributes(
-                {
-                    n.ROUTE: plan.route,
-                    n.STRATEGY: plan.strategy,
-                    n.DECISION_MODEL: choice,
-                    n.DECISION_CANDIDATES: [c.model.name for c in plan.candidates],
-                    n.DECISION_DROPPED: sorted(plan.dropped),
-                    n.DECISION_REASONS: [str(r) for r in plan.reasons],
-                    n.DECISION_TIME_US: plan.decision_time_micros,
-                    n.DECISION_CACHE_HIT: plan.cache_hit,
-                    n.DECISION_TRUNCATED: plan.truncation is not None,
-                }
-            )
-            if plan.classifier_score is not None:
-                span.set_attribute(n.CLASSIFIER_SCORE, plan.classifier_score)
         span.end(end_time=end)
 
     # --- executor --------------------------------------------------------------------------------
@@ -437,7 +428,7 @@ class RpcScope:
                     span.set_status(Status(StatusCode.ERROR, self.status))
                 span.set_attributes(attrs)
             span.end()
-        if t.request_log:
+        if t.request_log and access_log.isEnabledFor(logging.INFO):
             access_log.info(self._line(duration_s, route, tenant, winner, usage, cost, reference))
 
     def _money(self) -> tuple[Usage, int, int | None]:
@@ -476,9 +467,7 @@ class RpcScope:
         }
         if plan is not None:
             line["decision"] = {
-                "strategy": plan.strategy,
-                "model": plan.choice.model.name if plan.stages and plan.stages[0].candidates else "",
-                "candidates": [c.model.name for c in plan.candidates],
+                **_facts(plan).log_decision,
                 "cache_hit": plan.cache_hit,
                 "decision_us": plan.decision_time_micros,
             }
@@ -495,6 +484,52 @@ class RpcScope:
         if self._error:
             line["error"] = self._error
         return json.dumps(line, separators=(",", ":"))
+
+
+MAX_LISTED = 10  # candidates named on a span or log line; the response's Decision lists them all
+
+
+class _PlanFacts:
+    """What telemetry records of a plan that never changes: made once per plan.
+
+    Cached decisions hand out copies that share the plan's memo, so a cached route pays for
+    this (reasons rendered, attribute sets built) once, not on every request.
+    """
+
+    __slots__ = ("decision_attrs", "duration_attrs", "log_decision", "span_attrs", "span_name")
+
+    def __init__(self, plan: Plan) -> None:
+        choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
+        names = [c.model.name for c in plan.candidates]
+        self.span_name = f"route {plan.route}"
+        self.decision_attrs = {
+            hit: {
+                n.ROUTE: plan.route,
+                n.STRATEGY: plan.strategy,
+                n.DECISION_MODEL: choice,
+                n.DECISION_CACHE_HIT: hit,
+            }
+            for hit in (False, True)
+        }
+        self.duration_attrs = {hit: {n.ROUTE: plan.route, n.DECISION_CACHE_HIT: hit} for hit in (False, True)}
+        self.span_attrs: dict[str, Any] = {
+            n.ROUTE: plan.route,
+            n.STRATEGY: plan.strategy,
+            n.DECISION_MODEL: choice,
+            n.DECISION_CANDIDATES: names[:MAX_LISTED],
+            n.DECISION_CANDIDATE_COUNT: len(names),
+            n.DECISION_DROPPED: len(plan.dropped),
+            n.DECISION_REASONS: [str(r) for r in plan.reasons],
+            n.DECISION_TRUNCATED: plan.truncation is not None,
+        }
+        self.log_decision = {"strategy": plan.strategy, "model": choice, "candidates": names[:MAX_LISTED]}
+
+
+def _facts(plan: Plan) -> _PlanFacts:
+    facts: _PlanFacts | None = plan.memo.get("telemetry")
+    if facts is None:
+        facts = plan.memo["telemetry"] = _PlanFacts(plan)
+    return facts
 
 
 def _attempt_entry(a: AttemptRecord) -> dict[str, Any]:
