@@ -65,10 +65,24 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(run=_validate)
 
+    from sidecar.evaluation.command import add_eval_arguments  # standard library only: no numpy here
+
+    evaluate = sub.add_parser(
+        "eval", help="replay a scored dataset through a router offline: quality vs cost"
+    )
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(run=_eval)
+
     from sidecar.client import add_client_commands
 
     add_client_commands(sub, DEFAULT_TARGET)
     return p
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from sidecar.evaluation.command import run_eval
+
+    return run_eval(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
