@@ -32,6 +32,7 @@ from sidecar.registry.health import HealthTracker
 from sidecar.reload import ConfigWatcher, ReloadResult
 from sidecar.server.serve import GrpcServer, Listen
 from sidecar.server.servicer import RouterServicer, Runtime
+from sidecar.shadow.runner import ShadowBook, ShadowRunner
 from sidecar.simulator.config import load_simulator_config
 from sidecar.simulator.server import start_simulator
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
@@ -61,6 +62,7 @@ class Shared:
     hedge_budget: Budget
     retry_budget: Budget
     telemetry: Telemetry
+    shadow: ShadowBook
 
     @staticmethod
     def build(config: Config, health: HealthTracker, telemetry: Telemetry) -> Shared:
@@ -81,6 +83,7 @@ class Shared:
             hedge_budget=Budget(ratio=r.hedge_budget.ratio, min_per_s=r.hedge_budget.min_per_s),
             retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
             telemetry=telemetry,
+            shadow=ShadowBook(),
         )
 
 
@@ -110,8 +113,18 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     # A new cache per snapshot: a reload drops every cached decision with the old registry.
     cache = DecisionCache(c.max_entries, c.ttl_s) if c.enabled else None
     policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
-    pipeline = Pipeline(policy, executor, observers=[telemetry] if telemetry.active else [])
-    return Runtime(pipeline, config.registry)
+    shadow = (
+        ShadowRunner(config.shadow, config.registry, executor, shared.shadow, observers=[telemetry])
+        if config.shadow
+        else None
+    )
+    pipeline = Pipeline(
+        policy,
+        executor,
+        observers=[telemetry] if telemetry.active else [],
+        answer_observers=[shadow] if shadow is not None else [],
+    )
+    return Runtime(pipeline, config.registry, shadow)
 
 
 class Sidecar:
@@ -130,6 +143,7 @@ class Sidecar:
         self._session: aiohttp.ClientSession | None = None
         self._server: GrpcServer | None = None
         self._runtime: Runtime | None = None
+        self._shared: Shared | None = None
 
     @property
     def address(self) -> str:
@@ -160,6 +174,7 @@ class Sidecar:
         self._shared = Shared.build(config, self.health, telemetry)
         self._runtime = build_runtime(config, self._session, self._shared)
         telemetry.watch(self._shared.breakers.states, self._queue_depths)
+        telemetry.watch_shadow(self._shadow_agreements)
         servicer = RouterServicer(
             self.runtime,
             self.health,
@@ -185,6 +200,12 @@ class Sidecar:
     def runtime(self) -> Runtime:
         assert self._runtime is not None, "start() first"
         return self._runtime
+
+    def _shadow_agreements(self) -> dict[str, tuple[float, int, bool]]:
+        shadow = self.runtime().shadow
+        if shadow is None:
+            return {}
+        return {route: (a.agreement, a.samples, a.alerting) for route, a in shadow.agreements().items()}
 
     def _queue_depths(self) -> dict[str, int]:
         """Waiting attempts per provider: 0 for every configured one, so the gauge always exists."""
@@ -220,6 +241,7 @@ class Sidecar:
         config = dataclasses.replace(
             loaded, server=loaded.server.model_copy(update=kept), telemetry=previous.telemetry
         )
+        assert self._shared is not None
         runtime = build_runtime(config, self._session, self._shared)
         self.telemetry.reference = config.registry.get(loaded.telemetry.reference_model)
         # The swap. Handlers run on this one asyncio loop and this method does not await, so no
@@ -241,6 +263,8 @@ class Sidecar:
     async def stop(self, grace_s: float | None = None) -> None:
         if self._server is not None:
             await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
+        if self._shared is not None:
+            await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
         if self._session is not None:
             await self._session.close()
         if self._telemetry is not None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sidecar.config_routes import RouteSettings, to_route_spec
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret, usd_to_nanos
 from sidecar.domain.request import Capability
+from sidecar.domain.shadow import Compare, ShadowSpec
 from sidecar.execution.admission import Limits
 from sidecar.policy.specs import RouteSpec
 from sidecar.registry.registry import Registry
@@ -164,6 +165,28 @@ class TelemetrySettings(_Strict):
     metric_export_interval_s: float = Field(15, gt=0)
 
 
+class ShadowSettings(_Strict):
+    """Shadow evaluation of one route: a share of its answers re-asked of a reference model."""
+
+    route: str
+    reference_model: str
+    share: float = Field(0.05, ge=0, le=1)
+    compare: Compare = Compare.EXACT
+    judge_model: str = ""
+    max_usd_per_hour: float = Field(1.0, ge=0)
+    alert_below: float = Field(0.8, ge=0, le=1)
+    window: int = Field(200, ge=1, le=100_000)
+    min_samples: int = Field(30, ge=1)
+    timeout_s: float = Field(60, gt=0)
+    max_in_flight: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _judge(self) -> ShadowSettings:
+        if self.compare is Compare.JUDGE and not self.judge_model:
+            raise ValueError("compare: judge needs judge_model")
+        return self
+
+
 class FileSettings(_Strict):
     version: Literal[1] = 1
     server: ServerSettings = ServerSettings()
@@ -174,6 +197,7 @@ class FileSettings(_Strict):
     decision_cache: CacheSettings = CacheSettings()
     resilience: ResilienceSettings = ResilienceSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    shadow: list[ShadowSettings] = []
 
     @model_validator(mode="after")
     def _references(self) -> FileSettings:
@@ -194,6 +218,15 @@ class FileSettings(_Strict):
         reference = self.telemetry.reference_model
         if reference and reference not in models:
             problems.append(f"telemetry.reference_model: unknown model {reference!r}")
+        routes = {r.name for r in self.routes}
+        for i, sh in enumerate(self.shadow):
+            where = f"shadow[{i}] ({sh.route})"
+            if sh.route not in routes:
+                problems.append(f"{where}.route: unknown route {sh.route!r}")
+            problems += _unknown(f"{where}.reference_model", [sh.reference_model], models)
+            if sh.judge_model:
+                problems += _unknown(f"{where}.judge_model", [sh.judge_model], models)
+        problems += _duplicates("shadow", [sh.route for sh in self.shadow])
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -224,6 +257,7 @@ class Config:
     provider_limits: Mapping[str, Limits]
     model_limits: Mapping[str, Limits]
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    shadow: Mapping[str, ShadowSpec] = field(default_factory=dict)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -334,4 +368,5 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         },
         model_limits={m.name: Limits(m.max_concurrency) for m in s.models if m.max_concurrency},
         telemetry=s.telemetry,
+        shadow={sh.route: ShadowSpec(**sh.model_dump()) for sh in s.shadow},
     )

@@ -3,6 +3,7 @@
     server (pb -> ChatRequest, validated)
       -> Pipeline.route:     policy.plan(request) -> Plan                  (pure, microseconds)
                              observers.routed(request, plan)               (the routing span)
+                             answer_observers.answered(...)                (shadow evaluation)
       -> Pipeline.generate:  deadline = min(rpc deadline, now + hints.latency_budget)
                              the request as planned (truncated if the plan cut it)
                              executor.run(plan, request, deadline)         (attempts -> observers)
@@ -35,6 +36,12 @@ class RouteObserver(Protocol):
     def routed(self, request: ChatRequest, plan: Plan) -> None: ...
 
 
+class AnswerObserver(Protocol):
+    """Sees every answered request, as sent (shadow evaluation); it must not raise or block."""
+
+    def answered(self, request: ChatRequest, plan: Plan, result: ExecutionResult) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Generated:
     plan: Plan
@@ -48,11 +55,13 @@ class Pipeline:
         executor: Executor,
         clock: Callable[[], float] = time.monotonic,
         observers: Sequence[RouteObserver] = (),
+        answer_observers: Sequence[AnswerObserver] = (),
     ) -> None:
         self.policy = policy
         self.executor = executor
         self._clock = clock
         self._observers = tuple(observers)
+        self._answer_observers = tuple(answer_observers)
 
     def route(self, request: ChatRequest) -> Plan:
         plan = self.policy.plan(request)
@@ -63,10 +72,13 @@ class Pipeline:
     async def generate(self, request: ChatRequest, deadline: float) -> Generated:
         plan = self.route(request)
         bounded, by_budget = self._deadline(request, deadline)
+        sent = _as_planned(request, plan)
         try:
-            result = await self.executor.run(plan, _as_planned(request, plan), bounded)
+            result = await self.executor.run(plan, sent, bounded)
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None
+        for observer in self._answer_observers:
+            observer.answered(sent, plan, result)
         return Generated(plan, result)
 
     async def generate_stream(
@@ -76,8 +88,12 @@ class Pipeline:
         plan = self.route(request)
         yield plan
         bounded, by_budget = self._deadline(request, deadline)
+        sent = _as_planned(request, plan)
         try:
-            async for event in self.executor.stream(plan, _as_planned(request, plan), bounded):
+            async for event in self.executor.stream(plan, sent, bounded):
+                if isinstance(event, ExecutionResult):
+                    for observer in self._answer_observers:
+                        observer.answered(sent, plan, event)
                 yield event
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None

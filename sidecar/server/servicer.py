@@ -27,6 +27,7 @@ from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.server.convert_in import AnyRequest, to_chat_request
 from sidecar.server.errors import to_status
+from sidecar.shadow.runner import ShadowRunner
 from sidecar.telemetry import RpcScope, Telemetry
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Runtime:
 
     pipeline: Pipeline
     registry: Registry
+    shadow: ShadowRunner | None = None  # shadow evaluation, when any route has it
 
 
 class RouterServicer(pb_grpc.RouterServiceServicer):

@@ -14,6 +14,8 @@ from sidecar.telemetry import names as n
 
 StateSource = Callable[[], Mapping[str, str]]
 DepthSource = Callable[[], Mapping[str, int]]
+# route -> (agreement in [0, 1], comparisons in the window, alerting)
+AgreementSource = Callable[[], Mapping[str, tuple[float, int, bool]]]
 
 
 class Instruments:
@@ -95,7 +97,45 @@ class Instruments:
             unit="{USD}",
             description="Reference cost minus actual cost (negative when routing cost more)",
         )
+        self.shadow_comparisons = meter.create_counter(
+            n.M_SHADOW_COMPARISONS,
+            unit="{comparison}",
+            description="Shadow comparisons with the route's reference model, by whether they agreed",
+        )
+        self.shadow_skipped = meter.create_counter(
+            n.M_SHADOW_SKIPPED,
+            unit="{request}",
+            description="Sampled requests not shadowed: budget, in_flight, failed, judge_unclear",
+        )
+        self.shadow_cost = meter.create_counter(
+            n.M_SHADOW_COST, unit="{USD}", description="Spend on shadow calls (reference and judge)"
+        )
         self._meter = meter
+
+    def watch_shadow(self, agreements: AgreementSource) -> None:
+        """Per-route agreement with the reference model over the window, and the alert signal."""
+
+        def agreement(_: CallbackOptions) -> Iterable[Observation]:
+            for route, (share, samples, _alerting) in agreements().items():
+                if samples:
+                    yield Observation(share, {n.ROUTE: route})
+
+        def alert(_: CallbackOptions) -> Iterable[Observation]:
+            for route, (_share, _samples, alerting) in agreements().items():
+                yield Observation(1 if alerting else 0, {n.ROUTE: route})
+
+        self._meter.create_observable_gauge(
+            n.M_SHADOW_AGREEMENT,
+            callbacks=[agreement],
+            unit="1",
+            description="Share of shadowed answers that agreed with the reference model (sliding window)",
+        )
+        self._meter.create_observable_gauge(
+            n.M_SHADOW_ALERT,
+            callbacks=[alert],
+            unit="1",
+            description="1 while a route's agreement is below its alert threshold",
+        )
 
     def watch(self, breakers: StateSource, queues: DepthSource) -> None:
         """Gauges read at collection time: each model's breaker, each provider's admission queue."""

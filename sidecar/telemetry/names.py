@@ -154,6 +154,13 @@ M_QUEUE_WAIT: Final = "turnout.queue.wait"
 M_COST: Final = "turnout.cost.usd"
 M_REFERENCE_COST: Final = "turnout.cost.reference.usd"
 M_SAVINGS: Final = "turnout.savings.usd"
+M_SHADOW_COMPARISONS: Final = "turnout.shadow.comparisons"
+M_SHADOW_SKIPPED: Final = "turnout.shadow.skipped"
+M_SHADOW_COST: Final = "turnout.shadow.cost.usd"
+M_SHADOW_AGREEMENT: Final = "turnout.shadow.agreement"
+M_SHADOW_ALERT: Final = "turnout.shadow.alert"
+SHADOW_AGREED: Final = "turnout.shadow.agreed"
+SHADOW_REASON: Final = "turnout.shadow.reason"
 # Decisions take microseconds; requests take from milliseconds to minutes.
 DECISION_BUCKETS: Final = (5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2)
 QUEUE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -40,7 +40,7 @@ from sidecar.domain.plan import Plan
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion, Usage
 from sidecar.telemetry import names as n
-from sidecar.telemetry.metrics import DepthSource, Instruments, StateSource
+from sidecar.telemetry.metrics import AgreementSource, DepthSource, Instruments, StateSource
 from sidecar.telemetry.privacy import IdHasher, input_messages, output_messages
 from sidecar.telemetry.setup import SdkParts, TelemetryOptions
 
@@ -83,6 +83,22 @@ class Telemetry:
     def watch(self, breakers: StateSource, queues: DepthSource) -> None:
         if self.metering:
             self._m.watch(breakers, queues)
+
+    def watch_shadow(self, agreements: AgreementSource) -> None:
+        if self.metering:
+            self._m.watch_shadow(agreements)
+
+    # --- shadow evaluation -----------------------------------------------------------------------
+
+    def shadow_compared(self, route: str, agreed: bool, cost_usd_nanos: int) -> None:
+        if self.metering:
+            self._m.shadow_comparisons.add(1, {n.ROUTE: route, n.SHADOW_AGREED: agreed})
+            if cost_usd_nanos:
+                self._m.shadow_cost.add(cost_usd_nanos / NANOS_PER_USD, {n.ROUTE: route})
+
+    def shadow_skipped(self, route: str, reason: str) -> None:
+        if self.metering:
+            self._m.shadow_skipped.add(1, {n.ROUTE: route, n.SHADOW_REASON: reason})
 
     def shutdown(self) -> None:
         self.sdk.shutdown()
