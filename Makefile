@@ -9,7 +9,7 @@ CONFIG ?= examples/turnout.yaml
 SIM_CONFIG ?= examples/simulator.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test check lint format typecheck contracts lint-proto check-proto proto bench bench-quick clean
+.PHONY: help install run test test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ run: $(STAMP) ## start the provider simulator and the sidecar with examples/ (no
 	@echo "                        $(BIN)/turnout generate --json 'Explain circuit breakers in one paragraph'"
 	$(BIN)/turnout serve --config $(CONFIG) --simulator $(SIM_CONFIG)
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) test-deps ## run the test suite
 	$(BIN)/pytest -q
+
+test-deps: ## build/install the real Jaeger and Prometheus the integration tests use
+	bash scripts/test-deps.sh
 
 check: lint typecheck contracts check-proto lint-proto ## every static check CI runs
 
