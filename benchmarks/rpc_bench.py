@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,69 +100,73 @@ def _load(address: str, data: Path, concurrency: int, calls: int) -> dict[str, A
     return result
 
 
+# The variants measured beside the echo ceiling: (decision cache, telemetry block, extra env).
+# Telemetry variants export to the local OTLP sink; their ratio is taken against "sidecar+cache".
+TRACES_ALL = {"OTEL_TRACES_SAMPLER": "always_on"}
+TRACES_TENTH = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+VARIANTS: dict[str, tuple[bool, dict[str, Any], dict[str, str]]] = {
+    "sidecar": (False, TELEMETRY_OFF, {}),
+    "sidecar+cache": (True, TELEMETRY_OFF, {}),
+    "+telemetry, all traces": (True, TELEMETRY_ON, TRACES_ALL),
+    "+telemetry, 10% of traces": (True, TELEMETRY_ON, TRACES_TENTH),
+    "+metrics and log, no traces": (True, {**TELEMETRY_ON, "traces": "none"}, {}),
+}
+TELEMETRY_VARIANTS = [name for name in VARIANTS if name.startswith("+")]
+
+
 def run(quick: bool) -> dict[str, Any]:
     calls = 1_000 if quick else 10_000
     levels = (1, 16, 64)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         data = Path(tmp) / "route.json"
         data.write_text(json.dumps(route_request_json()))
-        configs = {}
-        for name, cache, telemetry in (
-            ("sidecar", False, False),
-            ("sidecar+cache", True, False),
-            ("sidecar+cache+telemetry", True, True),
-        ):
-            configs[name] = Path(tmp) / f"{name}.yaml"
-            raw = config_dict(cache=cache)
-            raw["default_route"] = "bench"
-            raw["telemetry"] = TELEMETRY_ON if telemetry else TELEMETRY_OFF
-            configs[name].write_text(yaml.safe_dump(raw))
         py = sys.executable
         stats = Path(tmp) / "sink.json"
-        access_log = Path(tmp) / "access.log"
-
-        def serve(name: str) -> list[str]:
-            return [py, "-m", "sidecar", "serve", "--config", str(configs[name]), "--port", "0"]
-
-        with (
-            _process([py, "-m", "benchmarks.echo_server"]) as (_, echo),
-            _process([py, "-m", "benchmarks.otlp_sink", "--stats", str(stats)]) as (_, sink),
-            _process(serve("sidecar")) as (proc, plain),
-            _process(serve("sidecar+cache")) as (_, cached),
-            _process(
-                serve("sidecar+cache+telemetry"),
-                env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink}", "OTEL_BSP_SCHEDULE_DELAY": "1000"},
-                log=access_log,
-            ) as (_, observed),
-        ):
-            time.sleep(1.0)
-            idle = _rss_mb(proc.pid)
-            targets = {
-                "echo (ceiling)": echo,
-                "sidecar": plain,
-                "sidecar+cache": cached,
-                "sidecar+cache+telemetry": observed,
-            }
-            results: dict[str, Any] = {name: {} for name in targets}
-            for c in levels:
-                for name, address in targets.items():
-                    results[name][f"c{c}"] = _load(address, data, c, calls if c > 1 else calls // 2)
-            loaded = _rss_mb(proc.pid)
-            time.sleep(1.5)  # let the last span batch go out before the sink stops
+        _, echo = running.enter_context(_process([py, "-m", "benchmarks.echo_server"]))
+        _, sink = running.enter_context(_process([py, "-m", "benchmarks.otlp_sink", "--stats", str(stats)]))
+        targets = {"echo (ceiling)": echo}
+        logs: dict[str, Path] = {}
+        first = None
+        for i, (name, (cache, telemetry, env)) in enumerate(VARIANTS.items()):
+            config = Path(tmp) / f"sidecar-{i}.yaml"
+            raw = config_dict(cache=cache)
+            raw["default_route"] = "bench"
+            raw["telemetry"] = telemetry
+            config.write_text(yaml.safe_dump(raw))
+            if telemetry is not TELEMETRY_OFF:
+                env = {
+                    **env,
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink}",
+                    "OTEL_BSP_SCHEDULE_DELAY": "1000",
+                }
+                logs[name] = Path(tmp) / f"access-{i}.log"
+            argv = [py, "-m", "sidecar", "serve", "--config", str(config), "--port", "0"]
+            proc, targets[name] = running.enter_context(_process(argv, env=env, log=logs.get(name)))
+            first = first or proc
+        assert first is not None
+        time.sleep(1.0)
+        idle = _rss_mb(first.pid)
+        results: dict[str, Any] = {name: {} for name in targets}
+        for c in levels:
+            for name, address in targets.items():
+                results[name][f"c{c}"] = _load(address, data, c, calls if c > 1 else calls // 2)
+        loaded = _rss_mb(first.pid)
+        running.close()  # stops the sidecars (flushing their spans), then the sink, which writes its stats
         exported = json.loads(stats.read_text()) if stats.exists() else {}
-        logged = sum(1 for _ in access_log.open()) if access_log.exists() else 0
+        logged = {name: sum(1 for _ in path.open()) for name, path in logs.items() if path.exists()}
     ratios = {
         name: {
             f"c{c}": round(results[name][f"c{c}"]["rps"] / results["echo (ceiling)"][f"c{c}"]["rps"], 2)
             for c in levels
         }
-        for name in ("sidecar", "sidecar+cache", "sidecar+cache+telemetry")
+        for name in VARIANTS
     }
-    telemetry_ratio = {
-        f"c{c}": round(
-            results["sidecar+cache+telemetry"][f"c{c}"]["rps"] / results["sidecar+cache"][f"c{c}"]["rps"], 3
-        )
-        for c in levels
+    on_over_off = {
+        name: {
+            f"c{c}": round(results[name][f"c{c}"]["rps"] / results["sidecar+cache"][f"c{c}"]["rps"], 3)
+            for c in levels
+        }
+        for name in TELEMETRY_VARIANTS
     }
     return {
         "calls_per_point": calls,
@@ -170,11 +174,11 @@ def run(quick: bool) -> dict[str, Any]:
         "results": results,
         "rps_ratio_to_echo": ratios,
         "telemetry": {
-            "rps_on_over_off": telemetry_ratio,
+            "rps_on_over_off": on_over_off,
             "spans_exported": exported.get("spans", 0),
             "request_log_lines": logged,
-            "on": "2 spans per Route (server + routing) over OTLP/gRPC, OTLP metrics, Prometheus endpoint, "
-            "JSON request log to a file",
+            "on": "per Route: 2 spans (server + routing) over OTLP/gRPC to a local sink, OTLP metrics, "
+            "the Prometheus endpoint, a JSON request log line to a file",
         },
         "sidecar_memory_mb": {"idle": idle, "after_load": loaded},
         "cpu_count": os.cpu_count(),
