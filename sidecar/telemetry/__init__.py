@@ -23,12 +23,20 @@ __all__ = [
 
 
 def log_requests_to(stream: TextIO) -> None:
-    """Write the request log (logger `turnout.access`) to `stream` as bare JSON lines."""
+    """Write the request log (logger `turnout.access`) to `stream` as bare JSON lines.
+
+    Buffered: lines go out in blocks, at least once a second and at exit, not one write per
+    request (stderr is line-buffered, so each line would otherwise be a system call).
+    """
     import logging
 
+    from sidecar.telemetry.access_log import BufferedLines
+
     access = logging.getLogger("turnout.access")
-    handler = logging.StreamHandler(stream)
+    handler = BufferedLines(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    for old in access.handlers:
+        old.close()
     access.handlers[:] = [handler]
     access.setLevel(logging.INFO)
     access.propagate = False

@@ -40,22 +40,18 @@ class Instruments:
             explicit_bucket_boundaries_advisory=n.FIRST_CHUNK_BUCKETS,
         )
         # Routing.
-        self.requests = meter.create_counter(n.M_REQUESTS, unit="{request}", description="RPCs served")
+        # Each histogram's count is also the counter: RPCs by method, route and status; decisions by
+        # route, strategy, chosen model and cache hit. One measurement per fact, not two.
         self.request_duration = meter.create_histogram(
             n.M_REQUEST_DURATION,
             unit="s",
-            description="Duration of each RPC, decision and provider calls included",
+            description="Duration of each RPC, decision and provider calls included; its count is the RPCs",
             explicit_bucket_boundaries_advisory=n.DURATION_BUCKETS,
-        )
-        self.decisions = meter.create_counter(
-            n.M_DECISIONS,
-            unit="{decision}",
-            description="Routing decisions, by route, strategy and chosen model",
         )
         self.decision_duration = meter.create_histogram(
             n.M_DECISION_DURATION,
             unit="s",
-            description="Time to decide (the policy alone; microseconds)",
+            description="Time to decide (the policy alone; microseconds); its count is the decisions",
             explicit_bucket_boundaries_advisory=n.DECISION_BUCKETS,
         )
         self.attempts = meter.create_counter(

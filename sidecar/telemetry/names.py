@@ -138,9 +138,7 @@ FIRST_CHUNK_BUCKETS: Final = (
 )
 
 # Turnout's own.
-M_REQUESTS: Final = "turnout.requests"
 M_REQUEST_DURATION: Final = "turnout.request.duration"
-M_DECISIONS: Final = "turnout.decisions"
 M_DECISION_DURATION: Final = "turnout.decision.duration"
 M_ATTEMPTS: Final = "turnout.attempts"
 M_FALLBACKS: Final = "turnout.fallbacks"

@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Iterable
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +39,7 @@ from sidecar.domain.plan import Plan
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion, Usage
 from sidecar.telemetry import names as n
+from sidecar.telemetry.access_log import write as write_line
 from sidecar.telemetry.metrics import AgreementSource, DepthSource, Instruments, StateSource
 from sidecar.telemetry.privacy import IdHasher, input_messages, output_messages
 from sidecar.telemetry.setup import SdkParts, TelemetryOptions
@@ -123,9 +123,8 @@ class Telemetry:
     def _routed(self, request: ChatRequest, plan: Plan) -> None:
         facts = _facts(plan)
         if self.metering:
-            self._m.decisions.add(1, facts.decision_attrs[plan.cache_hit])
             self._m.decision_duration.record(
-                plan.decision_time_micros / 1e6, facts.duration_attrs[plan.cache_hit]
+                plan.decision_time_micros / 1e6, facts.decision_attrs[plan.cache_hit]
             )
         if not self.tracing:
             return
@@ -411,8 +410,9 @@ class RpcScope:
         tenant = t.hashed(chat.tenant_id) if chat is not None and chat.tenant_id else ""
         if t.metering:
             m = t._m
-            m.requests.add(1, {n.RPC_METHOD: self.method, n.ROUTE: route, n.RPC_STATUS: self.status})
-            m.request_duration.record(duration_s, {n.RPC_METHOD: self.method, n.ROUTE: route})
+            m.request_duration.record(
+                duration_s, {n.RPC_METHOD: self.method, n.ROUTE: route, n.RPC_STATUS: self.status}
+            )
             labels = {n.ROUTE: route, n.TENANT: tenant} if t.options.tenant_label else {n.ROUTE: route}
             for a in self.attempts:
                 if a.cost_usd_nanos:
@@ -444,8 +444,8 @@ class RpcScope:
                     span.set_status(Status(StatusCode.ERROR, self.status))
                 span.set_attributes(attrs)
             span.end()
-        if t.request_log and access_log.isEnabledFor(logging.INFO):
-            access_log.info(self._line(duration_s, route, tenant, winner, usage, cost, reference))
+        if t.request_log and (access_log.handlers or access_log.isEnabledFor(logging.INFO)):
+            write_line(access_log, self._line(duration_s, route, tenant, winner, usage, cost, reference))
 
     def _money(self) -> tuple[Usage, int, int | None]:
         """The answer's usage, the cost of every attempt, and the answer's cost on the reference model."""
@@ -471,7 +471,7 @@ class RpcScope:
         """One JSON line: what was decided, what was tried, what it cost. Never any content."""
         plan, chat = self.plan, self.chat
         line: dict[str, Any] = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": _timestamp(),
             "event": "turnout.request",
             "rpc": self.method,
             "status": self.status,
@@ -481,14 +481,6 @@ class RpcScope:
             "route": route,
             "latency_ms": round(duration_s * 1000, 3),
         }
-        if plan is not None:
-            line["decision"] = {
-                **_facts(plan).log_decision,
-                "cache_hit": plan.cache_hit,
-                "decision_us": plan.decision_time_micros,
-            }
-            if plan.classifier_score is not None:
-                line["decision"]["classifier_score"] = round(plan.classifier_score, 4)
         if self.attempts:
             line["model"] = winner.model if winner is not None else ""
             line["attempts"] = [_attempt_entry(a) for a in self.attempts]
@@ -499,7 +491,27 @@ class RpcScope:
                 line["savings_usd"] = (reference - cost) / NANOS_PER_USD
         if self._error:
             line["error"] = self._error
-        return json.dumps(line, separators=(",", ":"))
+        text = json.dumps(line, separators=(",", ":"))
+        if plan is None:
+            return text
+        # The decision's fixed part was serialised once per plan; only its per-request facts here.
+        decision = f'{_facts(plan).log_decision},"cache_hit":{"true" if plan.cache_hit else "false"}'
+        decision += f',"decision_us":{plan.decision_time_micros}'
+        if plan.classifier_score is not None:
+            decision += f',"classifier_score":{round(plan.classifier_score, 4)}'
+        return f'{text[:-1]},"decision":{decision}}}}}'
+
+
+_SECOND: list[Any] = [-1, ""]
+
+
+def _timestamp() -> str:
+    """UTC, milliseconds, ISO 8601 with a Z; the seconds part is formatted once per second."""
+    now = time.time()
+    whole = int(now)
+    if whole != _SECOND[0]:
+        _SECOND[0], _SECOND[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_SECOND[1]}.{int((now - whole) * 1000):03d}Z"
 
 
 MAX_LISTED = 10  # candidates named on a span or log line; the response's Decision lists them all
@@ -512,7 +524,7 @@ class _PlanFacts:
     this (reasons rendered, attribute sets built) once, not on every request.
     """
 
-    __slots__ = ("decision_attrs", "duration_attrs", "log_decision", "span_attrs", "span_name")
+    __slots__ = ("decision_attrs", "log_decision", "span_attrs", "span_name")
 
     def __init__(self, plan: Plan) -> None:
         choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
@@ -527,18 +539,21 @@ class _PlanFacts:
             }
             for hit in (False, True)
         }
-        self.duration_attrs = {hit: {n.ROUTE: plan.route, n.DECISION_CACHE_HIT: hit} for hit in (False, True)}
         self.span_attrs: dict[str, Any] = {
             n.ROUTE: plan.route,
             n.STRATEGY: plan.strategy,
             n.DECISION_MODEL: choice,
-            n.DECISION_CANDIDATES: names[:MAX_LISTED],
+            # Strings, not arrays: the SDK validates every element of an array attribute, on every
+            # span; one joined string costs one check (and exports smaller).
+            n.DECISION_CANDIDATES: ", ".join(names[:MAX_LISTED]),
             n.DECISION_CANDIDATE_COUNT: len(names),
             n.DECISION_DROPPED: len(plan.dropped),
-            n.DECISION_REASONS: [str(r) for r in plan.reasons],
+            n.DECISION_REASONS: "; ".join(str(r) for r in plan.reasons),
             n.DECISION_TRUNCATED: plan.truncation is not None,
         }
-        self.log_decision = {"strategy": plan.strategy, "model": choice, "candidates": names[:MAX_LISTED]}
+        # A JSON object without its closing brace: the log line appends the per-request facts.
+        fixed = {"strategy": plan.strategy, "model": choice, "candidates": names[:MAX_LISTED]}
+        self.log_decision = json.dumps(fixed, separators=(",", ":"))[:-1]
 
 
 def _facts(plan: Plan) -> _PlanFacts:

@@ -42,11 +42,11 @@ async def test_prometheus_scrapes_decisions_tokens_and_cost(prometheus: Promethe
         await asyncio.to_thread(prometheus.wait_for_up)
 
         decisions = await asyncio.to_thread(
-            prometheus.wait_for, 'sum(turnout_decisions_total{turnout_route="default"}) >= 5'
+            prometheus.wait_for, 'sum(turnout_decision_duration_seconds_count{turnout_route="default"}) >= 5'
         )
         assert value(decisions) == 5
         by_model = await asyncio.to_thread(
-            prometheus.query, "sum by (turnout_decision_model) (turnout_decisions_total)"
+            prometheus.query, "sum by (turnout_decision_model) (turnout_decision_duration_seconds_count)"
         )
         assert {s["metric"]["turnout_decision_model"] for s in by_model} == {"gpt-4o-mini"}
         tokens = await asyncio.to_thread(
@@ -77,7 +77,8 @@ async def test_prometheus_scrapes_decisions_tokens_and_cost(prometheus: Promethe
                 await asyncio.to_thread(prometheus.query, expr)  # raises on a PromQL error
         # A rate needs two scrapes: the routing-mix panel has data a second or two later.
         mix = await asyncio.to_thread(
-            prometheus.wait_for, "sum by (turnout_decision_model) (rate(turnout_decisions_total[5m]))"
+            prometheus.wait_for,
+            "sum by (turnout_decision_model) (rate(turnout_decision_duration_seconds_count[5m]))",
         )
         assert {s["metric"]["turnout_decision_model"] for s in mix} == {"gpt-4o-mini"}
     finally:

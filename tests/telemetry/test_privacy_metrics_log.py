@@ -108,9 +108,10 @@ async def test_metrics_hold_decisions_tokens_cost_savings_and_fallbacks(observed
     for i in range(3):
         await observed.stub.Generate(generate_request(f"question {i}", tenant_id=TENANT))
     m = observed.metrics()
-    assert sum(p.value for p in m["turnout.decisions"]) == 3
-    assert {p.attributes["turnout.route"] for p in m["turnout.decisions"]} == {"default"}
-    assert sum(p.count for p in m["turnout.decision.duration"]) == 3
+    decisions = m["turnout.decision.duration"]  # its count is the decisions
+    assert sum(p.count for p in decisions) == 3
+    assert {p.attributes["turnout.route"] for p in decisions} == {"default"}
+    assert {p.attributes["turnout.decision.model"] for p in decisions} == {"gpt-4o-mini"}
     assert sum(p.value for p in m["turnout.fallbacks"]) == 1
     usage = {p.attributes["gen_ai.token.type"]: p for p in m["gen_ai.client.token.usage"]}
     assert set(usage) == {"input", "output"}
@@ -126,8 +127,8 @@ async def test_metrics_hold_decisions_tokens_cost_savings_and_fallbacks(observed
     assert {p.attributes["turnout.tenant"] for p in m["turnout.cost.usd"]} == {
         observed.telemetry.hashed(TENANT)
     }
-    requests = m["turnout.requests"]
-    assert sum(p.value for p in requests) == 3
+    requests = m["turnout.request.duration"]
+    assert sum(p.count for p in requests) == 3
     assert {p.attributes["turnout.rpc.status"] for p in requests} == {"OK"}
     assert {p.attributes["turnout.model"] for p in m["turnout.breaker.state"]} >= {"gpt-4o-mini"}
 
@@ -143,8 +144,8 @@ async def test_the_prometheus_endpoint_serves_the_metrics_on_localhost(simulator
             await pb_grpc.RouterServiceStub(channel).Generate(generate_request())
         text = await asyncio.to_thread(scrape, f"http://{host}:{port}/metrics")
         for series in (
-            "turnout_decisions_total",
-            "turnout_requests_total",
+            "turnout_decision_duration_seconds_count",
+            "turnout_request_duration_seconds_count",
             "gen_ai_client_token_usage_bucket",
             "gen_ai_client_operation_duration_seconds_bucket",
             "turnout_cost_usd_total",
@@ -153,3 +154,26 @@ async def test_the_prometheus_endpoint_serves_the_metrics_on_localhost(simulator
             assert series in text, series
     finally:
         await sidecar.stop(grace_s=0)
+
+
+def test_the_request_log_handler_writes_bare_lines_in_blocks_and_all_of_them_by_close(tmp_path):
+    import logging
+
+    from sidecar.telemetry import log_requests_to
+    from sidecar.telemetry.access_log import write
+
+    path = tmp_path / "access.log"
+    with path.open("w") as stream:
+        log_requests_to(stream)
+        access = logging.getLogger("turnout.access")
+        try:
+            for i in range(1000):
+                write(access, f'{{"n":{i}}}')
+        finally:
+            handler = access.handlers[0]
+            handler.close()
+            access.handlers.clear()
+            access.propagate = True
+            access.setLevel(logging.NOTSET)
+    lines = path.read_text().splitlines()
+    assert lines == [f'{{"n":{i}}}' for i in range(1000)]

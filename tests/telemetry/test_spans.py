@@ -66,7 +66,7 @@ async def test_a_fallback_is_one_trace_server_routing_and_two_genai_attempt_span
             "turnout.route": "default",
             "turnout.strategy": "rules>capability>sla",
             "turnout.decision.model": "gpt-4o-mini",
-            "turnout.decision.candidates": ("gpt-4o-mini", "gemini-2.5-flash", "gpt-4o"),
+            "turnout.decision.candidates": "gpt-4o-mini, gemini-2.5-flash, gpt-4o",
             "turnout.decision.cache_hit": False,
         },
     )
