@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import hedge_bench, policy_bench, rpc_bench
+from benchmarks import hedge_bench, learned_bench, policy_bench, rpc_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -74,6 +74,27 @@ def _report(results: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v}x" for k, v in p["per_strategy_ratio_to_baseline_p50"].items()),
             "",
         ]
+    le = results.get("learned")
+    if le:
+        lines += [
+            f"## Learned router inference in process ({le['artifact']}; {le['prompts']} prompts from "
+            f"{le['prompt_source']}, median {le['median_prompt_chars']} characters)",
+            "",
+            "| operation | p50 µs | p90 µs | p99 µs | mean µs |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name in (
+            "predict",
+            "predict_success_3_models",
+            "features_only",
+            "predict_numpy_sum_for_comparison",
+        ):
+            x = le.get(name)
+            if x:
+                cells = [name.replace("_", " "), x["p50_us"], x["p90_us"], x["p99_us"], x["mean_us"]]
+                lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        verdict = "met" if le["predict"]["p99_us"] <= 200 else "not met"
+        lines += ["", f"Target (predict p99 <= 200 µs per typical prompt): {verdict}.", ""]
     r = results.get("rpc")
     if r and "skipped" not in r:
         lines += [
@@ -160,6 +181,8 @@ def main() -> None:
     results: dict[str, Any] = {"machine": _machine(), "quick": args.quick}
     print("benchmark: decision time in process ...", flush=True)
     results["policy"] = policy_bench.run(args.quick)
+    print("benchmark: learned router inference ...", flush=True)
+    results["learned"] = learned_bench.run(args.quick)
     print("benchmark: Route over gRPC ...", flush=True)
     results["rpc"] = rpc_bench.run(args.quick)
     print("benchmark: hedging against a heavy tail ...", flush=True)

@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     add_eval_arguments(evaluate)
     evaluate.set_defaults(run=_eval)
 
+    from sidecar.learning.command import add_train_command  # numpy / scikit-learn load only in `train`
+
+    add_train_command(sub)
+
     from sidecar.client import add_client_commands
 
     add_client_commands(sub, DEFAULT_TARGET)

@@ -10,7 +10,11 @@ A route is a pool of models in preference order plus strategies applied in the o
           - capability: {on_overflow: drop_oldest}
           - sla: {tiers: {free: {latency_budget_s: 2}}}
           - scoring: {cost: 1, latency: 0.5, quality: 1}
+          - classifier: {name: learned, target: {quality: 0.95}}   # or threshold: 0.8
           - cascade                                  # a bare name takes the defaults
+
+`predicted_success` (choose among N models by the learned router's per-model predictions) takes
+`models: {registry name: trained name}`; see sidecar/policy/strategies/success.py.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sidecar.domain.model import usd_to_nanos
 from sidecar.domain.plan import ExecutionPolicy
-from sidecar.policy.classifier import BUILTIN
+from sidecar.policy.classifier import BUILTIN, Calibrated, Classifier, SuccessModel
+from sidecar.policy.learned import ArtifactError
 from sidecar.policy.specs import (
     CapabilitySpec,
     CascadeSpec,
@@ -34,6 +39,8 @@ from sidecar.policy.specs import (
     ScoringSpec,
     SlaSpec,
     StrategySpec,
+    SuccessSpec,
+    Target,
     TierSpec,
 )
 
@@ -132,17 +139,92 @@ class ScoringSettings(_Strict):
     errors: float = Field(2.0, ge=0)
 
 
+class TargetSettings(_Strict):
+    """`{quality: 0.95}`: keep 95% of the strong model's quality; `{cost: 0.3}`: spend <= 30% of its cost."""
+
+    quality: float | None = Field(None, gt=0, le=1)
+    cost: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> TargetSettings:
+        if (self.quality is None) == (self.cost is None):
+            raise ValueError("state exactly one of quality or cost")
+        return self
+
+    def to_target(self) -> Target:
+        if self.quality is not None:
+            return Target("quality", self.quality)
+        assert self.cost is not None
+        return Target("cost", self.cost)
+
+
+def _builtin(name: str) -> Classifier:
+    """The named classifier (built to check what it can do; `learned` loads its artifact once)."""
+    if name not in BUILTIN:
+        raise ValueError(f"unknown classifier {name!r}; known: {', '.join(BUILTIN)}")
+    try:
+        return BUILTIN[name]()
+    except ArtifactError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class ClassifierSettings(_Strict):
     kind: Literal["classifier"]
     name: str = "length"
-    threshold: float = Field(0.5, ge=0, le=1)
+    # P(a cheap model suffices) at or above which cheap models go first (0.5 when neither is given)
+    threshold: float | None = Field(None, ge=0, le=1)
+    target: TargetSettings | None = None  # instead of threshold: resolved from the calibration table
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in BUILTIN:
-            raise ValueError(f"unknown classifier {name!r}; known: {', '.join(sorted(BUILTIN))}")
+        _builtin(name)
         return name
+
+    @field_validator("target")
+    @classmethod
+    def _calibrated(cls, target: TargetSettings | None, info: ValidationInfo) -> TargetSettings | None:
+        name = info.data.get("name")
+        if target is None or name is None:
+            return target
+        if info.data.get("threshold") is not None:
+            raise ValueError("give either threshold or target, not both")
+        if not isinstance(_builtin(name), Calibrated):
+            raise ValueError(f"classifier {name!r} has no calibration table; give a threshold instead")
+        return target
+
+
+class SuccessSettings(_Strict):
+    """Order candidates by predicted success and price (see policy/strategies/success.py)."""
+
+    kind: Literal["predicted_success"]
+    classifier: str = "learned"
+    models: dict[str, str] = Field(min_length=1)  # registry model -> the classifier's trained model
+    quality: float = Field(0.95, gt=0, le=1)  # cheapest with >= quality x the best predicted success
+
+    @field_validator("classifier")
+    @classmethod
+    def _predicts_success(cls, name: str) -> str:
+        if not isinstance(_builtin(name), SuccessModel):
+            raise ValueError(f"classifier {name!r} does not predict per-model success")
+        return name
+
+    @field_validator("models")
+    @classmethod
+    def _trained(cls, models: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        name = info.data.get("classifier")
+        if name is None:
+            return models
+        classifier = _builtin(name)
+        assert isinstance(classifier, SuccessModel)
+        unknown = {k: v for k, v in models.items() if v not in classifier.models}
+        if unknown:
+            k, v = next(iter(unknown.items()))
+            raise ValueError(
+                f"{k}: {v!r} is not a model classifier {name!r} was trained on; "
+                f"known: {', '.join(classifier.models)}"
+            )
+        return models
 
 
 class CascadeSettings(_Strict):
@@ -189,7 +271,13 @@ class ExecutionSettings(_Strict):
 
 
 StrategySettings = Annotated[
-    RulesSettings | CapabilitySettings | SlaSettings | ScoringSettings | ClassifierSettings | CascadeSettings,
+    RulesSettings
+    | CapabilitySettings
+    | SlaSettings
+    | ScoringSettings
+    | ClassifierSettings
+    | SuccessSettings
+    | CascadeSettings,
     Field(discriminator="kind"),
 ]
 
@@ -237,6 +325,8 @@ class RouteSettings(_Strict):
                 refs += [
                     (f"strategies[{i}].rules[{j}] ({r.name}).models", r.models) for j, r in enumerate(s.rules)
                 ]
+            elif isinstance(s, SuccessSettings):
+                refs.append((f"strategies[{i}].models", list(s.models)))
             elif isinstance(s, SlaSettings):
                 refs += [
                     (f"strategies[{i}].tiers.{t}.models", v.models) for t, v in s.tiers.items() if v.models
@@ -273,7 +363,10 @@ def _spec(s: StrategySettings) -> StrategySpec:
         case ScoringSettings():
             return ScoringSpec(s.cost, s.latency, s.quality, s.errors)
         case ClassifierSettings():
-            return ClassifierSpec(s.name, s.threshold)
+            target = s.target.to_target() if s.target else None
+            return ClassifierSpec(s.name, 0.5 if s.threshold is None else s.threshold, target)
+        case SuccessSettings():
+            return SuccessSpec(s.classifier, tuple(sorted(s.models.items())), s.quality)
         case CascadeSettings():
             return CascadeSpec(s.max_stages, frozenset(s.escalate_on), s.min_quality_gain)
 

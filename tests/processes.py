@@ -68,8 +68,8 @@ def drop_provider(raw: dict, name: str) -> None:
 def _without(node: object, names: set[str]) -> object:
     if isinstance(node, list):
         return [_without(item, names) for item in node if not (isinstance(item, str) and item in names)]
-    if isinstance(node, dict):
-        return {key: _without(value, names) for key, value in node.items()}
+    if isinstance(node, dict):  # a mapping keyed by model names (predicted_success) loses them too
+        return {key: _without(value, names) for key, value in node.items() if key not in names}
     return node
 
 

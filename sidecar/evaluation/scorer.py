@@ -138,6 +138,8 @@ def _as_request(prompt: str) -> ChatRequest:
 SCORERS: dict[str, Callable[[], PromptScorer]] = {
     "length": LengthScorer,
     "random": RandomScorer,
+    # The shipped learned router (sidecar/policy/artifacts): imported only when asked for.
+    "learned": lambda: importlib.import_module("sidecar.policy.learned").LearnedScorer(),
 }
 
 DEFAULT_ROUTER_FALLBACK = "builtin:length"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sidecar.policy.cache import DecisionCache
-from sidecar.policy.classifier import BUILTIN, Classifier
+from sidecar.policy.classifier import BUILTIN, Classifier, SuccessModel
 from sidecar.policy.draft import Entry
 from sidecar.policy.engine import CompiledRoute, Engine
 from sidecar.policy.specs import (
@@ -17,6 +17,7 @@ from sidecar.policy.specs import (
     ScoringSpec,
     SlaSpec,
     StrategySpec,
+    SuccessSpec,
 )
 from sidecar.policy.strategies.base import Strategy
 from sidecar.policy.strategies.capability import CapabilityStrategy
@@ -26,6 +27,7 @@ from sidecar.policy.strategies.constraints import HintConstraints
 from sidecar.policy.strategies.rules import RulesStrategy
 from sidecar.policy.strategies.scoring import ScoringStrategy
 from sidecar.policy.strategies.sla import SlaStrategy
+from sidecar.policy.strategies.success import SuccessStrategy
 from sidecar.policy.tokens import counter_for, preload
 from sidecar.registry.health import HealthTracker
 from sidecar.registry.registry import Registry
@@ -86,9 +88,19 @@ def _strategy(
         case ScoringSpec():
             return ScoringStrategy(spec)
         case ClassifierSpec():
-            if spec.name not in classifiers:
-                classifiers[spec.name] = BUILTIN[spec.name]()
-            return ClassifierStrategy(spec, classifiers[spec.name])
+            return ClassifierStrategy(spec, _classifier(spec.name, classifiers))
+        case SuccessSpec():
+            model = _classifier(spec.classifier, classifiers)
+            if not isinstance(model, SuccessModel):
+                raise ValueError(f"classifier {spec.classifier!r} does not predict per-model success")
+            return SuccessStrategy(spec, model)
         case CascadeSpec():
             return CascadeStrategy(spec)
     raise TypeError(f"unknown strategy spec {spec!r}")
+
+
+def _classifier(name: str, classifiers: dict[str, Classifier]) -> Classifier:
+    """One instance per name per build, shared by every route that names it."""
+    if name not in classifiers:
+        classifiers[name] = BUILTIN[name]()
+    return classifiers[name]

@@ -1,25 +1,44 @@
-"""The slot for a learned difficulty classifier: P(a cheap model suffices) in [0, 1], per request.
+"""The slot for a difficulty classifier: P(a cheap model suffices) in [0, 1], per request.
 
-Any object with `name` and `predict(request) -> float` fits the slot. The built-in `length`
-classifier is a transparent heuristic baseline, not a learned model: short prompts without code
-or step-by-step reasoning cues are likely to be handled by a cheap model. The learned router
-(a later issue) registers under its own name and replaces it where a route asks for it.
+Any object with `name` and `predict(request) -> float` fits the slot. Two optional abilities
+widen what a route may ask of it: `Calibrated` (turn a quality or cost target into a threshold,
+from a table measured on held-out data) and `SuccessModel` (each trained model's chance of
+success, for choosing among N models). The built-in `length` classifier is a transparent
+heuristic baseline; `learned` is the trained router (sidecar/policy/learned.py), which has both
+abilities. Classifiers are built once per config load, never per request.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from sidecar.domain.request import ChatRequest, Role
+from sidecar.policy.learned import LearnedClassifier
+from sidecar.policy.specs import Target
 
 
 class Classifier(Protocol):
     name: str
 
     def predict(self, request: ChatRequest) -> float: ...
+
+
+@runtime_checkable
+class Calibrated(Protocol):
+    def threshold_for(self, target: Target) -> float: ...
+
+
+@runtime_checkable
+class SuccessModel(Protocol):
+    name: str
+
+    @property
+    def models(self) -> tuple[str, ...]: ...  # the models it predicts for (its training names)
+
+    def success(self, request: ChatRequest, models: Sequence[str]) -> dict[str, float]: ...
 
 
 _HARD = re.compile(r"```|\bprove\b|\bstep by step\b|\bderive\b|\boptimi[sz]e\b|\bdebug\b|\brefactor\b", re.I)
@@ -43,4 +62,5 @@ class LengthClassifier:
         return p
 
 
-BUILTIN: Mapping[str, Callable[[], Classifier]] = {"length": LengthClassifier}
+# `learned` reads its artifact when first built (once per process; see learned.load).
+BUILTIN: Mapping[str, Callable[[], Classifier]] = {"length": LengthClassifier, "learned": LearnedClassifier}

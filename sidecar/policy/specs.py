@@ -83,9 +83,38 @@ class ScoringSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """What a route asks of a calibrated classifier instead of a raw threshold.
+
+    quality: keep at least this fraction of the strong model's quality (e.g. 0.95);
+    cost: spend at most this fraction of strong-only cost (e.g. 0.3).
+    """
+
+    kind: Literal["quality", "cost"]
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value:g}"
+
+
+@dataclass(frozen=True, slots=True)
 class ClassifierSpec:
     name: str = "length"
     threshold: float = 0.5  # P(a cheap model suffices) at or above which cheap models go first
+    # Set when the route stated a target; `threshold` is then the one the classifier's
+    # calibration table gives for it (resolved when the config is read).
+    target: Target | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuccessSpec:
+    """Order a route's models by each one's predicted chance of success and by price."""
+
+    classifier: str = "learned"
+    # registry model -> the classifier's trained model it is read as; unmapped models go last.
+    models: tuple[tuple[str, str], ...] = ()
+    # the cheapest model whose predicted success is at least this fraction of the best one's goes first
+    quality: float = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +124,7 @@ class CascadeSpec:
     min_quality_gain: float = 0.05  # a later stage must be at least this much better
 
 
-StrategySpec = RulesSpec | CapabilitySpec | SlaSpec | ScoringSpec | ClassifierSpec | CascadeSpec
+StrategySpec = RulesSpec | CapabilitySpec | SlaSpec | ScoringSpec | ClassifierSpec | SuccessSpec | CascadeSpec
 
 
 @dataclass(frozen=True, slots=True)

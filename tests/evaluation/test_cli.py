@@ -56,8 +56,8 @@ def test_pair_report_with_json_scores_and_plot(
 def test_jsonl_and_the_default_router(small_jsonl: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(small_jsonl), "--strong", "big", "--weak", "small"]) == 0
     printed = capsys.readouterr().out
-    assert "router: builtin:length (default)" in printed
-    assert "builtin:length (under test)" in printed
+    assert "router: learned (default)" in printed  # the shipped learned router, on prompts it never saw
+    assert "learned (under test)" in printed
 
 
 def test_malformed_rows_fail_with_line_numbers_unless_skipped(

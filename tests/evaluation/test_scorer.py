@@ -73,6 +73,8 @@ def test_names_resolve_through_the_registry(monkeypatch: pytest.MonkeyPatch) -> 
     seeded = load_scorer("random", seed=9)
     assert isinstance(seeded, RandomScorer)
     assert seeded.seed == 9
+    assert scorer.default_router() == "learned"  # the shipped router registers itself
+    monkeypatch.delitem(scorer.SCORERS, "learned")
     assert scorer.default_router() == "builtin:length"
     monkeypatch.setitem(scorer.SCORERS, "learned", ShoutScorer)
     assert scorer.default_router() == "learned"
@@ -93,7 +95,7 @@ def test_entry_points_accept_an_object_a_class_or_a_factory() -> None:
     ("spec", "message"),
     [
         # The lists grow as routers register; these parts are always there.
-        ("nope", "unknown router 'nope' (known: length, random, "),
+        ("nope", "unknown router 'nope' (known: learned, length, random, "),
         ("nope", "builtin:length, <module>:<attr>)"),
         ("builtin:nope", "unknown built-in classifier 'nope' (known: "),
         ("no_such_module_xyz:thing", "cannot import no_such_module_xyz"),
