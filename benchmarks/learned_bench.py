@@ -9,11 +9,11 @@ GC stays on, as in production.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.stats import summary_us
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.policy.learned import PAIR_HEAD, LearnedClassifier, load
 
@@ -48,14 +48,7 @@ def _time(fn: Callable[[Any], object], items: list[Any], calls: int) -> dict[str
         t0 = time.perf_counter_ns()
         fn(x)
         samples.append((time.perf_counter_ns() - t0) / 1000)
-    samples.sort()
-    return {
-        "calls": calls,
-        "p50_us": round(samples[len(samples) // 2], 2),
-        "p90_us": round(samples[int(len(samples) * 0.9)], 2),
-        "p99_us": round(samples[int(len(samples) * 0.99)], 2),
-        "mean_us": round(statistics.fmean(samples), 2),
-    }
+    return summary_us(samples)
 
 
 def run(quick: bool) -> dict[str, Any]:

@@ -10,10 +10,10 @@ GC stays on, as in production.
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
+from benchmarks.stats import summary_us
 from benchmarks.workload import config, requests, warmed_health
 from sidecar.domain.errors import TurnoutError
 from sidecar.policy.build import build_engine
@@ -35,13 +35,8 @@ def _time(engine: Engine, calls: int) -> dict[str, Any]:
         samples.append((time.perf_counter_ns() - t0) / 1000)
         if plan is not None:
             reported.append(plan.decision_time_micros)
-    samples.sort()
     return {
-        "calls": calls,
-        "p50_us": round(samples[len(samples) // 2], 2),
-        "p90_us": round(samples[int(len(samples) * 0.9)], 2),
-        "p99_us": round(samples[int(len(samples) * 0.99)], 2),
-        "mean_us": round(statistics.fmean(samples), 2),
+        **summary_us(samples),
         "reported_decision_time_p50_us": sorted(reported)[len(reported) // 2] if reported else None,
     }
 

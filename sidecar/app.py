@@ -273,20 +273,13 @@ class Sidecar:
 
 
 def telemetry_options(s: TelemetrySettings) -> TelemetryOptions:
+    """The config's telemetry block as the telemetry package takes it (same names, Prometheus flat)."""
+    prometheus = s.prometheus
     return TelemetryOptions(
-        service_name=s.service_name,
-        traces=s.traces,
-        metrics=s.metrics,
-        otlp_protocol=s.otlp_protocol,
-        prometheus=s.prometheus.enabled,
-        prometheus_host=s.prometheus.host,
-        prometheus_port=s.prometheus.port,
-        propagate_to_providers=s.propagate_to_providers,
-        request_log=s.request_log,
-        reference_model=s.reference_model,
-        tenant_label=s.tenant_label,
-        id_secret_env=s.id_secret_env,
-        metric_export_interval_s=s.metric_export_interval_s,
+        **s.model_dump(exclude={"prometheus"}),
+        prometheus=prometheus.enabled,
+        prometheus_host=prometheus.host,
+        prometheus_port=prometheus.port,
     )
 
 
