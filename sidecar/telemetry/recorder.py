@@ -126,7 +126,7 @@ class Telemetry:
             self._m.decision_duration.record(
                 plan.decision_time_micros / 1e6, facts.decision_attrs[plan.cache_hit]
             )
-        if not self.tracing:
+        if not self.tracing or _unsampled():
             return
         end = time.time_ns()
         attrs = {
@@ -164,7 +164,12 @@ class Telemetry:
             elif start.cause is AttemptCause.RETRY:
                 self._m.retries.add(1, {n.MODEL: model.name, n.FALLBACK_REASON: start.after})
         span = None
-        if self.tracing:
+        if self.tracing and _unsampled():
+            if self.propagate:  # the provider still learns the trace, marked not sampled
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier)
+                outbound_headers.set(tuple(carrier.items()))
+        elif self.tracing:
             params = start.request.params
             attrs: dict[str, Any] = {
                 n.GEN_AI_OPERATION_NAME: n.OPERATION_CHAT,
@@ -200,7 +205,7 @@ class Telemetry:
                 f"{n.OPERATION_CHAT} {model.upstream_model}", kind=SpanKind.CLIENT, attributes=attrs
             )
             if self.propagate:
-                carrier: dict[str, str] = {}
+                carrier = {}
                 propagate.inject(carrier, context=trace.set_span_in_context(span))
                 # This runs in the attempt's own task: the headers reach only this attempt's call.
                 outbound_headers.set(tuple(carrier.items()))
@@ -512,6 +517,17 @@ def _timestamp() -> str:
     if whole != _SECOND[0]:
         _SECOND[0], _SECOND[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
     return f"{_SECOND[1]}.{int((now - whole) * 1000):03d}Z"
+
+
+def _unsampled() -> bool:
+    """The request's trace is not being recorded (head sampling said no).
+
+    Its children would not be either under the parent-based samplers (the SDK's default, and
+    OTEL_TRACES_SAMPLER=parentbased_*), so they are not even made: an unsampled request costs
+    only its server span's sampling decision.
+    """
+    current = trace.get_current_span()
+    return current.get_span_context().is_valid and not current.is_recording()
 
 
 MAX_LISTED = 10  # candidates named on a span or log line; the response's Decision lists them all

@@ -165,3 +165,28 @@ def test_a_hook_that_fails_is_reported_once_and_never_raises(caplog):
     assert t.attempt_started(broken) is None
     assert t.attempt_started(broken) is None
     assert len([r for r in caplog.records if "telemetry: recording failed" in r.getMessage()]) == 1
+
+
+def test_an_unsampled_request_makes_no_child_spans_but_still_propagates_its_trace():
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    t, exporter, _ = telemetry(propagate_to_providers=True)
+    unsampled = SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(0))
+
+    def attempt() -> tuple[tuple[str, str], ...]:
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(unsampled)))
+        try:
+            end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+            assert end is not None
+            headers = outbound_headers.get()
+            end(record(1, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
+            return headers
+        finally:
+            otel_context.detach(token)
+
+    headers = dict(contextvars.copy_context().run(attempt))
+    t.sdk.flush()
+    assert exporter.get_finished_spans() == ()
+    assert headers["traceparent"] == f"00-{0x1234:032x}-{0x5678:016x}-00"
