@@ -8,7 +8,8 @@ sidecar, so tests and embedders can run several.
 Which exporters run, most specific first: OTEL_SDK_DISABLED=true turns all of it off; then
 OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER (otlp, console, none; metrics also prometheus); then
 the config's `telemetry.traces` / `telemetry.metrics` ("auto": OTLP when an OTLP endpoint
-variable is set, so a sidecar without a collector never retries connections in the background).
+variable is set, so a sidecar without a collector never retries connections in the background;
+for metrics, only when the Prometheus endpoint is off).
 """
 
 from __future__ import annotations
@@ -125,8 +126,11 @@ def build_sdk(
     readers: list[MetricReader] = list(metric_readers)
     prometheus_server = address = None
     if not metric_readers:
-        metrics_choice = _choice(options.metrics, "METRICS", env)
         want_prometheus = options.prometheus or "prometheus" in env.get("OTEL_METRICS_EXPORTER", "")
+        # `auto` pushes metrics over OTLP only where nothing scrapes them: every reader records
+        # every measurement again, so both at once are for operators who ask (`metrics: otlp`).
+        configured = "none" if options.metrics == "auto" and want_prometheus else options.metrics
+        metrics_choice = _choice(configured, "METRICS", env)
         if want_prometheus:
             started = _prometheus(options)
             if started is not None:
