@@ -4,7 +4,8 @@ POST   /_sim/faults   body = one fault (FaultSpec)   -> 201 {"added": fault}; 40
 GET    /_sim/faults                                  -> {"runtime": [...], "standing": [...]}
 DELETE /_sim/faults   clears the runtime faults      -> {"cleared": n}
 GET    /_sim/stats                                   -> {"requests": {model: n}, "faults": {kind: n},
-                                                         "hanging": n}
+                                                         "hanging": n}; in replay mode also
+                                                         "replay": {prompts, duplicates, hits, misses}
 DELETE /_sim/stats    resets the counters            -> {"reset": true}
 GET    /healthz                                      -> {"status": "ok"}
 """
@@ -40,7 +41,10 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response({**state.stats.snapshot(), "hanging": len(state.hangs)})
+    body: dict[str, object] = {**state.stats.snapshot(), "hanging": len(state.hangs)}
+    if state.replay is not None:
+        body["replay"] = state.replay.snapshot()
+    return web.json_response(body)
 
 
 async def reset_stats(request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.simulator.config import FaultKind, FaultSpec, ModelProfile
-from sidecar.simulator.content import Answer, compose_answer
+from sidecar.simulator.content import Answer
 from sidecar.simulator.errors import WireError
 from sidecar.simulator.fault_wire import drop, hang, malformed, send_cut_body
 from sidecar.simulator.latency import Latency
@@ -83,7 +83,7 @@ async def _answer(request: web.Request) -> web.StreamResponse:
             raise error
         if fault.kind is FaultKind.HANG:
             return await hang(request, state.hangs)
-    answer = compose_answer(call, profile, state.config.seed, fault)
+    answer = state.answer(call, profile, fault)
     latency = state.latency.draw(profile, draw.slow_factor)
     message_id = "msg_" + state.next_completion_id().removeprefix("chatcmpl-")
     reply = _Reply(message_id, call, answer, latency, fault)

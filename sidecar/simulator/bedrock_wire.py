@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.simulator.config import FaultKind, ModelProfile
-from sidecar.simulator.content import Answer, compose_answer
+from sidecar.simulator.content import Answer
 from sidecar.simulator.errors import WireError
 from sidecar.simulator.event_stream import CONTENT_TYPE, compact, event
 from sidecar.simulator.fault_wire import drop, error_for, hang, malformed, send_cut_body
@@ -104,7 +104,7 @@ async def _answer(request: web.Request, *, stream: bool) -> web.StreamResponse:
             raise BedrockError(error.status, FAULT_MESSAGES.get(error.status, error.message), headers=headers)
         if fault.kind is FaultKind.HANG:
             return await hang(request, state.hangs)
-    answer = compose_answer(call, profile, state.config.seed, fault)
+    answer = state.answer(call, profile, fault)
     latency = state.latency.draw(profile, draw.slow_factor)
     if stream:
         await state.pause(latency.ttft_s)

@@ -1,14 +1,15 @@
 """The simulator's settings: typed, validated, loaded from YAML with errors that name file and field.
 
 A fault has one shape wherever it comes from (standing in a model profile, or posted to the admin API),
-so FaultSpec lives here beside the profiles that embed it.
+so FaultSpec lives here beside the profiles that embed it. `replay:` turns on replay mode (replay.py):
+known prompts are answered with each model's recorded outcome from a scored dataset.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -74,8 +75,33 @@ class ModelProfile(BaseModel):
     faults: tuple[FaultSpec, ...] = ()
 
 
+class ReplaySettings(BaseModel):
+    """Replay mode: answer a dataset's prompts with each model's recorded outcome (see replay.py).
+
+    Relative paths in a YAML file are read relative to that file.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Path = Field(description="CSV: sample_id, question (or prompt), [split], score:<model>...")
+    split: str | None = Field(default=None, min_length=1, description="only the rows of this split")
+    responses: tuple[Path, ...] = Field(
+        default=(), description="CSVs with sample_id and <model>|model_response (RouterBench original/)"
+    )
+    unknown_prompt: Literal["error", "simulate"] = Field(
+        default="error", description="a prompt (or model) without a recorded outcome: 404, or a normal answer"
+    )
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> Self:
+        for path in (self.dataset, *self.responses):
+            if not path.is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
+
+
 class SimulatorConfig(BaseModel):
-    """The whole simulator: a seed, a time scale, optional auth, and a profile per model name."""
+    """The whole simulator: a seed, a time scale, optional auth, a profile per model name, and replay."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -84,6 +110,7 @@ class SimulatorConfig(BaseModel):
     api_key: str | None = Field(default=None, min_length=1)
     default_profile: ModelProfile = ModelProfile()
     models: dict[str, ModelProfile] = Field(default_factory=dict)
+    replay: ReplaySettings | None = None
 
     def profile_for(self, model: str) -> ModelProfile:
         """The named model's profile; any other name is served with the default profile."""
@@ -112,7 +139,20 @@ def load_simulator_config(path: str | Path) -> SimulatorConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise SimulatorConfigError(f"{source}: the top level must be a mapping, not {type(raw).__name__}")
+    _resolve_replay_paths(raw, source.parent)
     try:
         return SimulatorConfig.model_validate(raw)
     except ValidationError as exc:
         raise SimulatorConfigError(f"{source}: {describe_validation_error(exc)}") from exc
+
+
+def _resolve_replay_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make `replay:`'s relative paths relative to the config file, not to the working directory."""
+    replay = raw.get("replay")
+    if not isinstance(replay, dict):
+        return
+    if isinstance(replay.get("dataset"), str):
+        replay["dataset"] = str(base / replay["dataset"])
+    responses = replay.get("responses")
+    if isinstance(responses, list):
+        replay["responses"] = [str(base / r) if isinstance(r, str) else r for r in responses]

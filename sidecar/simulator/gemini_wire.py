@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.simulator.config import FaultKind, FaultSpec, ModelProfile
-from sidecar.simulator.content import Answer, compose_answer
+from sidecar.simulator.content import Answer
 from sidecar.simulator.errors import WireError
 from sidecar.simulator.fault_wire import drop, error_for, hang, malformed, send_cut_body
 from sidecar.simulator.payloads import TOKENS_PER_DELTA
@@ -110,7 +110,7 @@ async def _answer(request: web.Request, *, stream: bool) -> web.StreamResponse:
             raise _gemini_error(fault, error)
         if fault.kind is FaultKind.HANG:
             return await hang(request, state.hangs)
-    answer = compose_answer(call, profile, state.config.seed, fault)
+    answer = state.answer(call, profile, fault)
     latency = state.latency.draw(profile, draw.slow_factor)
     head = {"modelVersion": call.model, "responseId": state.next_completion_id()}
     if stream:

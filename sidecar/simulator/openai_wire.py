@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.simulator.config import FaultKind, FaultSpec
-from sidecar.simulator.content import Answer, compose_answer
+from sidecar.simulator.content import Answer
 from sidecar.simulator.fault_wire import drop, error_for, hang, malformed, send_cut_body
 from sidecar.simulator.latency import Latency
 from sidecar.simulator.payloads import Envelope, completion_body, models_body, stream_events
@@ -40,7 +40,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             raise error
         if fault.kind is FaultKind.HANG:
             return await hang(request, state.hangs)
-    answer = compose_answer(call, profile, state.config.seed, fault)
+    answer = state.answer(call, profile, fault)
     latency = state.latency.draw(profile, draw.slow_factor)
     envelope = Envelope(state.next_completion_id(), int(state.clock()), call.model)
     if call.stream:

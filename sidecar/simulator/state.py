@@ -1,7 +1,8 @@
 """The one object every handler shares: config, seeded models, fault book, counters and clocks.
 
 Time and randomness are injected here (sleep, wall clock, RNG) so tests can drive the simulator
-without real waits and get the same draws on every run.
+without real waits and get the same draws on every run. `answer` is where every wire gets its
+answer: the replayed outcome in replay mode (replay.py), else a composed one (content.py).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from sidecar.simulator.config import SimulatorConfig
+from sidecar.simulator.config import FaultKind, FaultSpec, ModelProfile, SimulatorConfig
+from sidecar.simulator.content import Answer, compose_answer
 from sidecar.simulator.faults import FaultBook
 from sidecar.simulator.hangs import HangingRequests
 from sidecar.simulator.latency import LatencyModel
+from sidecar.simulator.replay import ReplayBook
+from sidecar.simulator.request import ChatCall
 from sidecar.simulator.stats import Stats
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -33,6 +37,7 @@ class SimState:
     hangs: HangingRequests = field(default_factory=HangingRequests)
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.time
+    replay: ReplayBook | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count, init=False)
 
     @classmethod
@@ -54,7 +59,20 @@ class SimState:
             faults=FaultBook(config, fault_rng),
             sleep=sleep,
             clock=clock,
+            replay=ReplayBook.load(config.replay) if config.replay is not None else None,
         )
+
+    def answer(self, call: ChatCall, profile: ModelProfile, fault: FaultSpec | None) -> Answer:
+        """The answer to `call`. In replay mode the recorded one, unless a refusal or bad_output fault
+        replaces it (low_confidence only lowers its logprobs); otherwise a composed one."""
+        kind = fault.kind if fault is not None else None
+        if self.replay is not None and kind not in (FaultKind.REFUSAL, FaultKind.BAD_OUTPUT):
+            low = fault is not None and kind is FaultKind.LOW_CONFIDENCE
+            mean = fault.mean_logprob if low and fault is not None else profile.confidence
+            replayed = self.replay.answer(call, profile, mean)
+            if replayed is not None:
+                return replayed
+        return compose_answer(call, profile, self.config.seed, fault)
 
     def next_completion_id(self) -> str:
         return f"chatcmpl-sim{next(self._ids):020d}"
