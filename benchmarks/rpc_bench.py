@@ -116,6 +116,19 @@ VARIANTS: dict[str, tuple[bool, dict[str, Any], dict[str, str]]] = {
 TELEMETRY_VARIANTS = [name for name in VARIANTS if name.startswith("+")]
 
 
+ROUNDS = 5
+
+
+def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median calls/s (its latencies with it), and the spread of calls/s."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    middle = dict(ordered[len(ordered) // 2])
+    middle["rounds"] = len(runs)
+    middle["rps_range"] = [ordered[0]["rps"], ordered[-1]["rps"]]
+    middle["errors"] = sum(r["errors"] for r in runs)
+    return middle
+
+
 def run(quick: bool) -> dict[str, Any]:
     calls = 1_000 if quick else 10_000
     levels = (1, 16, 64)
@@ -149,9 +162,16 @@ def run(quick: bool) -> dict[str, Any]:
         time.sleep(1.0)
         idle = _rss_mb(first.pid)
         results: dict[str, Any] = {name: {} for name in targets}
+        # Rounds, alternating the targets within each: the machine's drift (other processes, CPU
+        # frequency) then lands on every target alike, and the median round is reported.
         for c in levels:
-            for name, address in targets.items():
-                results[name][f"c{c}"] = _load(address, data, c, calls if c > 1 else calls // 2)
+            per_round = max(100, (calls if c > 1 else calls // 2) // ROUNDS)
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+            for _ in range(ROUNDS):
+                for name, address in targets.items():
+                    rounds[name].append(_load(address, data, c, per_round))
+            for name, runs in rounds.items():
+                results[name][f"c{c}"] = _median_round(runs)
         loaded = _rss_mb(first.pid)
         running.close()  # stops the sidecars (flushing their spans), then the sink, which writes its stats
         exported = json.loads(stats.read_text()) if stats.exists() else {}
@@ -172,7 +192,8 @@ def run(quick: bool) -> dict[str, Any]:
     }
     return {
         "calls_per_point": calls,
-        "load_generator": "benchmarks/loadgen.py (grpc.aio, closed loop, its own process)",
+        "load_generator": f"benchmarks/loadgen.py (grpc.aio, closed loop, its own process); {ROUNDS} "
+        "alternating rounds per point, the median round reported",
         "results": results,
         "rps_ratio_to_echo": ratios,
         "telemetry": {

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import hedge_bench, learned_bench, money_bench, policy_bench, rpc_bench
+from benchmarks import hedge_bench, learned_bench, money_bench, policy_bench, proxy_bench, rpc_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -171,6 +171,8 @@ def _report(results: dict[str, Any]) -> str:
             where = "inside the tail, too late to help" if live > 2 * h["hedge_delay_s"] else "near the p90"
             lines.append(f"The default hedge delay, the live p95, was {live} s after the warm-up: {where}.")
         lines.append("")
+    if results.get("proxy"):
+        lines += proxy_bench.report(results["proxy"])
     if results.get("money"):
         lines += money_bench.report(results["money"])
     return "\n".join(lines)
@@ -188,6 +190,8 @@ def main() -> None:
     results["learned"] = learned_bench.run(args.quick)
     print("benchmark: Route over gRPC ...", flush=True)
     results["rpc"] = rpc_bench.run(args.quick)
+    print("benchmark: overhead and throughput, direct vs Turnout vs LiteLLM ...", flush=True)
+    results["proxy"] = proxy_bench.run(args.quick)
     print("benchmark: hedging against a heavy tail ...", flush=True)
     results["hedging"] = hedge_bench.run(args.quick)
     print("benchmark: the money table on real outcomes (replay) ...", flush=True)

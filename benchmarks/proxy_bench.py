@@ -1,0 +1,791 @@
+"""Overhead and throughput: the simulator direct, through Turnout, and through the LiteLLM proxy, in one run.
+
+One workload, one provider simulator (its own process), and every target up at once:
+
+    direct            the simulator's /v1/chat/completions over HTTP (the baseline), unary and streamed
+    turnout           the sidecar's Generate and GenerateStream over gRPC (one process)
+    litellm Nw        the LiteLLM proxy (`litellm[proxy]`, pinned, in its own venv made by
+                      scripts/litellm-venv.sh) with N uvicorn workers, unary and streamed
+
+Both proxies have the same setup: two models on the simulator, the second the fallback of the first,
+no retries, no database, no callbacks, telemetry off (Turnout: no traces, metrics, Prometheus
+endpoint or request log; LiteLLM: no callbacks, LITELLM_LOG=ERROR). The load comes from
+benchmarks/loadgen_http.py and benchmarks/loadgen.py, a process per round (never in the server's
+interpreter), after one warm-up per target: closed loops at concurrency 1, 16, 64, then open loops
+at fixed rates. Each load point runs in rounds (3 in full mode), each round alternating between the
+targets, so that the machine's drift lands on every target alike; the rounds' samples are pooled.
+A rate is sent to a target only when it is under 80 % of that target's best closed-loop
+throughput; above it the queue only grows, and the row says "over capacity". Added latency is a
+target's percentile minus the direct target's at the same level (streams against direct streams).
+CPU is utime + stime over the server's process tree (/proc), per request; memory is the tree's RSS
+idle after start and the sum of its peaks (VmHWM).
+
+The simulator answers every request after a fixed 10 ms to the first token and 16 tokens at 2,000
+tokens/s (no jitter, no tail): about 20 ms direct, so that an overhead of a millisecond is visible
+and the c1 points are not all waiting. The machine has 2 cores for the simulator, the proxy and
+the load generator together, so throughput figures are of the whole set-up, the same for each
+target.
+
+LiteLLM's venv is made when missing, in quick mode too: a cold install measured about a minute
+here. TURNOUT_BENCH_LITELLM=skip leaves LiteLLM out; a failed install or start is reported as
+skipped, and Turnout's figures are still measured. Its master key is made per run and only ever
+passed through the environment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.loadgen import pool
+
+ROOT = Path(__file__).resolve().parent.parent
+LITELLM_VERSION = "1.106.2"
+LITELLM_SCRIPT = ROOT / "scripts" / "litellm-venv.sh"
+# Set to "skip" to leave LiteLLM out (e.g. offline without its venv); any other value runs it.
+LITELLM_SWITCH = "TURNOUT_BENCH_LITELLM"
+
+PROFILE = {
+    "ttft_ms": 10,
+    "tokens_per_second": 2000,
+    "jitter": 0.0,
+    "tail_probability": 0.0,
+    "default_output_tokens": 16,
+}
+OUTPUT_TOKENS = 16
+PROMPT = "Summarise the change log of this release in one line."
+MODELS = ("bench-a", "bench-b")  # the first choice and its fallback
+
+# The issue's targets, and the reference figures it gives for LiteLLM 1.106.2 on this kind of machine.
+GOAL_RATE = 500
+GOAL_ADDED_P50_MS = 1.0
+GOAL_ADDED_P99_MS = 2.0
+GOAL_THROUGHPUT_RATIO = 10.0
+GOAL_ADDED_RATIO = 0.1
+GOAL_IDLE_RSS_MB = 100.0
+LITELLM_REFERENCE = {"rps_per_worker": 115, "added_p50_ms_c1": 8.5, "rss_mb_per_worker": 380}
+CAPACITY_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Mode:
+    levels: tuple[int, ...]
+    rates: tuple[int, ...]
+    seconds: float  # per load point, over all its rounds
+    rounds: int  # each point is run in rounds, alternating with the other targets; samples pooled
+    warmup: int  # sequential calls before each round
+    litellm_workers: tuple[int, ...]
+
+
+FULL = Mode((1, 16, 64), (100, 250, GOAL_RATE), seconds=12.0, rounds=3, warmup=20, litellm_workers=(1, 2))
+QUICK = Mode((1, 16), (100, GOAL_RATE), seconds=1.5, rounds=1, warmup=5, litellm_workers=(1,))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing the load generator drives: which server, over which protocol, streamed or not."""
+
+    name: str
+    server: str
+    address: str  # base URL for HTTP targets, host:port for gRPC
+    stream: bool
+    grpc: bool
+    baseline: str  # the direct target this one's added latency is measured against
+
+
+# --- processes ---------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    return probe
+
+
+def _tcp_open(port: int) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone since the listing
+                continue
+            tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and all its descendants (LiteLLM's workers, its multiprocessing tracker)."""
+    children = _children()
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def _memory_mb(pids: list[int]) -> dict[str, float]:
+    """RSS now and the sum of each process's peak RSS (VmHWM), in MB."""
+    out = {"rss": 0.0, "peak": 0.0}
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        out["rss"] += int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+        out["peak"] += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    workers: int = 1
+
+    def pids(self) -> list[int]:
+        return _tree(self.proc.pid)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (it and every worker it forked), SIGKILL if it lingers."""
+    for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the bench dies, even by SIGKILL (PR_SET_PDEATHSIG),
+    so that no server outlives a killed run; a normal end or an exception stops them in _server."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+
+
+@contextmanager
+def _server(
+    name: str,
+    argv: list[str],
+    ready: Callable[[], bool],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    secret: str = "",
+    start_timeout_s: float = 120.0,
+) -> Iterator[Server]:
+    """Start a server in a process group of its own and yield it once `ready()` holds; stop it
+    (and every process it started) whatever happens. Its output goes to `log`, never to a pipe
+    nobody reads."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # safe: the bench runs no threads of its own
+        )
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                if secret:
+                    tail = tail.replace(secret, "<master key>")
+                state = f"exited with {proc.returncode}" if proc.poll() is not None else "is not ready"
+                raise RuntimeError(f"{name} {state} after start; its log ends:\n{tail}")
+            time.sleep(0.2)
+        yield Server(name, proc)
+    finally:
+        _stop(proc)
+
+
+# --- configurations ----------------------------------------------------------------------------------
+
+
+def _write_configs(tmp: Path, sim_url: str) -> dict[str, Path]:
+    sim = {"seed": 1, "time_scale": 1.0, "default_profile": PROFILE}
+    model = {
+        "provider": "simulator",
+        "price": {"input": 0.15, "output": 0.60},
+        "context_window": 128_000,
+        "max_output_tokens": 16_384,
+        "capabilities": ["streaming"],
+        "quality": 0.7,
+        "typical_latency_s": 0.02,
+    }
+    turnout = {
+        "version": 1,
+        "server": {"host": "127.0.0.1", "port": 0, "reload_interval_s": 0},
+        "providers": [{"name": "simulator", "kind": "openai", "base_url": sim_url}],
+        "models": [{"name": m, **model} for m in MODELS],
+        "routes": [{"name": "bench", "models": list(MODELS), "execution": {"max_retries": 0}}],
+        "telemetry": {
+            "traces": "none",
+            "metrics": "none",
+            "prometheus": {"enabled": False},
+            "request_log": False,
+        },
+    }
+    litellm = {
+        "model_list": [
+            {
+                "model_name": m,
+                "litellm_params": {"model": f"openai/{m}", "api_base": sim_url, "api_key": "sk-simulator"},
+            }
+            for m in MODELS
+        ],
+        "router_settings": {"fallbacks": [{MODELS[0]: [MODELS[1]]}], "num_retries": 0},
+        "litellm_settings": {
+            "num_retries": 0,
+            "request_timeout": 30,
+            "callbacks": [],
+            "success_callback": [],
+            "failure_callback": [],
+        },
+    }
+    generate = {
+        "messages": [{"role": "ROLE_USER", "content": [{"text": PROMPT}]}],
+        "params": {"maxOutputTokens": OUTPUT_TOKENS},
+    }
+    body = {
+        "model": MODELS[0],
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": OUTPUT_TOKENS,
+    }
+    files = {
+        "simulator": (sim, "simulator.yaml"),
+        "turnout": (turnout, "turnout.yaml"),
+        "litellm": (litellm, "litellm.yaml"),
+        "generate": (generate, "generate.json"),
+        "body": (body, "body.json"),
+    }
+    paths = {}
+    for key, (content, filename) in files.items():
+        paths[key] = tmp / filename
+        text = json.dumps(content) if filename.endswith(".json") else yaml.safe_dump(content, sort_keys=False)
+        paths[key].write_text(text)
+    return paths
+
+
+def _litellm_venv(quick: bool) -> tuple[Path | None, str]:
+    """(the venv, "") or (None, why LiteLLM is left out). Installs it when missing: measured at about
+    a minute on this machine from a cold pip cache, so quick mode installs too."""
+    del quick  # the same in both modes; kept so the policy is visible at the call
+    if os.environ.get(LITELLM_SWITCH, "").lower() == "skip":
+        return None, f"skipped: {LITELLM_SWITCH}=skip"
+    done = subprocess.run(["bash", str(LITELLM_SCRIPT)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return None, f"skipped: scripts/litellm-venv.sh failed: {done.stderr.strip()[-500:]}"
+    return Path(done.stdout.strip().splitlines()[-1]), ""
+
+
+def _litellm_env(master_key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "STORE_MODEL_IN_DB"}}
+    return env | {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the price map at import
+        "LITELLM_MODE": "PRODUCTION",  # no .env loading
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_MASTER_KEY": master_key,
+    }
+
+
+# --- load --------------------------------------------------------------------------------------------
+
+
+def _point(
+    target: Target,
+    server: Server,
+    paths: dict[str, Path],
+    mode: Mode,
+    *,
+    concurrency: int = 1,
+    rate: int | None = None,
+    api_key: str = "",
+) -> dict[str, Any]:
+    """One round of a load point from a load generator process, with the server tree's CPU over it."""
+    common = ["--duration", str(mode.seconds / mode.rounds), "--warmup", str(mode.warmup), "--raw"]
+    common += ["--rate", str(rate)] if rate is not None else ["--concurrency", str(concurrency)]
+    if target.grpc:
+        method = "GenerateStream" if target.stream else "Generate"
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.loadgen",
+            target.address,
+            "--request",
+            str(paths["generate"]),
+        ]
+        argv += ["--method", method, *common]
+    else:
+        argv = [sys.executable, "-m", "benchmarks.loadgen_http", target.address, "--body", str(paths["body"])]
+        argv += ["--stream", *common] if target.stream else common
+    env = {**os.environ, "LOADGEN_API_KEY": api_key} if api_key else None
+    pids = server.pids()
+    cpu0 = _cpu_s(pids)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=mode.seconds + 120
+    )
+    cpu = _cpu_s(pids) - cpu0
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator for {target.name} failed: {done.stderr[-1500:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    if api_key and "first_error" in result:
+        result["first_error"] = result["first_error"].replace(api_key, "<master key>")
+    result["cpu_s"] = cpu
+    result["requests"] = result["calls"] + mode.warmup  # the warm-up's CPU is in cpu_s too
+    return result
+
+
+def _pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """A load point's rounds as one: latency percentiles over all samples (loadgen.pool), CPU summed."""
+    out = pool(rounds)
+    cpu, requests = sum(r["cpu_s"] for r in rounds), sum(r["requests"] for r in rounds)
+    out["cpu_s"] = round(cpu, 3)
+    out["cpu_ms_per_request"] = round(1000 * cpu / requests, 3) if requests else None
+    return out
+
+
+def _added(result: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    keys = ["p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "ttft_p99_ms"]
+    return {f"added_{k}": round(result[k] - base[k], 3) for k in keys if k in result and k in base}
+
+
+def _fallback_check(target: Target, paths: dict[str, Path], sim_url: str, api_key: str) -> str:
+    """Make the simulator fail the first model once, send one request: did the fallback answer?"""
+    fault = json.dumps({"model": MODELS[0], "kind": "server_error", "count": 1}).encode()
+    admin = sim_url.removesuffix("/v1") + "/_sim/faults"
+    urllib.request.urlopen(urllib.request.Request(admin, data=fault, method="POST"), timeout=5).close()
+    argv = [sys.executable, "-m"]
+    if target.grpc:
+        argv += [
+            "benchmarks.loadgen",
+            target.address,
+            "--request",
+            str(paths["generate"]),
+            "--method",
+            "Generate",
+        ]
+    else:
+        argv += ["benchmarks.loadgen_http", target.address, "--body", str(paths["body"])]
+    argv += ["--calls", "1", "--warmup", "0"]
+    env = {**os.environ, "LOADGEN_API_KEY": api_key} if api_key else None
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=60)
+    # Clear the fault if the request never reached the simulator.
+    urllib.request.urlopen(urllib.request.Request(admin, method="DELETE"), timeout=5).close()
+    if done.returncode != 0:
+        return "load generator failed"
+    result = json.loads(done.stdout)
+    return (
+        "answered"
+        if result["errors"] == 0
+        else "failed: " + result.get("first_error", "?").replace(api_key or "\0", "<master key>")
+    )
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+class _Bench:
+    """The servers of one run, its targets, and the CPU and requests billed to each server."""
+
+    def __init__(self, mode: Mode, tmp: Path, running: ExitStack, master_key: str) -> None:
+        self.mode, self.tmp, self.running, self.master_key = mode, tmp, running, master_key
+        self.sim_port = _free_port()
+        self.sim_url = f"http://127.0.0.1:{self.sim_port}/v1"
+        self.paths = _write_configs(tmp, self.sim_url)
+        self.servers: dict[str, Server] = {}
+        self.targets: list[Target] = []
+        self.cpu_s: dict[str, float] = {}
+        self.requests: dict[str, int] = {}
+        self.litellm_failed = ""
+
+    def _start(self, name: str, argv: list[str], ready: Callable[[], bool], **kw: Any) -> Server:
+        server = self.running.enter_context(_server(name, argv, ready, self.tmp / f"{name}.log", **kw))
+        self.servers[name] = server
+        self.cpu_s[name], self.requests[name] = 0.0, 0
+        return server
+
+    def _add(self, name: str, server: str, address: str, *, grpc: bool) -> None:
+        self.targets.append(Target(name, server, address, stream=False, grpc=grpc, baseline="direct"))
+        stream = Target(f"{name} stream", server, address, stream=True, grpc=grpc, baseline="direct stream")
+        self.targets.append(stream)
+
+    def start(self, venv: Path | None) -> None:
+        """The simulator, Turnout, and LiteLLM with each worker count when its venv is there."""
+        py, paths = sys.executable, self.paths
+        argv = [py, "-m", "sidecar", "simulate", "--config", str(paths["simulator"])]
+        healthz = _http_ok(f"http://127.0.0.1:{self.sim_port}/healthz")
+        self._start("simulator", [*argv, "--port", str(self.sim_port)], healthz)
+        self._add("direct", "simulator", self.sim_url, grpc=False)
+        port = _free_port()
+        argv = [py, "-m", "sidecar", "serve", "--config", str(paths["turnout"]), "--port", str(port)]
+        self._start("turnout", argv, _tcp_open(port))
+        self._add("turnout", "turnout", f"127.0.0.1:{port}", grpc=True)
+        if venv is None:
+            return
+        env = _litellm_env(self.master_key)
+        for workers in self.mode.litellm_workers:
+            name, port = f"litellm {workers}w", _free_port()
+            argv = [str(venv / "bin" / "litellm"), "--config", str(paths["litellm"]), "--host", "127.0.0.1"]
+            argv += ["--port", str(port), "--num_workers", str(workers)]
+            ready = _http_ok(f"http://127.0.0.1:{port}/health/liveliness")
+            try:
+                server = self._start(name, argv, ready, env=env, cwd=self.tmp, secret=self.master_key)
+            except RuntimeError as exc:  # the comparison is lost, not Turnout's figures
+                self.litellm_failed = f"skipped: {exc}"[:1500]
+                return
+            server.workers = workers
+            self._add(name, name, f"http://127.0.0.1:{port}/v1", grpc=False)
+
+    def key(self, target: Target) -> str:
+        return self.master_key if target.server.startswith("litellm") else ""
+
+    def level(self, targets: list[Target], **shape: Any) -> dict[str, dict[str, Any]]:
+        """One load level on every target: round after round, each round alternating the targets."""
+        rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+        for _ in range(self.mode.rounds):
+            for t in targets:
+                rounds[t.name].append(self.point(t, **shape))
+        return {name: _pooled(runs) for name, runs in rounds.items()}
+
+    def point(self, target: Target, **shape: Any) -> dict[str, Any]:
+        result = _point(
+            target, self.servers[target.server], self.paths, self.mode, api_key=self.key(target), **shape
+        )
+        self.cpu_s[target.server] += result["cpu_s"]
+        self.requests[target.server] += result["requests"]
+        return result
+
+    def warm(self, target: Target) -> None:
+        """Once per target before the first point: LiteLLM's first request takes most of a second."""
+        mode = replace(self.mode, seconds=0.5, rounds=1, warmup=3 * self.mode.warmup)
+        _point(target, self.servers[target.server], self.paths, mode, api_key=self.key(target))
+
+    def memory(self) -> dict[str, dict[str, float]]:
+        return {name: _memory_mb(s.pids()) for name, s in self.servers.items()}
+
+
+def run(quick: bool) -> dict[str, Any]:
+    mode = QUICK if quick else FULL
+    venv, litellm_skipped = _litellm_venv(quick)
+    master_key = "sk-" + secrets.token_urlsafe(32)  # per run; never printed or stored
+    with tempfile.TemporaryDirectory(prefix="turnout-proxy-bench-") as tmp, ExitStack() as running:
+        bench = _Bench(mode, Path(tmp), running, master_key)
+        bench.start(venv)
+        targets = bench.targets
+        time.sleep(1.0)  # settle: idle memory after start-up, before any request
+        idle = bench.memory()
+        for t in targets:
+            bench.warm(t)
+        closed: dict[str, dict[str, Any]] = {t.name: {} for t in targets}
+        for c in mode.levels:
+            for name, result in bench.level(targets, concurrency=c).items():
+                closed[name][f"c{c}"] = result
+        best = {t.name: max(x["rps"] for x in closed[t.name].values()) for t in targets}
+        opened: dict[str, dict[str, Any]] = {t.name: {} for t in targets}
+        for r in mode.rates:
+            able = [t for t in targets if r <= CAPACITY_SHARE * best[t.name]]
+            for t in targets:
+                opened[t.name][f"r{r}"] = {"skipped": f"over capacity (best {best[t.name]} req/s)"}
+            for name, result in bench.level(able, rate=r).items():
+                opened[name][f"r{r}"] = result
+        peak = bench.memory()
+        fallback = {
+            t.name: _fallback_check(t, bench.paths, bench.sim_url, bench.key(t))
+            for t in targets
+            if not t.stream and t.server != "simulator"
+        }
+    by_name = {t.name: t for t in targets}
+    for table in (closed, opened):
+        for name, points in table.items():
+            for level, x in points.items():
+                base = table[by_name[name].baseline].get(level, {})
+                if name != by_name[name].baseline and "skipped" not in x and "skipped" not in base:
+                    x.update(_added(x, base))
+    processes = {
+        name: {
+            "workers": s.workers,
+            "idle_rss_mb": idle[name]["rss"],
+            "peak_rss_mb": peak[name]["peak"],
+            "rss_after_load_mb": peak[name]["rss"],
+            "cpu_s": round(bench.cpu_s[name], 2),
+            "requests": bench.requests[name],
+            "cpu_ms_per_request": round(1000 * bench.cpu_s[name] / max(bench.requests[name], 1), 3),
+        }
+        for name, s in bench.servers.items()
+    }
+    results: dict[str, Any] = {
+        "mode": "quick" if quick else "full",
+        "workload": {
+            "simulator_profile": PROFILE,
+            "output_tokens": OUTPUT_TOKENS,
+            "prompt_chars": len(PROMPT),
+            "models": list(MODELS),
+            "fallback": f"{MODELS[1]} after {MODELS[0]}, no retries",
+            "telemetry": "off on both proxies",
+        },
+        "load_generator": "benchmarks/loadgen_http.py (aiohttp) and benchmarks/loadgen.py (grpc.aio), "
+        "each round in its own process",
+        "seconds_per_point": mode.seconds,
+        "rounds_per_point": mode.rounds,
+        "warmup_calls_per_round": mode.warmup,
+        "levels": [f"c{c}" for c in mode.levels],
+        "rates": [f"r{r}" for r in mode.rates],
+        "targets": {
+            t.name: {"server": t.server, "stream": t.stream, "baseline": t.baseline} for t in targets
+        },
+        "closed": closed,
+        "open": opened,
+        "best_rps": best,
+        "processes": processes,
+        "fallback_check": fallback,
+        "litellm": {"version": LITELLM_VERSION, "skipped": litellm_skipped or bench.litellm_failed or None},
+        "cpu_count": os.cpu_count(),
+    }
+    results["comparison"] = _compare(results)
+    return results
+
+
+def _compare(r: dict[str, Any]) -> dict[str, Any]:
+    """Turnout against the goals, and against LiteLLM with one worker where it ran."""
+    closed, opened, best = r["closed"], r["open"], r["best_rps"]
+    out: dict[str, Any] = {}
+    at_rate = opened.get("turnout", {}).get(f"r{GOAL_RATE}")
+    if at_rate and "added_p50_ms" in at_rate:
+        out["added_at_goal_rate"] = {
+            "rate": GOAL_RATE,
+            "added_p50_ms": at_rate["added_p50_ms"],
+            "added_p99_ms": at_rate["added_p99_ms"],
+            "met": at_rate["added_p50_ms"] <= GOAL_ADDED_P50_MS
+            and at_rate["added_p99_ms"] <= GOAL_ADDED_P99_MS,
+        }
+    idle = r["processes"]["turnout"]["idle_rss_mb"]
+    out["turnout_idle_rss"] = {"mb": idle, "met": idle <= GOAL_IDLE_RSS_MB}
+    if "litellm 1w" in closed:
+        ratios: dict[str, Any] = {}
+        for suffix in ("", " stream"):
+            ratios[f"throughput{suffix.replace(' ', '_')}"] = round(
+                best[f"turnout{suffix}"] / best[f"litellm 1w{suffix}"], 1
+            )
+        t1, l1 = closed["turnout"]["c1"], closed["litellm 1w"]["c1"]
+        for q in ("p50", "p99"):
+            # A negative or zero overhead for Turnout is as good as it gets: ratio 0.
+            ratios[f"added_{q}_c1"] = round(max(t1[f"added_{q}_ms"], 0.0) / max(l1[f"added_{q}_ms"], 1e-9), 3)
+        out["vs_litellm_1w"] = ratios | {
+            "met": ratios["throughput"] >= GOAL_THROUGHPUT_RATIO
+            and ratios["added_p50_c1"] <= GOAL_ADDED_RATIO
+            and ratios["added_p99_c1"] <= GOAL_ADDED_RATIO
+        }
+        lp = r["processes"]["litellm 1w"]
+        out["litellm_vs_reference"] = {
+            "reference": LITELLM_REFERENCE,
+            "rps_per_worker": best["litellm 1w"],
+            "added_p50_ms_c1": l1["added_p50_ms"],
+            "rss_mb_per_worker": lp["peak_rss_mb"],
+        }
+    return out
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+LABELS = {
+    "direct": "simulator direct (HTTP)",
+    "direct stream": "simulator direct, stream",
+    "turnout": "Turnout Generate (gRPC)",
+    "turnout stream": "Turnout GenerateStream",
+}
+
+
+def _label(name: str) -> str:
+    if name in LABELS:
+        return LABELS[name]
+    if name.startswith("litellm"):
+        workers = name.split()[1].removesuffix("w")
+        stream = ", stream" if name.endswith("stream") else ""
+        return f"LiteLLM {workers} worker{'s' if workers != '1' else ''}{stream}"
+    return name
+
+
+def _cell(x: dict[str, Any], key: str) -> str:
+    v = x.get(key)
+    if v is None:
+        return "-"
+    return f"{v:+.2f}" if key.startswith("added_") else f"{v:g}"
+
+
+def _rows(table: dict[str, dict[str, Any]], levels: list[str], first: str) -> list[str]:
+    lines = []
+    for level in levels:
+        for name, points in table.items():
+            x = points.get(level)
+            if x is None:
+                continue
+            head = [_label(name), level[1:]]
+            if "skipped" in x:
+                lines.append("| " + " | ".join([*head, x["skipped"], *["" for _ in range(10)]]) + " |")
+                continue
+            cells = [_cell(x, first)]
+            cells += [_cell(x, k) for k in ("p50_ms", "p95_ms", "p99_ms", "added_p50_ms", "added_p99_ms")]
+            cells += [_cell(x, k) for k in ("ttft_p50_ms", "ttft_p99_ms", "added_ttft_p50_ms")]
+            cells += [_cell(x, "cpu_ms_per_request"), str(x["errors"])]
+            lines.append("| " + " | ".join([*head, *cells]) + " |")
+    return lines
+
+
+HEADER = (
+    "| p50 ms | p95 ms | p99 ms | added p50 | added p99 | TTFT p50 | TTFT p99 | added TTFT p50 "
+    "| CPU ms/req | errors |"
+)
+ALIGN = "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+
+
+def report(results: dict[str, Any]) -> list[str]:
+    """Markdown for REPORT.md: the tables, the ratios and the goals."""
+    r = results
+    w = r["workload"]
+    p = w["simulator_profile"]
+    lines = [
+        "## Overhead and throughput: direct, Turnout and LiteLLM side by side "
+        f"({r['seconds_per_point']:g} s per point, {r['rounds_per_point']} alternating round(s))",
+        "",
+        f"The simulator answers after {p['ttft_ms']} ms to the first token and {w['output_tokens']} tokens "
+        f"at {p['tokens_per_second']} tokens/s, without jitter; two models, the second the fallback of the "
+        f"first, no retries; {w['telemetry']}. Load from {r['load_generator']}; "
+        f"{r['warmup_calls_per_round']} warm-up calls before each round; percentiles over the rounds' "
+        "pooled samples. Added = the target's latency minus the direct target's at the same level "
+        "(streams against direct streams), in ms. CPU is per request, over the server's process tree "
+        "(the proxies' figures leave out the simulator's).",
+        "",
+    ]
+    if r["litellm"]["skipped"]:
+        lines += [f"LiteLLM {r['litellm']['version']}: {r['litellm']['skipped']}.", ""]
+    lines += [
+        "Closed loop (N workers, one request at a time each):",
+        "",
+        "| target | concurrency | req/s " + HEADER,
+        "|---|---:" + ALIGN[:-1] + "|---:|",
+        *_rows(r["closed"], r["levels"], "rps"),
+        "",
+        "Open loop at fixed rates (only below 80 % of a target's best closed-loop rate):",
+        "",
+        "| target | rate/s | achieved req/s " + HEADER,
+        "|---|---:" + ALIGN[:-1] + "|---:|",
+        *_rows(r["open"], r["rates"], "rps"),
+        "",
+        "| process | workers | idle RSS MB | peak RSS MB (sum over its tree) | CPU ms/req, all points |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, x in r["processes"].items():
+        cells = [name, x["workers"], x["idle_rss_mb"], x["peak_rss_mb"], x["cpu_ms_per_request"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    fallback = ", ".join(f"{_label(k)}: {v}" for k, v in r["fallback_check"].items())
+    lines += ["", f"Fallback check (the first model fails once, one request): {fallback}.", ""]
+    c = r["comparison"]
+    goals = []
+    g = c.get("added_at_goal_rate")
+    if g:
+        goals.append(
+            f"- Added latency at {g['rate']} req/s: p50 {g['added_p50_ms']:+.2f} ms "
+            f"(goal <= {GOAL_ADDED_P50_MS}), p99 {g['added_p99_ms']:+.2f} ms "
+            f"(goal <= {GOAL_ADDED_P99_MS}): {_met(g['met'])}."
+        )
+    else:
+        goals.append(f"- Added latency at {GOAL_RATE} req/s: not measured in this mode.")
+    v = c.get("vs_litellm_1w")
+    if v:
+        goals.append(
+            f"- Against LiteLLM, one worker / process each: best throughput {v['throughput']}x "
+            f"(streams {v['throughput_stream']}x; goal >= {GOAL_THROUGHPUT_RATIO:g}x); added latency at "
+            f"concurrency 1, Turnout's over LiteLLM's: p50 {v['added_p50_c1']}, p99 {v['added_p99_c1']} "
+            f"(goal <= {GOAL_ADDED_RATIO}): {_met(v['met'])}."
+        )
+        ref = c["litellm_vs_reference"]
+        lr = ref["reference"]
+        goals.append(
+            f"- LiteLLM 1 worker here: {ref['rps_per_worker']} req/s at best, "
+            f"{ref['added_p50_ms_c1']:+.2f} ms added p50 at concurrency 1, {ref['rss_mb_per_worker']} MB "
+            "peak RSS (the issue's reference: "
+            f"about {lr['rps_per_worker']} req/s, +{lr['added_p50_ms_c1']} ms, {lr['rss_mb_per_worker']} MB)."
+        )
+    else:
+        goals.append("- Against LiteLLM: not measured (LiteLLM was skipped).")
+    i = c["turnout_idle_rss"]
+    goals.append(f"- Turnout idle RSS {i['mb']} MB (goal <= {GOAL_IDLE_RSS_MB:g}): {_met(i['met'])}.")
+    return [*lines, "Goals:", "", *goals, ""]
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
+if __name__ == "__main__":  # a run on its own: python -m benchmarks.proxy_bench [--quick]
+    out = run("--quick" in sys.argv)
+    print(json.dumps(out, indent=2), file=sys.stderr)
+    print("\n".join(report(out)))
