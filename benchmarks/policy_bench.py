@@ -4,7 +4,8 @@ Measured side by side in one run, so the ratios hold on a shared machine:
   - the full route (rules + capability + SLA + scoring over 50 models), uncached;
   - the same route answered from the decision cache;
   - each strategy alone over the same 50 models (the capability check always runs, so it is the
-    baseline the others are compared with).
+    baseline the others are compared with), the classifiers included: the shipped learned router
+    (reads the prompt) and the length heuristic.
 GC stays on, as in production.
 """
 
@@ -19,7 +20,7 @@ from sidecar.domain.errors import TurnoutError
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
 from sidecar.policy.engine import Engine
-from sidecar.policy.specs import RouteSpec
+from sidecar.policy.specs import ClassifierSpec, RouteSpec
 
 
 def _time(engine: Engine, calls: int) -> dict[str, Any]:
@@ -59,6 +60,7 @@ def run(quick: bool) -> dict[str, Any]:
         return build_engine({"bench": spec}, "bench", cfg.registry, health, cache)
 
     rules, capability, sla, scoring = route.strategies
+    learned, length = ClassifierSpec("learned"), ClassifierSpec("length")
     results: dict[str, Any] = {
         "models": len(cfg.registry.models),
         "requests": len(requests()),
@@ -70,6 +72,8 @@ def run(quick: bool) -> dict[str, Any]:
             "rules + capability": _time(engine((rules, capability)), calls),
             "capability + sla": _time(engine((capability, sla)), calls),
             "capability + scoring": _time(engine((capability, scoring)), calls),
+            "capability + classifier (learned)": _time(engine((capability, learned)), calls),
+            "capability + classifier (length)": _time(engine((capability, length)), calls),
         },
     }
     base = results["per_strategy"]["capability (baseline)"]["p50_us"]

@@ -41,11 +41,25 @@ class SuccessModel(Protocol):
     def success(self, request: ChatRequest, models: Sequence[str]) -> dict[str, float]: ...
 
 
-_HARD = re.compile(r"```|\bprove\b|\bstep by step\b|\bderive\b|\boptimi[sz]e\b|\bdebug\b|\brefactor\b", re.I)
+# Cues of a hard request, looked for in the start and end of the last user message (where the
+# instruction is), lower-cased: plain substring tests first, the word-boundary regex only when one
+# hits, so a 20k-character document costs microseconds, not the 1.8 ms a full regex scan took.
+_CUES = ("```", "prove", "step by step", "derive", "optimise", "optimize", "debug", "refactor")
+_HARD = re.compile(r"```|\b(?:prove|step by step|derive|optimi[sz]e|debug|refactor)\b")
+_HEAD_CHARS, _TAIL_CHARS = 1536, 512
+
+
+def _has_hard_cue(text: str) -> bool:
+    if len(text) > _HEAD_CHARS + _TAIL_CHARS:
+        text = text[:_HEAD_CHARS] + "\n" + text[-_TAIL_CHARS:]
+    low = text.lower()
+    return any(c in low for c in _CUES) and _HARD.search(low) is not None
 
 
 class LengthClassifier:
-    """Longer prompts, and prompts with code or reasoning cues, are less likely to suit a cheap model."""
+    """Longer prompts, and prompts with code or reasoning cues, are less likely to suit a cheap model.
+
+    The cues are read in the first 1,536 and last 512 characters of the last user message."""
 
     name = "length"
 
@@ -57,7 +71,7 @@ class LengthClassifier:
         text = next((m.text for m in reversed(request.messages) if m.role is Role.USER), "")
         chars = max(1, sum(len(m.text) for m in request.messages))
         p = 1.0 / (1.0 + math.exp(self._k * (math.log(chars) - self._log_mid)))
-        if _HARD.search(text):
+        if _has_hard_cue(text):
             p *= 0.5
         return p
 

@@ -21,6 +21,7 @@ from sidecar.domain.request import (
 )
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
+from sidecar.policy.classifier import LengthClassifier
 from sidecar.policy.specs import (
     CapabilitySpec,
     CascadeSpec,
@@ -326,6 +327,26 @@ def test_builtin_length_classifier_prefers_cheap_for_short_prompts():
     e = engine(ClassifierSpec("length", 0.5), models=("big", "nano"))
     assert e.plan(chat("What is the capital of France?")).choice.model.name == "nano"
     assert e.plan(chat("Prove step by step that " + "x " * 3000)).choice.model.name == "big"
+
+
+@pytest.mark.parametrize(
+    ("text", "hard"),
+    [
+        ("Please REFACTOR this function", True),  # any case
+        ("Explain it step by step.", True),
+        ("```python\nx = 1\n```", True),
+        ("My debugging session went well", False),  # a cue only as a whole word
+        ("Approve the derivative", False),
+        ("Summarise: " + "Growth was steady. " * 2000 + "Now derive the rate.", True),  # cue in the tail
+        # mid-document: not read
+        ("Summarise: " + "Growth was steady. " * 1000 + " prove it " + "Fine. " * 1000, False),
+    ],
+)
+def test_length_classifier_reads_hard_cues_at_the_start_and_end_of_the_prompt(text, hard):
+    classifier = LengthClassifier()
+    neutral = "x" * len(text)  # the same length without cues
+    ratio = classifier.predict(chat(text)) / classifier.predict(chat(neutral))
+    assert ratio == pytest.approx(0.5 if hard else 1.0)
 
 
 def test_cascade_stages_cheapest_first_then_stronger():
