@@ -66,7 +66,7 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 lint-proto: $(BUF) ## buf lint (STANDARD rules) on proto/
 	cd proto && ../$(BUF) lint
 
-bench: $(STAMP) ## benchmarks: decision time, Route RPC throughput (writes benchmarks/results/)
+bench: $(STAMP) ## every benchmark, about 30 min: decision time, Route RPC, overhead vs LiteLLM, hedging, money table (-> benchmarks/results/)
 	$(BIN)/python -m benchmarks.run
 
 bench-quick: $(STAMP) ## the same, short (a minute or two), to keep the harness working

@@ -45,6 +45,116 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    """One table of the targets the benchmarks measure, each with its figure and verdict; the
+    sections below hold the detail. A section that did not run leaves its rows out."""
+    rows: list[tuple[str, str, str]] = []
+    p = results.get("policy")
+    if p:
+        full = p["full_uncached"]
+        rows.append(
+            (
+                "decision time in process (microseconds, not milliseconds)",
+                f"full route over {p['models']} models p50 {full['p50_us']} µs, p99 {full['p99_us']} µs",
+                _verdict(full["p99_us"] < 1000),
+            )
+        )
+    le = results.get("learned")
+    if le:
+        x = le["predict"]
+        rows.append(
+            (
+                "learned router inference p99 <= 200 µs",
+                f"p50 {x['p50_us']} µs, p99 {x['p99_us']} µs",
+                _verdict(x["p99_us"] <= 200),
+            )
+        )
+    t = (results.get("rpc") or {}).get("telemetry")
+    if t:
+        for name, on_off in t["rps_on_over_off"].items():
+            ratios = ", ".join(f"{level[1:]}: {v}" for level, v in on_off.items())
+            variant = name.removeprefix("+telemetry, ").removeprefix("+")
+            rows.append(
+                (
+                    f"Route throughput with telemetry {variant} >= 0.9 x off",
+                    f"ratio by concurrency {ratios}",
+                    _verdict(min(on_off.values()) >= 0.9),
+                )
+            )
+    c = (results.get("proxy") or {}).get("comparison", {})
+    if "added_at_goal_rate" in c:
+        a = c["added_at_goal_rate"]
+        rows.append(
+            (
+                f"added latency over direct at {a['rate']} req/s: p50 <= 1 ms, p99 <= 2 ms",
+                f"p50 +{a['added_p50_ms']} ms, p99 +{a['added_p99_ms']} ms",
+                _verdict(a["met"]),
+            )
+        )
+    if "vs_litellm_1w" in c:
+        v = c["vs_litellm_1w"]
+        rows.append(
+            (
+                "throughput >= 10x LiteLLM's (one worker / process each)",
+                f"{v['throughput']}x (streams {v['throughput_stream']}x)",
+                _verdict(v["throughput"] >= 10),
+            )
+        )
+        rows.append(
+            (
+                "added latency at concurrency 1 <= 1/10 of LiteLLM's",
+                f"p50 {v['added_p50_c1']}, p99 {v['added_p99_c1']} of LiteLLM's",
+                _verdict(v["added_p50_c1"] <= 0.1 and v["added_p99_c1"] <= 0.1),
+            )
+        )
+    if "turnout_idle_rss" in c:
+        measured = f"{c['turnout_idle_rss']['mb']} MB (the overhead bench's 2-model config)"
+        verdict = _verdict(c["turnout_idle_rss"]["met"])
+        mem = (results.get("rpc") or {}).get("sidecar_memory_mb")
+        if mem:
+            idle = mem["idle"]["VmRSS"]
+            measured += f"; {idle} MB with the 50-model config, OpenAI tokenizers loaded"
+            verdict += f"; with tokenizers {_verdict(idle <= 100)}"
+        rows.append(("sidecar RSS idle <= 100 MB", measured, verdict))
+    h = results.get("hedging")
+    if h:
+        extra = h["with_hedging"]["extra_requests_share"]
+        rows.append(
+            (
+                "hedging: p99 >= 40% lower for <= 10% extra requests",
+                f"p99 {h['p99_reduction']:.0%} lower for {extra:.1%} extra",
+                _verdict(h["target_met"]),
+            )
+        )
+    money = results.get("money") or {}
+    if "vs_frontier" in money:
+        cells = "; ".join(
+            f"{name} {v['cost_reduction']:.0%} cheaper, {v['accuracy_delta_points']:+.1f} pts"
+            for name, v in money["vs_frontier"].items()
+        )
+        rows.append(
+            (
+                "routed vs frontier alone on real outcomes: cost >= 60% lower, accuracy within 2 points",
+                cells,
+                _verdict(any(v["target_met"] for v in money["vs_frontier"].values())),
+            )
+        )
+    if not rows:
+        return []
+    return [
+        "## Summary: the targets",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+        *(f"| {a} | {b} | {v} |" for a, b, v in rows),
+        "",
+    ]
+
+
 def _report(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
@@ -54,6 +164,7 @@ def _report(results: dict[str, Any]) -> str:
         f"{'quick' if results['quick'] else 'full'} mode. "
         "Produced by `make bench`; raw figures in results.json.",
         "",
+        *_summary(results),
     ]
     p = results.get("policy")
     if p:
@@ -182,7 +293,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs, to keep the harness working in CI")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: rewrite OUT/REPORT.md from OUT/results.json (after a change to the report)",
+    )
     args = parser.parse_args()
+    if args.render:
+        results_file = args.out / "results.json"
+        if not results_file.is_file():
+            parser.error(f"--render: {results_file} not found; run the benchmarks first")
+        (args.out / "REPORT.md").write_text(_report(json.loads(results_file.read_text())) + "\n")
+        print(f"wrote {args.out / 'REPORT.md'}")
+        return
     results: dict[str, Any] = {"machine": _machine(), "quick": args.quick}
     print("benchmark: decision time in process ...", flush=True)
     results["policy"] = policy_bench.run(args.quick)

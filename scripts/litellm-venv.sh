@@ -7,8 +7,9 @@
 # The venv lives outside the clone, at ${TURNOUT_TOOLS_CACHE:-$HOME/.cache/turnout-tools}/litellm-<version>,
 # so it survives between runs where the machine keeps $HOME. A venv counts as ready only once the
 # install finished and `import litellm` worked (a stamp file); a half-built one is rebuilt. The
-# version is pinned: 1.106.2 is the release the reference figures were measured with (and
-# 1.107.0 on PyPI was a compromised release). Progress goes to stderr; stdout is only the path.
+# version is pinned: 1.106.2 is the release the reference figures were measured with, and a
+# pin keeps a bad upload (as litellm 1.82.7 and 1.82.8 were, in March 2026) from arriving through an
+# open range. Progress goes to stderr; stdout is only the path.
 set -euo pipefail
 
 VERSION="1.106.2"
