@@ -47,16 +47,15 @@ def test_summary_states_each_target_measured_and_leaves_out_sections_that_did_no
     assert run._summary({"machine": {}, "quick": True}) == []
 
 
+def _render(out: Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "benchmarks.run", "--render", "--out", str(out)]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 def test_render_rewrites_the_report_from_results_json(tmp_path: Path) -> None:
     results = {"machine": _results()["machine"], "quick": True, "money": {"skipped": "no data here"}}
     (tmp_path / "results.json").write_text(json.dumps(results))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--render", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _render(tmp_path)
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "REPORT.md").read_text()
     assert report.startswith("# Turnout benchmark report")
@@ -65,12 +64,6 @@ def test_render_rewrites_the_report_from_results_json(tmp_path: Path) -> None:
 
 
 def test_render_without_results_is_a_usage_error(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--render", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _render(tmp_path)
     assert done.returncode == 2
     assert "results.json not found" in done.stderr
