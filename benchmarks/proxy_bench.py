@@ -55,6 +55,7 @@ from typing import Any
 import yaml
 
 from benchmarks.loadgen import pool
+from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON
 
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM_VERSION = "1.106.2"
@@ -80,6 +81,7 @@ GOAL_ADDED_P99_MS = 2.0
 GOAL_THROUGHPUT_RATIO = 10.0
 GOAL_ADDED_RATIO = 0.1
 GOAL_IDLE_RSS_MB = 100.0
+GOAL_TELEMETRY_RATIO = 0.9  # issue 6: throughput with telemetry on at most 10% lower
 LITELLM_REFERENCE = {"rps_per_worker": 115, "added_p50_ms_c1": 8.5, "rss_mb_per_worker": 380}
 CAPACITY_SHARE = 0.8
 
@@ -286,12 +288,7 @@ def _write_configs(tmp: Path, sim_url: str) -> dict[str, Path]:
         "providers": [{"name": "simulator", "kind": "openai", "base_url": sim_url}],
         "models": [{"name": m, **model} for m in MODELS],
         "routes": [{"name": "bench", "models": list(MODELS), "execution": {"max_retries": 0}}],
-        "telemetry": {
-            "traces": "none",
-            "metrics": "none",
-            "prometheus": {"enabled": False},
-            "request_log": False,
-        },
+        "telemetry": TELEMETRY_OFF,
     }
     litellm = {
         "model_list": [
@@ -322,6 +319,7 @@ def _write_configs(tmp: Path, sim_url: str) -> dict[str, Path]:
     files = {
         "simulator": (sim, "simulator.yaml"),
         "turnout": (turnout, "turnout.yaml"),
+        "turnout_telemetry": ({**turnout, "telemetry": TELEMETRY_ON}, "turnout-telemetry.yaml"),
         "litellm": (litellm, "litellm.yaml"),
         "generate": (generate, "generate.json"),
         "body": (body, "body.json"),
@@ -477,6 +475,12 @@ class _Bench:
         stream = Target(f"{name} stream", server, address, stream=True, grpc=grpc, baseline="direct stream")
         self.targets.append(stream)
 
+    def _turnout(self, name: str, config: Path, env: dict[str, str] | None = None) -> None:
+        port = _free_port()
+        argv = [sys.executable, "-m", "sidecar", "serve", "--config", str(config), "--port", str(port)]
+        self._start(name, argv, _tcp_open(port), env=env)
+        self._add(name, name, f"127.0.0.1:{port}", grpc=True)
+
     def start(self, venv: Path | None) -> None:
         """The simulator, Turnout, and LiteLLM with each worker count when its venv is there."""
         py, paths = sys.executable, self.paths
@@ -484,10 +488,19 @@ class _Bench:
         healthz = _http_ok(f"http://127.0.0.1:{self.sim_port}/healthz")
         self._start("simulator", [*argv, "--port", str(self.sim_port)], healthz)
         self._add("direct", "simulator", self.sim_url, grpc=False)
-        port = _free_port()
-        argv = [py, "-m", "sidecar", "serve", "--config", str(paths["turnout"]), "--port", str(port)]
-        self._start("turnout", argv, _tcp_open(port))
-        self._add("turnout", "turnout", f"127.0.0.1:{port}", grpc=True)
+        self._turnout("turnout", paths["turnout"])
+        # The same sidecar with telemetry on as a pod runs it: every trace over OTLP to a sink that
+        # does not decode (its CPU is its own, not billed to the sidecar), metrics on the Prometheus
+        # endpoint, the request log written.
+        sink_port = _free_port()
+        sink = [py, "-m", "benchmarks.otlp_sink", "--port", str(sink_port)]
+        self.running.enter_context(_server("otlp sink", sink, _tcp_open(sink_port), self.tmp / "sink.log"))
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        self._turnout("turnout telemetry", paths["turnout_telemetry"], env=env)
         if venv is None:
             return
         env = _litellm_env(self.master_key)
@@ -589,7 +602,9 @@ def run(quick: bool) -> dict[str, Any]:
             "prompt_chars": len(PROMPT),
             "models": list(MODELS),
             "fallback": f"{MODELS[1]} after {MODELS[0]}, no retries",
-            "telemetry": "off on both proxies",
+            "telemetry": "telemetry off on both proxies, and on for the 'Turnout ..., telemetry on' "
+            "targets (every trace over OTLP/gRPC to a local sink, metrics on the Prometheus endpoint, "
+            "the request log)",
         },
         "load_generator": "benchmarks/loadgen_http.py (aiohttp) and benchmarks/loadgen.py (grpc.aio), "
         "each round in its own process",
@@ -626,6 +641,17 @@ def _compare(r: dict[str, Any]) -> dict[str, Any]:
             "met": at_rate["added_p50_ms"] <= GOAL_ADDED_P50_MS
             and at_rate["added_p99_ms"] <= GOAL_ADDED_P99_MS,
         }
+    if "turnout telemetry" in closed:
+        ratios = {
+            level: round(closed["turnout telemetry"][level]["rps"] / closed["turnout"][level]["rps"], 3)
+            for level in closed["turnout"]
+        }
+        on, off = (r["processes"][n]["cpu_ms_per_request"] for n in ("turnout telemetry", "turnout"))
+        out["telemetry_on_over_off"] = {
+            "rps": ratios,
+            "cpu_ms_per_request": {"on": on, "off": off},
+            "met": min(ratios.values()) >= GOAL_TELEMETRY_RATIO,
+        }
     idle = r["processes"]["turnout"]["idle_rss_mb"]
     out["turnout_idle_rss"] = {"mb": idle, "met": idle <= GOAL_IDLE_RSS_MB}
     if "litellm 1w" in closed:
@@ -660,6 +686,8 @@ LABELS = {
     "direct stream": "simulator direct, stream",
     "turnout": "Turnout Generate (gRPC)",
     "turnout stream": "Turnout GenerateStream",
+    "turnout telemetry": "Turnout Generate, telemetry on",
+    "turnout telemetry stream": "Turnout GenerateStream, telemetry on",
 }
 
 
@@ -776,6 +804,15 @@ def report(results: dict[str, Any]) -> list[str]:
         )
     else:
         goals.append("- Against LiteLLM: not measured (LiteLLM was skipped).")
+    t = c.get("telemetry_on_over_off")
+    if t:
+        ratios = ", ".join(f"{level[1:]}: {v}" for level, v in t["rps"].items())
+        cpu = t["cpu_ms_per_request"]
+        goals.append(
+            f"- Telemetry on vs off on Generate (every trace, metrics, request log): throughput ratio by "
+            f"concurrency {ratios} (goal >= {GOAL_TELEMETRY_RATIO}); CPU {cpu['on']} vs {cpu['off']} ms "
+            f"per request: {_met(t['met'])}."
+        )
     i = c["turnout_idle_rss"]
     goals.append(f"- Turnout idle RSS {i['mb']} MB (goal <= {GOAL_IDLE_RSS_MB:g}): {_met(i['met'])}.")
     return [*lines, "Goals:", "", *goals, ""]

@@ -24,19 +24,10 @@ from typing import Any
 
 import yaml
 
-from benchmarks.workload import config_dict, route_request_json
+from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON, config_dict, route_request_json
 
 ROOT = Path(__file__).resolve().parent.parent
 # Telemetry off entirely, and on (below).
-TELEMETRY_OFF = {"traces": "none", "metrics": "none", "prometheus": {"enabled": False}, "request_log": False}
-# On as a pod would run it: spans pushed over OTLP, metrics scraped from the Prometheus endpoint
-# (`metrics: auto` does not also push them), the request log written.
-TELEMETRY_ON = {
-    "traces": "otlp",
-    "metrics": "auto",
-    "prometheus": {"enabled": True, "port": 0},
-    "request_log": True,
-}
 
 
 @contextmanager

@@ -27,6 +27,17 @@ from sidecar.domain.request import (
 from sidecar.registry.health import HealthTracker
 from sidecar.registry.registry import Registry
 
+# Telemetry blocks for the benchmarks' sidecar configs: all off, and on as a pod would run it.
+TELEMETRY_OFF = {"traces": "none", "metrics": "none", "prometheus": {"enabled": False}, "request_log": False}
+# On: spans pushed over OTLP, metrics scraped from the Prometheus endpoint
+# (`metrics: auto` does not also push them), the request log written.
+TELEMETRY_ON = {
+    "traces": "otlp",
+    "metrics": "auto",
+    "prometheus": {"enabled": True, "port": 0},
+    "request_log": True,
+}
+
 N_MODELS = 50
 PROVIDERS = ("openai", "anthropic", "google", "groq", "together")
 FAMILIES = ("gpt-4o-mini", "claude-3-5-haiku", "gemini-2.5-flash", "llama-3.1-8b", "mixtral-8x7b")

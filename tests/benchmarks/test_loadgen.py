@@ -232,3 +232,22 @@ def test_report_renders_a_run_without_litellm() -> None:
     assert "TURNOUT_BENCH_LITELLM=skip" in text
     assert "Turnout idle RSS 75.0 MB (goal <= 100): met." in text
     assert "not measured in this mode" in text
+
+
+def test_telemetry_on_is_compared_with_the_same_sidecar_off() -> None:
+    def proc(cpu: float) -> dict[str, float]:
+        return {"workers": 1, "idle_rss_mb": 75.0, "peak_rss_mb": 80.0, "cpu_ms_per_request": cpu}
+
+    results = {
+        "closed": {
+            "turnout": {"c1": {"rps": 40.0}, "c16": {"rps": 700.0}},
+            "turnout telemetry": {"c1": {"rps": 39.6}, "c16": {"rps": 525.0}},
+        },
+        "open": {},
+        "best_rps": {"turnout": 700.0, "turnout telemetry": 525.0},
+        "processes": {"turnout": proc(1.6), "turnout telemetry": proc(2.4)},
+    }
+    telemetry = proxy_bench._compare(results)["telemetry_on_over_off"]
+    assert telemetry["rps"] == {"c1": 0.99, "c16": 0.75}
+    assert telemetry["cpu_ms_per_request"] == {"on": 2.4, "off": 1.6}
+    assert telemetry["met"] is False  # 0.75 < 0.9 at concurrency 16

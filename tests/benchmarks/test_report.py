@@ -22,6 +22,11 @@ def _results() -> dict[str, Any]:
             "comparison": {
                 "added_at_goal_rate": {"rate": 500, "added_p50_ms": 0.9, "added_p99_ms": 1.8, "met": True},
                 "turnout_idle_rss": {"mb": 80.0, "met": True},
+                "telemetry_on_over_off": {
+                    "rps": {"c1": 0.99, "c16": 0.76},
+                    "cpu_ms_per_request": {"on": 2.46, "off": 1.67},
+                    "met": False,
+                },
             }
         },
         "money": {
@@ -40,6 +45,7 @@ def test_summary_states_each_target_measured_and_leaves_out_sections_that_did_no
     assert table[0] == "## Summary: the targets"
     assert "| learned router inference p99 <= 200 µs | p50 30.0 µs, p99 250.0 µs | **not met** |" in text
     assert "p50 +0.9 ms, p99 +1.8 ms | met |" in text
+    assert "ratio by concurrency 1: 0.99, 16: 0.76; CPU 2.46 vs 1.67 ms per request | **not met** |" in text
     assert "| sidecar RSS idle <= 100 MB | 80.0 MB (the overhead bench's 2-model config) | met |" in text
     assert "rules 71% cheaper, -11.2 pts; learned 39% cheaper, -1.8 pts | **not met** |" in text
     assert "LiteLLM" not in text  # those sections did not run
