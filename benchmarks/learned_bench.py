@@ -17,6 +17,8 @@ from benchmarks.stats import summary_us
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.policy.learned import PAIR_HEAD, LearnedClassifier, load
 
+GOAL_P99_US = 200  # issue 7: predict p99 per typical prompt
+
 _FALLBACK = [
     "What is the capital of France?",
     "Write a Python function that returns the n-th Fibonacci number using memoization.",
