@@ -96,12 +96,11 @@ def _load(address: str, data: Path, concurrency: int, calls: int) -> dict[str, A
 # The variants measured beside the echo ceiling: (decision cache, telemetry block, extra env).
 # Telemetry variants export to the local OTLP sink; their ratio is taken against "sidecar+cache".
 TRACES_ALL = {"OTEL_TRACES_SAMPLER": "always_on"}
-TRACES_TENTH = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 VARIANTS: dict[str, tuple[bool, dict[str, Any], dict[str, str]]] = {
     "sidecar": (False, TELEMETRY_OFF, {}),
     "sidecar+cache": (True, TELEMETRY_OFF, {}),
     "+telemetry, all traces": (True, TELEMETRY_ON, TRACES_ALL),
-    "+telemetry, 10% of traces": (True, TELEMETRY_ON, TRACES_TENTH),
+    "+telemetry, default: 10% of root traces": (True, TELEMETRY_ON, {}),
     "+metrics and log, no traces": (True, {**TELEMETRY_ON, "traces": "none"}, {}),
 }
 TELEMETRY_VARIANTS = [name for name in VARIANTS if name.startswith("+")]

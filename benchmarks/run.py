@@ -97,18 +97,18 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 _verdict(a["met"]),
             )
         )
-    if "telemetry_on_over_off" in c:
-        t = c["telemetry_on_over_off"]
-        ratios = ", ".join(f"{level[1:]}: {v}" for level, v in t["rps"].items())
-        cpu = t["cpu_ms_per_request"]
-        rows.append(
-            (
-                "Generate throughput with telemetry on (every trace, metrics, log) "
-                f">= {TELEMETRY_GOAL_RATIO} x off",
-                f"ratio by concurrency {ratios}; CPU {cpu['on']} vs {cpu['off']} ms per request",
-                _verdict(t["met"]),
+    for key, what in proxy_bench.TELEMETRY_RUNS.items():
+        if key in c:
+            t = c[key]
+            ratios = ", ".join(f"{level[1:]}: {v}" for level, v in t["rps"].items())
+            cpu = t["cpu_ms_per_request"]
+            rows.append(
+                (
+                    f"Generate throughput with telemetry on ({what}) >= {TELEMETRY_GOAL_RATIO} x off",
+                    f"ratio by concurrency {ratios}; CPU {cpu['on']} vs {cpu['off']} ms per request",
+                    _verdict(t["met"]),
+                )
             )
-        )
     if "vs_litellm_1w" in c:
         v = c["vs_litellm_1w"]
         rows.append(

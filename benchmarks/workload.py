@@ -29,7 +29,8 @@ from sidecar.registry.registry import Registry
 
 # Telemetry blocks for the benchmarks' sidecar configs: all off, and on as a pod would run it.
 TELEMETRY_OFF = {"traces": "none", "metrics": "none", "prometheus": {"enabled": False}, "request_log": False}
-# On: spans pushed over OTLP, metrics scraped from the Prometheus endpoint
+# On: spans pushed over OTLP (sampled as by default: 10% of root requests, unless the run sets
+# OTEL_TRACES_SAMPLER), metrics scraped from the Prometheus endpoint
 # (`metrics: auto` does not also push them), the request log written.
 TELEMETRY_ON = {
     "traces": "otlp",

@@ -158,6 +158,9 @@ class TelemetrySettings(_Strict):
     otlp_protocol: Literal["", "grpc", "http/protobuf"] = ""  # "": OTEL_EXPORTER_OTLP_PROTOCOL, else grpc
     prometheus: PrometheusSettings = PrometheusSettings()
     propagate_to_providers: bool = False  # send traceparent with provider calls
+    # Share of root requests traced (those without a caller's trace). A caller's own decision is
+    # always followed, so its sampled traces stay whole. OTEL_TRACES_SAMPLER, when set, wins.
+    trace_sample_ratio: float = Field(0.1, ge=0, le=1)
     request_log: bool = True  # one JSON line per request on stderr (logger turnout.access)
     reference_model: str = ""  # savings are measured against this model's prices
     tenant_label: bool = True  # label cost metrics with the hashed tenant id

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from sidecar.telemetry import names as n
+from sidecar.telemetry.tally import Tally
 
 StateSource = Callable[[], Mapping[str, str]]
 DepthSource = Callable[[], Mapping[str, int]]
@@ -19,94 +20,105 @@ AgreementSource = Callable[[], Mapping[str, tuple[float, int, bool]]]
 
 
 class Instruments:
-    def __init__(self, meter: Meter) -> None:
+    """Per-request instruments live in the Tally (see tally.py for why); gauges read at collection
+    time are the SDK's own observable instruments."""
+
+    def __init__(self, meter: Meter, tally: Tally) -> None:
         # GenAI client metrics, bucket boundaries as the conventions recommend.
-        self.token_usage = meter.create_histogram(
+        self.token_usage = tally.histogram(
             n.M_TOKEN_USAGE,
             unit="{token}",
             description="Number of input and output tokens used, per provider call",
-            explicit_bucket_boundaries_advisory=n.TOKEN_BUCKETS,
+            bounds=n.TOKEN_BUCKETS,
         )
-        self.operation_duration = meter.create_histogram(
+        self.operation_duration = tally.histogram(
             n.M_OPERATION_DURATION,
             unit="s",
             description="Duration of each provider call (attempt)",
-            explicit_bucket_boundaries_advisory=n.DURATION_BUCKETS,
+            bounds=n.DURATION_BUCKETS,
         )
-        self.time_to_first_chunk = meter.create_histogram(
+        self.time_to_first_chunk = tally.histogram(
             n.M_TIME_TO_FIRST_CHUNK,
             unit="s",
             description="Time to the first chunk of a streamed provider call",
-            explicit_bucket_boundaries_advisory=n.FIRST_CHUNK_BUCKETS,
+            bounds=n.FIRST_CHUNK_BUCKETS,
         )
         # Routing.
         # Each histogram's count is also the counter: RPCs by method, route and status; decisions by
         # route, strategy, chosen model and cache hit. One measurement per fact, not two.
-        self.request_duration = meter.create_histogram(
+        self.request_duration = tally.histogram(
             n.M_REQUEST_DURATION,
             unit="s",
             description="Duration of each RPC, decision and provider calls included; its count is the RPCs",
-            explicit_bucket_boundaries_advisory=n.DURATION_BUCKETS,
+            bounds=n.DURATION_BUCKETS,
         )
-        self.decision_duration = meter.create_histogram(
+        self.decision_duration = tally.histogram(
             n.M_DECISION_DURATION,
             unit="s",
             description="Time to decide (the policy alone; microseconds); its count is the decisions",
-            explicit_bucket_boundaries_advisory=n.DECISION_BUCKETS,
+            bounds=n.DECISION_BUCKETS,
         )
-        self.attempts = meter.create_counter(
+        self.attempts = tally.counter(
             n.M_ATTEMPTS, unit="{attempt}", description="Provider calls, by model, cause and outcome"
         )
-        self.fallbacks = meter.create_counter(
+        self.fallbacks = tally.counter(
             n.M_FALLBACKS, unit="{attempt}", description="Attempts started because an earlier one failed"
         )
-        self.hedges = meter.create_counter(
+        self.hedges = tally.counter(
             n.M_HEDGES,
             unit="{attempt}",
             description="Hedged attempts started because an earlier one was slow",
         )
-        self.hedges_won = meter.create_counter(
+        self.hedges_won = tally.counter(
             n.M_HEDGES_WON, unit="{attempt}", description="Hedged attempts whose answer was the one returned"
         )
-        self.retries = meter.create_counter(
+        self.retries = tally.counter(
             n.M_RETRIES, unit="{attempt}", description="Retries of a candidate after a retryable failure"
         )
-        self.breaker_transitions = meter.create_counter(
+        self.breaker_transitions = tally.counter(
             n.M_BREAKER_TRANSITIONS, unit="{transition}", description="Circuit breaker state changes"
         )
-        self.queue_wait = meter.create_histogram(
+        self.queue_wait = tally.histogram(
             n.M_QUEUE_WAIT,
             unit="s",
             description="Time an attempt waited for admission (concurrency slot or rate)",
-            explicit_bucket_boundaries_advisory=n.QUEUE_BUCKETS,
+            bounds=n.QUEUE_BUCKETS,
         )
-        self.cost = meter.create_counter(
+        self.cost = tally.counter(
             n.M_COST, unit="{USD}", description="Money spent on provider calls, in US dollars"
         )
-        self.reference_cost = meter.create_counter(
+        self.reference_cost = tally.counter(
             n.M_REFERENCE_COST,
             unit="{USD}",
             description="What the answered requests' tokens would have cost on the reference model",
         )
-        self.savings = meter.create_up_down_counter(
+        self.savings = tally.up_down_counter(
             n.M_SAVINGS,
             unit="{USD}",
             description="Reference cost minus actual cost (negative when routing cost more)",
         )
-        self.shadow_comparisons = meter.create_counter(
+        self.shadow_comparisons = tally.counter(
             n.M_SHADOW_COMPARISONS,
             unit="{comparison}",
             description="Shadow comparisons with the route's reference model, by whether they agreed",
         )
-        self.shadow_skipped = meter.create_counter(
+        self.shadow_skipped = tally.counter(
             n.M_SHADOW_SKIPPED,
             unit="{request}",
             description="Sampled requests not shadowed: budget, in_flight, failed, judge_unclear",
         )
-        self.shadow_cost = meter.create_counter(
+        self.shadow_cost = tally.counter(
             n.M_SHADOW_COST, unit="{USD}", description="Spend on shadow calls (reference and judge)"
         )
         self._meter = meter
+        # Always one point: a reader's collection is never empty, so the Tally's metrics always
+        # have a MetricsData to ride in (the SDK skips readers it has nothing for).
+        meter.create_observable_gauge(
+            n.M_BUILD_INFO,
+            callbacks=[lambda _: (Observation(1, {n.SERVICE_VERSION: tally.version}),)],
+            unit="1",
+            description="1, labelled with the running Turnout version",
+        )
 
     def watch_shadow(self, agreements: AgreementSource) -> None:
         """Per-route agreement with the reference model over the window, and the alert signal."""

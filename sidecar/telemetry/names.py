@@ -157,6 +157,8 @@ M_SHADOW_SKIPPED: Final = "turnout.shadow.skipped"
 M_SHADOW_COST: Final = "turnout.shadow.cost.usd"
 M_SHADOW_AGREEMENT: Final = "turnout.shadow.agreement"
 M_SHADOW_ALERT: Final = "turnout.shadow.alert"
+M_BUILD_INFO: Final = "turnout.build.info"
+SERVICE_VERSION: Final = "service.version"
 SHADOW_AGREED: Final = "turnout.shadow.agreed"
 SHADOW_REASON: Final = "turnout.shadow.reason"
 # Decisions take microseconds; requests take from milliseconds to minutes.

@@ -70,7 +70,7 @@ class Telemetry:
         self.propagate = options.propagate_to_providers and sdk.tracing
         self.request_log = options.request_log
         self._tracer = sdk.tracer
-        self._m = Instruments(sdk.meter)
+        self._m = Instruments(sdk.meter, sdk.tally)
         self._ids = IdHasher(id_secret)
         self.reference = reference
         self._endpoints: dict[str, tuple[str, str, int | None]] = {}

@@ -32,7 +32,11 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NoOpTracerProvider, Tracer
+
+from sidecar.telemetry.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class TelemetryOptions:
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9464
     propagate_to_providers: bool = False
+    trace_sample_ratio: float = 0.1  # root requests traced; a caller's decision is followed
     request_log: bool = True
     reference_model: str = ""  # a registry model whose price is the savings baseline
     tenant_label: bool = True  # label cost metrics with the (hashed) tenant
@@ -65,6 +70,7 @@ class SdkParts:
     meter: Meter
     tracing: bool
     metrics: bool
+    tally: Tally
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     prometheus_server: Any = None  # (WSGIServer, Thread) from prometheus_client
@@ -119,11 +125,14 @@ def build_sdk(
     exporter = span_exporter or _span_exporter(_choice(options.traces, "TRACES", env), protocol)
     tracer_provider = processor = None
     if exporter is not None:
-        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider = TracerProvider(resource=resource, sampler=_sampler(options, env))
         processor = BatchSpanProcessor(exporter)
         tracer_provider.add_span_processor(processor)
 
     readers: list[MetricReader] = list(metric_readers)
+    tally = Tally(InstrumentationScope(INSTRUMENTATION, _version()), resource)
+    for reader in metric_readers:
+        tally.attach(reader)
     prometheus_server = address = None
     if not metric_readers:
         want_prometheus = options.prometheus or "prometheus" in env.get("OTEL_METRICS_EXPORTER", "")
@@ -135,11 +144,14 @@ def build_sdk(
             started = _prometheus(options)
             if started is not None:
                 reader, prometheus_server, address = started
+                tally.attach(reader)
                 readers.append(reader)
         push = _metric_exporter(metrics_choice, protocol)
         if push is not None:
             interval_ms = int(options.metric_export_interval_s * 1000)
-            readers.append(PeriodicExportingMetricReader(push, export_interval_millis=interval_ms))
+            periodic = PeriodicExportingMetricReader(push, export_interval_millis=interval_ms)
+            tally.attach(periodic, delta=metrics_choice == "otlp" and _prefers_delta(env))
+            readers.append(periodic)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers) if readers else None
 
     return SdkParts(
@@ -147,6 +159,7 @@ def build_sdk(
         meter=(meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION, _version()),
         tracing=tracer_provider is not None,
         metrics=meter_provider is not None,
+        tally=tally,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         prometheus_server=prometheus_server,
@@ -155,12 +168,39 @@ def build_sdk(
     )
 
 
+def _sampler(options: TelemetryOptions, env: Mapping[str, str]) -> Sampler | None:
+    """Parent-based by default: a caller's sampled trace is always continued, an unsampled one
+    never; of the requests that start a trace here, `trace_sample_ratio` are recorded.
+
+    OTEL_TRACES_SAMPLER (and _ARG), when set, wins: the standard samplers are made here from the
+    given environment; any other name (a plugin's) is left to the SDK, which reads the process's.
+    """
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if not name:
+        ratio = options.trace_sample_ratio
+        return ParentBased(ALWAYS_ON if ratio >= 1 else TraceIdRatioBased(ratio))
+    fixed = {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF}
+    root = name.removeprefix("parentbased_")
+    if root in fixed:
+        chosen: Sampler = fixed[root]
+    elif root == "traceidratio":
+        try:
+            ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+        except ValueError:
+            ratio = 1.0
+        chosen = TraceIdRatioBased(ratio if 0 <= ratio <= 1 else 1.0)
+    else:
+        return None
+    return ParentBased(chosen) if name.startswith("parentbased_") else chosen
+
+
 def _disabled() -> SdkParts:
     return SdkParts(
         tracer=NoOpTracerProvider().get_tracer(INSTRUMENTATION),
         meter=NoOpMeterProvider().get_meter(INSTRUMENTATION),
         tracing=False,
         metrics=False,
+        tally=Tally(InstrumentationScope(INSTRUMENTATION), Resource.get_empty()),
     )
 
 
@@ -191,6 +231,12 @@ def _span_exporter(choice: str, protocol: str) -> SpanExporter | None:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
     return GrpcExporter()
+
+
+def _prefers_delta(env: Mapping[str, str]) -> bool:
+    """OTLP counters and histograms as deltas (the OTLP exporter's own reading of the variable)."""
+    preference = env.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "").strip().lower()
+    return preference in ("delta", "lowmemory")
 
 
 def _metric_exporter(choice: str, protocol: str) -> Any:

@@ -86,7 +86,9 @@ async def observed_sidecar(
 ) -> AsyncIterator[Observed]:
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
-    opts = TelemetryOptions(**{"prometheus": False, "reference_model": "gpt-4o", **options})
+    opts = TelemetryOptions(
+        **{"prometheus": False, "reference_model": "gpt-4o", "trace_sample_ratio": 1.0, **options}
+    )
     telemetry = build_telemetry(opts, env=env or {}, span_exporter=exporter, metric_readers=(reader,))
     sidecar = Sidecar(
         example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0), telemetry=telemetry

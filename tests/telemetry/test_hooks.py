@@ -16,10 +16,16 @@ from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 from tests.factories import chat, model, provider
 
 
-def telemetry(**options: object) -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
+def telemetry(
+    env: dict[str, str] | None = None, **options: object
+) -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    opts = TelemetryOptions(**{"prometheus": False, **options})  # type: ignore[arg-type]
-    return build_telemetry(opts, env={}, span_exporter=exporter, metric_readers=(reader,)), exporter, reader
+    opts = TelemetryOptions(**{"prometheus": False, "trace_sample_ratio": 1.0, **options})  # type: ignore[arg-type]
+    return (
+        build_telemetry(opts, env=env or {}, span_exporter=exporter, metric_readers=(reader,)),
+        exporter,
+        reader,
+    )
 
 
 def start(
@@ -190,3 +196,31 @@ def test_an_unsampled_request_makes_no_child_spans_but_still_propagates_its_trac
     t.sdk.flush()
     assert exporter.get_finished_spans() == ()
     assert headers["traceparent"] == f"00-{0x1234:032x}-{0x5678:016x}-00"
+
+
+def recorded_roots(t: Telemetry, n: int, traceparent: str = "") -> int:
+    metadata = (("traceparent", traceparent),) if traceparent else ()
+    recorded = 0
+    for _ in range(n):
+        with t.rpc("Route", metadata) as scope:
+            recorded += scope.span is not None and scope.span.is_recording()
+    return recorded
+
+
+def test_by_default_a_tenth_of_root_requests_are_traced_and_a_callers_decision_is_followed():
+    t, _, _ = telemetry(trace_sample_ratio=0.1)  # TelemetryOptions' and the config's default
+    assert TelemetryOptions().trace_sample_ratio == 0.1
+    assert 100 <= recorded_roots(t, 2000) <= 300  # 10% of 2000, give or take
+    sampled, unsampled = (f"00-{0xABC:032x}-{0xDEF:016x}-{flags}" for flags in ("01", "00"))
+    assert recorded_roots(t, 50, sampled) == 50
+    assert recorded_roots(t, 50, unsampled) == 0
+
+
+def test_otel_traces_sampler_from_the_environment_wins_over_the_setting():
+    t, _, _ = telemetry({"OTEL_TRACES_SAMPLER": "always_on"}, trace_sample_ratio=0.0)
+    assert recorded_roots(t, 100) == 100
+    env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    t, _, _ = telemetry(env, trace_sample_ratio=1.0)
+    assert recorded_roots(t, 100) == 0
+    sampled = f"00-{0xABC:032x}-{0xDEF:016x}-01"
+    assert recorded_roots(t, 10, sampled) == 10  # parent-based: the caller's trace goes on
