@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -181,10 +182,14 @@ class Telemetry:
                 n.PROVIDER: model.provider,
                 n.ATTEMPT_NUMBER: start.number,
                 n.ATTEMPT_CAUSE: start.cause.value,
-                n.ATTEMPT_HEDGED: start.hedged,
-                n.ATTEMPT_STAGE: start.stage,
                 n.BREAKER_STATE: start.breaker_state,
             }
+            # Each attribute costs the SDK a validation and the exporter an encoding, on every
+            # span: these are there only when they say something (hedged, a later cascade stage).
+            if start.hedged:
+                attrs[n.ATTEMPT_HEDGED] = True
+            if start.stage:
+                attrs[n.ATTEMPT_STAGE] = start.stage
             if port is not None:
                 attrs[n.SERVER_PORT] = port
             if start.retry_of:
@@ -265,8 +270,9 @@ class Telemetry:
             attrs: dict[str, Any] = {
                 n.ATTEMPT_OUTCOME: record.outcome.value,
                 n.COST_USD: record.cost_usd_nanos / NANOS_PER_USD,
-                n.QUEUE_WAIT_S: record.queue_wait_s,
             }
+            if record.queue_wait_s:
+                attrs[n.QUEUE_WAIT_S] = record.queue_wait_s
             if record.response_model:
                 attrs[n.GEN_AI_RESPONSE_MODEL] = record.response_model
             if record.usage.input_tokens or record.usage.output_tokens:
@@ -496,7 +502,7 @@ class RpcScope:
                 line["savings_usd"] = (reference - cost) / NANOS_PER_USD
         if self._error:
             line["error"] = self._error
-        text = json.dumps(line, separators=(",", ":"))
+        text = orjson.dumps(line).decode()
         if plan is None:
             return text
         # The decision's fixed part was serialised once per plan; only its per-request facts here.
@@ -534,42 +540,62 @@ MAX_LISTED = 10  # candidates named on a span or log line; the response's Decisi
 
 
 class _PlanFacts:
-    """What telemetry records of a plan that never changes: made once per plan.
+    """What telemetry records of a plan that never changes: each part made once per plan, when
+    first needed (an unsampled request never renders the span's reasons).
 
     Cached decisions hand out copies that share the plan's memo, so a cached route pays for
     this (reasons rendered, attribute sets built) once, not on every request.
     """
 
-    __slots__ = ("decision_attrs", "log_decision", "span_attrs", "span_name")
+    __slots__ = ("_log_decision", "_plan", "_span_attrs", "choice", "decision_attrs")
 
     def __init__(self, plan: Plan) -> None:
-        choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
-        names = [c.model.name for c in plan.candidates]
-        self.span_name = f"route {plan.route}"
+        self._plan = plan
+        self.choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
         self.decision_attrs = {
             hit: {
                 n.ROUTE: plan.route,
                 n.STRATEGY: plan.strategy,
-                n.DECISION_MODEL: choice,
+                n.DECISION_MODEL: self.choice,
                 n.DECISION_CACHE_HIT: hit,
             }
             for hit in (False, True)
         }
-        self.span_attrs: dict[str, Any] = {
-            n.ROUTE: plan.route,
-            n.STRATEGY: plan.strategy,
-            n.DECISION_MODEL: choice,
-            # Strings, not arrays: the SDK validates every element of an array attribute, on every
-            # span; one joined string costs one check (and exports smaller).
-            n.DECISION_CANDIDATES: ", ".join(names[:MAX_LISTED]),
-            n.DECISION_CANDIDATE_COUNT: len(names),
-            n.DECISION_DROPPED: len(plan.dropped),
-            n.DECISION_REASONS: "; ".join(str(r) for r in plan.reasons),
-            n.DECISION_TRUNCATED: plan.truncation is not None,
-        }
-        # A JSON object without its closing brace: the log line appends the per-request facts.
-        fixed = {"strategy": plan.strategy, "model": choice, "candidates": names[:MAX_LISTED]}
-        self.log_decision = json.dumps(fixed, separators=(",", ":"))[:-1]
+        self._span_attrs: dict[str, Any] | None = None
+        self._log_decision = ""
+
+    @property
+    def span_name(self) -> str:
+        return f"route {self._plan.route}"
+
+    @property
+    def span_attrs(self) -> dict[str, Any]:
+        if self._span_attrs is None:
+            plan = self._plan
+            names = [c.model.name for c in plan.candidates]
+            self._span_attrs = {
+                n.ROUTE: plan.route,
+                n.STRATEGY: plan.strategy,
+                n.DECISION_MODEL: self.choice,
+                # Strings, not arrays: the SDK validates every element of an array attribute, on
+                # every span; one joined string costs one check (and exports smaller).
+                n.DECISION_CANDIDATES: ", ".join(names[:MAX_LISTED]),
+                n.DECISION_CANDIDATE_COUNT: len(names),
+                n.DECISION_DROPPED: len(plan.dropped),
+                n.DECISION_REASONS: "; ".join(str(r) for r in plan.reasons),
+                n.DECISION_TRUNCATED: plan.truncation is not None,
+            }
+        return self._span_attrs
+
+    @property
+    def log_decision(self) -> str:
+        """A JSON object without its closing brace: the log line appends the per-request facts."""
+        if not self._log_decision:
+            plan = self._plan
+            names = [c.model.name for c in plan.candidates[:MAX_LISTED]]
+            fixed = {"strategy": plan.strategy, "model": self.choice, "candidates": names}
+            self._log_decision = json.dumps(fixed, separators=(",", ":"))[:-1]
+        return self._log_decision
 
 
 def _facts(plan: Plan) -> _PlanFacts:
