@@ -46,6 +46,15 @@ Key = frozenset[tuple[str, Any]]
 HistogramState = tuple[int, float, list[int], float, float, float, float]
 
 
+def _bounded(series: Mapping[Key, object], attributes: Mapping[str, Any]) -> Key:
+    """The series key of an attribute set: its own, or the overflow point's once a metric holds
+    CARDINALITY_LIMIT sets and this one is new. Called with the tally's lock held."""
+    key = frozenset(attributes.items())
+    if key not in series and len(series) >= CARDINALITY_LIMIT:
+        return OVERFLOW
+    return key
+
+
 class Counter:
     """A sum: monotonic (a counter) or not (an up-down counter)."""
 
@@ -59,11 +68,9 @@ class Counter:
         self._lock = lock
 
     def add(self, amount: float, attributes: Mapping[str, Any]) -> None:
-        key = frozenset(attributes.items())
         with self._lock:
             series = self._series
-            if key not in series and len(series) >= CARDINALITY_LIMIT:
-                key = OVERFLOW
+            key = _bounded(series, attributes)
             series[key] = series.get(key, 0) + amount
 
     def snapshot(self) -> dict[Key, float]:
@@ -96,15 +103,11 @@ class HistogramSeries:
         self._lock = lock
 
     def record(self, value: float, attributes: Mapping[str, Any]) -> None:
-        key = frozenset(attributes.items())
         with self._lock:
+            key = _bounded(self._series, attributes)
             point = self._series.get(key)
             if point is None:
-                if len(self._series) >= CARDINALITY_LIMIT:
-                    key = OVERFLOW
-                point = self._series.get(key)
-                if point is None:
-                    point = self._series[key] = _Point(len(self.bounds) + 1)
+                point = self._series[key] = _Point(len(self.bounds) + 1)
             point.count += 1
             point.total += value
             point.buckets[bisect_left(self.bounds, value)] += 1
@@ -117,9 +120,7 @@ class HistogramSeries:
             if value > point.window_max:
                 point.window_max = value
 
-    def snapshot(
-        self, *, reset_window: bool
-    ) -> dict[Key, tuple[int, float, list[int], float, float, float, float]]:
+    def snapshot(self, *, reset_window: bool) -> dict[Key, HistogramState]:
         with self._lock:
             out = {
                 key: (p.count, p.total, list(p.buckets), p.min, p.max, p.window_min, p.window_max)
