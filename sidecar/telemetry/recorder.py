@@ -19,13 +19,13 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from sidecar.domain.context import outbound_headers
 from sidecar.domain.model import ModelSpec, ProviderSpec
@@ -41,9 +41,12 @@ from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion, Usage
 from sidecar.telemetry import names as n
 from sidecar.telemetry.access_log import write as write_line
+from sidecar.telemetry.finished_spans import UNSET
+from sidecar.telemetry.metric_keys import MetricKeys
 from sidecar.telemetry.metrics import AgreementSource, DepthSource, Instruments, StateSource
 from sidecar.telemetry.privacy import IdHasher, input_messages, output_messages
 from sidecar.telemetry.setup import SdkParts, TelemetryOptions
+from sidecar.telemetry.tally import series_key
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("turnout.access")
@@ -69,9 +72,12 @@ class Telemetry:
         self.metering = sdk.metrics
         self.capture_content = capture_content and sdk.tracing
         self.propagate = options.propagate_to_providers and sdk.tracing
+        self.trace_fields = frozenset(f.lower() for f in propagate.get_global_textmap().fields)
         self.request_log = options.request_log
         self._tracer = sdk.tracer
+        self._finished = sdk.finished_spans
         self._m = Instruments(sdk.meter, sdk.tally)
+        self._keys = MetricKeys()
         self._ids = IdHasher(id_secret)
         self.reference = reference
         self._endpoints: dict[str, tuple[str, str, int | None]] = {}
@@ -127,9 +133,13 @@ class Telemetry:
             self._m.decision_duration.record(
                 plan.decision_time_micros / 1e6, facts.decision_attrs[plan.cache_hit]
             )
-        if not self.tracing or _unsampled():
+        if not self.tracing:
+            return
+        parent = _parent()
+        if parent is False:
             return
         end = time.time_ns()
+        start = end - plan.decision_time_micros * 1000
         attrs = {
             **facts.span_attrs,
             n.DECISION_TIME_US: plan.decision_time_micros,
@@ -137,11 +147,13 @@ class Telemetry:
         }
         if plan.classifier_score is not None:
             attrs[n.CLASSIFIER_SCORE] = plan.classifier_score
+        if parent is not None and self._finished is not None:
+            self._finished.record(
+                facts.span_name, SpanKind.INTERNAL, parent, self._finished.new_id(), start, end, attrs
+            )
+            return
         span = self._tracer.start_span(
-            facts.span_name,
-            kind=SpanKind.INTERNAL,
-            attributes=attrs,
-            start_time=end - plan.decision_time_micros * 1000,
+            facts.span_name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=start
         )
         span.end(end_time=end)
 
@@ -164,8 +176,9 @@ class Telemetry:
                 self._m.hedges.add(1, {n.MODEL: model.name})
             elif start.cause is AttemptCause.RETRY:
                 self._m.retries.add(1, {n.MODEL: model.name, n.FALLBACK_REASON: start.after})
-        span = None
-        if self.tracing and _unsampled():
+        span: _AttemptSpan | None = None
+        parent = _parent() if self.tracing else False
+        if self.tracing and parent is False:
             if self.propagate:  # the provider still learns the trace, marked not sampled
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier)
@@ -206,12 +219,10 @@ class Telemetry:
                 attrs[n.GEN_AI_REQUEST_SEED] = params.seed
             if self.capture_content:
                 attrs[n.GEN_AI_INPUT_MESSAGES] = input_messages(start.request)
-            span = self._tracer.start_span(
-                f"{n.OPERATION_CHAT} {model.upstream_model}", kind=SpanKind.CLIENT, attributes=attrs
-            )
+            span = _AttemptSpan(self, f"{n.OPERATION_CHAT} {model.upstream_model}", parent or None, attrs)
             if self.propagate:
                 carrier = {}
-                propagate.inject(carrier, context=trace.set_span_in_context(span))
+                propagate.inject(carrier, context=trace.set_span_in_context(span.for_context()))
                 # This runs in the attempt's own task: the headers reach only this attempt's call.
                 outbound_headers.set(tuple(carrier.items()))
 
@@ -227,70 +238,51 @@ class Telemetry:
         self,
         record: AttemptRecord,
         completion: Completion | None,
-        span: trace.Span | None,
+        span: _AttemptSpan | None,
         provider: str,
         address: str,
         model: ModelSpec,
     ) -> None:
         error_type = record.failure_class.value if record.failure_class is not None else ""
         if self.metering:
-            self._m.attempts.add(
-                1,
-                {
-                    n.MODEL: model.name,
-                    n.PROVIDER: model.provider,
-                    n.ATTEMPT_CAUSE: record.cause,
-                    n.ATTEMPT_OUTCOME: record.outcome.value,
-                    **({n.ERROR_TYPE: error_type} if error_type else {}),
-                },
-            )
-            genai: dict[str, Any] = {
-                n.GEN_AI_OPERATION_NAME: n.OPERATION_CHAT,
-                n.GEN_AI_PROVIDER_NAME: provider,
-                n.GEN_AI_REQUEST_MODEL: model.upstream_model,
-                n.SERVER_ADDRESS: address,
-            }
-            if record.response_model:
-                genai[n.GEN_AI_RESPONSE_MODEL] = record.response_model
+            keys = self._keys.attempt(model, provider, address, record, error_type)
+            m = self._m
+            m.attempts.add(1, keys.attempts)
             if record.outcome is not AttemptOutcome.CANCELLED:  # a lost hedge is not an operation's duration
-                timed = {**genai, n.ERROR_TYPE: error_type} if error_type else genai
-                self._m.operation_duration.record(record.latency_s, timed)
+                m.operation_duration.record(record.latency_s, keys.timed)
             if record.time_to_first_token_s is not None:
-                self._m.time_to_first_chunk.record(record.time_to_first_token_s, genai)
+                m.time_to_first_chunk.record(record.time_to_first_token_s, keys.genai)
             if record.usage.input_tokens:
-                self._m.token_usage.record(record.usage.input_tokens, {**genai, n.GEN_AI_TOKEN_TYPE: "input"})
+                m.token_usage.record(record.usage.input_tokens, keys.input_tokens)
             if record.usage.output_tokens:
-                self._m.token_usage.record(
-                    record.usage.output_tokens, {**genai, n.GEN_AI_TOKEN_TYPE: "output"}
-                )
-            self._m.queue_wait.record(record.queue_wait_s, {n.MODEL: model.name, n.PROVIDER: model.provider})
+                m.token_usage.record(record.usage.output_tokens, keys.output_tokens)
+            m.queue_wait.record(record.queue_wait_s, keys.queue)
         if span is None:
             return
-        if span.is_recording():
-            attrs: dict[str, Any] = {
-                n.ATTEMPT_OUTCOME: record.outcome.value,
-                n.COST_USD: record.cost_usd_nanos / NANOS_PER_USD,
-            }
-            if record.queue_wait_s:
-                attrs[n.QUEUE_WAIT_S] = record.queue_wait_s
-            if record.response_model:
-                attrs[n.GEN_AI_RESPONSE_MODEL] = record.response_model
-            if record.usage.input_tokens or record.usage.output_tokens:
-                attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = record.usage.input_tokens
-                attrs[n.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage.output_tokens
-            if record.finish_reason is not None:
-                attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = [record.finish_reason.value]
-            if record.time_to_first_token_s is not None:
-                attrs[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = record.time_to_first_token_s
-            if error_type:
-                attrs[n.ERROR_TYPE] = error_type
-                span.set_status(Status(StatusCode.ERROR, record.error_message))
-            elif record.outcome is AttemptOutcome.CANCELLED:
-                attrs[n.ERROR_TYPE] = "cancelled"
-            if self.capture_content and completion is not None:
-                attrs[n.GEN_AI_OUTPUT_MESSAGES] = output_messages(completion)
-            span.set_attributes(attrs)
-        span.end()
+        attrs: dict[str, Any] = {
+            n.ATTEMPT_OUTCOME: record.outcome.value,
+            n.COST_USD: record.cost_usd_nanos / NANOS_PER_USD,
+        }
+        if record.queue_wait_s:
+            attrs[n.QUEUE_WAIT_S] = record.queue_wait_s
+        if record.response_model:
+            attrs[n.GEN_AI_RESPONSE_MODEL] = record.response_model
+        if record.usage.input_tokens or record.usage.output_tokens:
+            attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = record.usage.input_tokens
+            attrs[n.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage.output_tokens
+        if record.finish_reason is not None:
+            attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = (record.finish_reason.value,)
+        if record.time_to_first_token_s is not None:
+            attrs[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = record.time_to_first_token_s
+        status = UNSET
+        if error_type:
+            attrs[n.ERROR_TYPE] = error_type
+            status = Status(StatusCode.ERROR, record.error_message)
+        elif record.outcome is AttemptOutcome.CANCELLED:
+            attrs[n.ERROR_TYPE] = "cancelled"
+        if self.capture_content and completion is not None:
+            attrs[n.GEN_AI_OUTPUT_MESSAGES] = output_messages(completion)
+        span.end(attrs, status)
 
     def breaker_changed(self, model: str, state: str) -> None:
         if self.metering:
@@ -342,6 +334,7 @@ class RpcScope:
         "_token",
         "attempts",
         "chat",
+        "children_parent",
         "method",
         "plan",
         "span",
@@ -362,10 +355,16 @@ class RpcScope:
         self._error = ""
         self.trace_id = ""
         self.span: trace.Span | None = None
+        self.children_parent: SpanContext | Literal[False] = False  # see _parent()
         self._token: object | None = None
         self._started = 0.0
         if telemetry.tracing:
-            carrier = {k.lower(): v for k, v in (metadata or ()) if isinstance(v, str)}
+            # Only the propagators' own headers (traceparent, tracestate, baggage by default):
+            # a call without any, the common case, skips extraction altogether.
+            fields = telemetry.trace_fields
+            carrier = {
+                k.lower(): v for k, v in (metadata or ()) if isinstance(v, str) and k.lower() in fields
+            }
             parent = propagate.extract(carrier) if carrier else None
             self.span = telemetry._tracer.start_span(
                 f"{n.RPC_SERVICE_NAME}/{method}",
@@ -376,6 +375,7 @@ class RpcScope:
             ctx = self.span.get_span_context()
             if ctx.is_valid:
                 self.trace_id = format(ctx.trace_id, "032x")
+            self.children_parent = ctx if self.span.is_recording() else False
 
     def __enter__(self) -> RpcScope:
         self._started = time.perf_counter()
@@ -420,18 +420,16 @@ class RpcScope:
         winner = next((a for a in self.attempts if a.number == self.winner), None) if self.winner else None
         tenant = t.hashed(chat.tenant_id) if chat is not None and chat.tenant_id else ""
         if t.metering:
-            m = t._m
-            m.request_duration.record(
-                duration_s, {n.RPC_METHOD: self.method, n.ROUTE: route, n.RPC_STATUS: self.status}
-            )
-            labels = {n.ROUTE: route, n.TENANT: tenant} if t.options.tenant_label else {n.ROUTE: route}
+            m, keys = t._m, t._keys
+            m.request_duration.record(duration_s, keys.request(self.method, route, self.status))
+            tenant_label = tenant if t.options.tenant_label else None
             for a in self.attempts:
                 if a.cost_usd_nanos:
                     m.cost.add(
-                        a.cost_usd_nanos / NANOS_PER_USD, {**labels, n.MODEL: a.model, n.PROVIDER: a.provider}
+                        a.cost_usd_nanos / NANOS_PER_USD, keys.cost(route, tenant_label, a.model, a.provider)
                     )
             if reference is not None and t.reference is not None:
-                ref = {**labels, n.REFERENCE_MODEL: t.reference.name}
+                ref = keys.reference(route, tenant_label, t.reference.name)
                 m.reference_cost.add(reference / NANOS_PER_USD, ref)
                 m.savings.add((reference - cost) / NANOS_PER_USD, ref)
             if winner is not None and winner.hedged:
@@ -525,15 +523,72 @@ def _timestamp() -> str:
     return f"{_SECOND[1]}.{int((now - whole) * 1000):03d}Z"
 
 
-def _unsampled() -> bool:
-    """The request's trace is not being recorded (head sampling said no).
+def _parent() -> SpanContext | Literal[False] | None:
+    """Where a child span of this request goes: under the current span when it is recorded (its
+    context); False when the request's trace is not recorded (head sampling said no); None when
+    there is no current span (outside an RPC: the SDK starts a trace of its own).
 
-    Its children would not be either under the parent-based samplers (the SDK's default, and
-    OTEL_TRACES_SAMPLER=parentbased_*), so they are not even made: an unsampled request costs
-    only its server span's sampling decision.
+    An unrecorded trace's children would not be recorded either under the parent-based samplers
+    (the SDK's default, and OTEL_TRACES_SAMPLER=parentbased_*), so they are not even made: an
+    unsampled request costs only its server span's sampling decision.
     """
+    scope = _scope.get()
+    if scope is not None and scope.span is not None:  # inside an RPC: its server span decided
+        return scope.children_parent
     current = trace.get_current_span()
-    return current.get_span_context().is_valid and not current.is_recording()
+    context = current.get_span_context()
+    if current.is_recording():
+        return context
+    return False if context.is_valid else None
+
+
+class _AttemptSpan:
+    """A provider attempt's CLIENT span from its start to its end: written finished when its
+    parent is recorded (FinishedSpans), else a live SDK span (no parent: a trace of its own)."""
+
+    __slots__ = ("_attrs", "_finished", "_live", "_name", "_parent", "_span_id", "_start_ns")
+
+    def __init__(
+        self, telemetry: Telemetry, name: str, parent: SpanContext | None, attrs: dict[str, Any]
+    ) -> None:
+        self._finished = telemetry._finished if parent is not None else None
+        self._name, self._parent, self._attrs = name, parent, attrs
+        self._live: trace.Span | None = None
+        self._span_id = 0
+        self._start_ns = time.time_ns()
+        if self._finished is not None:
+            self._span_id = self._finished.new_id()
+        else:
+            self._live = telemetry._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+
+    def for_context(self) -> trace.Span:
+        """A span to put in a context for propagation (its id is this attempt's)."""
+        if self._live is not None:
+            return self._live
+        assert self._parent is not None
+        p = self._parent
+        return NonRecordingSpan(SpanContext(p.trace_id, self._span_id, False, p.trace_flags, p.trace_state))
+
+    def end(self, attrs: dict[str, Any], status: Status) -> None:
+        if self._live is not None:
+            if self._live.is_recording():
+                self._live.set_attributes(attrs)
+                if status.status_code is not StatusCode.UNSET:
+                    self._live.set_status(status)
+            self._live.end()
+            return
+        assert self._finished is not None
+        assert self._parent is not None
+        self._finished.record(
+            self._name,
+            SpanKind.CLIENT,
+            self._parent,
+            self._span_id,
+            self._start_ns,
+            time.time_ns(),
+            {**self._attrs, **attrs},
+            status,
+        )
 
 
 MAX_LISTED = 10  # candidates named on a span or log line; the response's Decision lists them all
@@ -553,12 +608,14 @@ class _PlanFacts:
         self._plan = plan
         self.choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
         self.decision_attrs = {
-            hit: {
-                n.ROUTE: plan.route,
-                n.STRATEGY: plan.strategy,
-                n.DECISION_MODEL: self.choice,
-                n.DECISION_CACHE_HIT: hit,
-            }
+            hit: series_key(
+                {
+                    n.ROUTE: plan.route,
+                    n.STRATEGY: plan.strategy,
+                    n.DECISION_MODEL: self.choice,
+                    n.DECISION_CACHE_HIT: hit,
+                }
+            )
             for hit in (False, True)
         }
         self._span_attrs: dict[str, Any] | None = None

@@ -36,6 +36,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased,
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NoOpTracerProvider, Tracer
 
+from sidecar.telemetry.finished_spans import FinishedSpans
+from sidecar.telemetry.otlp_spans import grpc_span_exporter
 from sidecar.telemetry.tally import Tally
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class SdkParts:
     prometheus_server: Any = None  # (WSGIServer, Thread) from prometheus_client
     prometheus_address: tuple[str, int] | None = None
     span_processor: BatchSpanProcessor | None = None
+    finished_spans: FinishedSpans | None = None  # child spans written finished (finished_spans.py)
 
     def flush(self, timeout_ms: int = 5000) -> None:
         """Export what is buffered now (tests, and before a process exits)."""
@@ -123,11 +126,14 @@ def build_sdk(
     protocol = options.otlp_protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
 
     exporter = span_exporter or _span_exporter(_choice(options.traces, "TRACES", env), protocol)
-    tracer_provider = processor = None
+    tracer_provider = processor = finished = None
     if exporter is not None:
         tracer_provider = TracerProvider(resource=resource, sampler=_sampler(options, env))
         processor = BatchSpanProcessor(exporter)
         tracer_provider.add_span_processor(processor)
+        finished = FinishedSpans(
+            tracer_provider, processor, InstrumentationScope(INSTRUMENTATION, _version())
+        )
 
     readers: list[MetricReader] = list(metric_readers)
     tally = Tally(InstrumentationScope(INSTRUMENTATION, _version()), resource)
@@ -165,6 +171,7 @@ def build_sdk(
         prometheus_server=prometheus_server,
         prometheus_address=address,
         span_processor=processor,
+        finished_spans=finished,
     )
 
 
@@ -228,9 +235,7 @@ def _span_exporter(choice: str, protocol: str) -> SpanExporter | None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         return HttpExporter()
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-    return GrpcExporter()
+    return grpc_span_exporter()  # the SDK's, with an encoder ~5x cheaper (otlp_spans.py)
 
 
 def _prefers_delta(env: Mapping[str, str]) -> bool:

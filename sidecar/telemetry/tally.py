@@ -46,10 +46,16 @@ Key = frozenset[tuple[str, Any]]
 HistogramState = tuple[int, float, list[int], float, float, float, float]
 
 
-def _bounded(series: Mapping[Key, object], attributes: Mapping[str, Any]) -> Key:
+def series_key(attributes: Mapping[str, Any]) -> Key:
+    """An attribute set as the tally keys it; callers that record the same set again and again
+    make it once and pass it in place of the mapping."""
+    return frozenset(attributes.items())
+
+
+def _bounded(series: Mapping[Key, object], attributes: Mapping[str, Any] | Key) -> Key:
     """The series key of an attribute set: its own, or the overflow point's once a metric holds
     CARDINALITY_LIMIT sets and this one is new. Called with the tally's lock held."""
-    key = frozenset(attributes.items())
+    key = attributes if type(attributes) is frozenset else frozenset(attributes.items())  # type: ignore[union-attr]
     if key not in series and len(series) >= CARDINALITY_LIMIT:
         return OVERFLOW
     return key
@@ -67,7 +73,7 @@ class Counter:
         self._series: dict[Key, float] = {}
         self._lock = lock
 
-    def add(self, amount: float, attributes: Mapping[str, Any]) -> None:
+    def add(self, amount: float, attributes: Mapping[str, Any] | Key) -> None:
         with self._lock:
             series = self._series
             key = _bounded(series, attributes)
@@ -102,7 +108,7 @@ class HistogramSeries:
         self._series: dict[Key, _Point] = {}
         self._lock = lock
 
-    def record(self, value: float, attributes: Mapping[str, Any]) -> None:
+    def record(self, value: float, attributes: Mapping[str, Any] | Key) -> None:
         with self._lock:
             key = _bounded(self._series, attributes)
             point = self._series.get(key)

@@ -224,3 +224,81 @@ def test_otel_traces_sampler_from_the_environment_wins_over_the_setting():
     assert recorded_roots(t, 100) == 0
     sampled = f"00-{0xABC:032x}-{0xDEF:016x}-01"
     assert recorded_roots(t, 10, sampled) == 10  # parent-based: the caller's trace goes on
+
+
+def _under_server_span(t: Telemetry, body):  # type: ignore[no-untyped-def]
+    """Run body() with a recorded server span current, as an RPC does; returns (its result, the span)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    def run():  # type: ignore[no-untyped-def]
+        server = t._tracer.start_span("server")
+        token = otel_context.attach(trace.set_span_in_context(server))
+        try:
+            return body(), server
+        finally:
+            otel_context.detach(token)
+            server.end()
+
+    return contextvars.copy_context().run(run)
+
+
+def test_under_a_recorded_request_the_attempt_span_is_a_child_written_as_the_sdk_writes_spans():
+    """The attempt span is written finished (finished_spans.py): same trace, parent, flags, resource
+    and scope as an SDK span, its start and end attributes and status, and the header's span id."""
+    t, exporter, _ = telemetry(propagate_to_providers=True)
+
+    def attempt() -> tuple[tuple[str, str], ...]:
+        end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+        assert end is not None
+        headers = outbound_headers.get()
+        failed = record(
+            1,
+            AttemptOutcome.FAILURE,
+            AttemptCause.PRIMARY,
+            failure_class=FailureClass.SERVER_ERROR,
+            error_message="upstream 503",
+        )
+        end(failed, None)
+        return headers
+
+    sent, _server = _under_server_span(t, attempt)
+    headers = dict(sent)
+    t.sdk.flush()
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    child, parent = spans["chat m1"], spans["server"]
+    assert child.parent is not None
+    assert child.parent.span_id == parent.context.span_id
+    assert child.context.trace_id == parent.context.trace_id
+    assert child.context.trace_flags == parent.context.trace_flags
+    assert child.context.trace_flags.sampled
+    assert child.resource is parent.resource
+    assert child.instrumentation_scope == parent.instrumentation_scope
+    assert child.kind.name == "CLIENT"
+    assert (child.status.status_code.name, child.status.description) == ("ERROR", "upstream 503")
+    assert child.attributes["gen_ai.operation.name"] == "chat"  # from the start
+    assert child.attributes["error.type"] == "server_error"  # from the end
+    assert None not in (child.start_time, child.end_time, parent.start_time, parent.end_time)
+    assert parent.start_time <= child.start_time <= child.end_time <= parent.end_time  # type: ignore[operator]
+    _version, trace_id, span_id, flags = headers["traceparent"].split("-")
+    assert (trace_id, span_id, flags) == (
+        format(child.context.trace_id, "032x"),
+        format(child.context.span_id, "016x"),
+        format(child.context.trace_flags, "02x"),  # sampled, and the SDK's random-trace-id flag
+    )
+
+
+def test_written_spans_keep_the_attribute_length_limit_the_operator_set(monkeypatch):
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "12")
+    t, exporter, _ = telemetry()
+    t.capture_content = True
+
+    def attempt() -> None:
+        end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+        assert end is not None
+        end(record(1, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
+
+    _under_server_span(t, attempt)
+    t.sdk.flush()
+    (child,) = [s for s in exporter.get_finished_spans() if s.name != "server"]
+    assert len(child.attributes["gen_ai.input.messages"]) == 12
