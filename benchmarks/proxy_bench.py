@@ -12,8 +12,9 @@ no retries, no database, no callbacks, telemetry off (Turnout: no traces, metric
 endpoint or request log; LiteLLM: no callbacks, LITELLM_LOG=ERROR). The load comes from
 benchmarks/loadgen_http.py and benchmarks/loadgen.py, a process per round (never in the server's
 interpreter), after one warm-up per target: closed loops at concurrency 1, 16, 64, then open loops
-at fixed rates. Each load point runs in rounds (3 in full mode), each round alternating between the
-targets, so that the machine's drift lands on every target alike; the rounds' samples are pooled.
+at fixed rates. Each load point runs in rounds (4 in full mode), each round alternating between the
+targets, forward then backward, so that the machine's drift lands on every target alike; the
+rounds' samples are pooled.
 A rate is sent to a target only when it is under 80 % of that target's best closed-loop
 throughput; above it the queue only grows, and the row says "over capacity". Added latency is a
 target's percentile minus the direct target's at the same level (streams against direct streams).
@@ -95,7 +96,7 @@ class Mode:
     litellm_workers: tuple[int, ...]
 
 
-FULL = Mode((1, 16, 64), (100, 250, GOAL_RATE), seconds=12.0, rounds=3, warmup=20, litellm_workers=(1, 2))
+FULL = Mode((1, 16, 64), (100, 250, GOAL_RATE), seconds=12.0, rounds=4, warmup=20, litellm_workers=(1, 2))
 QUICK = Mode((1, 16), (100, GOAL_RATE), seconds=1.5, rounds=1, warmup=5, litellm_workers=(1,))
 
 
@@ -404,6 +405,7 @@ def _pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """A load point's rounds as one: latency percentiles over all samples (loadgen.pool), CPU summed."""
     out = pool(rounds)
     cpu, requests = sum(r["cpu_s"] for r in rounds), sum(r["requests"] for r in rounds)
+    out["rps_rounds"] = [r["rps"] for r in rounds]
     out["cpu_s"] = round(cpu, 3)
     out["cpu_ms_per_request"] = round(1000 * cpu / requests, 3) if requests else None
     return out
@@ -527,8 +529,11 @@ class _Bench:
     def level(self, targets: list[Target], **shape: Any) -> dict[str, dict[str, Any]]:
         """One load level on every target: round after round, each round alternating the targets."""
         rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
-        for _ in range(self.mode.rounds):
-            for t in targets:
+        for i in range(self.mode.rounds):
+            # Forward, then backward (A B C, C B A, ...): a drift of the machine over a level then
+            # lands on every target alike, not most on the last; with an even number of rounds a
+            # steady drift cancels out of the ratios between targets.
+            for t in targets if i % 2 == 0 else targets[::-1]:
                 rounds[t.name].append(self.point(t, **shape))
         return {name: _pooled(runs) for name, runs in rounds.items()}
 
@@ -656,8 +661,18 @@ def _compare(r: dict[str, Any]) -> dict[str, Any]:
                 for level in closed["turnout"]
             }
             on, off = (r["processes"][n]["cpu_ms_per_request"] for n in (target, "turnout"))
+            # Each round's ratio too: the spread says how much of a shortfall is the machine's noise.
+            per_round = {
+                level: [
+                    round(a / b, 3)
+                    for a, b in zip(x["rps_rounds"], closed["turnout"][level]["rps_rounds"], strict=True)
+                ]
+                for level, x in closed[target].items()
+                if "rps_rounds" in x and "rps_rounds" in closed["turnout"][level]
+            }
             out[key] = {
                 "rps": ratios,
+                "rps_by_round": per_round,
                 "cpu_ms_per_request": {"on": on, "off": off},
                 "met": min(ratios.values()) >= TELEMETRY_GOAL_RATIO,
             }
@@ -818,11 +833,14 @@ def report(results: dict[str, Any]) -> list[str]:
         t = c.get(key)
         if t:
             ratios = ", ".join(f"{level[1:]}: {v}" for level, v in t["rps"].items())
+            spread = "; ".join(
+                f"{level[1:]}: {min(v)}-{max(v)}" for level, v in t.get("rps_by_round", {}).items() if v
+            )
             cpu = t["cpu_ms_per_request"]
             goals.append(
                 f"- Telemetry on vs off on Generate ({what}): throughput ratio by concurrency {ratios} "
-                f"(goal >= {TELEMETRY_GOAL_RATIO}); CPU {cpu['on']} vs {cpu['off']} ms per request: "
-                f"{_met(t['met'])}."
+                f"(goal >= {TELEMETRY_GOAL_RATIO}; round by round {spread or 'n/a'}); "
+                f"CPU {cpu['on']} vs {cpu['off']} ms per request: {_met(t['met'])}."
             )
     i = c["turnout_idle_rss"]
     goals.append(f"- Turnout idle RSS {i['mb']} MB (goal <= {GOAL_IDLE_RSS_MB:g}): {_met(i['met'])}.")

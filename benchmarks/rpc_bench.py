@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,7 +107,7 @@ VARIANTS: dict[str, tuple[bool, dict[str, Any], dict[str, str]]] = {
 TELEMETRY_VARIANTS = [name for name in VARIANTS if name.startswith("+")]
 
 
-ROUNDS = 5
+ROUNDS = 6
 
 
 def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,9 +115,15 @@ def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(runs, key=lambda r: r["rps"])
     middle = dict(ordered[len(ordered) // 2])
     middle["rounds"] = len(runs)
+    middle["rps_rounds"] = [r["rps"] for r in runs]  # in the order run
     middle["rps_range"] = [ordered[0]["rps"], ordered[-1]["rps"]]
     middle["errors"] = sum(r["errors"] for r in runs)
     return middle
+
+
+def _paired_ratio(on: dict[str, Any], off: dict[str, Any]) -> float:
+    ratios = [a / b for a, b in zip(on["rps_rounds"], off["rps_rounds"], strict=True)]
+    return round(statistics.median(ratios), 3)
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -157,8 +164,10 @@ def run(quick: bool) -> dict[str, Any]:
         for c in levels:
             per_round = max(100, (calls if c > 1 else calls // 2) // ROUNDS)
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
-            for _ in range(ROUNDS):
-                for name, address in targets.items():
+            order = list(targets.items())
+            for i in range(ROUNDS):
+                # forward, then backward: a steady drift cancels out of the ratios over an even count
+                for name, address in order if i % 2 == 0 else order[::-1]:
                     rounds[name].append(_load(address, data, c, per_round))
             for name, runs in rounds.items():
                 results[name][f"c{c}"] = _median_round(runs)
@@ -173,17 +182,19 @@ def run(quick: bool) -> dict[str, Any]:
         }
         for name in VARIANTS
     }
+    # Telemetry on over off: the median of the rounds' ratios, each round's "on" against the same
+    # round's "off" (run beside it), so a slow moment of the machine does not count as telemetry's.
     on_over_off = {
         name: {
-            f"c{c}": round(results[name][f"c{c}"]["rps"] / results["sidecar+cache"][f"c{c}"]["rps"], 3)
-            for c in levels
+            f"c{c}": _paired_ratio(results[name][f"c{c}"], results["sidecar+cache"][f"c{c}"]) for c in levels
         }
         for name in TELEMETRY_VARIANTS
     }
     return {
         "calls_per_point": calls,
         "load_generator": f"benchmarks/loadgen.py (grpc.aio, closed loop, its own process); {ROUNDS} "
-        "alternating rounds per point, the median round reported",
+        "rounds per point, alternating the targets forward then backward; the median round reported, "
+        "telemetry ratios the median of the rounds' on/off ratios",
         "results": results,
         "rps_ratio_to_echo": ratios,
         "telemetry": {

@@ -240,8 +240,8 @@ def test_telemetry_on_is_compared_with_the_same_sidecar_off() -> None:
 
     results = {
         "closed": {
-            "turnout": {"c1": {"rps": 40.0}, "c16": {"rps": 700.0}},
-            "turnout telemetry": {"c1": {"rps": 39.6}, "c16": {"rps": 525.0}},
+            "turnout": {"c1": {"rps": 40.0}, "c16": {"rps": 700.0, "rps_rounds": [690.0, 710.0]}},
+            "turnout telemetry": {"c1": {"rps": 39.6}, "c16": {"rps": 525.0, "rps_rounds": [517.5, 532.5]}},
         },
         "open": {},
         "best_rps": {"turnout": 700.0, "turnout telemetry": 525.0},
@@ -251,3 +251,12 @@ def test_telemetry_on_is_compared_with_the_same_sidecar_off() -> None:
     assert telemetry["rps"] == {"c1": 0.99, "c16": 0.75}
     assert telemetry["cpu_ms_per_request"] == {"on": 2.4, "off": 1.6}
     assert telemetry["met"] is False  # 0.75 < 0.9 at concurrency 16
+    assert telemetry["rps_by_round"] == {"c16": [0.75, 0.75]}  # each round against its own "off"
+
+
+def test_route_telemetry_ratio_pairs_each_round_with_the_same_rounds_off() -> None:
+    from benchmarks.rpc_bench import _paired_ratio
+
+    off = {"rps_rounds": [1000.0, 500.0, 1000.0]}  # the machine slowed down in round 2
+    on = {"rps_rounds": [950.0, 480.0, 930.0]}
+    assert _paired_ratio(on, off) == 0.95  # median of 0.95, 0.96, 0.93
