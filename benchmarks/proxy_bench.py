@@ -406,6 +406,7 @@ def _pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out = pool(rounds)
     cpu, requests = sum(r["cpu_s"] for r in rounds), sum(r["requests"] for r in rounds)
     out["rps_rounds"] = [r["rps"] for r in rounds]
+    out["requests"] = requests
     out["cpu_s"] = round(cpu, 3)
     out["cpu_ms_per_request"] = round(1000 * cpu / requests, 3) if requests else None
     return out
@@ -638,6 +639,15 @@ def run(quick: bool) -> dict[str, Any]:
     return results
 
 
+def _cpu_per_request(points: dict[str, dict[str, Any]]) -> float | None:
+    """CPU ms per request over a target's load points (their CPU summed over their requests)."""
+    measured = [x for x in points.values() if x.get("cpu_ms_per_request")]
+    cpu = sum(x["cpu_s"] for x in measured)
+    # results written before "requests" was kept: it is cpu_s over the per-request figure
+    requests = sum(x.get("requests") or 1000 * x["cpu_s"] / x["cpu_ms_per_request"] for x in measured)
+    return round(1000 * cpu / requests, 3) if requests else None
+
+
 def _compare(r: dict[str, Any]) -> dict[str, Any]:
     """Turnout against the goals, and against LiteLLM with one worker where it ran."""
     closed, opened, best = r["closed"], r["open"], r["best_rps"]
@@ -660,7 +670,9 @@ def _compare(r: dict[str, Any]) -> dict[str, Any]:
                 level: round(closed[target][level]["rps"] / closed["turnout"][level]["rps"], 3)
                 for level in closed["turnout"]
             }
-            on, off = (r["processes"][n]["cpu_ms_per_request"] for n in (target, "turnout"))
+            # CPU over the same points (the closed-loop levels, non-streamed): the processes' totals
+            # also hold points only one of them ran (streams, fixed rates), so they are not comparable.
+            on, off = (_cpu_per_request(closed[n]) for n in (target, "turnout"))
             # Each round's ratio too: the spread says how much of a shortfall is the machine's noise.
             per_round = {
                 level: [
