@@ -238,27 +238,17 @@ def test_telemetry_on_is_compared_with_the_same_sidecar_off() -> None:
     def proc(cpu: float) -> dict[str, float]:
         return {"workers": 1, "idle_rss_mb": 75.0, "peak_rss_mb": 80.0, "cpu_ms_per_request": cpu}
 
+    def point(rps: float, cpu_s: float, requests: int, rounds: list[float] | None = None) -> dict[str, Any]:
+        x: dict[str, Any] = {"rps": rps, "cpu_s": cpu_s, "requests": requests}
+        x["cpu_ms_per_request"] = 1000 * cpu_s / requests
+        return x | ({"rps_rounds": rounds} if rounds else {})
+
     results = {
         "closed": {
-            "turnout": {
-                "c1": {"rps": 40.0, "cpu_s": 0.8, "requests": 400, "cpu_ms_per_request": 2.0},
-                "c16": {
-                    "rps": 700.0,
-                    "rps_rounds": [690.0, 710.0],
-                    "cpu_s": 8.4,
-                    "requests": 7000,
-                    "cpu_ms_per_request": 1.2,
-                },
-            },
+            "turnout": {"c1": point(40.0, 0.8, 400), "c16": point(700.0, 8.4, 7000, [690.0, 710.0])},
             "turnout telemetry": {
-                "c1": {"rps": 39.6, "cpu_s": 0.88, "requests": 400, "cpu_ms_per_request": 2.2},
-                "c16": {
-                    "rps": 525.0,
-                    "rps_rounds": [517.5, 532.5],
-                    "cpu_s": 8.0,
-                    "requests": 5000,
-                    "cpu_ms_per_request": 1.6,
-                },
+                "c1": point(39.6, 0.88, 400),
+                "c16": point(525.0, 8.0, 5000, [517.5, 532.5]),
             },
         },
         "open": {},
