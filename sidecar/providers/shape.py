@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import orjson
+
 from sidecar.domain.outcome import FailureClass, ProviderError
 
 T = TypeVar("T")
@@ -44,9 +46,16 @@ def opt(obj: Obj, key: str, kind: type[T], prefix: str, default: D) -> T | D:
 def parse_json(raw: bytes | str, what: str = "the body") -> dict[str, Any]:
     """A JSON object from a body or an event's data, or MALFORMED_RESPONSE."""
     try:
-        value = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ProviderError(FailureClass.MALFORMED_RESPONSE, f"{what} is not valid JSON ({exc})") from None
+        value = orjson.loads(raw)  # ~4x faster than json.loads on a completion body
+    except orjson.JSONDecodeError:
+        # What orjson refuses and the standard parser reads (NaN, integers beyond 64 bits, lone
+        # surrogates) is read as before; anything else is reported with the standard message.
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise ProviderError(
+                FailureClass.MALFORMED_RESPONSE, f"{what} is not valid JSON ({exc})"
+            ) from None
     body: dict[str, Any] = typed(value, dict, what)
     return body
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from sidecar.domain.context import outbound_headers
@@ -67,12 +68,7 @@ class JsonTransport:
         self, call: ProviderCall, url: str, payload: dict[str, Any], *, accept: str
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """POST and hand over a 2xx response; close it on any error or cancellation, else release it."""
-        try:
-            data = json.dumps(payload, ensure_ascii=False).encode()
-        except (TypeError, ValueError) as exc:  # e.g. a set inside a tool's parameter schema
-            raise ProviderError(
-                FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})"
-            ) from None
+        data = _encode(payload)
         # Trace context (traceparent, ...) when telemetry propagates it to providers; empty otherwise.
         headers = {**self._headers, **dict(outbound_headers.get()), "Accept": accept}
         headers["Content-Type"] = "application/json"
@@ -140,3 +136,16 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
             break
         body += piece
     return bytes(body)
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    """The request body: orjson (~10x faster than json.dumps here), the standard encoder for what
+    orjson refuses and it accepts (integers beyond 64 bits), BAD_REQUEST for what neither encodes."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        pass
+    try:
+        return json.dumps(payload, ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:  # e.g. a set inside a tool's parameter schema
+        raise ProviderError(FailureClass.BAD_REQUEST, f"the request is not JSON-encodable ({exc})") from None

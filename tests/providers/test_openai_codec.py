@@ -395,6 +395,17 @@ def test_parse_json_refuses_non_objects(raw: bytes) -> None:
     assert info.value.failure_class is FailureClass.MALFORMED_RESPONSE
 
 
+def test_parse_json_reads_what_the_fast_parser_refuses_as_the_standard_parser_does() -> None:
+    # orjson refuses integers beyond 64 bits; json.loads reads them, and so does parse_json
+    assert parse_json(b'{"id": "x", "created": 1180591620717411303424}') == {
+        "id": "x",
+        "created": 2**70,
+    }
+    with pytest.raises(ProviderError) as info:
+        parse_json(b'{"id": }')
+    assert "is not valid JSON (Expecting value" in info.value.message  # the standard parser's words
+
+
 def chunk_body(delta: dict[str, Any] | None = None, finish: str | None = None) -> dict[str, Any]:
     choice = {"index": 0, "delta": delta or {}, "finish_reason": finish}
     return {"object": "chat.completion.chunk", "model": "m-1", "choices": [choice]}
