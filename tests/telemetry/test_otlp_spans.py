@@ -223,6 +223,14 @@ def test_the_grpc_exporter_sends_the_encoded_spans(monkeypatch: pytest.MonkeyPat
     try:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{collector.port}")
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true")
+        encoded: list[int] = []
+        real_encode = SpanEncoder.encode
+
+        def spy(self: SpanEncoder, spans: Any) -> bytes:
+            encoded.append(len(spans))
+            return real_encode(self, spans)
+
+        monkeypatch.setattr(SpanEncoder, "encode", spy)
         exporter = grpc_span_exporter()
         tp, memory = provider(Resource.create({"service.name": "turnout"}))
         tp.get_tracer("turnout").start_span("chat m", attributes={"gen_ai.operation.name": "chat"}).end()
@@ -232,4 +240,5 @@ def test_the_grpc_exporter_sends_the_encoded_spans(monkeypatch: pytest.MonkeyPat
     finally:
         collector.server.stop(0)
     assert len(collector.requests) == 1
+    assert encoded == [1]  # our encoder made the request, not the SDK's (same message either way)
     assert ExportTraceServiceRequest.FromString(collector.requests[0]) == encode_spans(spans)
