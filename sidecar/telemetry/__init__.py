@@ -8,7 +8,8 @@ nothing here calls back into the request flow.
 from typing import TextIO
 
 from sidecar.telemetry.privacy import capture_enabled
-from sidecar.telemetry.recorder import RpcScope, Telemetry
+from sidecar.telemetry.recorder import Telemetry
+from sidecar.telemetry.rpc_scope import RpcScope
 from sidecar.telemetry.setup import TelemetryOptions, build_sdk
 
 __all__ = [

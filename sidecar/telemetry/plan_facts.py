@@ -1,0 +1,86 @@
+"""What telemetry records of a routing plan that never changes, made once per plan.
+
+The routing span's attributes, the decision metric's keys and the request log's decision object
+depend only on the plan; a cached decision hands out copies that share one memo, so a cached
+route pays for them once, not on every request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sidecar.domain.plan import Plan
+from sidecar.telemetry import names as n
+from sidecar.telemetry.tally import series_key
+
+MAX_LISTED = 10  # candidates named on a span or log line; the response's Decision lists them all
+
+
+class PlanFacts:
+    """What telemetry records of a plan that never changes: each part made once per plan, when
+    first needed (an unsampled request never renders the span's reasons).
+
+    Cached decisions hand out copies that share the plan's memo, so a cached route pays for
+    this (reasons rendered, attribute sets built) once, not on every request.
+    """
+
+    __slots__ = ("_log_decision", "_plan", "_span_attrs", "choice", "decision_attrs")
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self.choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
+        self.decision_attrs = {
+            hit: series_key(
+                {
+                    n.ROUTE: plan.route,
+                    n.STRATEGY: plan.strategy,
+                    n.DECISION_MODEL: self.choice,
+                    n.DECISION_CACHE_HIT: hit,
+                }
+            )
+            for hit in (False, True)
+        }
+        self._span_attrs: dict[str, Any] | None = None
+        self._log_decision = ""
+
+    @property
+    def span_name(self) -> str:
+        return f"route {self._plan.route}"
+
+    @property
+    def span_attrs(self) -> dict[str, Any]:
+        if self._span_attrs is None:
+            plan = self._plan
+            names = [c.model.name for c in plan.candidates]
+            self._span_attrs = {
+                n.ROUTE: plan.route,
+                n.STRATEGY: plan.strategy,
+                n.DECISION_MODEL: self.choice,
+                # Strings, not arrays: the SDK validates every element of an array attribute, on
+                # every span; one joined string costs one check (and exports smaller).
+                n.DECISION_CANDIDATES: ", ".join(names[:MAX_LISTED]),
+                n.DECISION_CANDIDATE_COUNT: len(names),
+                n.DECISION_DROPPED: len(plan.dropped),
+                n.DECISION_REASONS: "; ".join(str(r) for r in plan.reasons),
+                n.DECISION_TRUNCATED: plan.truncation is not None,
+            }
+        return self._span_attrs
+
+    @property
+    def log_decision(self) -> str:
+        """A JSON object without its closing brace: the log line appends the per-request facts."""
+        if not self._log_decision:
+            plan = self._plan
+            names = [c.model.name for c in plan.candidates[:MAX_LISTED]]
+            fixed = {"strategy": plan.strategy, "model": self.choice, "candidates": names}
+            self._log_decision = json.dumps(fixed, separators=(",", ":"))[:-1]
+        return self._log_decision
+
+
+def facts(plan: Plan) -> PlanFacts:
+    """The plan's facts, made on first use and kept in the plan's memo (shared by cached copies)."""
+    found: PlanFacts | None = plan.memo.get("telemetry")
+    if found is None:
+        found = plan.memo["telemetry"] = PlanFacts(plan)
+    return found

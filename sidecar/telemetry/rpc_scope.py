@@ -1,0 +1,285 @@
+"""One RPC as telemetry sees it: its SERVER span, then its metrics and its request log line.
+
+The servicer opens an RpcScope per call (`Telemetry.rpc`); the routing and attempt hooks find it
+through a context variable (`current_rpc`), fill in the request and the plan, and ask it where their
+child spans go (`child_parent`). Its end records the request's metrics, ends the server span and
+writes one JSON log line with no content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from contextvars import ContextVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+
+from sidecar.domain.outcome import AttemptRecord
+from sidecar.domain.plan import Plan
+from sidecar.domain.request import ChatRequest
+from sidecar.domain.response import Usage
+from sidecar.telemetry import names as n
+from sidecar.telemetry.access_log import write as write_line
+from sidecar.telemetry.plan_facts import facts
+
+if TYPE_CHECKING:
+    from sidecar.telemetry.recorder import Telemetry
+
+access_log = logging.getLogger("turnout.access")
+
+NANOS_PER_USD = 1_000_000_000
+current_rpc: ContextVar[RpcScope | None] = ContextVar("turnout_rpc_scope", default=None)
+
+
+class RpcScope:
+    """One RPC as telemetry sees it: its SERVER span, then its metrics and log line as it ends.
+
+    The handler tells it what happened (`answered` / `failed`); the routing hook fills in the
+    request and plan, so a request that fails after routing still logs its decision.
+    """
+
+    __slots__ = (
+        "_code",
+        "_error",
+        "_scope_token",
+        "_started",
+        "_t",
+        "_token",
+        "attempts",
+        "chat",
+        "children_parent",
+        "method",
+        "plan",
+        "span",
+        "status",
+        "trace_id",
+        "winner",
+    )
+
+    def __init__(self, telemetry: Telemetry, method: str, metadata: Iterable[tuple[str, Any]] | None) -> None:
+        self._t = telemetry
+        self.method = method
+        self.chat: ChatRequest | None = None
+        self.plan: Plan | None = None
+        self.attempts: tuple[AttemptRecord, ...] = ()
+        self.winner = 0
+        self.status = "OK"
+        self._code = 0
+        self._error = ""
+        self.trace_id = ""
+        self.span: trace.Span | None = None
+        self.children_parent: SpanContext | Literal[False] = False  # see _parent()
+        self._token: object | None = None
+        self._started = 0.0
+        if telemetry.tracing:
+            # Only the propagators' own headers (traceparent, tracestate, baggage by default):
+            # a call without any, the common case, skips extraction altogether.
+            fields = telemetry.trace_fields
+            carrier = {
+                k.lower(): v for k, v in (metadata or ()) if isinstance(v, str) and k.lower() in fields
+            }
+            parent = propagate.extract(carrier) if carrier else None
+            self.span = telemetry._tracer.start_span(
+                f"{n.RPC_SERVICE_NAME}/{method}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={n.RPC_SYSTEM: "grpc", n.RPC_SERVICE: n.RPC_SERVICE_NAME, n.RPC_METHOD: method},
+            )
+            ctx = self.span.get_span_context()
+            if ctx.is_valid:
+                self.trace_id = format(ctx.trace_id, "032x")
+            self.children_parent = ctx if self.span.is_recording() else False
+
+    def __enter__(self) -> RpcScope:
+        self._started = time.perf_counter()
+        if self.span is not None:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._scope_token = current_rpc.set(self)
+        return self
+
+    def answered(self, attempts: tuple[AttemptRecord, ...] = (), winner: int = 0) -> None:
+        self.attempts = attempts
+        self.winner = winner
+
+    def failed(
+        self, status: str, code: int, error_type: str, attempts: tuple[AttemptRecord, ...] = ()
+    ) -> None:
+        self.status = status
+        self._code = code
+        self._error = error_type
+        self.attempts = attempts
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        current_rpc.reset(self._scope_token)
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+        if exc is not None and self.status == "OK":  # not a status the handler chose: it was cut short
+            if isinstance(exc, asyncio.CancelledError):
+                self.status, self._code, self._error = "CANCELLED", 1, "cancelled"
+            else:
+                self.status, self._code, self._error = "INTERNAL", 13, type(exc).__name__
+        try:
+            self._finish(time.perf_counter() - self._started)
+        except Exception:  # noqa: BLE001 - telemetry never fails a request
+            self._t._recording_failed()
+
+    def _finish(self, duration_s: float) -> None:
+        t = self._t
+        plan, chat = self.plan, self.chat
+        route = plan.route if plan is not None else ""
+        usage, cost, reference = self._money()
+        winner = next((a for a in self.attempts if a.number == self.winner), None) if self.winner else None
+        tenant = t.hashed(chat.tenant_id) if chat is not None and chat.tenant_id else ""
+        if t.metering:
+            m, keys = t._m, t._keys
+            m.request_duration.record(duration_s, keys.request(self.method, route, self.status))
+            tenant_label = tenant if t.options.tenant_label else None
+            for a in self.attempts:
+                if a.cost_usd_nanos:
+                    m.cost.add(
+                        a.cost_usd_nanos / NANOS_PER_USD, keys.cost(route, tenant_label, a.model, a.provider)
+                    )
+            if reference is not None and t.reference is not None:
+                ref = keys.reference(route, tenant_label, t.reference.name)
+                m.reference_cost.add(reference / NANOS_PER_USD, ref)
+                m.savings.add((reference - cost) / NANOS_PER_USD, ref)
+            if winner is not None and winner.hedged:
+                m.hedges_won.add(1, {n.MODEL: winner.model})
+        span = self.span
+        if span is not None:
+            if span.is_recording():
+                attrs: dict[str, Any] = {n.RPC_GRPC_STATUS_CODE: self._code, n.ATTEMPTS: len(self.attempts)}
+                if route:
+                    attrs[n.ROUTE] = route
+                if chat is not None and chat.request_id:
+                    attrs[n.REQUEST_ID] = chat.request_id
+                if tenant:
+                    attrs[n.TENANT] = tenant
+                if winner is not None:
+                    attrs[n.WINNER] = winner.model
+                if self.attempts:
+                    attrs[n.COST_USD] = cost / NANOS_PER_USD
+                if self._error:
+                    attrs[n.ERROR_TYPE] = self._error
+                    span.set_status(Status(StatusCode.ERROR, self.status))
+                span.set_attributes(attrs)
+            span.end()
+        if t.request_log and (access_log.handlers or access_log.isEnabledFor(logging.INFO)):
+            write_line(access_log, self._line(duration_s, route, tenant, winner, usage, cost, reference))
+
+    def _money(self) -> tuple[Usage, int, int | None]:
+        """The answer's usage, the cost of every attempt, and the answer's cost on the reference model."""
+        answer = next((a for a in self.attempts if a.number == self.winner), None)
+        usage = answer.usage if answer is not None else Usage()
+        cost = sum(a.cost_usd_nanos for a in self.attempts)
+        reference = self._t.reference
+        ref_cost = (
+            reference.price.cost_usd_nanos(usage) if reference is not None and answer is not None else None
+        )
+        return usage, cost, ref_cost
+
+    def _line(
+        self,
+        duration_s: float,
+        route: str,
+        tenant: str,
+        winner: AttemptRecord | None,
+        usage: Usage,
+        cost: int,
+        reference: int | None,
+    ) -> str:
+        """One JSON line: what was decided, what was tried, what it cost. Never any content."""
+        plan, chat = self.plan, self.chat
+        line: dict[str, Any] = {
+            "ts": _timestamp(),
+            "event": "turnout.request",
+            "rpc": self.method,
+            "status": self.status,
+            "request_id": chat.request_id if chat is not None else "",
+            "trace_id": self.trace_id,
+            "tenant": tenant,
+            "route": route,
+            "latency_ms": round(duration_s * 1000, 3),
+        }
+        if self.attempts:
+            line["model"] = winner.model if winner is not None else ""
+            line["attempts"] = [_attempt_entry(a) for a in self.attempts]
+            line["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+            line["cost_usd"] = cost / NANOS_PER_USD
+            if reference is not None:
+                line["reference_cost_usd"] = reference / NANOS_PER_USD
+                line["savings_usd"] = (reference - cost) / NANOS_PER_USD
+        if self._error:
+            line["error"] = self._error
+        text = orjson.dumps(line).decode()
+        if plan is None:
+            return text
+        # The decision's fixed part was serialised once per plan; only its per-request facts here.
+        decision = f'{facts(plan).log_decision},"cache_hit":{"true" if plan.cache_hit else "false"}'
+        decision += f',"decision_us":{plan.decision_time_micros}'
+        if plan.classifier_score is not None:
+            decision += f',"classifier_score":{round(plan.classifier_score, 4)}'
+        return f'{text[:-1]},"decision":{decision}}}}}'
+
+
+_SECOND: list[Any] = [-1, ""]
+
+
+def _timestamp() -> str:
+    """UTC, milliseconds, ISO 8601 with a Z; the seconds part is formatted once per second."""
+    now = time.time()
+    whole = int(now)
+    if whole != _SECOND[0]:
+        _SECOND[0], _SECOND[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_SECOND[1]}.{int((now - whole) * 1000):03d}Z"
+
+
+def child_parent() -> SpanContext | Literal[False] | None:
+    """Where a child span of this request goes: under the current span when it is recorded (its
+    context); False when the request's trace is not recorded (head sampling said no); None when
+    there is no current span (outside an RPC: the SDK starts a trace of its own).
+
+    An unrecorded trace's children would not be recorded either under the parent-based samplers
+    (the SDK's default, and OTEL_TRACES_SAMPLER=parentbased_*), so they are not even made: an
+    unsampled request costs only its server span's sampling decision.
+    """
+    scope = current_rpc.get()
+    if scope is not None and scope.span is not None:  # inside an RPC: its server span decided
+        return scope.children_parent
+    current = trace.get_current_span()
+    context = current.get_span_context()
+    if current.is_recording():
+        return context
+    return False if context.is_valid else None
+
+
+def _attempt_entry(a: AttemptRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "n": a.number,
+        "model": a.model,
+        "cause": a.cause,
+        "outcome": a.outcome.value,
+        "latency_ms": round(a.latency_s * 1000, 3),
+    }
+    if a.failure_class is not None:
+        entry["failure"] = a.failure_class.value
+    if a.time_to_first_token_s is not None:
+        entry["ttft_ms"] = round(a.time_to_first_token_s * 1000, 3)
+    if a.retry_of:
+        entry["retry_of"] = a.retry_of
+    if a.escalated:
+        entry["escalated"] = a.escalated
+    if a.usage.input_tokens or a.usage.output_tokens:
+        entry["tokens"] = [a.usage.input_tokens, a.usage.output_tokens]
+    if a.cost_usd_nanos:
+        entry["cost_usd"] = a.cost_usd_nanos / NANOS_PER_USD
+    return entry
