@@ -56,6 +56,7 @@ from typing import Any
 import yaml
 
 from benchmarks.loadgen import pool
+from benchmarks.stats import round_ratios
 from benchmarks.workload import TELEMETRY_GOAL_RATIO, TELEMETRY_OFF, TELEMETRY_ON
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -676,8 +677,7 @@ def _compare(r: dict[str, Any]) -> dict[str, Any]:
             # Each round's ratio too: the spread says how much of a shortfall is the machine's noise.
             per_round = {
                 level: [
-                    round(a / b, 3)
-                    for a, b in zip(x["rps_rounds"], closed["turnout"][level]["rps_rounds"], strict=True)
+                    round(r, 3) for r in round_ratios(x["rps_rounds"], closed["turnout"][level]["rps_rounds"])
                 ]
                 for level, x in closed[target].items()
                 if "rps_rounds" in x and "rps_rounds" in closed["turnout"][level]

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.stats import round_ratios
 from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON, config_dict, route_request_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,8 +123,7 @@ def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _paired_ratio(on: dict[str, Any], off: dict[str, Any]) -> float:
-    ratios = [a / b for a, b in zip(on["rps_rounds"], off["rps_rounds"], strict=True)]
-    return round(statistics.median(ratios), 3)
+    return round(statistics.median(round_ratios(on["rps_rounds"], off["rps_rounds"])), 3)
 
 
 def run(quick: bool) -> dict[str, Any]:

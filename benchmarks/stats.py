@@ -1,4 +1,4 @@
-"""Percentile summaries of latency samples, shared by the in-process benchmarks."""
+"""Summaries shared by the benchmarks: percentiles of latency samples, ratios of paired rounds."""
 
 from __future__ import annotations
 
@@ -15,3 +15,9 @@ def summary_us(samples: list[float]) -> dict[str, float]:
         "p99_us": round(samples[int(len(samples) * 0.99)], 2),
         "mean_us": round(statistics.fmean(samples), 2),
     }
+
+
+def round_ratios(on: list[float], off: list[float]) -> list[float]:
+    """Each round's figure over the same round's reference (run beside it, so a slow moment of
+    the shared machine lands on both)."""
+    return [a / b for a, b in zip(on, off, strict=True)]

@@ -45,6 +45,11 @@ class FinishedSpans:
     def new_id(self) -> int:
         return self._ids.generate_span_id()
 
+    @staticmethod
+    def child_context(parent: SpanContext, span_id: int) -> SpanContext:
+        """The context of a child of `parent` with this id: same trace, flags and trace state."""
+        return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+
     def record(
         self,
         name: str,
@@ -57,7 +62,7 @@ class FinishedSpans:
         status: Status = UNSET,
     ) -> None:
         """One finished span, a child of `parent` (a sampled span's context) in its trace."""
-        context = SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+        context = self.child_context(parent, span_id)
         if self._max_length is not None or (
             self._max_attributes is not None and len(attributes) > self._max_attributes
         ):

@@ -34,7 +34,7 @@ from sidecar.domain.plan import Plan
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion
 from sidecar.telemetry import names as n
-from sidecar.telemetry.finished_spans import UNSET
+from sidecar.telemetry.finished_spans import UNSET, FinishedSpans
 from sidecar.telemetry.metric_keys import MetricKeys
 from sidecar.telemetry.metrics import AgreementSource, DepthSource, Instruments, StateSource
 from sidecar.telemetry.plan_facts import facts
@@ -187,8 +187,8 @@ class Telemetry:
                 n.ATTEMPT_CAUSE: start.cause.value,
                 n.BREAKER_STATE: start.breaker_state,
             }
-            # Each attribute costs the SDK a validation and the exporter an encoding, on every
-            # span: these are there only when they say something (hedged, a later cascade stage).
+            # Each attribute costs an encoding on every exported span (and a validation on the
+            # SDK's live spans): these are there only when they say something.
             if start.hedged:
                 attrs[n.ATTEMPT_HEDGED] = True
             if start.stage:
@@ -332,8 +332,7 @@ class _AttemptSpan:
         if self._live is not None:
             return self._live
         assert self._parent is not None
-        p = self._parent
-        return NonRecordingSpan(SpanContext(p.trace_id, self._span_id, False, p.trace_flags, p.trace_state))
+        return NonRecordingSpan(FinishedSpans.child_context(self._parent, self._span_id))
 
     def end(self, attrs: dict[str, Any], status: Status) -> None:
         if self._live is not None:

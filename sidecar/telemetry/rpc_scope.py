@@ -136,8 +136,8 @@ class RpcScope:
         t = self._t
         plan, chat = self.plan, self.chat
         route = plan.route if plan is not None else ""
-        usage, cost, reference = self._money()
-        winner = next((a for a in self.attempts if a.number == self.winner), None) if self.winner else None
+        winner = next((a for a in self.attempts if a.number == self.winner), None)
+        usage, cost, reference = self._money(winner)
         tenant = t.hashed(chat.tenant_id) if chat is not None and chat.tenant_id else ""
         if t.metering:
             m, keys = t._m, t._keys
@@ -176,9 +176,8 @@ class RpcScope:
         if t.request_log and (access_log.handlers or access_log.isEnabledFor(logging.INFO)):
             write_line(access_log, self._line(duration_s, route, tenant, winner, usage, cost, reference))
 
-    def _money(self) -> tuple[Usage, int, int | None]:
+    def _money(self, answer: AttemptRecord | None) -> tuple[Usage, int, int | None]:
         """The answer's usage, the cost of every attempt, and the answer's cost on the reference model."""
-        answer = next((a for a in self.attempts if a.number == self.winner), None)
         usage = answer.usage if answer is not None else Usage()
         cost = sum(a.cost_usd_nanos for a in self.attempts)
         reference = self._t.reference

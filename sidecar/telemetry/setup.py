@@ -114,10 +114,12 @@ def build_sdk(
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         log.info("telemetry: OTEL_SDK_DISABLED=true: no traces or metrics")
         return _disabled()
+    version = _version()  # package metadata, read once
+    scope = InstrumentationScope(INSTRUMENTATION, version)
     resource = Resource.create(
         {
             "service.name": env.get("OTEL_SERVICE_NAME") or options.service_name,
-            "service.version": _version(),
+            "service.version": version,
             "service.instance.id": str(uuid.uuid4()),
             "host.name": socket.gethostname(),
             **options.resource_attributes,
@@ -131,12 +133,10 @@ def build_sdk(
         tracer_provider = TracerProvider(resource=resource, sampler=_sampler(options, env))
         processor = BatchSpanProcessor(exporter)
         tracer_provider.add_span_processor(processor)
-        finished = FinishedSpans(
-            tracer_provider, processor, InstrumentationScope(INSTRUMENTATION, _version())
-        )
+        finished = FinishedSpans(tracer_provider, processor, scope)
 
     readers: list[MetricReader] = list(metric_readers)
-    tally = Tally(InstrumentationScope(INSTRUMENTATION, _version()), resource)
+    tally = Tally(scope, resource)
     for reader in metric_readers:
         tally.attach(reader)
     prometheus_server = address = None
@@ -161,8 +161,8 @@ def build_sdk(
     meter_provider = MeterProvider(resource=resource, metric_readers=readers) if readers else None
 
     return SdkParts(
-        tracer=(tracer_provider or NoOpTracerProvider()).get_tracer(INSTRUMENTATION, _version()),
-        meter=(meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION, _version()),
+        tracer=(tracer_provider or NoOpTracerProvider()).get_tracer(INSTRUMENTATION, version),
+        meter=(meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION, version),
         tracing=tracer_provider is not None,
         metrics=meter_provider is not None,
         tally=tally,

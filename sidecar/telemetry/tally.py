@@ -55,7 +55,7 @@ def series_key(attributes: Mapping[str, Any]) -> Key:
 def _bounded(series: Mapping[Key, object], attributes: Mapping[str, Any] | Key) -> Key:
     """The series key of an attribute set: its own, or the overflow point's once a metric holds
     CARDINALITY_LIMIT sets and this one is new. Called with the tally's lock held."""
-    key = attributes if type(attributes) is frozenset else frozenset(attributes.items())  # type: ignore[union-attr]
+    key = attributes if type(attributes) is frozenset else series_key(attributes)  # type: ignore[arg-type]
     if key not in series and len(series) >= CARDINALITY_LIMIT:
         return OVERFLOW
     return key
