@@ -231,7 +231,7 @@ def test_report_renders_a_run_without_litellm() -> None:
     assert "over capacity" in text
     assert "TURNOUT_BENCH_LITELLM=skip" in text
     assert "Turnout idle RSS 75.0 MB (goal <= 100): met." in text
-    assert "not measured in this mode" in text
+    assert "Added latency at 500 req/s: not measured, Turnout over capacity (goal p50 <= 1 ms" in text
 
 
 def test_telemetry_on_is_compared_with_the_same_sidecar_off() -> None:
