@@ -5,7 +5,9 @@ core): on this machine it drives a grpc.aio server harder than ghz does. Targets
 concurrency, in one run: the echo server (same proto, canned answer: the ceiling), the sidecar
 with the decision cache off, with it on, and with it on and all telemetry on (spans exported over
 OTLP/gRPC to a local sink, OTLP metrics, the Prometheus endpoint, the request log to a file) beside
-the same sidecar with telemetry off. Also the sidecar's memory, idle and after load.
+the same sidecar with telemetry off. Then each strategy composition of the in-process
+decision-time bench as a route of one sidecar, over the Route RPC at concurrency 1 beside the echo
+(what routing adds to a call). Also the sidecar's memory, idle and after load.
 """
 
 from __future__ import annotations
@@ -109,6 +111,62 @@ TELEMETRY_VARIANTS = [name for name in VARIANTS if name.startswith("+")]
 
 
 ROUNDS = 6
+STRATEGY_ROUNDS = 2  # per-strategy Route at concurrency 1: rounds alternating with the echo
+
+
+def strategy_routes(raw: dict[str, Any]) -> dict[str, tuple[str, list[Any]]]:
+    """The in-process decision-time cases (benchmarks/policy_bench.py) as named routes of one
+    config: label -> (route name, strategies), over the workload's 50 models."""
+    rules, capability, sla, scoring = raw["routes"][0]["strategies"]
+    cases: dict[str, list[Any]] = {
+        "full route, uncached": [rules, capability, sla, scoring],
+        "capability (baseline)": [capability],
+        "rules + capability": [rules, capability],
+        "capability + sla": [capability, sla],
+        "capability + scoring": [capability, scoring],
+        "capability + classifier (learned)": [capability, {"classifier": {"name": "learned"}}],
+        "capability + classifier (length)": [capability, {"classifier": {"name": "length"}}],
+    }
+    return {label: (f"s{i}", strategies) for i, (label, strategies) in enumerate(cases.items())}
+
+
+def _per_strategy(running: ExitStack, tmp: Path, echo: str, calls: int) -> dict[str, Any]:
+    """Each strategy composition over the Route RPC at concurrency 1, beside the echo ceiling: the
+    RPC's p50 and p99, and its p50 over the echo's (what the sidecar's routing adds to a call)."""
+    raw = config_dict(cache=False)
+    routes = strategy_routes(raw)
+    models = raw["routes"][0]["models"]
+    raw["routes"] = [{"name": name, "models": models, "strategies": st} for name, st in routes.values()]
+    raw["default_route"] = routes["full route, uncached"][0]
+    raw["telemetry"] = TELEMETRY_OFF
+    config = tmp / "sidecar-strategies.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    argv = [sys.executable, "-m", "sidecar", "serve", "--config", str(config), "--port", "0"]
+    _, address = running.enter_context(_process(argv))
+    targets: dict[str, tuple[str, Path]] = {}
+    for label, (name, _) in {"echo (ceiling)": ("", []), **routes}.items():
+        request = route_request_json()
+        if name:
+            request["hints"] = {**request["hints"], "route": name}
+        data = tmp / f"route-{name or 'echo'}.json"
+        data.write_text(json.dumps(request))
+        targets[label] = (echo if not name else address, data)
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in targets}
+    order = list(targets.items())
+    for i in range(STRATEGY_ROUNDS):
+        for label, (target, data) in order if i % 2 == 0 else order[::-1]:
+            runs[label].append(_load(target, data, 1, calls))
+    echo_p50 = statistics.median(r["p50_ms"] for r in runs["echo (ceiling)"])
+    out: dict[str, Any] = {}
+    for label, rounds in runs.items():
+        p50 = statistics.median(r["p50_ms"] for r in rounds)
+        out[label] = {
+            "p50_ms": round(p50, 3),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 3),
+            "errors": sum(r["errors"] for r in rounds),
+            "p50_over_echo_us": None if label == "echo (ceiling)" else round(1000 * (p50 - echo_p50), 1),
+        }
+    return out
 
 
 def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -172,6 +230,7 @@ def run(quick: bool) -> dict[str, Any]:
             for name, runs in rounds.items():
                 results[name][f"c{c}"] = _median_round(runs)
         loaded = _rss_mb(first.pid)
+        per_strategy = _per_strategy(running, Path(tmp), echo, 300 if quick else 1_500)
         running.close()  # stops the sidecars (flushing their spans), then the sink, which writes its stats
         exported = json.loads(stats.read_text()) if stats.exists() else {}
         logged = {name: sum(1 for _ in path.open()) for name, path in logs.items() if path.exists()}
@@ -205,6 +264,8 @@ def run(quick: bool) -> dict[str, Any]:
             "on": "per Route: 2 spans (server + routing) over OTLP/gRPC to a local sink, metrics on "
             "the Prometheus endpoint, a JSON request log line to a file",
         },
+        "per_strategy_c1": per_strategy,
+        "per_strategy_calls": (300 if quick else 1_500) * STRATEGY_ROUNDS,
         "sidecar_memory_mb": {"idle": idle, "after_load": loaded},
         "cpu_count": os.cpu_count(),
     }

@@ -296,6 +296,26 @@ def _report(results: dict[str, Any]) -> str:
                 verdict = "met" if min(on_off.values()) >= TELEMETRY_GOAL_RATIO else "not met"
                 cells = [name, *(on_off[level] for level in ("c1", "c16", "c64")), verdict]
                 lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        ps = r.get("per_strategy_c1")
+        if ps:
+            in_process = (results.get("policy") or {}).get("per_strategy", {}) | {
+                "full route, uncached": (results.get("policy") or {}).get("full_uncached", {})
+            }
+            lines += [
+                "",
+                "Decision time per strategy over the Route RPC (concurrency 1, "
+                f"{r['per_strategy_calls']} calls each, rounds alternating with the echo; the 50 models "
+                "of the in-process table, the request of the table above, decision cache off, telemetry "
+                "off): p50 over the echo's is what the sidecar adds to a call with that route.",
+                "",
+                "| route | p50 ms | p99 ms | p50 over echo µs | in process p50 µs | errors |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for label, x in ps.items():
+                over = "-" if x["p50_over_echo_us"] is None else x["p50_over_echo_us"]
+                local = in_process.get(label, {}).get("p50_us", "-")
+                cells = [label, x["p50_ms"], x["p99_ms"], over, local, x["errors"]]
+                lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         mem = r["sidecar_memory_mb"]
         lines += [
             "",
