@@ -1,35 +1,59 @@
-"""Child spans written once, finished: the routing decision and each provider attempt.
+"""Spans written once, finished: each RPC's server span, its routing decision and each provider attempt.
 
-Why not the SDK's live spans for these: a `Tracer.start_span` ... `end` with the ~20 attributes of
-an attempt costs ~55 µs here (a sampler call, a `BoundedAttributes` that validates every value
+Why not the SDK's live spans: a `Tracer.start_span` ... `end` with the ~20 attributes of an
+attempt costs ~55 µs here (a sampler call, a `BoundedAttributes` that validates every value
 twice, a lock per attribute, the processor's start and end hooks), ~8 µs as one `ReadableSpan`
-handed to the span processor. Neither span has children and both have their whole life known
-when they are written (the decision is timed by the policy; an attempt's start time and span id
-are taken when it starts), so nothing of a live span is needed. The server span stays the SDK's:
-it is the parent context and carries the head-sampling decision.
+handed to the span processor. The routing and attempt spans have no children and their whole
+life is known when they are written (the decision is timed by the policy; an attempt's start
+time and span id are taken when it starts). The server span is started with `start` (the
+sampling decision and the span's context, as `Tracer.start_span` makes them) and written when
+the RPC ends; in between, its context is all the request needs (the children's parent, the
+`traceparent` sent to providers).
 
-What the SDK would have done and this keeps: the parent's trace id, flags and trace state (a
-parent-based sampler's children), span ids from the provider's id generator, the provider's
-resource, Turnout's instrumentation scope, and the attribute limits from OTEL_SPAN_ATTRIBUTE_*
-/ OTEL_ATTRIBUTE_* (applied only when set: Turnout's own attributes are of valid types and
-few, so the SDK's cleaning of them changes nothing).
+What the SDK would have done and this keeps: the provider's sampler (whatever OTEL_TRACES_SAMPLER
+chose) asked with the same arguments, so a caller's sampled trace is continued and an
+unsampled one is not; the trace flags (sampled, and the random-trace-id bit) and the sampler's
+trace state; the sampler's attributes; the parent's trace id, flags and trace state for
+children; span ids from the provider's id generator; the provider's resource, Turnout's
+instrumentation scope, and the attribute limits from OTEL_SPAN_ATTRIBUTE_* / OTEL_ATTRIBUTE_*
+(applied only when set: Turnout's own attributes are of valid types and few, so the SDK's
+cleaning of them changes nothing). What it does not do: the span processors' `on_start` (the
+batch processor's is empty), the SDK's own span metrics (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED,
+off by default), and the experimental tracer configurator (never set by Turnout).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 UNSET = Status(StatusCode.UNSET)
 
 
+class Started(NamedTuple):
+    """A span's start as `Tracer.start_span` decides it: its context, its parent's (None for a
+    root span), and the attributes to record it with (None when the sampler said not to record)."""
+
+    context: SpanContext
+    parent: SpanContext | None
+    attributes: Mapping[str, Any] | None
+
+    @property
+    def recording(self) -> bool:
+        return self.attributes is not None
+
+
 class FinishedSpans:
-    """Writes finished child spans straight to the provider's span processor."""
+    """Starts spans as the SDK's tracer would and writes them finished to the span processor."""
 
     def __init__(
         self, provider: TracerProvider, processor: SpanProcessor, scope: InstrumentationScope
@@ -38,6 +62,7 @@ class FinishedSpans:
         self._resource = provider.resource
         self._scope = scope
         self._ids = provider.id_generator
+        self._sampler = provider.sampler
         limits = SpanLimits()  # the OTEL_* limits, read as the provider reads them
         self._max_attributes = limits.max_span_attributes
         self._max_length = limits.max_span_attribute_length
@@ -49,6 +74,30 @@ class FinishedSpans:
     def child_context(parent: SpanContext, span_id: int) -> SpanContext:
         """The context of a child of `parent` with this id: same trace, flags and trace state."""
         return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+
+    def start(
+        self, name: str, kind: SpanKind, context: Context | None, attributes: Mapping[str, Any]
+    ) -> Started:
+        """The sampling decision and context of a span under `context`'s span (a remote parent
+        extracted from a request; None: the current context), made as `Tracer.start_span` makes
+        them (opentelemetry-sdk 1.45; tests compare the two)."""
+        if context is None:  # the current context, looked up once (the sampler reads it too)
+            context = otel_context.get_current()
+        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = self._ids.generate_trace_id()
+        else:
+            trace_id = parent.trace_id
+        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, ())
+        flags = TraceFlags.SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        random = self._ids.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
+        if random:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        own = SpanContext(
+            trace_id, self._ids.generate_span_id(), False, TraceFlags(flags), result.trace_state
+        )
+        return Started(own, parent, None if result.decision is Decision.DROP else result.attributes)
 
     def record(
         self,
@@ -62,7 +111,22 @@ class FinishedSpans:
         status: Status = UNSET,
     ) -> None:
         """One finished span, a child of `parent` (a sampled span's context) in its trace."""
-        context = self.child_context(parent, span_id)
+        self.write(
+            name, kind, self.child_context(parent, span_id), parent, start_ns, end_ns, attributes, status
+        )
+
+    def write(
+        self,
+        name: str,
+        kind: SpanKind,
+        context: SpanContext,
+        parent: SpanContext | None,
+        start_ns: int,
+        end_ns: int,
+        attributes: Mapping[str, Any],
+        status: Status = UNSET,
+    ) -> None:
+        """One finished span with its own context, under `parent` (None: a root span)."""
         if self._max_length is not None or (
             self._max_attributes is not None and len(attributes) > self._max_attributes
         ):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from sidecar.domain.outcome import AttemptRecord
 from sidecar.domain.plan import Plan
@@ -27,6 +27,7 @@ from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Usage
 from sidecar.telemetry import names as n
 from sidecar.telemetry.access_log import write as write_line
+from sidecar.telemetry.finished_spans import UNSET, Started
 from sidecar.telemetry.plan_facts import facts
 
 if TYPE_CHECKING:
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("turnout.access")
 
 NANOS_PER_USD = 1_000_000_000
+_SPAN_NAMES = {m: f"{n.RPC_SERVICE_NAME}/{m}" for m in ("Route", "Generate", "GenerateStream")}
+
+
+def _span_name(method: str) -> str:
+    return _SPAN_NAMES.get(method) or f"{n.RPC_SERVICE_NAME}/{method}"
+
+
 current_rpc: ContextVar[RpcScope | None] = ContextVar("turnout_rpc_scope", default=None)
 
 
@@ -49,6 +57,7 @@ class RpcScope:
         "_code",
         "_error",
         "_scope_token",
+        "_start_ns",
         "_started",
         "_t",
         "_token",
@@ -74,10 +83,11 @@ class RpcScope:
         self._code = 0
         self._error = ""
         self.trace_id = ""
-        self.span: trace.Span | None = None
-        self.children_parent: SpanContext | Literal[False] = False  # see _parent()
+        self.span: Started | None = None  # the server span, written finished when the RPC ends
+        self.children_parent: SpanContext | Literal[False] = False  # see child_parent()
         self._token: object | None = None
         self._started = 0.0
+        self._start_ns = 0
         if telemetry.tracing:
             # Only the propagators' own headers (traceparent, tracestate, baggage by default):
             # a call without any, the common case, skips extraction altogether.
@@ -86,21 +96,18 @@ class RpcScope:
                 k.lower(): v for k, v in (metadata or ()) if isinstance(v, str) and k.lower() in fields
             }
             parent = propagate.extract(carrier) if carrier else None
-            self.span = telemetry._tracer.start_span(
-                f"{n.RPC_SERVICE_NAME}/{method}",
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes={n.RPC_SYSTEM: "grpc", n.RPC_SERVICE: n.RPC_SERVICE_NAME, n.RPC_METHOD: method},
-            )
-            ctx = self.span.get_span_context()
-            if ctx.is_valid:
-                self.trace_id = format(ctx.trace_id, "032x")
-            self.children_parent = ctx if self.span.is_recording() else False
+            assert telemetry._finished is not None  # made with every tracer provider (setup.build_sdk)
+            self._start_ns = time.time_ns()
+            attributes = {n.RPC_SYSTEM: "grpc", n.RPC_SERVICE: n.RPC_SERVICE_NAME, n.RPC_METHOD: method}
+            self.span = telemetry._finished.start(_span_name(method), SpanKind.SERVER, parent, attributes)
+            ctx = self.span.context
+            self.trace_id = format(ctx.trace_id, "032x")
+            self.children_parent = ctx if self.span.recording else False
 
     def __enter__(self) -> RpcScope:
         self._started = time.perf_counter()
-        if self.span is not None:
-            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        if self.span is not None:  # the request's current span, for propagators and any SDK spans under it
+            self._token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(self.span.context)))
         self._scope_token = current_rpc.set(self)
         return self
 
@@ -155,24 +162,37 @@ class RpcScope:
             if winner is not None and winner.hedged:
                 m.hedges_won.add(1, {n.MODEL: winner.model})
         span = self.span
-        if span is not None:
-            if span.is_recording():
-                attrs: dict[str, Any] = {n.RPC_GRPC_STATUS_CODE: self._code, n.ATTEMPTS: len(self.attempts)}
-                if route:
-                    attrs[n.ROUTE] = route
-                if chat is not None and chat.request_id:
-                    attrs[n.REQUEST_ID] = chat.request_id
-                if tenant:
-                    attrs[n.TENANT] = tenant
-                if winner is not None:
-                    attrs[n.WINNER] = winner.model
-                if self.attempts:
-                    attrs[n.COST_USD] = cost / NANOS_PER_USD
-                if self._error:
-                    attrs[n.ERROR_TYPE] = self._error
-                    span.set_status(Status(StatusCode.ERROR, self.status))
-                span.set_attributes(attrs)
-            span.end()
+        if span is not None and span.attributes is not None:  # recorded: written now, finished
+            attrs: dict[str, Any] = {
+                **span.attributes,
+                n.RPC_GRPC_STATUS_CODE: self._code,
+                n.ATTEMPTS: len(self.attempts),
+            }
+            if route:
+                attrs[n.ROUTE] = route
+            if chat is not None and chat.request_id:
+                attrs[n.REQUEST_ID] = chat.request_id
+            if tenant:
+                attrs[n.TENANT] = tenant
+            if winner is not None:
+                attrs[n.WINNER] = winner.model
+            if self.attempts:
+                attrs[n.COST_USD] = cost / NANOS_PER_USD
+            status = UNSET
+            if self._error:
+                attrs[n.ERROR_TYPE] = self._error
+                status = Status(StatusCode.ERROR, self.status)
+            assert t._finished is not None
+            t._finished.write(
+                _span_name(self.method),
+                SpanKind.SERVER,
+                span.context,
+                span.parent,
+                self._start_ns,
+                time.time_ns(),
+                attrs,
+                status,
+            )
         if t.request_log and (access_log.handlers or access_log.isEnabledFor(logging.INFO)):
             write_line(access_log, self._line(duration_s, route, tenant, winner, usage, cost, reference))
 

@@ -203,7 +203,7 @@ def recorded_roots(t: Telemetry, n: int, traceparent: str = "") -> int:
     recorded = 0
     for _ in range(n):
         with t.rpc("Route", metadata) as scope:
-            recorded += scope.span is not None and scope.span.is_recording()
+            recorded += scope.span is not None and scope.span.recording
     return recorded
 
 
