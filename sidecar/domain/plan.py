@@ -98,7 +98,7 @@ class ExecutionPolicy:
     refusal_patterns: tuple[str, ...] = ()  # cascade: texts that count as a refusal (case-insensitive)
 
 
-_SCORE = "score {:.3f} (cost {:.2f}, latency {:.2f}, quality gap {:.2f}, errors {:.2f})"
+_SCORE = "score %.3f (cost %.2f, latency %.2f, quality gap %.2f, errors %.2f)"  # %: ~1/3 cheaper than format
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,7 @@ class Plan:
         rendered += [str(n) for n in self.notes.get(model, ())]
         terms = self.score_terms.get(model)
         if terms is not None:
-            rendered.append(_SCORE.format(*terms))
+            rendered.append(_SCORE % terms)
         return tuple(rendered)
 
     @property
