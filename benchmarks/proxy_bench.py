@@ -14,7 +14,7 @@ benchmarks/loadgen_http.py and benchmarks/loadgen.py, a process per round (never
 interpreter), after one warm-up per target: closed loops at concurrency 1, 16, 64, then open loops
 at fixed rates. Each load point runs in rounds (4 in full mode), each round alternating between the
 targets, forward then backward, so that the machine's drift lands on every target alike; the
-rounds' samples are pooled.
+rounds' samples are pooled. Before each point the servers are left to go quiet (`settle`).
 A rate is sent to a target only when it is under 80 % of that target's best closed-loop
 throughput (above it the queue grows and the figures say more about queueing than overhead: the
 row says "over capacity"), except the goal rate (500 req/s), which every target that reached it
@@ -182,6 +182,33 @@ def _cpu_s(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
+
+
+# Before each load point the servers are left to go quiet, so that work one target still does
+# after its point (LiteLLM's background tasks after a burst, an exporter's flush) is not paid by
+# whichever target runs next: their CPU over a window at most this share of one core.
+SETTLE_WINDOW_S = 0.25
+SETTLE_IDLE_SHARE = 0.1
+SETTLE_MAX_S = 10.0
+
+
+def settle(
+    pids: list[int],
+    *,
+    cpu: Callable[[list[int]], float] = _cpu_s,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
+    """Wait until the processes' CPU over SETTLE_WINDOW_S is at most SETTLE_IDLE_SHARE of a core,
+    or SETTLE_MAX_S has passed; the seconds waited."""
+    start = clock()
+    while True:
+        before = cpu(pids)
+        sleep(SETTLE_WINDOW_S)
+        quiet = cpu(pids) - before <= SETTLE_IDLE_SHARE * SETTLE_WINDOW_S
+        waited = clock() - start
+        if quiet or waited >= SETTLE_MAX_S:
+            return waited
 
 
 def _memory_mb(pids: list[int]) -> dict[str, float]:
@@ -468,6 +495,7 @@ class _Bench:
         self.cpu_s: dict[str, float] = {}
         self.requests: dict[str, int] = {}
         self.litellm_failed = ""
+        self.settle_s: list[float] = []  # before each point, the wait for the servers to go quiet
 
     def _start(self, name: str, argv: list[str], ready: Callable[[], bool], **kw: Any) -> Server:
         server = self.running.enter_context(_server(name, argv, ready, self.tmp / f"{name}.log", **kw))
@@ -542,6 +570,8 @@ class _Bench:
         return {name: _pooled(runs) for name, runs in rounds.items()}
 
     def point(self, target: Target, **shape: Any) -> dict[str, Any]:
+        waited = settle([pid for server in self.servers.values() for pid in server.pids()])
+        self.settle_s.append(waited)
         result = _point(
             target, self.servers[target.server], self.paths, self.mode, api_key=self.key(target), **shape
         )
@@ -636,6 +666,12 @@ def run(quick: bool) -> dict[str, Any]:
         "processes": processes,
         "fallback_check": fallback,
         "litellm": {"version": LITELLM_VERSION, "skipped": litellm_skipped or bench.litellm_failed or None},
+        "settle": {
+            "points": len(bench.settle_s),
+            "total_s": round(sum(bench.settle_s), 1),
+            "max_s": round(max(bench.settle_s, default=0.0), 2),
+            "gave_up": sum(1 for w in bench.settle_s if w >= SETTLE_MAX_S),
+        },
         "cpu_count": os.cpu_count(),
     }
     results["comparison"] = _compare(results)
@@ -813,6 +849,16 @@ def report(results: dict[str, Any]) -> list[str]:
         "(the proxies' figures leave out the simulator's).",
         "",
     ]
+    settled = r.get("settle")
+    if settled:
+        lines += [
+            f"Before each point the servers were left to go quiet (their CPU at most "
+            f"{SETTLE_IDLE_SHARE:.0%} of a core over {SETTLE_WINDOW_S:g} s), so that work a target still did "
+            f"after its own point did not slow the next: {settled['total_s']:g} s waited over "
+            f"{settled['points']} points, at most {settled['max_s']:g} s before one; "
+            f"{settled['gave_up']} gave up after {SETTLE_MAX_S:g} s.",
+            "",
+        ]
     if r["litellm"]["skipped"]:
         lines += [f"LiteLLM {r['litellm']['version']}: {r['litellm']['skipped']}.", ""]
     lines += [

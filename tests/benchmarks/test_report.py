@@ -105,3 +105,20 @@ def test_summary_states_the_machine_speed_against_the_issues_echo_figures() -> N
     text = "\n".join(run._summary(results))
     assert "did 600 calls/s at concurrency 1 and 2000 at 64" in text
     assert "about 4.0x slower" in text  # (2400 / 600 + 8000 / 2000) / 2
+
+
+def test_settle_waits_for_the_servers_to_go_quiet_and_gives_up_after_its_limit() -> None:
+    from benchmarks import proxy_bench
+
+    now = [0.0]
+    used = iter([0.0, 0.2, 0.2, 0.3, 0.3, 0.301])  # busy, busy, then 1 ms over a window: quiet
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    waited = proxy_bench.settle([1], cpu=lambda _: next(used), sleep=sleep, clock=lambda: now[0])
+    assert waited == 3 * proxy_bench.SETTLE_WINDOW_S
+
+    busy = iter(range(0, 10_000, 1))  # a full core's second of CPU each window: never quiet
+    waited = proxy_bench.settle([1], cpu=lambda _: float(next(busy)), sleep=sleep, clock=lambda: now[0])
+    assert proxy_bench.SETTLE_MAX_S <= waited < proxy_bench.SETTLE_MAX_S + proxy_bench.SETTLE_WINDOW_S
