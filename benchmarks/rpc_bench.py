@@ -130,9 +130,10 @@ def strategy_routes(raw: dict[str, Any]) -> dict[str, tuple[str, list[Any]]]:
     return {label: (f"s{i}", strategies) for i, (label, strategies) in enumerate(cases.items())}
 
 
-def _per_strategy(running: ExitStack, tmp: Path, echo: str, calls: int) -> dict[str, Any]:
-    """Each strategy composition over the Route RPC at concurrency 1, beside the echo ceiling: the
-    RPC's p50 and p99, and its p50 over the echo's (what the sidecar's routing adds to a call)."""
+def _per_strategy(running: ExitStack, tmp: Path, echo: str, echo_request: Path, calls: int) -> dict[str, Any]:
+    """Each strategy composition over the Route RPC at concurrency 1, beside the echo ceiling (sent
+    `echo_request`, the same request without a route): the RPC's p50 and p99, and its p50 over the
+    echo's (what the sidecar's routing adds to a call)."""
     raw = config_dict(cache=False)
     routes = strategy_routes(raw)
     models = raw["routes"][0]["models"]
@@ -143,14 +144,13 @@ def _per_strategy(running: ExitStack, tmp: Path, echo: str, calls: int) -> dict[
     config.write_text(yaml.safe_dump(raw))
     argv = [sys.executable, "-m", "sidecar", "serve", "--config", str(config), "--port", "0"]
     _, address = running.enter_context(_process(argv))
-    targets: dict[str, tuple[str, Path]] = {}
-    for label, (name, _) in {"echo (ceiling)": ("", []), **routes}.items():
+    targets = {"echo (ceiling)": (echo, echo_request)}
+    for label, (name, _) in routes.items():
         request = route_request_json()
-        if name:
-            request["hints"] = {**request["hints"], "route": name}
-        data = tmp / f"route-{name or 'echo'}.json"
+        request["hints"] = {**request["hints"], "route": name}
+        data = tmp / f"route-{name}.json"
         data.write_text(json.dumps(request))
-        targets[label] = (echo if not name else address, data)
+        targets[label] = (address, data)
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in targets}
     order = list(targets.items())
     for i in range(STRATEGY_ROUNDS):
@@ -186,6 +186,7 @@ def _paired_ratio(on: dict[str, Any], off: dict[str, Any]) -> float:
 
 def run(quick: bool) -> dict[str, Any]:
     calls = 1_000 if quick else 10_000
+    strategy_calls = 300 if quick else 1_500  # per round of the per-strategy Route at concurrency 1
     levels = (1, 16, 64)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         data = Path(tmp) / "route.json"
@@ -230,7 +231,7 @@ def run(quick: bool) -> dict[str, Any]:
             for name, runs in rounds.items():
                 results[name][f"c{c}"] = _median_round(runs)
         loaded = _rss_mb(first.pid)
-        per_strategy = _per_strategy(running, Path(tmp), echo, 300 if quick else 1_500)
+        per_strategy = _per_strategy(running, Path(tmp), echo, data, strategy_calls)
         running.close()  # stops the sidecars (flushing their spans), then the sink, which writes its stats
         exported = json.loads(stats.read_text()) if stats.exists() else {}
         logged = {name: sum(1 for _ in path.open()) for name, path in logs.items() if path.exists()}
@@ -265,7 +266,7 @@ def run(quick: bool) -> dict[str, Any]:
             "the Prometheus endpoint, a JSON request log line to a file",
         },
         "per_strategy_c1": per_strategy,
-        "per_strategy_calls": (300 if quick else 1_500) * STRATEGY_ROUNDS,
+        "per_strategy_calls": strategy_calls * STRATEGY_ROUNDS,
         "sidecar_memory_mb": {"idle": idle, "after_load": loaded},
         "cpu_count": os.cpu_count(),
     }
