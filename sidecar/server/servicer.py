@@ -28,7 +28,7 @@ from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.server.convert_in import AnyRequest, to_chat_request
 from sidecar.server.errors import to_status
 from sidecar.shadow.runner import ShadowRunner
-from sidecar.telemetry import RpcScope, Telemetry
+from sidecar.telemetry import RpcScope, Telemetry, Unobserved
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -142,7 +142,7 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         return time.monotonic() + budget
 
 
-async def _abort(context: Context, exc: Exception, rpc: RpcScope) -> None:
+async def _abort(context: Context, exc: Exception, rpc: RpcScope | Unobserved) -> None:
     if not isinstance(exc, TurnoutError):
         log.error("request failed unexpectedly: %s", type(exc).__name__, exc_info=exc)
     status = to_status(exc)

@@ -9,13 +9,14 @@ from typing import TextIO
 
 from sidecar.telemetry.privacy import capture_enabled
 from sidecar.telemetry.recorder import Telemetry
-from sidecar.telemetry.rpc_scope import RpcScope
+from sidecar.telemetry.rpc_scope import RpcScope, Unobserved
 from sidecar.telemetry.setup import TelemetryOptions, build_sdk
 
 __all__ = [
     "RpcScope",
     "Telemetry",
     "TelemetryOptions",
+    "Unobserved",
     "build_sdk",
     "build_telemetry",
     "capture_enabled",

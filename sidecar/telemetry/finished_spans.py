@@ -24,6 +24,7 @@ off by default), and the experimental tracer configurator (never set by Turnout)
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -32,11 +33,37 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 UNSET = Status(StatusCode.UNSET)
+# A root span's flags with the SDK's random id generator: its trace id is random, sampled or not.
+_ROOT_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_ROOT_DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
+
+
+def root_bound(sampler: Sampler) -> int | None:
+    """When the sampler decides a root span by its trace id alone, as the SDK's own do (a trace-id
+    ratio, always on, always off; parent-based or not), the bound its trace id (masked to
+    TRACE_ID_LIMIT) must be under to be sampled; else None (ask the sampler)."""
+    root = sampler._root if type(sampler) is ParentBased else sampler
+    if type(root) is TraceIdRatioBased:
+        return root.bound
+    if type(root) is StaticSampler:
+        decision = root._decision
+        if decision is Decision.RECORD_AND_SAMPLE:
+            return TraceIdRatioBased.TRACE_ID_LIMIT + 1
+        if decision is Decision.DROP:
+            return 0
+    return None
 
 
 class Started(NamedTuple):
@@ -63,6 +90,9 @@ class FinishedSpans:
         self._scope = scope
         self._ids = provider.id_generator
         self._sampler = provider.sampler
+        # Root spans (no caller's trace: most requests) decided here without asking the sampler,
+        # when that gives the same ids and decision: the SDK's random ids, a sampler as above.
+        self._root_bound = root_bound(provider.sampler) if type(self._ids) is RandomIdGenerator else None
         limits = SpanLimits()  # the OTEL_* limits, read as the provider reads them
         self._max_attributes = limits.max_span_attributes
         self._max_length = limits.max_span_attribute_length
@@ -85,14 +115,24 @@ class FinishedSpans:
             context = otel_context.get_current()
         parent: SpanContext | None = trace.get_current_span(context).get_span_context()
         if parent is None or not parent.is_valid:
+            if self._root_bound is not None:  # what the sampler and RandomIdGenerator would make
+                trace_id = random.getrandbits(128)
+                while not trace_id:
+                    trace_id = random.getrandbits(128)
+                span_id = random.getrandbits(64)
+                while not span_id:
+                    span_id = random.getrandbits(64)
+                if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound:
+                    return Started(SpanContext(trace_id, span_id, False, _ROOT_SAMPLED), None, attributes)
+                return Started(SpanContext(trace_id, span_id, False, _ROOT_DROPPED), None, None)
             parent = None
             trace_id = self._ids.generate_trace_id()
         else:
             trace_id = parent.trace_id
-        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, ())
+        result = self._sampler.should_sample(context, trace_id, name, kind, dict(attributes), ())
         flags = TraceFlags.SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
-        random = self._ids.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
-        if random:
+        random_id = self._ids.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
+        if random_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
         own = SpanContext(
             trace_id, self._ids.generate_span_id(), False, TraceFlags(flags), result.trace_state

@@ -2,8 +2,9 @@
 
 The servicer opens an RpcScope per call (`Telemetry.rpc`); the routing and attempt hooks find it
 through a context variable (`current_rpc`), fill in the request and the plan, and ask it where their
-child spans go (`child_parent`). Its end records the request's metrics, ends the server span and
-writes one JSON log line with no content.
+child spans go (`child_parent`). At its end it notes the status and times, and hands itself to
+`Telemetry.later`: when drained, it records the decision (metric, routing span), the request's
+metrics, the server span, and one JSON log line with no content.
 """
 
 from __future__ import annotations
@@ -43,7 +44,39 @@ def _span_name(method: str) -> str:
     return _SPAN_NAMES.get(method) or f"{n.RPC_SERVICE_NAME}/{method}"
 
 
+def _server_attributes(method: str) -> dict[str, Any]:
+    return {n.RPC_SYSTEM: "grpc", n.RPC_SERVICE: n.RPC_SERVICE_NAME, n.RPC_METHOD: method}
+
+
+# A server span's attributes at its start, per method: only read (a recorded span copies them)
+_SERVER_ATTRIBUTES = {m: _server_attributes(m) for m in _SPAN_NAMES}
+
+
 current_rpc: ContextVar[RpcScope | None] = ContextVar("turnout_rpc_scope", default=None)
+
+
+class Unobserved:
+    """An RPC's scope when telemetry records nothing at all (no traces, metrics or request log)."""
+
+    __slots__ = ()
+    trace_id = ""
+
+    def __enter__(self) -> Unobserved:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def answered(self, attempts: tuple[AttemptRecord, ...] = (), winner: int = 0) -> None:
+        return None
+
+    def failed(
+        self, status: str, code: int, error_type: str, attempts: tuple[AttemptRecord, ...] = ()
+    ) -> None:
+        return None
+
+
+UNOBSERVED = Unobserved()
 
 
 class RpcScope:
@@ -55,6 +88,8 @@ class RpcScope:
 
     __slots__ = (
         "_code",
+        "_duration_s",
+        "_end_ns",
         "_error",
         "_scope_token",
         "_start_ns",
@@ -66,9 +101,9 @@ class RpcScope:
         "children_parent",
         "method",
         "plan",
+        "routed_ns",
         "span",
         "status",
-        "trace_id",
         "winner",
     )
 
@@ -77,17 +112,19 @@ class RpcScope:
         self.method = method
         self.chat: ChatRequest | None = None
         self.plan: Plan | None = None
+        self.routed_ns = 0  # when the plan was made (the routing span's end), ns since the epoch
         self.attempts: tuple[AttemptRecord, ...] = ()
         self.winner = 0
         self.status = "OK"
         self._code = 0
         self._error = ""
-        self.trace_id = ""
         self.span: Started | None = None  # the server span, written finished when the RPC ends
         self.children_parent: SpanContext | Literal[False] = False  # see child_parent()
         self._token: object | None = None
         self._started = 0.0
         self._start_ns = 0
+        self._duration_s = 0.0
+        self._end_ns = 0
         if telemetry.tracing:
             # Only the propagators' own headers (traceparent, tracestate, baggage by default):
             # a call without any, the common case, skips extraction altogether.
@@ -98,11 +135,14 @@ class RpcScope:
             parent = propagate.extract(carrier) if carrier else None
             assert telemetry._finished is not None  # made with every tracer provider (setup.build_sdk)
             self._start_ns = time.time_ns()
-            attributes = {n.RPC_SYSTEM: "grpc", n.RPC_SERVICE: n.RPC_SERVICE_NAME, n.RPC_METHOD: method}
+            attributes = _SERVER_ATTRIBUTES.get(method) or _server_attributes(method)
             self.span = telemetry._finished.start(_span_name(method), SpanKind.SERVER, parent, attributes)
-            ctx = self.span.context
-            self.trace_id = format(ctx.trace_id, "032x")
-            self.children_parent = ctx if self.span.recording else False
+            self.children_parent = self.span.context if self.span.attributes is not None else False
+
+    @property
+    def trace_id(self) -> str:
+        """The request's trace id in hex ("" without tracing): in its log line and its response."""
+        return format(self.span.context.trace_id, "032x") if self.span is not None else ""
 
     def __enter__(self) -> RpcScope:
         self._started = time.perf_counter()
@@ -134,10 +174,16 @@ class RpcScope:
                 self.status, self._code, self._error = "CANCELLED", 1, "cancelled"
             else:
                 self.status, self._code, self._error = "INTERNAL", 13, type(exc).__name__
-        try:
-            self._finish(time.perf_counter() - self._started)
-        except Exception:  # noqa: BLE001 - telemetry never fails a request
-            self._t._recording_failed()
+        self._duration_s = time.perf_counter() - self._started
+        self._end_ns = time.time_ns()
+        self._t.later(self.record)
+
+    def record(self) -> None:
+        """The decision, the request's metrics, its server span and its log line (at a drain)."""
+        t = self._t
+        if self.plan is not None and self.routed_ns:
+            t.record_decision(self.plan, self.children_parent if t.tracing else False, self.routed_ns)
+        self._finish(self._duration_s)
 
     def _finish(self, duration_s: float) -> None:
         t = self._t
@@ -189,7 +235,7 @@ class RpcScope:
                 span.context,
                 span.parent,
                 self._start_ns,
-                time.time_ns(),
+                self._end_ns,
                 attrs,
                 status,
             )
@@ -219,7 +265,7 @@ class RpcScope:
         """One JSON line: what was decided, what was tried, what it cost. Never any content."""
         plan, chat = self.plan, self.chat
         line: dict[str, Any] = {
-            "ts": _timestamp(),
+            "ts": _timestamp(self._end_ns),
             "event": "turnout.request",
             "rpc": self.method,
             "status": self.status,
@@ -250,16 +296,17 @@ class RpcScope:
         return f'{text[:-1]},"decision":{decision}}}}}'
 
 
-_SECOND: list[Any] = [-1, ""]
+_SECOND: list[tuple[int, str]] = [(-1, "")]  # the last second formatted; replaced whole (drains may race)
 
 
-def _timestamp() -> str:
-    """UTC, milliseconds, ISO 8601 with a Z; the seconds part is formatted once per second."""
-    now = time.time()
-    whole = int(now)
-    if whole != _SECOND[0]:
-        _SECOND[0], _SECOND[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return f"{_SECOND[1]}.{int((now - whole) * 1000):03d}Z"
+def _timestamp(ns: int) -> str:
+    """`ns` since the epoch in UTC, to the millisecond, ISO 8601 with a Z; the seconds part is
+    formatted once per second."""
+    whole, rest = divmod(ns, 1_000_000_000)
+    second = _SECOND[0]
+    if second[0] != whole:
+        second = _SECOND[0] = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{second[1]}.{rest // 1_000_000:03d}Z"
 
 
 def child_parent() -> SpanContext | Literal[False] | None:

@@ -152,6 +152,9 @@ class Tally:
         self._counters: list[Counter] = []
         self._histograms: list[HistogramSeries] = []
         self._delta_attached = False
+        # What records measurements still pending (Telemetry.drain): run before every collection,
+        # so that a scrape or an export includes every request that ended before it.
+        self.drains: list[Callable[[], None]] = []
 
     @property
     def version(self) -> str:
@@ -188,6 +191,8 @@ class Tally:
         receive = reader._receive_metrics
 
         def merged(metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
+            for drain in self.drains:
+                drain()
             receive(readout.merge(metrics_data), timeout_millis=timeout_millis, **kwargs)
 
         reader._receive_metrics = merged  # type: ignore[method-assign]

@@ -65,6 +65,7 @@ class Observed:
         return data.to_json() if data else ""
 
     def log_lines(self) -> list[dict[str, Any]]:
+        self.telemetry.drain()  # what ended in the last few milliseconds is recorded at the next drain
         return [json.loads(line) for line in self.log.lines]
 
 
