@@ -187,6 +187,38 @@ async def open_loop(call: Call, rate: float, calls: int, *, raw: bool = False) -
     }
 
 
+async def interleaved(calls: list[Call], concurrency: int, slice_s: float, cycles: int) -> dict[str, Any]:
+    """A closed loop on each target in turn, in short slices: the first target (the reference)
+    runs before and after each slice of every other, and each such slice's calls/s is taken over
+    the mean of its two neighbours'. On a shared machine whose speed drifts over seconds, the
+    neighbours run under nearly the same conditions, so the ratio is steadier than that of whole
+    rounds run one after the other (same targets, a few % vs ±10% from one run to the next here).
+    Returns per target its pooled calls/s and errors, and per other target the slices' ratios:
+    median and quartiles."""
+    sequence = [t for _ in range(cycles) for j in range(1, len(calls)) for t in (0, j)] + [0]
+    rps: list[float] = []
+    errors = [0] * len(calls)
+    for target in sequence:
+        result = await closed_loop(calls[target], concurrency, 0, slice_s)
+        rps.append(result["rps"])
+        errors[target] += result["errors"]
+    out: dict[str, Any] = {"mode": "interleaved", "concurrency": concurrency, "slice_s": slice_s}
+    out["cycles"] = cycles
+    out["rps"] = [
+        round(statistics.fmean(r for r, t in zip(rps, sequence, strict=True) if t == i), 1)
+        for i in range(len(calls))
+    ]
+    out["errors"] = errors
+    ratios = []
+    for j in range(1, len(calls)):
+        each = [rps[k] / ((rps[k - 1] + rps[k + 1]) / 2) for k, t in enumerate(sequence) if t == j]
+        q1, _, q3 = statistics.quantiles(each, n=4) if len(each) > 1 else (each[0],) * 3
+        median = round(statistics.median(each), 3)
+        ratios.append({"median": median, "q1": round(q1, 3), "q3": round(q3, 3), "slices": len(each)})
+    out["ratios"] = ratios
+    return out
+
+
 async def drive(call: Call, args: argparse.Namespace) -> dict[str, Any]:
     """Warm up, then run the load point the command line asks for (see add_load_arguments)."""
     await warm_up(call, int(args.warmup) if args.warmup is not None else min(200, args.calls))
@@ -220,46 +252,62 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
 async def run_grpc(target: str, method: str, request_json: str, args: argparse.Namespace) -> dict[str, Any]:
     # Imported here so that loadgen_http, which shares the driver, does not load grpc.
     import grpc
+
+    if not args.compare:
+        async with grpc.aio.insecure_channel(target) as channel:
+            return await drive(_grpc_call(channel, method, request_json), args)
+    channels = [grpc.aio.insecure_channel(t) for t in (target, *args.compare)]
+    try:
+        calls = [_grpc_call(channel, method, request_json) for channel in channels]
+        for call in calls:
+            await warm_up(call, int(args.warmup) if args.warmup is not None else 200)
+        return await interleaved(calls, args.concurrency, args.slice, args.cycles)
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+def _grpc_call(channel: Any, method: str, request_json: str) -> Call:
+    """One call of `method` on the channel, with the request given as protobuf JSON."""
     from google.protobuf import json_format
 
     from sidecar.server._proto.turnout.v1 import router_pb2 as pb
     from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
-        call: Call
-        if method == "Route":
-            route_request = json_format.Parse(request_json, pb.RouteRequest())
+    stub = pb_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
+    call: Call
+    if method == "Route":
+        route_request = json_format.Parse(request_json, pb.RouteRequest())
 
-            async def call() -> float | None:
-                await stub.Route(route_request, timeout=30)
-                return None
+        async def call() -> float | None:
+            await stub.Route(route_request, timeout=30)
+            return None
 
-        elif method == "Generate":
-            generate_request = json_format.Parse(request_json, pb.GenerateRequest())
+    elif method == "Generate":
+        generate_request = json_format.Parse(request_json, pb.GenerateRequest())
 
-            async def call() -> float | None:
-                response = await stub.Generate(generate_request, timeout=30)
-                if not response.output.text:
-                    raise RuntimeError("an empty answer")
-                return None
+        async def call() -> float | None:
+            response = await stub.Generate(generate_request, timeout=30)
+            if not response.output.text:
+                raise RuntimeError("an empty answer")
+            return None
 
-        else:
-            stream_request = json_format.Parse(request_json, pb.GenerateStreamRequest())
+    else:
+        stream_request = json_format.Parse(request_json, pb.GenerateStreamRequest())
 
-            async def call() -> float | None:
-                t0 = time.perf_counter()
-                ttft: float | None = None
-                ended = False
-                async for event in stub.GenerateStream(stream_request, timeout=30):
-                    if ttft is None and event.delta.text:
-                        ttft = time.perf_counter() - t0
-                    ended = ended or event.HasField("end")
-                if ttft is None or not ended:
-                    raise RuntimeError("a stream without a first token or without its end event")
-                return ttft
+        async def call() -> float | None:
+            t0 = time.perf_counter()
+            ttft: float | None = None
+            ended = False
+            async for event in stub.GenerateStream(stream_request, timeout=30):
+                if ttft is None and event.delta.text:
+                    ttft = time.perf_counter() - t0
+                ended = ended or event.HasField("end")
+            if ttft is None or not ended:
+                raise RuntimeError("a stream without a first token or without its end event")
+            return ttft
 
-        return await drive(call, args)
+    return call
 
 
 def main() -> None:
@@ -269,6 +317,16 @@ def main() -> None:
     parser.add_argument("target", help="host:port of the sidecar")
     parser.add_argument("--request", required=True, help="the request as protobuf JSON (file)")
     parser.add_argument("--method", choices=["Route", "Generate", "GenerateStream"], default="Route")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="interleave: closed-loop slices alternating between the target and each of these "
+        "(repeatable); prints each one's calls/s over its neighbouring slices of the target's",
+    )
+    parser.add_argument("--slice", type=float, default=0.5, help="interleave: seconds per slice")
+    parser.add_argument("--cycles", type=int, default=30, help="interleave: slices of each compared target")
     add_load_arguments(parser)
     args = parser.parse_args()
     with open(args.request, encoding="utf-8") as f:

@@ -5,9 +5,11 @@ core): on this machine it drives a grpc.aio server harder than ghz does. Targets
 concurrency, in one run: the echo server (same proto, canned answer: the ceiling), the sidecar
 with the decision cache off, with it on, and with it on and all telemetry on (spans exported over
 OTLP/gRPC to a local sink, OTLP metrics, the Prometheus endpoint, the request log to a file) beside
-the same sidecar with telemetry off. Then each strategy composition of the in-process
-decision-time bench as a route of one sidecar, over the Route RPC at concurrency 1 beside the echo
-(what routing adds to a call). Also the sidecar's memory, idle and after load.
+the same sidecar with telemetry off; the on/off ratios are then measured in short slices
+alternating within one load generator (loadgen --compare), steadier than whole rounds. Then each
+strategy composition of the in-process decision-time bench as a route of one sidecar, over the
+Route RPC at concurrency 1 beside the echo (what routing adds to a call). Also the sidecar's
+memory, idle and after load.
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ TELEMETRY_VARIANTS = [name for name in VARIANTS if name.startswith("+")]
 
 
 ROUNDS = 6
+# Telemetry on over off: slices alternating off / on in one load generator (see loadgen.interleaved)
+SLICE_S, CYCLES = 0.5, 30
+QUICK_SLICE_S, QUICK_CYCLES = 0.25, 3
 STRATEGY_ROUNDS = 2  # per-strategy Route at concurrency 1: rounds alternating with the echo
 
 
@@ -184,6 +189,24 @@ def _paired_ratio(on: dict[str, Any], off: dict[str, Any]) -> float:
     return round(statistics.median(round_ratios(on["rps_rounds"], off["rps_rounds"])), 3)
 
 
+def _interleaved(
+    targets: dict[str, str], data: Path, concurrency: int, slice_s: float, cycles: int
+) -> dict[str, Any]:
+    """One load generator alternating short slices between the first target and each other
+    (benchmarks/loadgen.py --compare): each other target's slices' calls/s over the first's."""
+    names, addresses = list(targets), list(targets.values())
+    argv = [sys.executable, "-m", "benchmarks.loadgen", addresses[0], "--request", str(data)]
+    for address in addresses[1:]:
+        argv += ["--compare", address]
+    argv += ["--concurrency", str(concurrency), "--slice", str(slice_s), "--cycles", str(cycles)]
+    out = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+    return {
+        "rps": dict(zip(names, out["rps"], strict=True)),
+        "errors": sum(out["errors"]),
+        "ratios": dict(zip(names[1:], out["ratios"], strict=True)),
+    }
+
+
 def run(quick: bool) -> dict[str, Any]:
     calls = 1_000 if quick else 10_000
     strategy_calls = 300 if quick else 1_500  # per round of the per-strategy Route at concurrency 1
@@ -218,6 +241,7 @@ def run(quick: bool) -> dict[str, Any]:
         time.sleep(1.0)
         idle = _rss_mb(first.pid)
         results: dict[str, Any] = {name: {} for name in targets}
+        interleaved: dict[str, Any] = {}
         # Rounds, alternating the targets within each: the machine's drift (other processes, CPU
         # frequency) then lands on every target alike, and the median round is reported.
         for c in levels:
@@ -230,6 +254,9 @@ def run(quick: bool) -> dict[str, Any]:
                     rounds[name].append(_load(address, data, c, per_round))
             for name, runs in rounds.items():
                 results[name][f"c{c}"] = _median_round(runs)
+            compared = {name: targets[name] for name in ("sidecar+cache", *TELEMETRY_VARIANTS)}
+            slice_s, cycles = (QUICK_SLICE_S, QUICK_CYCLES) if quick else (SLICE_S, CYCLES)
+            interleaved[f"c{c}"] = _interleaved(compared, data, c, slice_s, cycles)
         loaded = _rss_mb(first.pid)
         per_strategy = _per_strategy(running, Path(tmp), echo, data, strategy_calls)
         running.close()  # stops the sidecars (flushing their spans), then the sink, which writes its stats
@@ -242,23 +269,37 @@ def run(quick: bool) -> dict[str, Any]:
         }
         for name in VARIANTS
     }
-    # Telemetry on over off: the median of the rounds' ratios, each round's "on" against the same
-    # round's "off" (run beside it), so a slow moment of the machine does not count as telemetry's.
+    # Telemetry on over off: the median of the interleaved slices' ratios (the figure judged), and
+    # for comparison the median of the rounds' ratios, each round's "on" against the same round's "off".
     on_over_off = {
+        name: {f"c{c}": interleaved[f"c{c}"]["ratios"][name]["median"] for c in levels}
+        for name in TELEMETRY_VARIANTS
+    }
+    quartiles = {
+        name: {f"c{c}": [interleaved[f"c{c}"]["ratios"][name][q] for q in ("q1", "q3")] for c in levels}
+        for name in TELEMETRY_VARIANTS
+    }
+    by_rounds = {
         name: {
             f"c{c}": _paired_ratio(results[name][f"c{c}"], results["sidecar+cache"][f"c{c}"]) for c in levels
         }
         for name in TELEMETRY_VARIANTS
     }
+    slice_s, cycles = (QUICK_SLICE_S, QUICK_CYCLES) if quick else (SLICE_S, CYCLES)
     return {
         "calls_per_point": calls,
         "load_generator": f"benchmarks/loadgen.py (grpc.aio, closed loop, its own process); {ROUNDS} "
-        "rounds per point, alternating the targets forward then backward; the median round reported, "
-        "telemetry ratios the median of the rounds' on/off ratios",
+        "rounds per point, alternating the targets forward then backward; the median round reported",
         "results": results,
         "rps_ratio_to_echo": ratios,
         "telemetry": {
             "rps_on_over_off": on_over_off,
+            "quartiles": quartiles,
+            "by_rounds": by_rounds,
+            "method": f"one load generator alternating slices of {slice_s} s between sidecar+cache and "
+            f"each variant, {cycles} slices of each per concurrency; each slice's calls/s over the mean "
+            "of its two neighbouring sidecar+cache slices; the median (quartiles beside)",
+            "interleaved": interleaved,
             "trace_exports": exported.get("traces_exports", 0),
             "trace_export_mb": round(exported.get("traces_bytes", 0) / 1e6, 2),
             "request_log_lines": logged,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from benchmarks import proxy_bench
-from benchmarks.loadgen import Samples, closed_loop, open_loop, percentile, pool, run_grpc
+from benchmarks.loadgen import Samples, closed_loop, interleaved, open_loop, percentile, pool, run_grpc
 from benchmarks.loadgen_http import first_content, run_http
 from sidecar.app import Sidecar
 from sidecar.simulator import ModelProfile, SimulatorConfig, start_simulator
@@ -24,7 +24,11 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hello"}], "max_t
 
 def shape(**kw: Any) -> argparse.Namespace:
     return argparse.Namespace(
-        **({"concurrency": 1, "calls": 20, "rate": None, "warmup": 2, "duration": None, "raw": False} | kw)
+        **(
+            {"concurrency": 1, "calls": 20, "rate": None, "warmup": 2, "duration": None, "raw": False}
+            | {"compare": [], "slice": 0.05, "cycles": 2}
+            | kw
+        )
     )
 
 
@@ -95,6 +99,34 @@ async def test_closed_loop_counts_calls_and_failures() -> None:
     assert made == 40
     assert (out["calls"], out["errors"], out["concurrency"]) == (40, 8, 4)
     assert out["first_error"] == "RuntimeError: every fifth call fails"
+
+
+async def test_interleaving_brackets_each_slice_with_the_references_around_it() -> None:
+    """The reference runs before and after every slice of the others, and a slice's ratio is over
+    the mean of those two: a machine that slows down midway does not count against a target."""
+    order: list[str] = []
+    clock = {"slow": 1.0}
+
+    def target(name: str, cost_s: float) -> Any:
+        async def call() -> float | None:
+            order.append(name)
+            await asyncio.sleep(cost_s * clock["slow"])
+            if name == "half" and len(order) > 400:
+                clock["slow"] = 2.0  # the machine slows down for everyone from here on
+            return None
+
+        return call
+
+    out = await interleaved([target("ref", 0.002), target("same", 0.002), target("half", 0.004)], 1, 0.05, 4)
+    runs = [name for i, name in enumerate(order) if i == 0 or order[i - 1] != name]
+    assert runs == ["ref", "same", "ref", "half"] * 4 + ["ref"]
+    same, half = out["ratios"]
+    assert same["slices"] == half["slices"] == 4
+    assert 0.8 < same["median"] < 1.2, out  # as fast as the reference, before and after the slow-down
+    assert 0.4 < half["median"] < 0.6, out  # half as fast, whatever the machine did
+    assert same["q1"] <= same["median"] <= same["q3"]
+    assert out["errors"] == [0, 0, 0]
+    assert out["rps"][0] > 0
 
 
 async def test_open_loop_holds_its_rate_whatever_the_answers_take() -> None:
@@ -177,6 +209,17 @@ async def test_grpc_generate_and_stream_against_the_sidecar(sidecar: Sidecar) ->
     streamed = await run_grpc(sidecar.address, "GenerateStream", request, shape(calls=3))
     assert (streamed["calls"], streamed["errors"]) == (3, 0), streamed
     assert 0 < streamed["ttft_p50_ms"] <= streamed["p50_ms"]
+
+
+async def test_grpc_interleaves_targets_for_a_ratio(sidecar: Sidecar) -> None:
+    request = json.dumps({"messages": [{"role": "ROLE_USER", "content": [{"text": "hello"}]}]})
+    args = shape(concurrency=2, compare=[sidecar.address], slice=0.05, cycles=3)
+    out = await run_grpc(sidecar.address, "Route", request, args)
+    assert out["mode"] == "interleaved"
+    assert out["errors"] == [0, 0], out
+    [ratio] = out["ratios"]
+    assert ratio["slices"] == 3
+    assert ratio["median"] > 0  # the same sidecar on both sides: near 1, but not asserted (timing)
 
 
 # --- the proxy bench's pieces ---------------------------------------------------------------------------
