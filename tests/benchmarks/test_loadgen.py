@@ -304,6 +304,18 @@ def test_telemetry_on_is_compared_with_the_same_sidecar_off() -> None:
     assert telemetry["cpu_ms_per_request"] == {"on": 1.644, "off": 1.243}
     assert telemetry["met"] is False  # 0.75 < 0.9 at concurrency 16
     assert telemetry["rps_by_round"] == {"c16": [0.75, 0.75]}  # each round against its own "off"
+    assert telemetry["rps_by_rounds"] is None  # no slices: the rounds are the figure
+
+    # With the interleaved slices measured, their medians are judged and the rounds' kept beside.
+    results["telemetry_slices"] = {
+        level: {"turnout telemetry": {"median": m, "q1": m - 0.02, "q3": m + 0.02, "slices": 20}}
+        for level, m in (("c1", 0.98), ("c16", 0.93))
+    }
+    sliced = proxy_bench._compare(results)["telemetry_on_over_off"]
+    assert sliced["rps"] == {"c1": 0.98, "c16": 0.93}
+    assert sliced["rps_by_rounds"] == {"c1": 0.99, "c16": 0.75}
+    assert sliced["quartiles"]["c16"] == pytest.approx([0.91, 0.95])
+    assert sliced["met"] is True
 
 
 def test_route_telemetry_ratio_pairs_each_round_with_the_same_rounds_off() -> None:
