@@ -210,6 +210,7 @@ def _interleaved(
 def run(quick: bool) -> dict[str, Any]:
     calls = 1_000 if quick else 10_000
     strategy_calls = 300 if quick else 1_500  # per round of the per-strategy Route at concurrency 1
+    slice_s, cycles = (QUICK_SLICE_S, QUICK_CYCLES) if quick else (SLICE_S, CYCLES)
     levels = (1, 16, 64)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         data = Path(tmp) / "route.json"
@@ -255,7 +256,6 @@ def run(quick: bool) -> dict[str, Any]:
             for name, runs in rounds.items():
                 results[name][f"c{c}"] = _median_round(runs)
             compared = {name: targets[name] for name in ("sidecar+cache", *TELEMETRY_VARIANTS)}
-            slice_s, cycles = (QUICK_SLICE_S, QUICK_CYCLES) if quick else (SLICE_S, CYCLES)
             interleaved[f"c{c}"] = _interleaved(compared, data, c, slice_s, cycles)
         loaded = _rss_mb(first.pid)
         per_strategy = _per_strategy(running, Path(tmp), echo, data, strategy_calls)
@@ -285,7 +285,6 @@ def run(quick: bool) -> dict[str, Any]:
         }
         for name in TELEMETRY_VARIANTS
     }
-    slice_s, cycles = (QUICK_SLICE_S, QUICK_CYCLES) if quick else (SLICE_S, CYCLES)
     return {
         "calls_per_point": calls,
         "load_generator": f"benchmarks/loadgen.py (grpc.aio, closed loop, its own process); {ROUNDS} "

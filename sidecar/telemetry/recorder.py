@@ -26,7 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from opentelemetry import propagate, trace
@@ -172,7 +172,7 @@ class Telemetry:
         except Exception:  # noqa: BLE001 - telemetry never fails a request
             self._recording_failed()
 
-    def record_decision(self, plan: Plan, parent: SpanContext | bool | None, end: int) -> None:
+    def record_decision(self, plan: Plan, parent: SpanContext | Literal[False] | None, end: int) -> None:
         """The decision metric, and the routing span under `parent` (a recorded span's context;
         None: a trace of its own; False: none) ending at `end` (ns since the epoch)."""
         plan_facts = facts(plan)

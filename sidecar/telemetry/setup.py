@@ -82,16 +82,14 @@ class SdkParts:
 
     def flush(self, timeout_ms: int = 5000) -> None:
         """Export what is buffered now (tests, and before a process exits), pending records first."""
-        for drain in self.tally.drains:
-            drain()
+        self.tally.run_drains()
         if self.tracer_provider is not None:
             self.tracer_provider.force_flush(timeout_ms)
         if self.meter_provider is not None:
             self.meter_provider.force_flush(timeout_ms)
 
     def shutdown(self) -> None:
-        for drain in self.tally.drains:
-            drain()
+        self.tally.run_drains()
         if self.prometheus_server is not None:
             server, thread = self.prometheus_server
             server.shutdown()

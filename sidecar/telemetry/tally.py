@@ -156,6 +156,11 @@ class Tally:
         # so that a scrape or an export includes every request that ended before it.
         self.drains: list[Callable[[], None]] = []
 
+    def run_drains(self) -> None:
+        """Record what is still pending (see `drains`)."""
+        for drain in self.drains:
+            drain()
+
     @property
     def version(self) -> str:
         return self._scope.version or ""
@@ -191,8 +196,7 @@ class Tally:
         receive = reader._receive_metrics
 
         def merged(metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
-            for drain in self.drains:
-                drain()
+            self.run_drains()
             receive(readout.merge(metrics_data), timeout_millis=timeout_millis, **kwargs)
 
         reader._receive_metrics = merged  # type: ignore[method-assign]
