@@ -22,9 +22,12 @@ import asyncio
 import json
 import math
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # One call: returns the seconds to its first token (streams) or None (unary); raises on failure.
@@ -217,6 +220,40 @@ async def interleaved(calls: list[Call], concurrency: int, slice_s: float, cycle
         ratios.append({"median": median, "q1": round(q1, 3), "q3": round(q3, 3), "slices": len(each)})
     out["ratios"] = ratios
     return out
+
+
+def compare(
+    addresses: list[str],
+    request: str,
+    concurrency: int,
+    slice_s: float,
+    cycles: int,
+    *,
+    method: str = "Route",
+    warmup: int | None = None,
+) -> dict[str, Any]:
+    """`interleaved` over gRPC in a process of its own (this module's --compare): the first address
+    the reference, the others compared with it; its JSON output."""
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.loadgen",
+        addresses[0],
+        "--request",
+        request,
+        "--method",
+        method,
+    ]
+    for address in addresses[1:]:
+        argv += ["--compare", address]
+    argv += ["--concurrency", str(concurrency), "--slice", str(slice_s), "--cycles", str(cycles)]
+    if warmup is not None:
+        argv += ["--warmup", str(warmup)]
+    timeout = 120 + 4 * slice_s * cycles * len(addresses)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=root, timeout=timeout)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 async def drive(call: Call, args: argparse.Namespace) -> dict[str, Any]:

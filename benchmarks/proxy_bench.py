@@ -57,6 +57,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks import loadgen
 from benchmarks.loadgen import pool
 from benchmarks.stats import round_ratios
 from benchmarks.workload import TELEMETRY_GOAL_RATIO, TELEMETRY_OFF, TELEMETRY_ON
@@ -694,15 +695,10 @@ def _telemetry_slices(bench: _Bench, mode: Mode) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if len(names) < 2:
         return out
+    addresses = [by_name[name].address for name in names]
     for c in mode.levels:
-        argv = [sys.executable, "-m", "benchmarks.loadgen", by_name[names[0]].address, "--method", "Generate"]
-        argv += ["--request", str(bench.paths["generate"]), "--concurrency", str(c), "--warmup", "20"]
-        for name in names[1:]:
-            argv += ["--compare", by_name[name].address]
-        argv += ["--slice", str(mode.slice_s), "--cycles", str(mode.slices)]
-        timeout = 120 + 4 * mode.slice_s * mode.slices * len(names)
-        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT, timeout=timeout)
-        got = json.loads(done.stdout)
+        request = str(bench.paths["generate"])
+        got = loadgen.compare(addresses, request, c, mode.slice_s, mode.slices, method="Generate", warmup=20)
         out[f"c{c}"] = dict(zip(names[1:], got["ratios"], strict=True)) | {"errors": sum(got["errors"])}
     return out
 

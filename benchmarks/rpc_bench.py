@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks import loadgen
 from benchmarks.stats import round_ratios
 from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON, config_dict, route_request_json
 
@@ -193,13 +194,9 @@ def _interleaved(
     targets: dict[str, str], data: Path, concurrency: int, slice_s: float, cycles: int
 ) -> dict[str, Any]:
     """One load generator alternating short slices between the first target and each other
-    (benchmarks/loadgen.py --compare): each other target's slices' calls/s over the first's."""
-    names, addresses = list(targets), list(targets.values())
-    argv = [sys.executable, "-m", "benchmarks.loadgen", addresses[0], "--request", str(data)]
-    for address in addresses[1:]:
-        argv += ["--compare", address]
-    argv += ["--concurrency", str(concurrency), "--slice", str(slice_s), "--cycles", str(cycles)]
-    out = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+    (loadgen.compare): each other target's slices' calls/s over the first's."""
+    names = list(targets)
+    out = loadgen.compare(list(targets.values()), str(data), concurrency, slice_s, cycles)
     return {
         "rps": dict(zip(names, out["rps"], strict=True)),
         "errors": sum(out["errors"]),
