@@ -25,6 +25,7 @@ off by default), and the experimental tracer configurator (never set by Turnout)
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -42,7 +43,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 UNSET = Status(StatusCode.UNSET)
 # A root span's flags with the SDK's random id generator: its trace id is random, sampled or not.
@@ -184,3 +185,56 @@ class FinishedSpans:
             instrumentation_scope=self._scope,
         )
         self._processor.on_end(span)
+
+
+class AttemptSpan:
+    """A provider attempt's CLIENT span from its start to its end: written finished when its
+    parent is recorded (FinishedSpans), else a live SDK span (no parent: a trace of its own)."""
+
+    __slots__ = ("_attrs", "_finished", "_live", "_name", "_parent", "_span_id", "_start_ns")
+
+    def __init__(
+        self,
+        finished: FinishedSpans | None,
+        tracer: trace.Tracer,
+        name: str,
+        parent: SpanContext | None,
+        attrs: dict[str, Any],
+    ) -> None:
+        self._finished = finished if parent is not None else None
+        self._name, self._parent, self._attrs = name, parent, attrs
+        self._live: trace.Span | None = None
+        self._span_id = 0
+        self._start_ns = time.time_ns()
+        if self._finished is not None:
+            self._span_id = self._finished.new_id()
+        else:
+            self._live = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+
+    def for_context(self) -> trace.Span:
+        """A span to put in a context for propagation (its id is this attempt's)."""
+        if self._live is not None:
+            return self._live
+        assert self._parent is not None
+        return NonRecordingSpan(FinishedSpans.child_context(self._parent, self._span_id))
+
+    def end(self, attrs: dict[str, Any], status: Status, end_ns: int) -> None:
+        if self._live is not None:
+            if self._live.is_recording():
+                self._live.set_attributes(attrs)
+                if status.status_code is not StatusCode.UNSET:
+                    self._live.set_status(status)
+            self._live.end(end_time=end_ns)
+            return
+        assert self._finished is not None
+        assert self._parent is not None
+        self._finished.record(
+            self._name,
+            SpanKind.CLIENT,
+            self._parent,
+            self._span_id,
+            self._start_ns,
+            end_ns,
+            {**self._attrs, **attrs},
+            status,
+        )

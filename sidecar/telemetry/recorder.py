@@ -9,28 +9,20 @@
 Every hook only reads what it is given and records it; none raises into the request flow (a
 failure to record is logged once and the request goes on).
 
-What ends on the request path (an RPC, with its decision; a provider attempt) is recorded a few
-milliseconds later, with whatever else ended meanwhile (`Telemetry.drain`, on the event loop at
-most DRAIN_DELAY_S after the first of them; before every metric collection, flush and shutdown;
-at once on a thread without an event loop). The request path only notes what happened (times
-included, taken as it happens); metrics, spans and log lines are made from those notes in a
-batch. Why: live, the same recording code cost 3-6x what it costs in a loop (each request ran it
-cold, between gRPC's and asyncio's work); in batches it runs warm (docs/observability.md, What it
-costs).
+What ends on the request path (an RPC, with its decision; a provider attempt) is noted there and
+recorded a few milliseconds later, in a batch with whatever else ended meanwhile (pending.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from sidecar.domain.context import outbound_headers
 from sidecar.domain.model import ModelSpec, ProviderSpec
@@ -45,9 +37,10 @@ from sidecar.domain.plan import Plan
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion
 from sidecar.telemetry import names as n
-from sidecar.telemetry.finished_spans import UNSET, FinishedSpans
+from sidecar.telemetry.finished_spans import UNSET, AttemptSpan
 from sidecar.telemetry.metric_keys import MetricKeys
 from sidecar.telemetry.metrics import AgreementSource, DepthSource, Instruments, StateSource
+from sidecar.telemetry.pending import Pending
 from sidecar.telemetry.plan_facts import facts
 from sidecar.telemetry.privacy import IdHasher, input_messages, output_messages
 from sidecar.telemetry.rpc_scope import (
@@ -61,9 +54,6 @@ from sidecar.telemetry.rpc_scope import (
 from sidecar.telemetry.setup import SdkParts, TelemetryOptions
 
 log = logging.getLogger(__name__)
-
-# How long what ended on the request path may wait to be recorded, with whatever else ends meanwhile.
-DRAIN_DELAY_S = 0.005
 
 
 class Telemetry:
@@ -93,9 +83,10 @@ class Telemetry:
         self.reference = reference
         self._endpoints: dict[str, tuple[str, str, int | None]] = {}
         self._failed_once = False
-        # (record, its arguments) in the order things ended; appended on the event loop's
-        # thread, drained on it or on a metric reader's (deque's append and popleft are atomic)
-        self._pending: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        pending = Pending(self._recording_failed)
+        # later(record, *args): record what ended at the next drain; drain(): record it all now
+        self.later = pending.later
+        self.drain = pending.drain
         sdk.tally.drains.append(self.drain)
 
     @property
@@ -124,34 +115,6 @@ class Telemetry:
 
     def shutdown(self) -> None:
         self.sdk.shutdown()  # drains first
-
-    # --- recording what ended, in batches --------------------------------------------------------
-
-    def later(self, record: Callable[..., None], *args: Any) -> None:
-        """Call `record(*args)` at the next drain: within DRAIN_DELAY_S on this thread's event
-        loop, or now when the thread runs none."""
-        pending = self._pending
-        pending.append((record, args))
-        if len(pending) == 1:  # the first since the last drain: schedule one
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.drain()
-                return
-            loop.call_later(DRAIN_DELAY_S, self.drain)
-
-    def drain(self) -> None:
-        """Record everything that ended and is not recorded yet, in the order it ended."""
-        pending = self._pending
-        while pending:
-            try:
-                record, args = pending.popleft()
-            except IndexError:  # another thread took the last one
-                return
-            try:
-                record(*args)
-            except Exception:  # noqa: BLE001 - telemetry never fails a request, nor the next record
-                self._recording_failed()
 
     # --- server ----------------------------------------------------------------------------------
 
@@ -219,7 +182,7 @@ class Telemetry:
                 self._m.hedges.add(1, {n.MODEL: model.name})
             elif start.cause is AttemptCause.RETRY:
                 self._m.retries.add(1, {n.MODEL: model.name, n.FALLBACK_REASON: start.after})
-        span: _AttemptSpan | None = None
+        span: AttemptSpan | None = None
         parent = child_parent() if self.tracing else False
         if self.tracing and parent is False:
             if self.propagate:  # the provider still learns the trace, marked not sampled
@@ -262,7 +225,8 @@ class Telemetry:
                 attrs[n.GEN_AI_REQUEST_SEED] = params.seed
             if self.capture_content:
                 attrs[n.GEN_AI_INPUT_MESSAGES] = input_messages(start.request)
-            span = _AttemptSpan(self, f"{n.OPERATION_CHAT} {model.upstream_model}", parent or None, attrs)
+            name = f"{n.OPERATION_CHAT} {model.upstream_model}"
+            span = AttemptSpan(self._finished, self._tracer, name, parent or None, attrs)
             if self.propagate:
                 carrier = {}
                 propagate.inject(carrier, context=trace.set_span_in_context(span.for_context()))
@@ -279,7 +243,7 @@ class Telemetry:
         self,
         record: AttemptRecord,
         completion: Completion | None,
-        span: _AttemptSpan | None,
+        span: AttemptSpan | None,
         provider: str,
         address: str,
         model: ModelSpec,
@@ -358,51 +322,3 @@ class Telemetry:
         if not self._failed_once:
             self._failed_once = True
             log.exception("telemetry: recording failed (reported once; requests are unaffected)")
-
-
-class _AttemptSpan:
-    """A provider attempt's CLIENT span from its start to its end: written finished when its
-    parent is recorded (FinishedSpans), else a live SDK span (no parent: a trace of its own)."""
-
-    __slots__ = ("_attrs", "_finished", "_live", "_name", "_parent", "_span_id", "_start_ns")
-
-    def __init__(
-        self, telemetry: Telemetry, name: str, parent: SpanContext | None, attrs: dict[str, Any]
-    ) -> None:
-        self._finished = telemetry._finished if parent is not None else None
-        self._name, self._parent, self._attrs = name, parent, attrs
-        self._live: trace.Span | None = None
-        self._span_id = 0
-        self._start_ns = time.time_ns()
-        if self._finished is not None:
-            self._span_id = self._finished.new_id()
-        else:
-            self._live = telemetry._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
-
-    def for_context(self) -> trace.Span:
-        """A span to put in a context for propagation (its id is this attempt's)."""
-        if self._live is not None:
-            return self._live
-        assert self._parent is not None
-        return NonRecordingSpan(FinishedSpans.child_context(self._parent, self._span_id))
-
-    def end(self, attrs: dict[str, Any], status: Status, end_ns: int) -> None:
-        if self._live is not None:
-            if self._live.is_recording():
-                self._live.set_attributes(attrs)
-                if status.status_code is not StatusCode.UNSET:
-                    self._live.set_status(status)
-            self._live.end(end_time=end_ns)
-            return
-        assert self._finished is not None
-        assert self._parent is not None
-        self._finished.record(
-            self._name,
-            SpanKind.CLIENT,
-            self._parent,
-            self._span_id,
-            self._start_ns,
-            end_ns,
-            {**self._attrs, **attrs},
-            status,
-        )

@@ -19,7 +19,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sidecar.telemetry import TelemetryOptions, Unobserved, build_telemetry
-from sidecar.telemetry.recorder import DRAIN_DELAY_S, Telemetry
+from sidecar.telemetry.pending import DRAIN_DELAY_S
+from sidecar.telemetry.recorder import Telemetry
 from sidecar.telemetry.rpc_scope import _timestamp
 
 
