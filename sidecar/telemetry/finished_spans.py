@@ -116,16 +116,8 @@ class FinishedSpans:
             context = otel_context.get_current()
         parent: SpanContext | None = trace.get_current_span(context).get_span_context()
         if parent is None or not parent.is_valid:
-            if self._root_bound is not None:  # what the sampler and RandomIdGenerator would make
-                trace_id = random.getrandbits(128)
-                while not trace_id:
-                    trace_id = random.getrandbits(128)
-                span_id = random.getrandbits(64)
-                while not span_id:
-                    span_id = random.getrandbits(64)
-                if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound:
-                    return Started(SpanContext(trace_id, span_id, False, _ROOT_SAMPLED), None, attributes)
-                return Started(SpanContext(trace_id, span_id, False, _ROOT_DROPPED), None, None)
+            if self._root_bound is not None:
+                return self.root_started(*self._draw_root(), attributes)
             parent = None
             trace_id = self._ids.generate_trace_id()
         else:
@@ -139,6 +131,31 @@ class FinishedSpans:
             trace_id, self._ids.generate_span_id(), False, TraceFlags(flags), result.trace_state
         )
         return Started(own, parent, None if result.decision is Decision.DROP else result.attributes)
+
+    def draw_root(self) -> tuple[int, int, bool] | None:
+        """A new root span's (trace id, span id, sampled) when nothing is current and the sampler
+        decides root spans by their trace id alone (_root_bound): what the sampler and
+        RandomIdGenerator would make. None: ask `start`."""
+        if self._root_bound is None or otel_context.get_current():
+            return None
+        return self._draw_root()
+
+    def _draw_root(self) -> tuple[int, int, bool]:
+        assert self._root_bound is not None
+        trace_id = random.getrandbits(128)
+        while not trace_id:
+            trace_id = random.getrandbits(128)
+        span_id = random.getrandbits(64)
+        while not span_id:
+            span_id = random.getrandbits(64)
+        return trace_id, span_id, trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
+
+    @staticmethod
+    def root_started(trace_id: int, span_id: int, sampled: bool, attributes: Mapping[str, Any]) -> Started:
+        """A drawn root span's start (`draw_root`)."""
+        if sampled:
+            return Started(SpanContext(trace_id, span_id, False, _ROOT_SAMPLED), None, attributes)
+        return Started(SpanContext(trace_id, span_id, False, _ROOT_DROPPED), None, None)
 
     def record(
         self,

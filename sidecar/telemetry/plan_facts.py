@@ -25,7 +25,7 @@ class PlanFacts:
     this (reasons rendered, attribute sets built) once, not on every request.
     """
 
-    __slots__ = ("_log_decision", "_plan", "_span_attrs", "choice", "decision_attrs")
+    __slots__ = ("_log_decision", "_plan", "_route_json", "_span_attrs", "choice", "decision_attrs")
 
     def __init__(self, plan: Plan) -> None:
         self._plan = plan
@@ -42,7 +42,8 @@ class PlanFacts:
             for hit in (False, True)
         }
         self._span_attrs: dict[str, Any] | None = None
-        self._log_decision = ""
+        self._log_decision: tuple[str, str] | None = None
+        self._route_json = ""
 
     @property
     def span_name(self) -> str:
@@ -68,14 +69,23 @@ class PlanFacts:
         return self._span_attrs
 
     @property
-    def log_decision(self) -> str:
-        """A JSON object without its closing brace: the log line appends the per-request facts."""
-        if not self._log_decision:
+    def log_decision(self) -> tuple[str, str]:
+        """The log line's decision object without its closing brace, as (not a cache hit, a cache
+        hit): the line appends the per-request facts."""
+        if self._log_decision is None:
             plan = self._plan
             names = [c.model.name for c in plan.candidates[:MAX_LISTED]]
             fixed = {"strategy": plan.strategy, "model": self.choice, "candidates": names}
-            self._log_decision = json.dumps(fixed, separators=(",", ":"))[:-1]
+            head = json.dumps(fixed, separators=(",", ":"))[:-1]
+            self._log_decision = (head + ',"cache_hit":false', head + ',"cache_hit":true')
         return self._log_decision
+
+    @property
+    def route_json(self) -> str:
+        """The route's name as a JSON string."""
+        if not self._route_json:
+            self._route_json = json.dumps(self._plan.route)
+        return self._route_json
 
 
 def facts(plan: Plan) -> PlanFacts:

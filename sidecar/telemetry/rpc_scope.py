@@ -28,7 +28,7 @@ from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Usage
 from sidecar.telemetry import names as n
 from sidecar.telemetry.access_log import write as write_line
-from sidecar.telemetry.finished_spans import UNSET, Started
+from sidecar.telemetry.finished_spans import UNSET, FinishedSpans, Started
 from sidecar.telemetry.plan_facts import facts
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("turnout.access")
 
 NANOS_PER_USD = 1_000_000_000
+_NO_USAGE = Usage()
 _SPAN_NAMES = {m: f"{n.RPC_SERVICE_NAME}/{m}" for m in ("Route", "Generate", "GenerateStream")}
 
 
@@ -88,10 +89,12 @@ class RpcScope:
 
     __slots__ = (
         "_code",
-        "_duration_s",
+        "_duration_ns",
         "_end_ns",
         "_error",
+        "_root",
         "_scope_token",
+        "_span",
         "_start_ns",
         "_started",
         "_t",
@@ -102,8 +105,8 @@ class RpcScope:
         "method",
         "plan",
         "routed_ns",
-        "span",
         "status",
+        "traced",
         "winner",
     )
 
@@ -118,36 +121,67 @@ class RpcScope:
         self.status = "OK"
         self._code = 0
         self._error = ""
-        self.span: Started | None = None  # the server span, written finished when the RPC ends
+        self.traced = telemetry.tracing
+        self._span: Started | None = None  # the server span, written finished when the RPC ends
+        # An unsampled root span's (trace id, span id, False): its Started is made only if asked
+        # for (`span`), the common case never
+        self._root: tuple[int, int, bool] | None = None
         self.children_parent: SpanContext | Literal[False] = False  # see child_parent()
         self._token: object | None = None
-        self._started = 0.0
+        self._started = 0  # perf_counter_ns at the start
         self._start_ns = 0
-        self._duration_s = 0.0
+        self._duration_ns = 0
         self._end_ns = 0
         if telemetry.tracing:
             # Only the propagators' own headers (traceparent, tracestate, baggage by default):
             # a call without any, the common case, skips extraction altogether.
             fields = telemetry.trace_fields
-            carrier = {
-                k.lower(): v for k, v in (metadata or ()) if isinstance(v, str) and k.lower() in fields
-            }
-            parent = propagate.extract(carrier) if carrier else None
-            assert telemetry._finished is not None  # made with every tracer provider (setup.build_sdk)
+            carrier: dict[str, str] | None = None
+            for k, v in metadata or ():
+                key = k.lower()
+                if key in fields and isinstance(v, str):
+                    if carrier is None:
+                        carrier = {}
+                    carrier[key] = v
+            finished = telemetry._finished
+            assert finished is not None  # made with every tracer provider (setup.build_sdk)
             self._start_ns = time.time_ns()
             attributes = _SERVER_ATTRIBUTES.get(method) or _server_attributes(method)
-            self.span = telemetry._finished.start(_span_name(method), SpanKind.SERVER, parent, attributes)
-            self.children_parent = self.span.context if self.span.attributes is not None else False
+            drawn = finished.draw_root() if carrier is None else None
+            if drawn is None:
+                parent = propagate.extract(carrier) if carrier else None
+                span = self._span = finished.start(_span_name(method), SpanKind.SERVER, parent, attributes)
+            elif drawn[2]:
+                span = self._span = finished.root_started(*drawn, attributes)
+            else:
+                self._root = drawn
+                return
+            self.children_parent = span.context if span.attributes is not None else False
+
+    @property
+    def span(self) -> Started | None:
+        """The server span's start (None without tracing)."""
+        if self._span is None and self._root is not None:
+            self._span = FinishedSpans.root_started(*self._root, {})
+        return self._span
 
     @property
     def trace_id(self) -> str:
         """The request's trace id in hex ("" without tracing): in its log line and its response."""
-        return format(self.span.context.trace_id, "032x") if self.span is not None else ""
+        if self._root is not None:
+            return self._root[0].to_bytes(16, "big").hex()
+        span = self._span
+        return span.context.trace_id.to_bytes(16, "big").hex() if span is not None else ""
 
     def __enter__(self) -> RpcScope:
-        self._started = time.perf_counter()
-        if self.span is not None:  # the request's current span, for propagators and any SDK spans under it
-            self._token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(self.span.context)))
+        self._started = time.perf_counter_ns()
+        # The request's span made current, for the propagators and any SDK span under it: when it
+        # is recorded, or its context is sent to providers. An unsampled request's context is read
+        # by nothing else here (its children are not made: child_parent), so it is not attached.
+        if self.children_parent is not False or (self.traced and self._t.propagate):
+            span = self.span
+            assert span is not None
+            self._token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(span.context)))
         self._scope_token = current_rpc.set(self)
         return self
 
@@ -174,7 +208,7 @@ class RpcScope:
                 self.status, self._code, self._error = "CANCELLED", 1, "cancelled"
             else:
                 self.status, self._code, self._error = "INTERNAL", 13, type(exc).__name__
-        self._duration_s = time.perf_counter() - self._started
+        self._duration_ns = time.perf_counter_ns() - self._started
         self._end_ns = time.time_ns()
         self._t.later(self.record)
 
@@ -183,18 +217,21 @@ class RpcScope:
         t = self._t
         if self.plan is not None and self.routed_ns:
             t.record_decision(self.plan, self.children_parent if t.tracing else False, self.routed_ns)
-        self._finish(self._duration_s)
+        self._finish()
 
-    def _finish(self, duration_s: float) -> None:
+    def _finish(self) -> None:
         t = self._t
         plan, chat = self.plan, self.chat
         route = plan.route if plan is not None else ""
-        winner = next((a for a in self.attempts if a.number == self.winner), None)
-        usage, cost, reference = self._money(winner)
+        if self.attempts:
+            winner = next((a for a in self.attempts if a.number == self.winner), None)
+            usage, cost, reference = self._money(winner)
+        else:  # a Route, or a request that failed before any attempt
+            winner, usage, cost, reference = None, _NO_USAGE, 0, None
         tenant = t.hashed(chat.tenant_id) if chat is not None and chat.tenant_id else ""
         if t.metering:
             m, keys = t._m, t._keys
-            m.request_duration.record(duration_s, keys.request(self.method, route, self.status))
+            m.request_duration.record(self._duration_ns / 1e9, keys.request(self.method, route, self.status))
             tenant_label = tenant if t.options.tenant_label else None
             for a in self.attempts:
                 if a.cost_usd_nanos:
@@ -207,7 +244,7 @@ class RpcScope:
                 m.savings.add((reference - cost) / NANOS_PER_USD, ref)
             if winner is not None and winner.hedged:
                 m.hedges_won.add(1, {n.MODEL: winner.model})
-        span = self.span
+        span = self._span
         if span is not None and span.attributes is not None:  # recorded: written now, finished
             attrs: dict[str, Any] = {
                 **span.attributes,
@@ -240,7 +277,7 @@ class RpcScope:
                 status,
             )
         if t.request_log and (access_log.handlers or access_log.isEnabledFor(logging.INFO)):
-            write_line(access_log, self._line(duration_s, route, tenant, winner, usage, cost, reference))
+            write_line(access_log, self._line(route, tenant, winner, usage, cost, reference))
 
     def _money(self, answer: AttemptRecord | None) -> tuple[Usage, int, int | None]:
         """The answer's usage, the cost of every attempt, and the answer's cost on the reference model."""
@@ -254,7 +291,6 @@ class RpcScope:
 
     def _line(
         self,
-        duration_s: float,
         route: str,
         tenant: str,
         winner: AttemptRecord | None,
@@ -262,51 +298,62 @@ class RpcScope:
         cost: int,
         reference: int | None,
     ) -> str:
-        """One JSON line: what was decided, what was tried, what it cost. Never any content."""
+        """One JSON line: what was decided, what was tried, what it cost. Never any content.
+
+        Written as text from parts, not through a dict and a serialiser (each request's line is
+        on the sidecar's busiest thread): what a caller or the config chose (request id, route)
+        is escaped by orjson; the rest (times, hex ids, the method and status names) is plain
+        ASCII by construction, and the decision's fixed part is serialised once per plan."""
         plan, chat = self.plan, self.chat
-        line: dict[str, Any] = {
-            "ts": _timestamp(self._end_ns),
-            "event": "turnout.request",
-            "rpc": self.method,
-            "status": self.status,
-            "request_id": chat.request_id if chat is not None else "",
-            "trace_id": self.trace_id,
-            "tenant": tenant,
-            "route": route,
-            "latency_ms": round(duration_s * 1000, 3),
-        }
-        if self.attempts:
-            line["model"] = winner.model if winner is not None else ""
-            line["attempts"] = [_attempt_entry(a) for a in self.attempts]
-            line["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
-            line["cost_usd"] = cost / NANOS_PER_USD
-            if reference is not None:
-                line["reference_cost_usd"] = reference / NANOS_PER_USD
-                line["savings_usd"] = (reference - cost) / NANOS_PER_USD
-        if self._error:
-            line["error"] = self._error
-        text = orjson.dumps(line).decode()
-        if plan is None:
-            return text
-        # The decision's fixed part was serialised once per plan; only its per-request facts here.
-        decision = f'{facts(plan).log_decision},"cache_hit":{"true" if plan.cache_hit else "false"}'
-        decision += f',"decision_us":{plan.decision_time_micros}'
+        plan_facts = facts(plan) if plan is not None else None
+        micros = self._duration_ns // 1000
+        line = (
+            f'{{"ts":"{_timestamp(self._end_ns)}","event":"turnout.request","rpc":"{self.method}",'
+            f'"status":"{self.status}","request_id":{_json(chat.request_id if chat is not None else "")},'
+            f'"trace_id":"{self.trace_id}","tenant":"{tenant}",'
+            f'"route":{plan_facts.route_json if plan_facts is not None else _json(route)},'
+            f'"latency_ms":{micros // 1000}.{_THOUSANDTHS[micros % 1000]}'
+        )
+        if self.attempts or self._error:
+            more: dict[str, Any] = {}
+            if self.attempts:
+                more["model"] = winner.model if winner is not None else ""
+                more["attempts"] = [_attempt_entry(a) for a in self.attempts]
+                more["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+                more["cost_usd"] = cost / NANOS_PER_USD
+                if reference is not None:
+                    more["reference_cost_usd"] = reference / NANOS_PER_USD
+                    more["savings_usd"] = (reference - cost) / NANOS_PER_USD
+            if self._error:
+                more["error"] = self._error
+            line += "," + orjson.dumps(more).decode()[1:-1]
+        if plan is None or plan_facts is None:
+            return line + "}"
+        decision = f'{plan_facts.log_decision[plan.cache_hit]},"decision_us":{plan.decision_time_micros}'
         if plan.classifier_score is not None:
-            decision += f',"classifier_score":{round(plan.classifier_score, 4)}'
-        return f'{text[:-1]},"decision":{decision}}}}}'
+            decision += f',"classifier_score":{round(plan.classifier_score, 4)!r}'
+        return f'{line},"decision":{decision}}}}}'
+
+
+def _json(text: str) -> str:
+    """A JSON string literal of `text`."""
+    return orjson.dumps(text).decode()
 
 
 _SECOND: list[tuple[int, str]] = [(-1, "")]  # the last second formatted; replaced whole (drains may race)
+_MILLIS = [f".{i:03d}Z" for i in range(1000)]
+_THOUSANDTHS = [f"{i:03d}" for i in range(1000)]
 
 
 def _timestamp(ns: int) -> str:
     """`ns` since the epoch in UTC, to the millisecond, ISO 8601 with a Z; the seconds part is
     formatted once per second."""
-    whole, rest = divmod(ns, 1_000_000_000)
+    ms = ns // 1_000_000
+    whole = ms // 1000
     second = _SECOND[0]
     if second[0] != whole:
         second = _SECOND[0] = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{second[1]}.{rest // 1_000_000:03d}Z"
+    return second[1] + _MILLIS[ms - whole * 1000]
 
 
 def child_parent() -> SpanContext | Literal[False] | None:
@@ -319,7 +366,7 @@ def child_parent() -> SpanContext | Literal[False] | None:
     unsampled request costs only its server span's sampling decision.
     """
     scope = current_rpc.get()
-    if scope is not None and scope.span is not None:  # inside an RPC: its server span decided
+    if scope is not None and scope.traced:  # inside an RPC: its server span decided
         return scope.children_parent
     current = trace.get_current_span()
     context = current.get_span_context()

@@ -110,10 +110,13 @@ class HistogramSeries:
 
     def record(self, value: float, attributes: Mapping[str, Any] | Key) -> None:
         with self._lock:
-            key = _bounded(self._series, attributes)
-            point = self._series.get(key)
+            series = self._series
+            point = series.get(attributes) if type(attributes) is frozenset else None
             if point is None:
-                point = self._series[key] = _Point(len(self.bounds) + 1)
+                key = _bounded(series, attributes)
+                point = series.get(key)
+                if point is None:
+                    point = series[key] = _Point(len(self.bounds) + 1)
             point.count += 1
             point.total += value
             point.buckets[bisect_left(self.bounds, value)] += 1

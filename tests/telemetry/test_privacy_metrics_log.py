@@ -103,6 +103,28 @@ async def test_one_json_log_line_per_request_with_decision_attempts_tokens_cost_
     assert bad["error"] == "InvalidRequest"
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.0], ids=["unsampled", "sampled"])
+async def test_the_log_line_is_json_whatever_the_caller_put_in_its_request_id(
+    simulator: Simulator, access_log: Lines, ratio: float
+) -> None:
+    odd = 'a "quoted" \\ back\\slash\nnew line \u0001 ctrl \u00e9t\u00e9 \U0001f600 </script>'
+    async with observed_sidecar(simulator, access_log, trace_sample_ratio=ratio) as o:
+        response = await o.stub.Generate(generate_request("hello", request_id=odd))
+        await o.stub.Route(pb.RouteRequest(messages=generate_request().messages, request_id=odd))
+        generate, route = o.log_lines()  # each line parses (json.loads)
+    for line in (generate, route):
+        assert line["request_id"] == odd
+        assert line["route"] == "default"
+        assert isinstance(line["latency_ms"], float)
+        assert line["latency_ms"] > 0
+        assert round(line["latency_ms"], 3) == line["latency_ms"]  # to the microsecond
+        assert len(line["trace_id"]) == 32
+        assert line["decision"]["cache_hit"] in (True, False)
+        assert isinstance(line["decision"]["decision_us"], int)
+    assert generate["trace_id"] == response.trace_id
+    assert generate["trace_id"] != route["trace_id"]
+
+
 async def test_metrics_hold_decisions_tokens_cost_savings_and_fallbacks(observed: Observed, simulator):
     await inject_fault(simulator, model="gpt-4o-mini", kind="server_error", count=1)
     for i in range(3):

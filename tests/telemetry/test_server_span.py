@@ -34,6 +34,7 @@ from opentelemetry.util.types import Attributes
 
 from sidecar.telemetry import TelemetryOptions, build_telemetry
 from sidecar.telemetry.finished_spans import FinishedSpans, root_bound
+from sidecar.telemetry.rpc_scope import child_parent
 
 ATTRS = {"rpc.system": "grpc", "rpc.service": "turnout.v1.RouterService", "rpc.method": "Generate"}
 
@@ -212,7 +213,10 @@ def test_a_recorded_rpc_writes_its_server_span_under_the_callers_with_its_end_at
 
 def test_an_unrecorded_rpc_writes_nothing_yet_logs_and_propagates_its_trace() -> None:
     exporter = InMemorySpanExporter()
-    t = _telemetry(0.0, exporter)
+    options = TelemetryOptions(
+        traces="none", metrics="none", prometheus=False, trace_sample_ratio=0.0, propagate_to_providers=True
+    )
+    t = build_telemetry(options, env={}, span_exporter=exporter)
     with t.rpc("Route", ()) as scope:
         assert not scope.span.recording
         carrier: dict[str, str] = {}
@@ -221,3 +225,14 @@ def test_an_unrecorded_rpc_writes_nothing_yet_logs_and_propagates_its_trace() ->
     assert exporter.get_finished_spans() == ()
     assert carrier["traceparent"].startswith(f"00-{scope.trace_id}-")
     assert carrier["traceparent"][-2:] in ("00", "02")  # not sampled (the random-trace-id bit may be set)
+
+
+def test_an_unrecorded_rpc_that_propagates_nothing_leaves_the_current_context_alone() -> None:
+    t = _telemetry(0.0, InMemorySpanExporter())  # propagate_to_providers off, the default
+    with t.rpc("Route", ()) as scope:
+        assert not scope.span.recording
+        assert scope.trace_id  # still logged
+        assert not get_current_span().get_span_context().is_valid
+        assert child_parent() is False  # and its children are still not made
+
+
