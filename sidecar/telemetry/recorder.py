@@ -128,7 +128,8 @@ class Telemetry:
         if scope is not None:  # recorded with the RPC (RpcScope.record)
             scope.plan = plan
             scope.chat = request
-            scope.routed_ns = time.time_ns()
+            if scope.children_parent is not False:  # the routing span's end
+                scope.routed_ns = time.time_ns()
             return
         try:
             self.record_decision(plan, child_parent() if self.tracing else False, time.time_ns())

@@ -115,7 +115,7 @@ class RpcScope:
         self.method = method
         self.chat: ChatRequest | None = None
         self.plan: Plan | None = None
-        self.routed_ns = 0  # when the plan was made (the routing span's end), ns since the epoch
+        self.routed_ns = 0  # when the plan was made, ns since the epoch (a recorded routing span's end)
         self.attempts: tuple[AttemptRecord, ...] = ()
         self.winner = 0
         self.status = "OK"
@@ -145,7 +145,6 @@ class RpcScope:
                     carrier[key] = v
             finished = telemetry._finished
             assert finished is not None  # made with every tracer provider (setup.build_sdk)
-            self._start_ns = time.time_ns()
             attributes = _SERVER_ATTRIBUTES.get(method) or _server_attributes(method)
             drawn = finished.draw_root() if carrier is None else None
             if drawn is None:
@@ -156,7 +155,9 @@ class RpcScope:
             else:
                 self._root = drawn
                 return
-            self.children_parent = span.context if span.attributes is not None else False
+            if span.attributes is not None:  # recorded
+                self._start_ns = time.time_ns()
+                self.children_parent = span.context
 
     @property
     def span(self) -> Started | None:
@@ -215,7 +216,7 @@ class RpcScope:
     def record(self) -> None:
         """The decision, the request's metrics, its server span and its log line (at a drain)."""
         t = self._t
-        if self.plan is not None and self.routed_ns:
+        if self.plan is not None:
             t.record_decision(self.plan, self.children_parent if t.tracing else False, self.routed_ns)
         self._finish()
 

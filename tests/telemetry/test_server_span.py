@@ -234,5 +234,3 @@ def test_an_unrecorded_rpc_that_propagates_nothing_leaves_the_current_context_al
         assert scope.trace_id  # still logged
         assert not get_current_span().get_span_context().is_valid
         assert child_parent() is False  # and its children are still not made
-
-
