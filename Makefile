@@ -66,10 +66,12 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 lint-proto: $(BUF) ## buf lint (STANDARD rules) on proto/
 	cd proto && ../$(BUF) lint
 
-bench: $(STAMP) ## every benchmark, about 30 min: decision time, Route RPC, overhead vs LiteLLM, hedging, money table (-> benchmarks/results/)
+bench: $(STAMP) ## every benchmark, about 50 min: decision time, Route RPC, instructions per call, overhead vs LiteLLM, hedging, money table (-> benchmarks/results/)
+	bash scripts/bench-deps.sh
 	$(BIN)/python -m benchmarks.run
 
-bench-quick: $(STAMP) ## the same, short (a minute or two), to keep the harness working
+bench-quick: $(STAMP) ## the same, short (a few minutes), to keep the harness working
+	bash scripts/bench-deps.sh
 	$(BIN)/python -m benchmarks.run --quick --out benchmarks/results/quick
 
 clean: ## remove the venv and caches
