@@ -33,6 +33,7 @@ from unittest import mock
 from google.protobuf import json_format
 
 import sidecar.telemetry.pending as pending
+from benchmarks.rpc_bench import _process
 from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON, config_dict, route_request_json
 from sidecar import app
 from sidecar.config import parse_config
@@ -62,8 +63,15 @@ def run(quick: bool) -> dict[str, Any]:
         }
     low, high = (QUICK_LOW, QUICK_HIGH) if quick else (LOW, HIGH)
     runs = [(name, calls) for name in VARIANTS for calls in (low, high)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # each run is one process
-        counts = dict(zip(runs, pool.map(lambda r: _count(valgrind, *r), runs), strict=True))
+    # Spans go to a local OTLP sink (outside valgrind): exported every 512 spans (the batch
+    # processor's batch), the same work in every run; an unreachable endpoint would add retries
+    # whose count depends on timing.
+    with _process([sys.executable, "-m", "benchmarks.otlp_sink"]) as (_, sink):
+        endpoint = f"http://{sink}"
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # each run is one process
+            counts = dict(
+                zip(runs, pool.map(lambda r: _count(valgrind, *r, endpoint=endpoint), runs), strict=True)
+            )
     per_call = {name: round((counts[name, high] - counts[name, low]) / (high - low)) for name in VARIANTS}
     reference = per_call["off"]
     return {
@@ -75,11 +83,12 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def _count(valgrind: str, variant: str, calls: int) -> int:
-    """Instructions of one whole child process (start-up included) with `calls` Route calls."""
+def _count(valgrind: str, variant: str, calls: int, *, endpoint: str) -> int:
+    """Instructions of one whole child process (start-up included) with `calls` Route calls,
+    its spans exported to the OTLP `endpoint`."""
     argv = [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     argv += [sys.executable, "-m", "benchmarks.instructions_bench", "--child", variant, str(calls)]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=900)
     found = _REFS.search(out.stderr)
     if out.returncode != 0 or found is None:
@@ -91,11 +100,11 @@ async def _child(variant: str, calls: int) -> None:
     """Route `calls` times in process after a warm-up, draining the recording every DRAIN_EVERY."""
     telemetry, env = VARIANTS[variant]
     os.environ.update(env)
-    # Spans go nowhere (a closed port, exported only at exit, which is not waited for); the
-    # drains happen here, every DRAIN_EVERY calls, not on a timer that valgrind's slowness moves.
-    os.environ.update(
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_SCHEDULE_DELAY": "3600000"}
-    )
+    # Spans are exported in full batches only (not on a timer), to the sink run() started or, run
+    # alone, to a closed port; the drains happen here, every DRAIN_EVERY calls, not on a timer
+    # that valgrind's slowness would move.
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
     pending.DRAIN_DELAY_S = 3600.0
     raw = config_dict(cache=True)
     raw["default_route"] = "bench"

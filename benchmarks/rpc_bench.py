@@ -66,6 +66,8 @@ def _process(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
         if log is not None:
             err.close()  # type: ignore[union-attr]
 

@@ -41,7 +41,8 @@ def test_the_count_per_call_is_the_difference_of_the_two_runs_over_their_calls(
     # start-up costs 1,000,000 instructions; each Route 500 off, 600 with metrics and log, ...
     per_call = {name: 500 + 100 * i for i, name in enumerate(instructions_bench.VARIANTS)}
 
-    def count(valgrind: str, variant: str, calls: int) -> int:
+    def count(valgrind: str, variant: str, calls: int, *, endpoint: str) -> int:
+        assert endpoint.startswith("http://127.0.0.1:")  # the local sink run() started
         return 1_000_000 + per_call[variant] * (instructions_bench.WARMUP + calls)
 
     monkeypatch.setattr(instructions_bench.shutil, "which", lambda name: "/usr/bin/valgrind")
