@@ -6,9 +6,10 @@ change of a few percent is lost in it (rpc_bench measures it in interleaved slic
 CPU instructions a call executes do not drift: valgrind's cachegrind counts them exactly, and two
 runs of the same code agree within about 1%. What is counted: the sidecar's Route handler called
 in process (the request parsed from its bytes, checked, routed through the decision cache, the
-response built), with telemetry's request-path hooks, and its recording drained every
-DRAIN_EVERY calls as the event loop would. Not counted: gRPC's C core and asyncio's network work,
-the same with telemetry on or off, so the on/off ratio here is larger than the throughput's.
+response built), with telemetry's request-path hooks, its recording drained every DRAIN_EVERY
+calls as the event loop would, and its spans encoded as the OTLP exporter encodes them (on the
+exporter's thread; not sent). Not counted: gRPC's C core and asyncio's network work, the same with
+telemetry on or off, so the on/off ratio here is larger than the throughput's.
 
 Each variant runs in its own process under `valgrind --tool=cachegrind --cache-sim=no`, twice,
 with LOW and HIGH calls; the difference over HIGH - LOW calls is the steady-state count per call
@@ -26,20 +27,24 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from unittest import mock
 
 from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import sidecar.telemetry.pending as pending
-from benchmarks.rpc_bench import _process
 from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON, config_dict, route_request_json
 from sidecar import app
 from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server.servicer import RouterServicer
-from sidecar.telemetry import log_requests_to
+from sidecar.telemetry import log_requests_to, setup
+from sidecar.telemetry.otlp_spans import SpanEncoder
 
 # name -> (telemetry block, extra environment); the first is the reference
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
@@ -63,15 +68,8 @@ def run(quick: bool) -> dict[str, Any]:
         }
     low, high = (QUICK_LOW, QUICK_HIGH) if quick else (LOW, HIGH)
     runs = [(name, calls) for name in VARIANTS for calls in (low, high)]
-    # Spans go to a local OTLP sink (outside valgrind): exported every 512 spans (the batch
-    # processor's batch), the same work in every run; an unreachable endpoint would add retries
-    # whose count depends on timing.
-    with _process([sys.executable, "-m", "benchmarks.otlp_sink"]) as (_, sink):
-        endpoint = f"http://{sink}"
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # each run is one process
-            counts = dict(
-                zip(runs, pool.map(lambda r: _count(valgrind, *r, endpoint=endpoint), runs), strict=True)
-            )
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # each run is one process
+        counts = dict(zip(runs, pool.map(lambda r: _count(valgrind, *r), runs), strict=True))
     per_call = {name: round((counts[name, high] - counts[name, low]) / (high - low)) for name in VARIANTS}
     reference = per_call["off"]
     return {
@@ -83,12 +81,11 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def _count(valgrind: str, variant: str, calls: int, *, endpoint: str) -> int:
-    """Instructions of one whole child process (start-up included) with `calls` Route calls,
-    its spans exported to the OTLP `endpoint`."""
+def _count(valgrind: str, variant: str, calls: int) -> int:
+    """Instructions of one whole child process (start-up included) with `calls` Route calls."""
     argv = [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     argv += [sys.executable, "-m", "benchmarks.instructions_bench", "--child", variant, str(calls)]
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=900)
     found = _REFS.search(out.stderr)
     if out.returncode != 0 or found is None:
@@ -100,11 +97,13 @@ async def _child(variant: str, calls: int) -> None:
     """Route `calls` times in process after a warm-up, draining the recording every DRAIN_EVERY."""
     telemetry, env = VARIANTS[variant]
     os.environ.update(env)
-    # Spans are exported in full batches only (not on a timer), to the sink run() started or, run
-    # alone, to a closed port; the drains happen here, every DRAIN_EVERY calls, not on a timer
-    # that valgrind's slowness would move.
-    os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    # Spans are encoded as the OTLP exporter encodes them, then dropped (_EncodeOnly: a network
+    # export's polling and retries would add instructions that depend on timing), in full batches
+    # and at the end, not on a timer, and none is dropped from a full queue (how many would be
+    # depends on timing too); the drains happen here, every DRAIN_EVERY calls, not on a timer that
+    # valgrind's slowness would move.
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
+    os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = "10000000"  # none dropped when the exporter falls behind
     pending.DRAIN_DELAY_S = 3600.0
     raw = config_dict(cache=True)
     raw["default_route"] = "bench"
@@ -119,7 +118,10 @@ async def _child(variant: str, calls: int) -> None:
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    with mock.patch.object(app, "RouterServicer", Kept):
+    with (
+        mock.patch.object(app, "RouterServicer", Kept),
+        mock.patch.object(setup, "_span_exporter", _encode_only),
+    ):
         sidecar = app.Sidecar(config, app.ListenOverrides(host="127.0.0.1", port=0))
         await sidecar.start()
     app._freeze_startup_heap()  # as `turnout serve` does after start (its garbage-collector settings)
@@ -129,8 +131,25 @@ async def _child(variant: str, calls: int) -> None:
         await servicer.Route(pb.RouteRequest.FromString(request), context)
         if i % DRAIN_EVERY == DRAIN_EVERY - 1:
             sidecar.telemetry.drain()
-    sidecar.telemetry.drain()
-    os._exit(0)  # not the shutdown: its span export to the closed port would only add noise
+    sidecar.telemetry.sdk.flush()  # every span encoded: the same spans in every run
+    os._exit(0)
+
+
+class _EncodeOnly(SpanExporter):
+    """The OTLP/gRPC exporter's work on the sidecar's side (otlp_spans: the spans encoded, the
+    bytes parsed into the request message) without sending it."""
+
+    def __init__(self) -> None:
+        self._encoder = SpanEncoder()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        ExportTraceServiceRequest.FromString(self._encoder.encode(spans))
+        return SpanExportResult.SUCCESS
+
+
+def _encode_only(choice: str, protocol: str) -> SpanExporter | None:
+    """setup._span_exporter for this bench: _EncodeOnly where the config exports spans."""
+    return _EncodeOnly() if choice == "otlp" else None
 
 
 def _log_to_devnull() -> None:

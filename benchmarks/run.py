@@ -237,7 +237,8 @@ def _instructions_section(x: dict[str, Any] | None) -> list[str]:
         "",
         "Counted by cachegrind over the Route handler called in process (parse, check, route "
         "through the decision cache, respond; telemetry drained every "
-        f"{x['drain_every']} calls), the difference of runs with {low} and {high} calls. It does "
+        f"{x['drain_every']} calls, spans encoded for OTLP but not sent), the difference of runs "
+        f"with {low} and {high} calls. It does "
         "not drift (two runs agree within ~1%); gRPC's C core and asyncio's network work are not in "
         "it, so the on/off ratio is larger than the throughput's.",
         "",

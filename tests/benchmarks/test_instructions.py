@@ -15,7 +15,7 @@ from benchmarks import instructions_bench, run
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("variant", ["off", "default: 10% of root traces"])
+@pytest.mark.parametrize("variant", ["off", "all traces"])
 def test_the_child_routes_in_process_and_exits_cleanly(variant: str) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.instructions_bench", "--child", variant, "20"],
@@ -41,8 +41,7 @@ def test_the_count_per_call_is_the_difference_of_the_two_runs_over_their_calls(
     # start-up costs 1,000,000 instructions; each Route 500 off, 600 with metrics and log, ...
     per_call = {name: 500 + 100 * i for i, name in enumerate(instructions_bench.VARIANTS)}
 
-    def count(valgrind: str, variant: str, calls: int, *, endpoint: str) -> int:
-        assert endpoint.startswith("http://127.0.0.1:")  # the local sink run() started
+    def count(valgrind: str, variant: str, calls: int) -> int:
         return 1_000_000 + per_call[variant] * (instructions_bench.WARMUP + calls)
 
     monkeypatch.setattr(instructions_bench.shutil, "which", lambda name: "/usr/bin/valgrind")
