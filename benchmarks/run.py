@@ -438,20 +438,18 @@ def main() -> None:
         help="run this section alone and merge it into OUT/results.json (stamped with when and where)",
     )
     args = parser.parse_args()
+    results_file = args.out / "results.json"
+    if (args.only or args.render) and not results_file.is_file():
+        flag = "--only" if args.only else "--render"
+        parser.error(f"{flag}: {results_file} not found; run the benchmarks first")
     if args.only:
-        results_file = args.out / "results.json"
-        merged = json.loads(results_file.read_text()) if results_file.is_file() else None
-        if merged is None:
-            parser.error(f"--only: {results_file} not found; run the benchmarks first")
+        merged = json.loads(results_file.read_text())
         merged[args.only] = {**instructions_bench.run(merged["quick"]), "measured_at": _machine()}
         results_file.write_text(json.dumps(merged, indent=2) + "\n")
         (args.out / "REPORT.md").write_text(_report(merged) + "\n")
         print(f"wrote {args.only} into {results_file} and {args.out / 'REPORT.md'}")
         return
     if args.render:
-        results_file = args.out / "results.json"
-        if not results_file.is_file():
-            parser.error(f"--render: {results_file} not found; run the benchmarks first")
         results = json.loads(results_file.read_text())
         if results.get("proxy"):  # derived figures follow the current comparison code
             results["proxy"]["comparison"] = proxy_bench._compare(results["proxy"])

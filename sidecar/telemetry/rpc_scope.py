@@ -278,7 +278,7 @@ class RpcScope:
                 status,
             )
         if t.request_log and (access_log.handlers or access_log.isEnabledFor(logging.INFO)):
-            write_line(access_log, self._line(route, tenant, winner, usage, cost, reference))
+            write_line(access_log, self._line(tenant, winner, usage, cost, reference))
 
     def _money(self, answer: AttemptRecord | None) -> tuple[Usage, int, int | None]:
         """The answer's usage, the cost of every attempt, and the answer's cost on the reference model."""
@@ -292,7 +292,6 @@ class RpcScope:
 
     def _line(
         self,
-        route: str,
         tenant: str,
         winner: AttemptRecord | None,
         usage: Usage,
@@ -307,12 +306,13 @@ class RpcScope:
         ASCII by construction, and the decision's fixed part is serialised once per plan."""
         plan, chat = self.plan, self.chat
         plan_facts = facts(plan) if plan is not None else None
+        route_json = plan_facts.route_json if plan_facts is not None else '""'  # no plan: no route
         micros = self._duration_ns // 1000
         line = (
             f'{{"ts":"{_timestamp(self._end_ns)}","event":"turnout.request","rpc":"{self.method}",'
             f'"status":"{self.status}","request_id":{_json(chat.request_id if chat is not None else "")},'
             f'"trace_id":"{self.trace_id}","tenant":"{tenant}",'
-            f'"route":{plan_facts.route_json if plan_facts is not None else _json(route)},'
+            f'"route":{route_json},'
             f'"latency_ms":{micros // 1000}.{_THOUSANDTHS[micros % 1000]}'
         )
         if self.attempts or self._error:
