@@ -1,9 +1,10 @@
 """Composition root: the only module that names concrete classes, and the start/stop order.
 
 start:  telemetry -> HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline)
-        -> gRPC server -> config watcher (`serve_until_signalled`)
+        -> gRPC server -> probe listener (/readyz 200) -> config watcher (`serve_until_signalled`)
 reload: runtime rebuilt from the new file on the same session, health and telemetry, swapped in whole
-stop:   config watcher -> gRPC server (graceful) -> HTTP session -> telemetry (flushes spans)
+stop:   config watcher -> /readyz 503 "draining" -> gRPC server (graceful) -> HTTP session
+        -> telemetry (flushes spans) -> probe listener (/livez answers until here)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sidecar.execution.executor import Executor, Resilience
 from sidecar.pipeline import Pipeline
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
+from sidecar.probes import ProbeListener, Readiness
 from sidecar.providers.factory import build_adapter
 from sidecar.providers.http import make_session
 from sidecar.registry.health import HealthTracker
@@ -41,14 +43,33 @@ from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 log = logging.getLogger(__name__)
 
 # Server settings that the listeners and the servicer take at start; a reload cannot change them.
-RESTART_ONLY = ("host", "port", "unix_socket", "max_request_mb", "default_timeout_s")
+RESTART_ONLY = (
+    "host",
+    "port",
+    "unix_socket",
+    "max_request_mb",
+    "default_timeout_s",
+    "probe_host",
+    "probe_port",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ListenOverrides:
+    """Command-line addresses that win over the config's (`turnout serve --port ...`).
+
+    The server ones are named as in ServerSettings, so a reload knows which settings they pin.
+    metrics_* stand for telemetry.prometheus.host / port: a Helm chart passes them all in the
+    container's args, so that they hold whatever config file the user mounts.
+    """
+
     host: str | None = None
     port: int | None = None
     unix_socket: str | None = None
+    probe_host: str | None = None
+    probe_port: int | None = None
+    metrics_host: str | None = None
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +164,8 @@ class Sidecar:
         self.health = HealthTracker()
         self._session: aiohttp.ClientSession | None = None
         self._server: GrpcServer | None = None
+        self._readiness = Readiness.STARTING
+        self._probes: ProbeListener | None = None
         self._runtime: Runtime | None = None
         self._shared: Shared | None = None
 
@@ -161,10 +184,19 @@ class Sidecar:
         assert self._telemetry is not None, "start() first"
         return self._telemetry
 
+    @property
+    def probes(self) -> ProbeListener | None:
+        """The probe listener once started; None while server.probe_port is unset."""
+        return self._probes
+
+    @property
+    def readiness(self) -> Readiness:
+        return self._readiness
+
     async def start(self) -> None:
         config = self.config
         if self._telemetry is None:
-            self._telemetry = build_telemetry(telemetry_options(config.telemetry))
+            self._telemetry = build_telemetry(telemetry_options(config.telemetry, self._overrides))
         telemetry = self._telemetry
         reference = config.telemetry.reference_model or telemetry.options.reference_model
         telemetry.reference = config.registry.get(reference)
@@ -191,12 +223,33 @@ class Sidecar:
             max_request_bytes=int(config.server.max_request_mb * 1024 * 1024),
         )
         try:
-            self._server = GrpcServer(servicer, listen)
-            await self._server.start()
+            server = GrpcServer(servicer, listen)
+            await server.start()
+            self._server = server
+            self._readiness = Readiness.SERVING
+            # The probe listener starts after the gRPC server, not before: start-up work runs on
+            # the event loop without yielding, so an earlier listener could not answer "starting"
+            # anyway, and kubelet counts a refused connection as a failed probe just the same.
+            # Started here, its first answer is true, and an open probe port means the API serves.
+            self._probes = await self._start_probes(config.server)
         except BaseException:
+            if self._server is not None:
+                await self._server.stop(0)
+                self._server = None
             await self._session.close()
             telemetry.shutdown()
             raise
+
+    async def _start_probes(self, settings: ServerSettings) -> ProbeListener | None:
+        o = self._overrides
+        port = o.probe_port if o.probe_port is not None else settings.probe_port
+        if port is None:
+            return None
+        host = o.probe_host if o.probe_host is not None else settings.probe_host
+        probes = ProbeListener(host, port, lambda: self._readiness)
+        await probes.start()
+        log.info("probes: /livez, /readyz and /startupz at %s", probes.url)
+        return probes
 
     def runtime(self) -> Runtime:
         assert self._runtime is not None, "start() first"
@@ -262,25 +315,37 @@ class Sidecar:
         ]
 
     async def stop(self, grace_s: float | None = None) -> None:
-        if self._server is not None:
-            await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
-        if self._shared is not None:
-            await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
-        if self._session is not None:
-            await self._session.close()
-        if self._telemetry is not None:
-            # Flushing spans may block on the exporter for a moment: not on the event loop.
-            await asyncio.to_thread(self._telemetry.shutdown)
+        # Readiness goes first, so that kubelet takes the pod out of rotation while requests drain;
+        # the probe listener closes last, so that /livez answers (and kubelet does not restart the
+        # container) for as long as the drain and the span flush take.
+        self._readiness = Readiness.DRAINING
+        try:
+            if self._server is not None:
+                await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
+            if self._shared is not None:
+                await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
+            if self._session is not None:
+                await self._session.close()
+            if self._telemetry is not None:
+                # Flushing spans may block on the exporter for a moment: not on the event loop.
+                await asyncio.to_thread(self._telemetry.shutdown)
+        finally:
+            if self._probes is not None:
+                await self._probes.close()
 
 
-def telemetry_options(s: TelemetrySettings) -> TelemetryOptions:
-    """The config's telemetry block as the telemetry package takes it (same names, Prometheus flat)."""
+def telemetry_options(
+    s: TelemetrySettings, overrides: ListenOverrides = ListenOverrides()
+) -> TelemetryOptions:
+    """The config's telemetry block as the telemetry package takes it (same names, Prometheus flat),
+    with the command line's metrics address, if any, in place of the file's."""
     prometheus = s.prometheus
+    o = overrides
     return TelemetryOptions(
         **s.model_dump(exclude={"prometheus"}),
         prometheus=prometheus.enabled,
-        prometheus_host=prometheus.host,
-        prometheus_port=prometheus.port,
+        prometheus_host=o.metrics_host if o.metrics_host is not None else prometheus.host,
+        prometheus_port=o.metrics_port if o.metrics_port is not None else prometheus.port,
     )
 
 

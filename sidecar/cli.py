@@ -38,8 +38,29 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the sidecar (gRPC)")
     serve.add_argument("--config", required=True, help="the YAML config file")
     serve.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default: server.port, 50051)")
+    serve.add_argument("--port", type=_port, help="listen port (default: server.port, 50051)")
     serve.add_argument("--unix-socket", help="also listen on this unix socket path")
+    serve.add_argument(
+        "--probe-host",
+        help="HTTP probe address, e.g. the pod IP or 0.0.0.0 for kubelet (default: server.probe_host, "
+        "127.0.0.1)",
+    )
+    serve.add_argument(
+        "--probe-port",
+        type=_port,
+        help="serve /livez, /readyz and /startupz over HTTP on this port; 0: a free one "
+        "(default: server.probe_port, off)",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        help="Prometheus scrape address, when telemetry.prometheus.enabled "
+        "(default: telemetry.prometheus.host, 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="Prometheus scrape port (default: telemetry.prometheus.port, 9464)",
+    )
     serve.add_argument(
         "--simulator",
         metavar="FILE",
@@ -103,7 +124,15 @@ def _serve(args: argparse.Namespace) -> int:
         from sidecar.telemetry import log_requests_to
 
         log_requests_to(sys.stderr)  # bare JSON lines, not the human log format
-    overrides = ListenOverrides(args.host, args.port, args.unix_socket)
+    overrides = ListenOverrides(
+        host=args.host,
+        port=args.port,
+        unix_socket=args.unix_socket,
+        probe_host=args.probe_host,
+        probe_port=args.probe_port,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
+    )
     simulator = SimulatorOption(args.simulator, args.simulator_port) if args.simulator else None
     try:
         asyncio.run(
@@ -152,6 +181,16 @@ def _non_negative_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, not {text}")
     return value
 
 

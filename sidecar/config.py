@@ -50,6 +50,10 @@ class ServerSettings(_Strict):
     default_timeout_s: float = Field(300, gt=0)
     # How often the config file is checked for a change (by content hash); 0: only on SIGHUP.
     reload_interval_s: float = Field(1.0, ge=0)
+    # The HTTP probe listener (/livez, /readyz; sidecar/probes.py): unset is off, 0 a free port.
+    # It may bind the pod IP for kubelet while the gRPC API stays on loopback.
+    probe_host: str = "127.0.0.1"
+    probe_port: int | None = Field(None, ge=0, le=65535)
 
 
 class ProviderSettings(_Strict):

@@ -7,12 +7,13 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.request
 
 import grpc
 
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from tests.processes import put_first, rewrite_config, serve, wait_for_line
+from tests.processes import free_port, put_first, rewrite_config, serve, wait_for_line
 from tests.server.helpers import generate_request
 
 FAST = {"seed": 1, "time_scale": 0.05}
@@ -92,6 +93,27 @@ def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path):
         assert result.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_probe_and_metrics_flags_place_those_listeners_and_a_taken_probe_port_is_a_clear_error(
+    tmp_path,
+):
+    probe, metrics = free_port(), free_port()
+    with serve(tmp_path, FAST, "--probe-port", str(probe), "--metrics-port", str(metrics)) as served:
+        output = "".join(served.lines)
+        assert f"probes: /livez, /readyz and /startupz at http://127.0.0.1:{probe}" in output
+        assert f"Prometheus metrics at http://127.0.0.1:{metrics}/metrics" in output
+        for path in ("/livez", "/readyz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{probe}{path}", timeout=5) as response:
+                assert (response.status, response.read()) == (200, b"ok\n")
+
+        taken = cli("serve", "--config", str(tmp_path / "turnout.yaml"), "--probe-port", str(probe))
+        assert taken.returncode == 1
+        assert f"turnout: cannot listen for probes on 127.0.0.1:{probe} (server.probe_host" in taken.stderr
+        assert "Traceback" not in taken.stderr
+
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=30) == 0
 
 
 def test_sighup_reloads_the_config_and_a_broken_file_leaves_the_old_one_serving(tmp_path):
