@@ -113,6 +113,26 @@ def prometheus_binary() -> str:
     return found
 
 
+def helm_binary() -> str:
+    """Path of helm: $TURNOUT_HELM_BIN, else the one scripts/helm-tools.sh (make helm-check) installed
+    (its helm-tools.env in the tools cache names it), else `helm` on PATH."""
+    explicit = os.environ.get("TURNOUT_HELM_BIN")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise ToolMissing(f"TURNOUT_HELM_BIN={explicit} is not an executable")
+        return explicit
+    env_file = tools_cache() / "helm-tools.env"
+    if env_file.is_file():
+        for line in env_file.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name == "HELM_BIN" and value and os.access(value, os.X_OK):
+                return value
+    found = shutil.which("helm")
+    if found is None:
+        raise ToolMissing("no helm: install it with make helm-check (scripts/helm-tools.sh, needs Go)")
+    return found
+
+
 # --- Running a process until it is ready --------------------------------------------------------------
 
 

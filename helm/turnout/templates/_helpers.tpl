@@ -78,6 +78,7 @@ Turnout after them, all within this one period, so it must leave Turnout its dra
   # stopped after them.
   restartPolicy: Always
   args:
+    - --log-level={{ $s.logLevel }}   # the command's own option: before the subcommand
     - serve
     - --config=/etc/turnout/{{ $configKey }}
     - --host=127.0.0.1
@@ -92,7 +93,6 @@ Turnout after them, all within this one period, so it must leave Turnout its dra
     - --simulator={{ $s.simulator.config }}
     - --simulator-port={{ $s.simulator.port }}
     {{- end }}
-    - --log-level={{ $s.logLevel }}
     {{- range $s.extraArgs }}
     - {{ . | quote }}
     {{- end }}
