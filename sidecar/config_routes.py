@@ -23,12 +23,21 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sidecar.domain.model import usd_to_nanos
 from sidecar.domain.plan import ExecutionPolicy
 from sidecar.policy.classifier import BUILTIN, Calibrated, Classifier, SuccessModel
 from sidecar.policy.learned import ArtifactError
+from sidecar.policy.regex import RegexError, compile_linear
 from sidecar.policy.specs import (
     CapabilitySpec,
     CascadeSpec,
@@ -52,13 +61,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _compiling(patterns: list[str]) -> list[str]:
-    for p in patterns:
-        try:
-            re.compile(p)
-        except re.error as exc:
-            raise ValueError(f"regex {p!r} does not compile: {exc}") from None
-    return patterns
+def _linear(pattern: str) -> str:
+    try:
+        compile_linear(pattern)
+    except RegexError as exc:
+        raise ValueError(str(exc)) from None
+    return pattern
+
+
+def _python_re(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"regex {pattern[:200]!r} does not compile: {exc}") from None
+    return pattern
+
+
+# A pattern that RE2, the linear-time engine the sidecar runs them on, compiles; an error names its index.
+Pattern = Annotated[str, AfterValidator(_linear)]
+# Refusal patterns are still run by the executor with `re` (docs/decisions/001-linear-time-regex.md,
+# left open), so they must compile for both until it runs them on RE2 too.
+RefusalPattern = Annotated[str, AfterValidator(_linear), AfterValidator(_python_re)]
 
 
 class MatchSettings(_Strict):
@@ -67,16 +90,11 @@ class MatchSettings(_Strict):
     tags: list[str] = []
     labels: dict[str, str] = {}
     # Content heuristics: only with `content_heuristics: true` on the rules strategy.
-    regex: list[str] = []
+    regex: list[Pattern] = []
     keywords: list[str] = []
     min_input_tokens: int | None = Field(None, ge=0)
     max_input_tokens: int | None = Field(None, ge=0)
     has_code: bool | None = None
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, patterns: list[str]) -> list[str]:
-        return _compiling(patterns)
 
     @property
     def uses_content(self) -> bool:
@@ -247,12 +265,7 @@ class ExecutionSettings(_Strict):
     invalid_output: Literal["escalate", "retry"] = "escalate"
     stream_failover: Literal["error", "continue"] = "error"
     low_confidence_logprob: float | None = Field(None, lt=0)
-    refusal_patterns: list[str] = []
-
-    @field_validator("refusal_patterns")
-    @classmethod
-    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        return _compiling(patterns)
+    refusal_patterns: list[RefusalPattern] = []
 
     def to_policy(self) -> ExecutionPolicy:
         return ExecutionPolicy(

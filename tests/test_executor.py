@@ -124,7 +124,7 @@ async def test_schema_violations_are_listed():
     request = dataclasses.replace(chat(), response_format=fmt)
     with pytest.raises(AllCandidatesFailed) as info:
         await executor(MockAdapter(behaviour)).run(PLAN, request, far())
-    assert "at label: 'eggs' is not one of ['spam', 'ham']" in str(info.value)
+    assert 'at label: "eggs" is not one of "spam" or "ham"' in str(info.value)
 
 
 async def collect(ex: Executor, plan: Plan = PLAN) -> tuple[str, ExecutionResult]:

@@ -36,6 +36,7 @@ from sidecar.validation.json_output import schema_problems
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_ID = 128
+MAX_TOOLS = 128  # every tool's schema is compiled at validation, on the event loop
 
 _ROLES = {
     pb.ROLE_SYSTEM: Role.SYSTEM,
@@ -149,6 +150,9 @@ def _struct(value: Any) -> dict[str, Any]:
 def _tools(r: _Reader, msg: AnyRequest) -> tuple[Tool, ...]:
     tools = []
     seen: set[str] = set()
+    if len(msg.tools) > MAX_TOOLS:
+        r.bad("tools", f"at most {MAX_TOOLS} tools (got {len(msg.tools)})")
+        return ()
     for i, t in enumerate(msg.tools):
         where = f"tools[{i}]"
         if not TOOL_NAME.match(t.name):
@@ -159,9 +163,8 @@ def _tools(r: _Reader, msg: AnyRequest) -> tuple[Tool, ...]:
         parameters = (
             _struct(t.parameters) if t.HasField("parameters") else {"type": "object", "properties": {}}
         )
-        problem = schema_problems(parameters)
-        if problem:
-            r.bad(f"{where}.parameters", problem)
+        for path, problem in schema_problems(parameters):
+            r.bad(f"{where}.parameters{path}", problem)
         tools.append(Tool(t.name, t.description, parameters, t.strict))
     return tuple(tools)
 
@@ -190,9 +193,8 @@ def _response_format(r: _Reader, msg: AnyRequest) -> ResponseFormat:
         r.bad("response_format.json_schema.schema", "a JSON_SCHEMA response format needs a schema")
         return ResponseFormat(kind)
     schema = _struct(rf.json_schema.schema)
-    problem = schema_problems(schema)
-    if problem:
-        r.bad("response_format.json_schema.schema", problem)
+    for path, problem in schema_problems(schema):
+        r.bad(f"response_format.json_schema.schema{path}", problem)
     if rf.json_schema.name and not TOOL_NAME.match(rf.json_schema.name):
         r.bad("response_format.json_schema.name", "1-64 characters of letters, digits, _ and -")
     return ResponseFormat(kind, rf.json_schema.name, schema, rf.json_schema.strict)

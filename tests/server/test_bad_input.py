@@ -57,7 +57,10 @@ def bad_schema_request() -> pb.GenerateRequest:
             bad_schema_request(),
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_REQUEST",
-            ["response_format.json_schema.schema"],
+            [  # each problem at its path in the schema
+                "response_format.json_schema.schema.properties.x.minimum",
+                "response_format.json_schema.schema.type",
+            ],
         ),
         (
             generate_request(
@@ -105,9 +108,10 @@ async def test_bad_requests_name_the_field(stub, request_, code, reason, fields)
 
 async def test_malformed_schema_error_says_what_is_wrong(stub):
     error = await call_fails(stub, bad_schema_request())
-    (violation,) = details(error)["BadRequest"].field_violations
-    assert "not a valid JSON Schema" in violation.description
-    assert "banana" in violation.description
+    minimum, type_ = details(error)["BadRequest"].field_violations
+    assert "not a valid JSON Schema" in type_.description
+    assert "banana" in type_.description
+    assert '"five" is not of type "number"' in minimum.description
 
 
 async def test_message_over_the_size_limit(simulator):
