@@ -133,7 +133,7 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     )
     c = config.decision_cache
     # A new cache per snapshot: a reload drops every cached decision with the old registry.
-    cache = DecisionCache(c.max_entries, c.ttl_s) if c.enabled else None
+    cache = DecisionCache(c.max_entries, c.ttl_s, max_bytes=c.max_bytes) if c.enabled else None
     policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
     shadow = (
         ShadowRunner(config.shadow, config.registry, executor, shared.shadow, observers=[telemetry])

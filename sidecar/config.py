@@ -144,6 +144,8 @@ class CacheSettings(_Strict):
     enabled: bool = True
     ttl_s: float = Field(10, gt=0)
     max_entries: int = Field(4096, gt=0)
+    # Also bounded in bytes (estimated per entry at insert; least recently used first out).
+    max_bytes: int = Field(32 * 1024 * 1024, gt=0)
 
 
 class PrometheusSettings(_Strict):

@@ -1,40 +1,59 @@
-"""Decision cache: bounded, with a TTL, keyed on what the decision depends on.
+"""Decision cache: bounded in entries and in bytes, with a TTL, keyed on what the decision depends on.
 
 The key holds the route, the hints, the labels, what the request needs (capabilities, format,
 requested output), a length bucket (about 12% wide), and a hash of the content only where the
 route reads content. An entry is valid while the live health version it was made under holds and
 its TTL has not run out; a reload builds a new engine, and with it a new cache. Plans that
 truncated the conversation are not cached: they are specific to one conversation.
+
+Entries are also bounded in bytes, estimated at insert, because the key holds the client's hints
+and labels verbatim: before the request fields were bounded, 40 Route calls with an 8 MB task type
+kept 1.07 GB for the TTL. The least recently used entries go first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from sidecar.domain.plan import Plan
-from sidecar.domain.request import ChatRequest
+from sidecar.domain.request import ChatRequest, RoutingHints
 
 CONSERVATIVE_CHARS_PER_TOKEN = 0.75  # fewer than any tokenizer or estimate here yields, even on CJK
+MAX_BYTES = 32 * 1024 * 1024
+# What an entry holds, measured as RSS per entry over 10,000 entries of the example config's routes
+# with the renderings a response and the telemetry add to the plan's memo: ~6.7 KB with 3 models
+# looked at, ~10.1 KB with 5, ~14.6 KB with 9; each character of the client's text in the key
+# (hints, labels) ~2 bytes more (the key keeps it; reasons and renderings echo it).
+ENTRY_BYTES = 3_000
+MODEL_BYTES = 1_300
+TEXT_FACTOR = 2
 
 
 class DecisionCache:
     def __init__(
-        self, max_entries: int = 4096, ttl_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self,
+        max_entries: int = 4096,
+        ttl_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = MAX_BYTES,
     ):
-        self._entries: OrderedDict[Hashable, tuple[float, int, Plan]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, int, Plan, int]] = OrderedDict()
         self._max = max_entries
+        self._max_bytes = max_bytes
         self._ttl = ttl_s
         self._clock = clock
+        self.bytes = 0  # the estimated size of every entry, kept under max_bytes
         self.hits = 0
         self.misses = 0
 
     def get(self, key: Hashable, version: int, request_chars: int, output_tokens: int) -> Plan | None:
         found = self._entries.get(key)
         if found is not None:
-            expires, made_at_version, plan = found
+            expires, made_at_version, plan, size = found
             if (
                 expires > self._clock()
                 and made_at_version == version
@@ -44,17 +63,42 @@ class DecisionCache:
                 self.hits += 1
                 return plan
             del self._entries[key]
+            self.bytes -= size
         self.misses += 1
         return None
 
     def put(self, key: Hashable, version: int, plan: Plan) -> None:
-        self._entries[key] = (self._clock() + self._ttl, version, plan)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[3]
+        size = entry_bytes(key, plan)
+        self._entries[key] = (self._clock() + self._ttl, version, plan, size)
+        self.bytes += size
+        while self._entries and (len(self._entries) > self._max or self.bytes > self._max_bytes):
+            self.bytes -= self._entries.popitem(last=False)[1][3]
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def entry_bytes(key: Hashable, plan: Plan) -> int:
+    """An entry's estimated size: cheap (no rendering, no recursion into shared model specs)."""
+    return ENTRY_BYTES + MODEL_BYTES * len(plan.looked_at) + TEXT_FACTOR * _text(key)
+
+
+def _text(value: object) -> int:
+    """Characters of text in a key: its strings, in tuples, frozensets and the routing hints."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, tuple | frozenset):
+        return sum(_text(v) for v in value)
+    if isinstance(value, RoutingHints):
+        return sum(_text(getattr(value, name)) for name in _HINT_TEXT)
+    return 0
+
+
+# The hints' text fields: task type, tier, pinned model, route, tags, allowed and denied names.
+_HINT_TEXT = tuple(f.name for f in dataclasses.fields(RoutingHints) if f.type in ("str", "frozenset[str]"))
 
 
 def request_chars(request: ChatRequest) -> int:

@@ -7,8 +7,10 @@ function reads any of them. Violations name fields by their request path, e.g.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -36,6 +38,12 @@ from sidecar.validation.json_output import schema_problems
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_ID = 128
+# Identifier-like fields (task type, tier, tags, labels, route, model and provider names, tenant,
+# message and tool-call names and ids) are bounded: they end up in the decision cache's keys, the
+# plan's reasons and the telemetry's attributes, and an 8 MB task type made every Route call keep
+# 8 MB for the cache's TTL (40 calls: +1.07 GB of RSS).
+MAX_NAME = 256
+MAX_NAMES = 64  # tags, labels, allowed and denied models and providers: how many in one request
 MAX_TOOLS = 128  # every tool's schema is compiled at validation, on the event loop
 
 _ROLES = {
@@ -96,8 +104,8 @@ def to_chat_request(msg: AnyRequest) -> ChatRequest:
         params=_params(r, msg.params),
         hints=_hints(r, msg.hints),
         request_id=_request_id(r, msg.request_id),
-        tenant_id=msg.tenant_id,
-        labels=dict(msg.labels),
+        tenant_id=_name(r, "tenant_id", msg.tenant_id),
+        labels=_labels(r, msg.labels),
     )
     if r.violations:
         raise InvalidRequest(r.violations)
@@ -119,8 +127,13 @@ def _messages(r: _Reader, msg: AnyRequest) -> tuple[Message, ...]:
             r.bad(f"{where}.content", "a message needs at least one content part")
         if role is Role.TOOL and not m.tool_call_id:
             r.bad(f"{where}.tool_call_id", "a tool message must name the call it answers")
+        _name(r, f"{where}.name", m.name)
+        _name(r, f"{where}.tool_call_id", m.tool_call_id)
         if m.tool_calls and role is not Role.ASSISTANT:
             r.bad(f"{where}.tool_calls", "only assistant messages carry tool calls")
+        for j, c in enumerate(m.tool_calls):
+            _name(r, f"{where}.tool_calls[{j}].id", c.id)
+            _name(r, f"{where}.tool_calls[{j}].name", c.name)
         calls = tuple(ToolCall(c.id, c.name, c.arguments_json) for c in m.tool_calls)
         out.append(Message(role, parts, m.name, calls, m.tool_call_id))
     return tuple(out)
@@ -173,8 +186,9 @@ def _tool_choice(r: _Reader, msg: AnyRequest, tools: tuple[Tool, ...]) -> ToolCh
     if not msg.HasField("tool_choice"):
         return None
     mode = _TOOL_MODES.get(msg.tool_choice.mode, ToolChoiceMode.AUTO)
-    name = msg.tool_choice.function_name
-    if mode is ToolChoiceMode.FUNCTION and name not in {t.name for t in tools}:
+    given = msg.tool_choice.function_name
+    name = _name(r, "tool_choice.function_name", given)
+    if mode is ToolChoiceMode.FUNCTION and name == given and name not in {t.name for t in tools}:
         r.bad("tool_choice.function_name", f"names no tool of the request: {name!r}")
     if mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION) and not tools:
         r.bad("tool_choice.mode", "a tool call is required but the request defines no tools")
@@ -237,21 +251,49 @@ def _hints(r: _Reader, h: pb.RoutingHints) -> RoutingHints:
         else:
             capabilities.add(_CAPABILITIES[c])
     return RoutingHints(
-        task_type=h.task_type,
-        user_tier=h.user_tier,
+        task_type=_name(r, "hints.task_type", h.task_type),
+        user_tier=_name(r, "hints.user_tier", h.user_tier),
         priority=_PRIORITIES.get(h.priority, Priority.NORMAL),
         latency_budget_s=budget,
         max_cost_usd_nanos=h.max_cost_usd_nanos,
         quality_floor=h.quality_floor if h.HasField("quality_floor") else None,
         required_capabilities=frozenset(capabilities),
-        allowed_models=frozenset(h.allowed_models),
-        allowed_providers=frozenset(h.allowed_providers),
-        denied_models=frozenset(h.denied_models),
-        denied_providers=frozenset(h.denied_providers),
-        pinned_model=h.pinned_model,
-        route=h.route,
-        tags=frozenset(h.tags),
+        allowed_models=_names(r, "hints.allowed_models", h.allowed_models),
+        allowed_providers=_names(r, "hints.allowed_providers", h.allowed_providers),
+        denied_models=_names(r, "hints.denied_models", h.denied_models),
+        denied_providers=_names(r, "hints.denied_providers", h.denied_providers),
+        pinned_model=_name(r, "hints.pinned_model", h.pinned_model),
+        route=_name(r, "hints.route", h.route),
+        tags=_names(r, "hints.tags", h.tags),
     )
+
+
+def _name(r: _Reader, field: str, value: str) -> str:
+    """`value` if it is at most MAX_NAME characters; else a violation (and '', so nothing keeps it)."""
+    if len(value) <= MAX_NAME:
+        return value
+    r.bad(field, f"at most {MAX_NAME} characters (got {len(value):,})")
+    return ""
+
+
+def _names(r: _Reader, field: str, values: Sequence[str]) -> frozenset[str]:
+    if len(values) > MAX_NAMES:
+        r.bad(field, f"at most {MAX_NAMES} entries (got {len(values):,})")
+        return frozenset()
+    return frozenset(_name(r, f"{field}[{i}]", v) for i, v in enumerate(values))
+
+
+def _labels(r: _Reader, labels: Mapping[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_NAMES:
+        r.bad("labels", f"at most {MAX_NAMES} labels (got {len(labels):,})")
+        return {}
+    out = {}
+    for key, value in labels.items():
+        if len(key) > MAX_NAME:
+            r.bad("labels", f"label keys are at most {MAX_NAME} characters (one has {len(key):,})")
+        else:
+            out[key] = _name(r, f"labels[{json.dumps(key)}]", value)
+    return out
 
 
 def _request_id(r: _Reader, request_id: str) -> str:
