@@ -119,14 +119,14 @@ def test_invalid_output_retry_tells_the_model_what_was_wrong():
         (2, None, 1),
     ]
     note = adapter.calls[1].request.messages[-1].text
-    assert "'eggs' is not one of ['spam', 'ham']" in note
+    assert '"eggs" is not one of "spam" or "ham"' in note
 
 
 def test_invalid_output_everywhere_lists_the_violations():
     x, _ = executor(lambda call: answer('{"label": "eggs"}'))
     with pytest.raises(AllCandidatesFailed) as info:
         run(x, plan((SMALL, BIG)), JSON_REQUEST)
-    assert str(info.value).count("is not one of ['spam', 'ham']") == 2
+    assert str(info.value).count('is not one of "spam" or "ham"') == 2
 
 
 def test_context_too_long_goes_to_a_larger_window():
