@@ -179,7 +179,9 @@ done
 found=${#stale[@]}
 for _ in 1 2 3; do  # children before parents: a few passes
     left=()
-    for id in "${stale[@]}"; do "${PODMAN[@]}" rmi "$id" >/dev/null 2>&1 || left+=("$id"); done
+    for id in "${stale[@]}"; do  # (removing an image may take its untagged parents with it)
+        "${PODMAN[@]}" rmi "$id" >/dev/null 2>&1 || ! "${PODMAN[@]}" image exists "$id" || left+=("$id")
+    done
     stale=("${left[@]}")
     ((${#stale[@]})) || break
 done
