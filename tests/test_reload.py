@@ -137,7 +137,10 @@ async def test_200_concurrent_clients_across_6_reloads_none_fail_and_each_reques
         assert response.decision.model in first_by_generation[sent : answered_at + 1]
         # No failure hid behind a fallback (the default route hedges: a hedge may answer first).
         assert all(a.outcome != pb.ATTEMPT_OUTCOME_FAILURE for a in response.attempts)
-        winner = next(a for a in response.attempts if a.outcome == pb.ATTEMPT_OUTCOME_SUCCESS)
+        # Exactly one attempt is the winner, and it is the one that answered; a hedge that answered
+        # in the same wake-up was not used and reads as cancelled.
+        [winner] = [a for a in response.attempts if a.outcome == pb.ATTEMPT_OUTCOME_SUCCESS]
+        assert (winner.model, winner.cost_usd_nanos) == (response.model, response.cost_usd_nanos)
         assert response.model == response.decision.model or winner.hedged
     spanning = [d for d in done if d[0] != d[1]]
     assert len(spanning) >= 100  # many requests were in flight across a reload

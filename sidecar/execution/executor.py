@@ -189,7 +189,12 @@ class Executor:
                 violations[launch.candidate.model.name] = error.message
             return self._verdict(launch, error, policy, deadline)
 
-        return await self.race(stage.candidates, start, on_failure, policy, ledger).run()
+        async def discard(launch: Launch, answer: tuple[Completion, Any]) -> None:
+            ledger.cancelled(launch.number, completion=answer[0])  # it came too late to be used
+
+        launch, answer = await self.race(stage.candidates, start, on_failure, policy, ledger, discard).run()
+        ledger.succeeded(launch.number, answer[0])
+        return launch, answer
 
     def race(
         self,
@@ -198,7 +203,7 @@ class Executor:
         on_failure: Callable[[Launch, ProviderError], FailureVerdict],
         policy: ExecutionPolicy,
         ledger: Ledger,
-        discard: Callable[[T], Awaitable[None]] | None = None,
+        discard: Callable[[Launch, T], Awaitable[None]] | None = None,
     ) -> Race[T]:
         """A race over candidates with this executor's hedging and budgets (unary and streams).
 
@@ -264,8 +269,7 @@ class Executor:
         except asyncio.CancelledError:
             ledger.cancelled(number)
             raise
-        ledger.succeeded(number, completion)
-        return completion, parsed
+        return completion, parsed  # recorded by the race's caller: as the winner, or as cancelled
 
     # --- shared decisions ---------------------------------------------------------------------
 

@@ -70,8 +70,11 @@ class Ledger:
     def failed(self, number: int, error: ProviderError, ttft_s: float | None = None) -> None:
         self._end(number, AttemptOutcome.FAILURE, error=error, ttft_s=ttft_s)
 
-    def cancelled(self, number: int, ttft_s: float | None = None) -> None:
-        self._end(number, AttemptOutcome.CANCELLED, ttft_s=ttft_s)
+    def cancelled(
+        self, number: int, ttft_s: float | None = None, completion: Completion | None = None
+    ) -> None:
+        """Stopped, or its answer not used: `completion` is one that came but lost (it was billed)."""
+        self._end(number, AttemptOutcome.CANCELLED, completion=completion, ttft_s=ttft_s)
 
     def escalated(self, number: int, reason: str) -> None:
         """Mark a successful attempt whose answer a cascade passed over."""

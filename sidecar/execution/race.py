@@ -9,7 +9,9 @@ A fallback is a hedge whose delay is "until the current attempt fails":
     - a retryable failure may also schedule the same candidate again after a backoff that honours
       Retry-After (a retry), when the retry budget allows; it competes like any other attempt;
     - the first acceptable answer wins; every other attempt is cancelled, which closes its HTTP
-      request, and awaited before the race returns;
+      request, and awaited before the race returns. Answers that come in the same event-loop
+      wake-up go to the earliest-started attempt; the others are handed to `discard`, the caller's
+      to record as cancelled (they were not used);
     - a failure that no other candidate can fix (a bad request) ends the race at once.
 
 The race knows nothing of providers, breakers or validation: `start` runs one attempt and raises
@@ -74,10 +76,11 @@ class Race(Generic[T]):
         may_hedge: Callable[[Candidate], bool],
         clock: Callable[[], float],
         numbering: Callable[[], int],
-        discard: Callable[[T], Awaitable[None]] | None = None,
+        discard: Callable[[Launch, T], Awaitable[None]] | None = None,
     ) -> None:
         self._numbering = numbering
-        self._discard = discard  # releases an answer that finished but lost (e.g. an open stream)
+        # Releases an answer that came but lost (records it as cancelled, closes an open stream).
+        self._discard = discard
         self._queue = list(candidates)
         self._start = start
         self._on_failure = on_failure
@@ -112,17 +115,22 @@ class Race(Generic[T]):
             done, _ = await asyncio.wait(
                 self._running, timeout=self._wake_in(), return_when=asyncio.FIRST_COMPLETED
             )
-            for task in done:
-                launch = self._running.pop(task)
-                error = task.exception()
-                if error is None:
-                    await self._release_other_answers(done - {task})
-                    return launch, task.result()
-                if not isinstance(error, ProviderError):
-                    raise error
-                self._failed(launch, error)
             if not done:
                 self._on_timer()
+                continue
+            # Attempts that ended in the same wake-up, in start order: `done` is a set, and its
+            # order would otherwise pick the winner among answers that came together.
+            ended = sorted(((self._running.pop(t), t) for t in done), key=_start_order)
+            winner = next((pair for pair in ended if _answered(pair[1])), None)
+            if winner is not None:  # an answer in hand beats any failure that came with it
+                await self._release([pair for pair in ended if pair is not winner])
+                return winner[0], winner[1].result()
+            for launch, task in ended:
+                error = task.exception()  # not None: none of them answered
+                if isinstance(error, ProviderError):
+                    self._failed(launch, error)
+                elif error is not None:
+                    raise error
 
     def _failed(self, launch: Launch, error: ProviderError) -> None:
         self._errors.append(error)
@@ -187,11 +195,11 @@ class Race(Generic[T]):
         times = [t for t in (self._hedge_at, self._retries[0][0] if self._retries else None) if t is not None]
         return max(0.0, min(times) - self._clock()) if times else None
 
-    async def _release_other_answers(self, tasks: set[asyncio.Task[T]]) -> None:
-        for task in tasks:
-            self._running.pop(task, None)
-            if self._discard is not None and not task.cancelled() and task.exception() is None:
-                await self._discard(task.result())
+    async def _release(self, ended: list[tuple[Launch, asyncio.Task[T]]]) -> None:
+        """Attempts that ended beside the winner: the ones that answered too are handed to `discard`."""
+        for launch, task in ended:
+            if self._discard is not None and _answered(task):
+                await self._discard(launch, task.result())
 
     async def _cancel_all(self) -> None:
         tasks = list(self._running)
@@ -200,3 +208,11 @@ class Race(Generic[T]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _start_order(pair: tuple[Launch, asyncio.Task[T]]) -> int:
+    return pair[0].number
+
+
+def _answered(task: asyncio.Task[T]) -> bool:
+    return not task.cancelled() and task.exception() is None

@@ -121,9 +121,10 @@ class StreamRun:
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
             return x._verdict(launch, error, policy, self._deadline)
 
-        async def discard(opened: _Opened) -> None:  # reached its first token too, but lost
+        async def discard(launch: Launch, opened: _Opened) -> None:  # reached its first token too, but lost
             opened.breaker.settle(asyncio.CancelledError())
             await opened.chunks.aclose()  # type: ignore[attr-defined]
+            ledger.cancelled(launch.number, opened.ttft_s)
 
         race: Race[_Opened] = x.race(candidates, start, on_failure, policy, ledger, discard)
         try:

@@ -244,6 +244,58 @@ def test_a_broken_stream_ends_with_a_clear_error_by_default():
     assert info.value.delivered_chars == len("Once upon a time")
 
 
+class Timed(MockAdapter):
+    """Each model answers (or, for streams, sends its first token) after its own delay."""
+
+    def __init__(self, delays: dict[str, float]) -> None:
+        super().__init__(lambda call: answer(call.model.name))
+        self.delays = delays
+
+    async def complete(self, call):
+        self.calls.append(call)
+        await asyncio.sleep(self.delays[call.model.name])
+        return answer(call.model.name)
+
+
+# small answers at t=3; the hedge on big starts at t=2 and answers at t=3 too: one wake-up.
+SAME_WAKE_UP = {"small": 3.0, "big": 1.0}
+HEDGE_AT_2 = ExecutionPolicy(hedging=True, hedge_delay_s=2.0, max_retries=0)
+
+
+def test_answers_in_the_same_wake_up_one_winner_recorded_and_the_other_cancelled():
+    for _ in range(10):  # the order of a set of done tasks varies from run to run
+        seen, ends = [], []
+
+        def hook(start, ends=ends):
+            return lambda record, completion: ends.append((record.number, record.outcome))
+
+        adapters, providers = {"p1": Timed(SAME_WAKE_UP)}, {"p1": provider("p1")}
+        x = Executor(adapters, providers, [seen.append], attempt_hooks=[hook], clock=now)
+        result = run(x, plan((SMALL, BIG), policy=HEDGE_AT_2))
+        assert (result.winner, result.completion.text) == (1, "small")  # the earlier-started attempt
+        small, big = result.attempts
+        assert (small.number, small.outcome) == (1, AttemptOutcome.SUCCESS)
+        assert (big.number, big.outcome, big.hedged) == (2, AttemptOutcome.CANCELLED, True)
+        assert big.usage == Usage(10, 5)  # it answered: billed, though not used
+        assert big.cost_usd_nanos > 0
+        assert result.total_cost_usd_nanos == small.cost_usd_nanos + big.cost_usd_nanos
+        # Observers (health) and hooks (telemetry) see the same outcomes.
+        assert sorted((r.number, r.outcome) for r in seen) == [(1, small.outcome), (2, big.outcome)]
+        assert sorted(ends) == [(1, AttemptOutcome.SUCCESS), (2, AttemptOutcome.CANCELLED)]
+
+
+def test_streams_reaching_a_first_token_in_the_same_wake_up_relay_the_earlier_started():
+    for _ in range(10):
+        x = Executor({"p1": Timed(SAME_WAKE_UP)}, {"p1": provider("p1")}, clock=now)
+        text, result = collect(x, plan((SMALL, BIG), policy=HEDGE_AT_2))
+        assert (text, result.winner) == ("small", 1)
+        assert [(a.number, a.outcome) for a in result.attempts] == [
+            (1, AttemptOutcome.SUCCESS),
+            (2, AttemptOutcome.CANCELLED),
+        ]
+        assert result.attempts[1].latency_s == 1.0  # recorded when it lost, not when the stream ended
+
+
 def test_priority_is_passed_to_admission():
     admission = Admission({"p1": Limits(max_concurrency=1)}, max_wait_s=100)
     resilience = Resilience(BreakerSet(clock=now), Budget(clock=now), Budget(clock=now), admission)

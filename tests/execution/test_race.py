@@ -167,3 +167,28 @@ def test_a_failed_retry_starts_no_second_fallback():
     _, answer, t = run(race(s, verdict=verdict))  # c is queued, but only b's failure may start it
     assert s.log == [(0.0, "start", "a"), (1.0, "start", "b"), (1.5, "retry", "a")]
     assert (answer, t) == ("answer from b", 6.0)
+
+
+def test_answers_in_the_same_wake_up_go_to_the_earliest_started_and_the_others_are_released():
+    # a answers at t=3, and so do the hedges b (started at 1) and c (at 2): one wake-up, three
+    # answers. The earliest-started wins whatever order the set of done tasks comes in.
+    for _ in range(20):
+        s = Script({"a": [(3.0, None)], "b": [(2.0, None)], "c": [(1.0, None)]})
+        released: list[tuple[int, str]] = []
+
+        async def discard(launch: Launch, answer: str, released=released) -> None:
+            released.append((launch.number, answer))
+
+        r = race(s, hedge=1.0)
+        r._discard = discard
+        launch, answer, t = run(r)
+        assert (launch.number, answer, t) == (1, "answer from a", 3.0)
+        assert sorted(released) == [(2, "answer from b"), (3, "answer from c")]
+        assert s.cancelled == []
+
+
+def test_an_answer_beats_a_final_failure_in_the_same_wake_up():
+    for _ in range(20):
+        s = Script({"a": [(3.0, FailureClass.BAD_REQUEST)], "b": [(1.0, None)]})
+        launch, answer, t = run(race(s, candidates=(A, B), hedge=2.0))
+        assert (launch.number, answer, t) == (2, "answer from b", 3.0)
