@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -193,14 +194,26 @@ def _print_decision(d: pb.Decision) -> None:
 
 
 def _print_error(exc: grpc.RpcError) -> int:
+    """One line for the status, then its details if they can be read; never a traceback: a status
+    that lost its details (a client-side limit, a proxy) or carries odd ones still prints."""
     call: Any = exc
-    print(f"error: {call.code().name}: {call.details()}", file=sys.stderr)
-    status = rpc_status.from_call(call)
+    code = call.code() if callable(getattr(call, "code", None)) else None
+    message = call.details() if callable(getattr(call, "details", None)) else str(exc)
+    name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+    print(f"error: {name}: {' '.join(str(message or '').split())}", file=sys.stderr)
+    try:
+        status = rpc_status.from_call(call)
+    except (ValueError, AttributeError, DecodeError) as why:  # e.g. codes that disagree
+        print(f"  (the error details could not be read: {why})", file=sys.stderr)
+        return 1
     for detail in status.details if status else []:
-        for name, cls in _FORMAT_DETAILS.items():
+        for kind, cls in _FORMAT_DETAILS.items():
             if detail.Is(cls.DESCRIPTOR):
                 value = cls()
-                detail.Unpack(value)
+                try:
+                    detail.Unpack(value)
+                except DecodeError:
+                    continue
                 shown = json_format.MessageToJson(value, indent=None)
-                print(f"  {name}: {shown}", file=sys.stderr)
+                print(f"  {kind}: {shown}", file=sys.stderr)
     return 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sidecar.domain.outcome import AttemptRecord, FailureClass
+from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
 from sidecar.domain.plan import Rejection
 
 
@@ -47,7 +47,8 @@ class InvalidRequest(TurnoutError):
         self.reason = reason
         first = self.violations[0]
         more = f" (and {len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
-        super().__init__(f"invalid request: {first.field}: {first.description}{more}")
+        where = f"{first.field}: " if first.field else ""  # no field: the request as a whole
+        super().__init__(f"invalid request: {where}{first.description}{more}")
 
 
 class NotFound(TurnoutError):
@@ -133,7 +134,10 @@ class StreamInterrupted(TurnoutError):
     def __init__(self, attempts: tuple[AttemptRecord, ...], delivered_chars: int) -> None:
         self.attempts = attempts
         self.delivered_chars = delivered_chars
-        last = attempts[-1]
+        # The attempt that failed, not the last one started: a hedge that lost the race to the
+        # first token comes after the winner and is only cancelled.
+        failed = [a for a in attempts if a.outcome is AttemptOutcome.FAILURE]
+        last = failed[-1] if failed else attempts[-1]
         cause = last.failure_class.value if last.failure_class else last.outcome.value
         super().__init__(
             f"the stream from {last.model} failed after {delivered_chars} characters were sent "

@@ -8,12 +8,13 @@ function reads any of them. Violations name fields by their request path, e.g.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest
 from sidecar.domain.request import (
@@ -45,6 +46,7 @@ MAX_ID = 128
 MAX_NAME = 256
 MAX_NAMES = 64  # tags, labels, allowed and denied models and providers: how many in one request
 MAX_TOOLS = 128  # every tool's schema is compiled at validation, on the event loop
+MAX_DURATION_S = 315_576_000_000  # google.protobuf.Duration's own range: 10,000 years
 
 _ROLES = {
     pb.ROLE_SYSTEM: Role.SYSTEM,
@@ -125,6 +127,12 @@ def _messages(r: _Reader, msg: AnyRequest) -> tuple[Message, ...]:
         parts = tuple(_part(r, f"{where}.content[{j}]", p) for j, p in enumerate(m.content))
         if not parts and not (role is Role.ASSISTANT and m.tool_calls):
             r.bad(f"{where}.content", "a message needs at least one content part")
+        elif role is not Role.TOOL and not m.tool_calls and all(_blank(p) for p in parts):
+            # Nothing to answer, but a paid model would be asked anyway (Anthropic refuses it);
+            # a tool's result may be empty, and an assistant turn may be only its tool calls.
+            for j, p in enumerate(m.content):
+                if p.WhichOneof("part") == "text":
+                    r.bad(f"{where}.content[{j}].text", "the text is empty or only whitespace")
         if role is Role.TOOL and not m.tool_call_id:
             r.bad(f"{where}.tool_call_id", "a tool message must name the call it answers")
         _name(r, f"{where}.name", m.name)
@@ -156,8 +164,39 @@ def _part(r: _Reader, where: str, part: pb.ContentPart) -> TextPart | ImagePart:
     return TextPart(part.text)
 
 
-def _struct(value: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(value)
+def _blank(part: TextPart | ImagePart) -> bool:
+    return isinstance(part, TextPart) and not part.text.strip()
+
+
+def _struct(r: _Reader, where: str, value: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as JSON; NaN and Infinity, which JSON has not, are violations at their path."""
+    return {k: _json(r, f"{where}{_key(k)}", v) for k, v in value.fields.items()}
+
+
+def _json(r: _Reader, where: str, value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return _struct(r, where, value.struct_value)
+    if kind == "list_value":
+        return [_json(r, f"{where}[{i}]", v) for i, v in enumerate(value.list_value.values)]
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            r.bad(where, f"NaN and Infinity are not JSON numbers (got {number})")
+            return None
+        return int(number) if number.is_integer() else number  # as MessageToDict reads it
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None  # null_value, or no kind set: null, as MessageToDict reads it
+
+
+def _key(key: str) -> str:
+    """A key as schema_problems writes it in a path: .name, .$ref, else ["..."] (cut at 64)."""
+    if key.isidentifier() or (key.startswith("$") and key[1:].isidentifier()):
+        return f".{key}"
+    return f"[{json.dumps(key[:64])}]"
 
 
 def _tools(r: _Reader, msg: AnyRequest) -> tuple[Tool, ...]:
@@ -173,11 +212,15 @@ def _tools(r: _Reader, msg: AnyRequest) -> tuple[Tool, ...]:
         elif t.name in seen:
             r.bad(f"{where}.name", f"tool {t.name!r} is defined twice")
         seen.add(t.name)
+        before = len(r.violations)
         parameters = (
-            _struct(t.parameters) if t.HasField("parameters") else {"type": "object", "properties": {}}
+            _struct(r, f"{where}.parameters", t.parameters)
+            if t.HasField("parameters")
+            else {"type": "object", "properties": {}}
         )
-        for path, problem in schema_problems(parameters):
-            r.bad(f"{where}.parameters{path}", problem)
+        if len(r.violations) == before:  # else a NaN, already said where
+            for path, problem in schema_problems(parameters):
+                r.bad(f"{where}.parameters{path}", problem)
         tools.append(Tool(t.name, t.description, parameters, t.strict))
     return tuple(tools)
 
@@ -206,7 +249,10 @@ def _response_format(r: _Reader, msg: AnyRequest) -> ResponseFormat:
     if not rf.json_schema.HasField("schema"):
         r.bad("response_format.json_schema.schema", "a JSON_SCHEMA response format needs a schema")
         return ResponseFormat(kind)
-    schema = _struct(rf.json_schema.schema)
+    before = len(r.violations)
+    schema = _struct(r, "response_format.json_schema.schema", rf.json_schema.schema)
+    if len(r.violations) > before:  # a NaN: already said where
+        return ResponseFormat(kind)
     for path, problem in schema_problems(schema):
         r.bad(f"response_format.json_schema.schema{path}", problem)
     if rf.json_schema.name and not TOOL_NAME.match(rf.json_schema.name):
@@ -235,9 +281,17 @@ def _params(r: _Reader, p: pb.GenerationParams) -> GenerationParams:
 def _hints(r: _Reader, h: pb.RoutingHints) -> RoutingHints:
     budget = None
     if h.HasField("latency_budget"):
-        budget = h.latency_budget.ToTimedelta().total_seconds()
-        if budget <= 0:
+        # Read without ToTimedelta, which overflows (an INTERNAL error once) on 2^62 seconds.
+        seconds, nanos = h.latency_budget.seconds, h.latency_budget.nanos
+        if not 0 <= seconds <= MAX_DURATION_S or not 0 <= nanos < 1_000_000_000:
+            r.bad(
+                "hints.latency_budget",
+                f"must be positive and at most {MAX_DURATION_S:,} s with 0-999,999,999 nanos",
+            )
+        elif seconds == nanos == 0:
             r.bad("hints.latency_budget", "must be positive")
+        else:
+            budget = seconds + nanos / 1e9
     if h.max_cost_usd_nanos < 0:
         r.bad("hints.max_cost_usd_nanos", "must not be negative")
     if h.HasField("quality_floor") and not 0 <= h.quality_floor <= 1:

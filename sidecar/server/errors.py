@@ -10,11 +10,21 @@ AllCandidatesFailed  UNAVAILABLE         ErrorInfo (+ RetryInfo when every failu
 StreamInterrupted    UNAVAILABLE         ErrorInfo (what was delivered)
 Unavailable          UNAVAILABLE         ErrorInfo + RetryInfo
 anything else        INTERNAL            ErrorInfo (no internals in the message)
+
+Every status is bounded in size. Its message travels as `grpc-message` (percent-encoded: a
+non-ASCII byte takes three) and again, with the details, in `grpc-status-details-bin` (base64);
+clients refuse trailers over ~8 KB by default and then see RESOURCE_EXHAUSTED "Stream removed"
+instead of the real error (a 10 KB model name echoed back made a 12.5 KB trailer). So every echoed
+value is shortened with a count of what was cut, at most MAX_VIOLATIONS field violations and
+MAX_METADATA metadata entries are listed (ErrorInfo.metadata says how many were left out), the
+message is at most MAX_MESSAGE_BYTES of UTF-8, and the whole Status at most MAX_STATUS_BYTES.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import grpc
@@ -37,20 +47,76 @@ from sidecar.domain.errors import (
 from sidecar.domain.outcome import FailureClass
 
 DOMAIN = "turnout.dev"
-MAX_MESSAGE = 2000
+MAX_MESSAGE_BYTES = 1024  # UTF-8; as grpc-message at most 3 KB
+MAX_VALUE = 200  # characters of one field path or metadata key or value
+MAX_DESCRIPTION = 300  # characters of one violation's description
+MAX_VIOLATIONS = 20
+MAX_METADATA = 32
+MAX_STATUS_BYTES = 4096  # the serialized google.rpc.Status: 5.5 KB as base64
 log = logging.getLogger(__name__)
+
+
+def shorten(text: str, limit: int = MAX_VALUE) -> str:
+    """`text` if at most `limit` characters, else its first `limit` and '…(N more)'."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…({len(text) - limit:,} more)"
+
+
+def _shorten_bytes(text: str, limit: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    kept = encoded[: limit - 24].decode(errors="ignore")  # room for the count
+    return f"{kept}…({len(text) - len(kept):,} more)"
 
 
 def to_status(exc: BaseException) -> grpc.Status:
     code, details = _code_and_details(exc)
-    message = str(exc)[:MAX_MESSAGE] if isinstance(exc, TurnoutError) else "internal error"
+    message = _shorten_bytes(
+        str(exc) if isinstance(exc, TurnoutError) else "internal error", MAX_MESSAGE_BYTES
+    )
+    listed = MAX_VIOLATIONS, MAX_METADATA
+    status = _pack(code, message, details, *listed)
+    while status.ByteSize() > MAX_STATUS_BYTES and listed != (0, 0):
+        listed = listed[0] // 2, listed[1] // 2
+        status = _pack(code, message, details, *listed)
+    if status.ByteSize() > MAX_STATUS_BYTES:  # only a message of non-ASCII text gets here
+        status = _pack(code, _shorten_bytes(message, MAX_MESSAGE_BYTES // 4), details, 0, 0)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+def _pack(
+    code: int, message: str, details: list[Message], violations: int, metadata: int
+) -> status_pb2.Status:
+    """The Status with at most `violations` field violations and `metadata` ErrorInfo entries,
+    and in ErrorInfo.metadata how many of each were left out."""
     status = status_pb2.Status(code=code, message=message)
+    bad = next((d for d in details if isinstance(d, error_details_pb2.BadRequest)), None)
     for detail in details:
+        if isinstance(detail, error_details_pb2.ErrorInfo):
+            detail = _trimmed_info(detail, metadata, len(bad.field_violations) - violations if bad else 0)
+        elif isinstance(detail, error_details_pb2.BadRequest):
+            detail = error_details_pb2.BadRequest(field_violations=detail.field_violations[:violations])
         packed = any_pb2.Any()
         packed.Pack(detail)
         status.details.append(packed)
-    result: grpc.Status = rpc_status.to_status(status)
-    return result
+    return status
+
+
+def _trimmed_info(
+    info: error_details_pb2.ErrorInfo, keep: int, omitted_violations: int
+) -> error_details_pb2.ErrorInfo:
+    trimmed = error_details_pb2.ErrorInfo(reason=info.reason, domain=info.domain)
+    keys = sorted(info.metadata)
+    for key in keys[:keep]:
+        trimmed.metadata[shorten(key)] = shorten(info.metadata[key])
+    if len(keys) > keep:
+        trimmed.metadata["omitted_metadata"] = str(len(keys) - keep)
+    if omitted_violations > 0:
+        trimmed.metadata["omitted_violations"] = str(omitted_violations)
+    return trimmed
 
 
 def _info(exc: TurnoutError) -> error_details_pb2.ErrorInfo:
@@ -66,7 +132,10 @@ def _retry(seconds: float) -> error_details_pb2.RetryInfo:
 def _bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequest:
     return error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+            error_details_pb2.BadRequest.FieldViolation(
+                field=shorten(f), description=shorten(d, MAX_DESCRIPTION)
+            )
+            for f, d in violations
         ]
     )
 
@@ -95,5 +164,32 @@ def _code_and_details(exc: BaseException) -> tuple[int, list[Message]]:
             return code_pb2.UNAVAILABLE, [_info(exc), _retry(1.0)]
         case TurnoutError():
             return code_pb2.INTERNAL, [_info(exc)]
-    log.exception("unexpected error while serving a request", exc_info=exc)
     return code_pb2.INTERNAL, [error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN)]
+
+
+class LogLimiter:
+    """A token bucket for log lines: `burst` at once, then `per_second`; a line let through after
+    some were held back says how many ("12 similar lines suppressed"). A burst of 4,000 bad
+    requests once wrote 26,500 lines of tracebacks; the log must stay readable and cheap."""
+
+    def __init__(
+        self, per_second: float = 1.0, burst: int = 10, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = per_second
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._clock = clock
+        self._last = clock()
+        self.suppressed = 0
+
+    def take(self) -> int | None:
+        """None: drop this line. Otherwise how many lines were dropped since the last one let through."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1:
+            self.suppressed += 1
+            return None
+        self._tokens -= 1
+        dropped, self.suppressed = self.suppressed, 0
+        return dropped

@@ -3,6 +3,12 @@
 Handlers hold no routing logic. Each one reads the request (all field violations at once), bounds
 it by the caller's deadline (or the configured default), asks the pipeline, and maps any error
 through errors.to_status, so the server never crashes on a request and never leaks internals.
+
+`add_to_server` registers the handlers as the generated code does, but with request deserializers
+that never raise: grpc.aio answers a deserializer's exception with UNKNOWN naming a Python class
+("Unexpected <class 'DecodeError'>") and logs a traceback per request. Here a payload over
+server.max_request_mb (measured on the wire, before parsing) or one that does not parse becomes an
+InvalidRequest that the handler raises, so it gets INVALID_ARGUMENT like any other bad field.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError
 from sidecar.domain.plan import Plan
@@ -26,12 +33,15 @@ from sidecar.server import convert_out as out
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.server.convert_in import AnyRequest, to_chat_request
-from sidecar.server.errors import to_status
+from sidecar.server.errors import LogLimiter, to_status
 from sidecar.shadow.runner import ShadowRunner
 from sidecar.telemetry import RpcScope, Telemetry, Unobserved
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
+M = TypeVar("M", bound=Message)
+# Unexpected failures are logged with their traceback, but a burst of them must not flood the log.
+_log_limit = LogLimiter(per_second=1.0, burst=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +69,7 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         self._max_request_bytes = max_request_bytes
         self._default_timeout_s = default_timeout_s
 
-    async def Route(self, request: pb.RouteRequest, context: Context) -> pb.RouteResponse:
+    async def Route(self, request: pb.RouteRequest | InvalidRequest, context: Context) -> pb.RouteResponse:
         with self._telemetry.rpc("Route", context.invocation_metadata()) as rpc:
             try:
                 chat = to_chat_request(self._checked(request))
@@ -69,7 +79,9 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                 await _abort(context, exc, rpc)
                 raise AssertionError("unreachable") from None
 
-    async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
+    async def Generate(
+        self, request: pb.GenerateRequest | InvalidRequest, context: Context
+    ) -> pb.GenerateResponse:
         with self._telemetry.rpc("Generate", context.invocation_metadata()) as rpc:
             try:
                 chat = to_chat_request(self._checked(request))
@@ -82,7 +94,7 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                 raise AssertionError("unreachable") from None
 
     async def GenerateStream(
-        self, request: pb.GenerateStreamRequest, context: Context
+        self, request: pb.GenerateStreamRequest | InvalidRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         with self._telemetry.rpc("GenerateStream", context.invocation_metadata()) as rpc:
             try:
@@ -112,7 +124,11 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
             except Exception as exc:  # noqa: BLE001
                 await _abort(context, exc, rpc)
 
-    async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest | InvalidRequest, context: Context
+    ) -> pb.ListModelsResponse:
+        if isinstance(request, InvalidRequest):
+            await _abort(context, request, Unobserved())
         registry = self._runtime().registry
         return pb.ListModelsResponse(
             models=[
@@ -121,20 +137,60 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
             ]
         )
 
-    def _checked(self, request: AnyRequest) -> AnyRequest:
-        size = request.ByteSize()
-        if size > self._max_request_bytes:
-            raise InvalidRequest(
-                [
-                    FieldViolation(
-                        "messages",
-                        f"the request is {size:,} bytes, over the limit of {self._max_request_bytes:,} "
-                        "(server.max_request_mb)",
-                    )
-                ],
-                reason="REQUEST_TOO_LARGE",
-            )
+    def _checked(self, request: AnyRequest | InvalidRequest) -> AnyRequest:
+        if isinstance(request, InvalidRequest):
+            raise request
         return request
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        """Register the four RPCs, as `add_RouterServiceServicer_to_server` does, with `_read`."""
+        unary, stream = grpc.unary_unary_rpc_method_handler, grpc.unary_stream_rpc_method_handler
+        rpcs: dict[str, tuple[Any, Any, type[Message], type[Message]]] = {
+            "Route": (unary, self.Route, pb.RouteRequest, pb.RouteResponse),
+            "Generate": (unary, self.Generate, pb.GenerateRequest, pb.GenerateResponse),
+            "GenerateStream": (
+                stream,
+                self.GenerateStream,
+                pb.GenerateStreamRequest,
+                pb.GenerateStreamResponse,
+            ),
+            "ListModels": (unary, self.ListModels, pb.ListModelsRequest, pb.ListModelsResponse),
+        }
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            name: handler(
+                method,
+                request_deserializer=self._read(request),
+                response_serializer=response.SerializeToString,
+            )
+            for name, (handler, method, request, response) in rpcs.items()
+        }
+        service = pb.DESCRIPTOR.services_by_name["RouterService"].full_name
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+        server.add_registered_method_handlers(service, handlers)
+
+    def _read(self, cls: type[M]) -> Callable[[bytes], M | InvalidRequest]:
+        """A request deserializer that returns the error instead of raising it (see the module doc)."""
+        limit = self._max_request_bytes
+
+        def read(data: bytes) -> M | InvalidRequest:
+            if len(data) > limit:
+                return InvalidRequest(
+                    [
+                        FieldViolation(
+                            "messages",
+                            f"the request is {len(data):,} bytes, over the limit of {limit:,} "
+                            "(server.max_request_mb)",
+                        )
+                    ],
+                    reason="REQUEST_TOO_LARGE",
+                )
+            try:
+                return cls.FromString(data)
+            except DecodeError:
+                why = f"the request is not a valid {cls.DESCRIPTOR.full_name} ({len(data):,} bytes)"
+                return InvalidRequest([FieldViolation("", why)], reason="UNDECODABLE_REQUEST")
+
+        return read
 
     def _deadline(self, context: Context) -> float:
         remaining = context.time_remaining()
@@ -143,8 +199,11 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
 
 
 async def _abort(context: Context, exc: Exception, rpc: RpcScope | Unobserved) -> None:
-    if not isinstance(exc, TurnoutError):
-        log.error("request failed unexpectedly: %s", type(exc).__name__, exc_info=exc)
+    # A client's mistake is the client's to read in the status (and the request log's, if on):
+    # no line here. Ours get one line with the traceback, rate-limited.
+    if not isinstance(exc, TurnoutError) and (dropped := _log_limit.take()) is not None:
+        held = f" ({dropped} similar lines suppressed)" if dropped else ""
+        log.error("request failed unexpectedly: %s%s", type(exc).__name__, held, exc_info=exc)
     status = to_status(exc)
     code: grpc.StatusCode = status.code
     rpc.failed(code.name, code.value[0], type(exc).__name__, getattr(exc, "attempts", ()))
