@@ -38,7 +38,7 @@ from sidecar.server.servicer import RouterServicer, Runtime
 from sidecar.shadow.runner import ShadowBook, ShadowRunner
 from sidecar.simulator.config import load_simulator_config
 from sidecar.simulator.server import start_simulator
-from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
+from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry, redact_log_records
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,7 @@ class Sidecar:
 
     async def start(self) -> None:
         config = self.config
+        redact_log_records()  # before anything can log a provider's words
         if self._telemetry is None:
             self._telemetry = build_telemetry(telemetry_options(config.telemetry, self._overrides))
         telemetry = self._telemetry

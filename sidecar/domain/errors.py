@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
 from sidecar.domain.plan import Rejection
+from sidecar.domain.redact import redact
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class TurnoutError(Exception):
     reason = "INTERNAL"
 
     def __init__(self, message: str) -> None:
+        message = redact(message)  # a status's last line: no key-like text reaches a client
         super().__init__(message)
         self.message = message
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sidecar.domain.redact import remember
 from sidecar.domain.request import Capability
 from sidecar.domain.response import Usage
 
@@ -52,12 +53,17 @@ class ModelSpec:
 
 
 class Secret:
-    """A credential that never shows itself in repr, str, logs or errors; `reveal()` is explicit."""
+    """A credential that never shows itself in repr, str, logs or errors; `reveal()` is explicit.
+
+    Its value (and any prefix of it) is also taken out of whatever text leaves the process
+    (domain/redact.py), should a provider echo it back.
+    """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember(value)
 
     def reveal(self) -> str:
         return self._value

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sidecar.domain.model import ModelSpec, ProviderSpec
+from sidecar.domain.redact import redact
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion, FinishReason, Usage
 
@@ -56,6 +57,7 @@ class ProviderError(Exception):
         status: int | None = None,
         retry_after_s: float | None = None,
     ) -> None:
+        message = redact(message)  # the last line for provider text: see domain/redact.py
         super().__init__(message)
         self.failure_class = failure_class
         self.message = message

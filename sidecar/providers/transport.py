@@ -22,6 +22,7 @@ from yarl import URL
 from sidecar.domain.context import outbound_headers
 from sidecar.domain.model import ProviderSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
+from sidecar.domain.redact import is_credential_header, redact, remember
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.http import call_timeout
 from sidecar.providers.sse import SSEError
@@ -29,8 +30,6 @@ from sidecar.providers.sse import SSEError
 MAX_ERROR_BODY_BYTES = 64 * 1024
 LARGE_BODY_BYTES = 1024 * 1024
 _MAX_DETAIL_CHARS = 300
-_SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
-_REDACTED = "********"
 
 Classify = Callable[[int, bytes, Mapping[str, str]], ProviderError]
 # Signs one request just before it is sent: (url, body, headers) -> headers (e.g. AWS SigV4).
@@ -56,12 +55,12 @@ class JsonTransport:
         self._sign = sign
         self._exact_urls = exact_urls  # send URLs byte for byte, already quoted by the adapter
         secrets = [*secrets]
-        secrets += [
-            v for k, v in self._headers.items() if any(w in k.lower() for w in _SENSITIVE_HEADER_WORDS)
-        ]
+        # A credential header's value without its scheme ("Bearer sk-..." -> "sk-...").
+        secrets += [v.split()[-1] for k, v in self._headers.items() if is_credential_header(k) and v.split()]
         if spec.api_key is not None:
             secrets.append(spec.api_key.reveal())
-        self._secrets = tuple(s for s in secrets if s)
+        # Remembered process-wide, so that the last lines (statuses, spans, logs) know them too.
+        remember(*(s for s in secrets if s))
 
     @contextlib.asynccontextmanager
     async def exchange(
@@ -122,9 +121,9 @@ class JsonTransport:
         return ProviderError(err.failure_class, message, status=err.status, retry_after_s=err.retry_after_s)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
+        """The one redaction at the provider edge (domain/redact.py): this endpoint's credentials,
+        any prefix of them, and anything else shaped like a key."""
+        return redact(text)
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -7,7 +7,7 @@ nothing here calls back into the request flow.
 
 from typing import TextIO
 
-from sidecar.telemetry.privacy import capture_enabled
+from sidecar.telemetry.privacy import capture_enabled, redact_log_records
 from sidecar.telemetry.recorder import Telemetry
 from sidecar.telemetry.rpc_scope import RpcScope, Unobserved
 from sidecar.telemetry.setup import TelemetryOptions, build_sdk
@@ -21,6 +21,7 @@ __all__ = [
     "build_telemetry",
     "capture_enabled",
     "log_requests_to",
+    "redact_log_records",
 ]
 
 

@@ -4,7 +4,10 @@
   with an operator secret when one is set), stable enough to group by, useless to read back.
 - Prompts and completions are recorded on spans only when the operator sets the standard
   `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`; never in logs or metrics.
-- Credentials never reach telemetry at all: nothing here is handed a key or a header.
+- Credentials never reach telemetry at all: nothing here is handed a key or a header. Text that
+  came from a provider (an attempt's error) is redacted where a span's status is made, and every
+  log record's message on its creation (`redact_log_records`), as the last line behind the
+  provider edge's own redaction (domain/redact.py).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from functools import lru_cache
 
+from sidecar.domain.redact import redact
 from sidecar.domain.request import ChatRequest, ImagePart, TextPart
 from sidecar.domain.response import Completion
 
@@ -77,3 +82,38 @@ def output_messages(completion: Completion) -> str:
         )
     message = {"role": "assistant", "parts": parts, "finish_reason": completion.finish_reason.value}
     return json.dumps([message], ensure_ascii=False)
+
+
+# The request log holds ids, numbers and names the sidecar made, never a provider's words, and is
+# written once per request: it is left out (writing it stays as cheap as it was).
+_UNREDACTED_LOGGERS = frozenset({"turnout.access"})
+
+
+def redact_log_records() -> None:
+    """Redact key-like text from every log record as it is made, whatever handler then writes it.
+
+    A record factory rather than a handler filter: it covers handlers added later (pytest's, an
+    operator's) as well. Idempotent. The message is formatted once here (a handler would have
+    anyway), and a traceback is formatted and redacted into `exc_text`, which formatters reuse.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "turnout_redacts", False):
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name in _UNREDACTED_LOGGERS:
+            return record
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # a malformed call: logging reports it later
+            return record
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    factory.turnout_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

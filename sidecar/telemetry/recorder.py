@@ -34,6 +34,7 @@ from sidecar.domain.outcome import (
     AttemptStart,
 )
 from sidecar.domain.plan import Plan
+from sidecar.domain.redact import redact
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion
 from sidecar.telemetry import names as n
@@ -284,7 +285,8 @@ class Telemetry:
         status = UNSET
         if error_type:
             attrs[n.ERROR_TYPE] = error_type
-            status = Status(StatusCode.ERROR, record.error_message)
+            # The provider's words, already redacted at its edge; redacted again as a span's last line.
+            status = Status(StatusCode.ERROR, redact(record.error_message))
         elif record.outcome is AttemptOutcome.CANCELLED:
             attrs[n.ERROR_TYPE] = "cancelled"
         if self.capture_content and completion is not None:

@@ -35,6 +35,7 @@ from sidecar.providers.factory import build_adapter
 from sidecar.providers.http import make_session
 from sidecar.simulator import Simulator, SimulatorConfig, start_simulator
 from sidecar.simulator.config import FaultKind, FaultSpec
+from tests.planted import assert_no_key
 
 KEY = "sk-ant-planted-SECRET-456"
 REQUEST = ChatRequest(
@@ -275,8 +276,8 @@ async def test_headers_and_the_key_never_leaks(
     failures.append(await failure_of(AnthropicAdapter(dead, session).complete(call())))
     assert failures[-1].failure_class is FailureClass.CONNECTION
     for err in failures:
-        assert KEY not in _everything_about(err)
-    assert KEY not in repr(adapter)
+        assert_no_key(KEY, _everything_about(err))
+    assert_no_key(KEY, repr(adapter))
     assert KEY not in repr(spec)
 
 

@@ -40,8 +40,9 @@ from sidecar.providers.factory import build_adapter
 from sidecar.providers.http import make_session
 from sidecar.simulator import Simulator, SimulatorConfig, start_simulator
 from sidecar.simulator.config import FaultKind, FaultSpec
+from tests.planted import assert_no_key
 
-KEY = "bedrock-api-key-planted-SECRET-789"
+KEY = "ABSKQmVkcm9ja0FQSUtleS1wbGFudGVk-789"  # a Bedrock API key's shape (ABSK...)
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYPLANTEDKEY"
 SESSION_TOKEN = "FwoGZXIvYXdzEPLANTED-session-token"
 ACCESS_KEY = "AKIDEXAMPLEPLANTED"
@@ -291,8 +292,8 @@ async def test_bearer_key_path_and_the_key_never_leaks(
     for err in failures:
         assert err.failure_class is FailureClass.AUTH
         assert "********" in err.message
-        assert KEY not in _everything_about(err)
-    assert KEY not in repr(adapter)
+        assert_no_key(KEY, _everything_about(err))
+    assert_no_key(KEY, repr(adapter))
     assert "auth=api_key" in repr(adapter)
 
 

@@ -34,6 +34,7 @@ from sidecar.simulator.config import FaultKind, FaultSpec, ModelProfile, Simulat
 from sidecar.simulator.gemini_wire import add_gemini_routes
 from sidecar.simulator.server import start_simulator
 from sidecar.simulator.state import STATE, SimState
+from tests.planted import assert_no_key
 
 KEY = "AIza-planted-SECRET-123"
 
@@ -342,8 +343,8 @@ async def test_the_api_key_never_leaks(
     assert "********" in failures[0].message
     assert failures[-1].failure_class is FailureClass.TIMEOUT
     for err in failures:
-        assert KEY not in everything_about(err)
-    assert KEY not in repr(adapter)
+        assert_no_key(KEY, everything_about(err))
+    assert_no_key(KEY, repr(adapter))
     for url, _, _ in upstream.requests:
         assert KEY not in url
 

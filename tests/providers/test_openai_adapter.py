@@ -20,6 +20,7 @@ from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolC
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.http import make_session
 from sidecar.providers.openai import OpenAIAdapter
+from tests.planted import assert_no_key
 
 KEY = "sk-planted-SECRET-123"
 MODEL = ModelSpec(
@@ -484,8 +485,16 @@ async def test_the_api_key_never_leaks(
     session: aiohttp.ClientSession, adapter: OpenAIAdapter, fake: FakeUpstream
 ) -> None:
     echo = {"error": {"message": f"Incorrect API key provided: {KEY}.", "code": "invalid_api_key"}}
+    # What OpenAI really answers: the key's head, masked, and its last four characters.
+    masked = {"error": {"message": f"Incorrect API key provided: {KEY[:8]}****{KEY[-4:]}.", "code": "x"}}
     failures: list[ProviderError] = []
-    for handler in (answering(401, echo), answering(500, f"oops {KEY}".encode()), answering(200, b"{")):
+    for handler in (
+        answering(401, echo),
+        answering(401, masked),
+        answering(401, {"error": {"message": f"Incorrect API key provided: {KEY[:6]}***."}}),
+        answering(500, f"oops {KEY}".encode()),
+        answering(200, b"{"),
+    ):
         fake.handler = handler
         failures.append(await failure_of(adapter.complete(CALL)))
         failures.append(await failure_of(collect(adapter)))
@@ -502,5 +511,5 @@ async def test_the_api_key_never_leaks(
     assert failures[0].failure_class is FailureClass.AUTH
     assert "********" in failures[0].message
     for err in failures:
-        assert KEY not in everything_about(err)
-    assert KEY not in repr(adapter)
+        assert_no_key(KEY, everything_about(err))
+    assert_no_key(KEY, repr(adapter))

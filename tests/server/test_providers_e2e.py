@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import yaml
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.config import parse_config
@@ -16,7 +19,9 @@ from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.simulator.config import load_simulator_config
 from sidecar.simulator.server import Simulator, start_simulator
+from sidecar.telemetry import TelemetryOptions, build_telemetry
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_SIMULATOR, inject_fault, point_at_simulator
+from tests.planted import assert_no_key
 from tests.server.helpers import generate_request, user
 
 PLANTED = "sk-planted-E2E-SECRET-31337"
@@ -94,4 +99,67 @@ async def test_the_key_never_shows_in_logs_errors_or_responses(cross_stub, keyed
             seen += [error.details() or "", str(error.trailing_metadata())]
     seen += [r.getMessage() for r in caplog.records] + [str(r.exc_info) for r in caplog.records if r.exc_info]
     assert seen
-    assert not [s for s in seen if PLANTED in s]
+    assert_no_key(PLANTED, *seen)
+
+
+async def test_a_wrong_key_echoed_back_never_leaks(caplog):
+    """The sidecar's key is refused, and the provider quotes its head back ("sk-pla***", as OpenAI
+    does): nothing of it reaches the client's status and details, the spans or the logs."""
+    caplog.set_level(logging.DEBUG)
+    config = load_simulator_config(EXAMPLE_SIMULATOR).model_copy(
+        update={"time_scale": 0.01, "api_key": "sk-the-right-one-000000"}
+    )
+    sim = await start_simulator(config, "127.0.0.1", 0)
+    exporter = InMemorySpanExporter()
+    telemetry = build_telemetry(
+        TelemetryOptions(prometheus=False, trace_sample_ratio=1.0), env={}, span_exporter=exporter
+    )
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    point_at_simulator(raw, sim.root_url)
+    for provider in raw["providers"]:
+        provider["api_key_env"] = "TURNOUT_TEST_PLANTED_KEY"
+    raw["routes"].append(CROSS)
+    sidecar = Sidecar(
+        parse_config(raw, source="e2e", env={"TURNOUT_TEST_PLANTED_KEY": PLANTED}),
+        ListenOverrides(port=0),
+        telemetry=telemetry,
+    )
+    await sidecar.start()
+    seen: list[str] = []
+    try:
+        async with grpc.aio.insecure_channel(sidecar.address) as channel:
+            stub = pb_grpc.RouterServiceStub(channel)
+            for request in (
+                generate_request(hints=pb.RoutingHints(route="cross")),
+                generate_request(hints=pb.RoutingHints(pinned_model="gpt-4o-mini")),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.Generate(request)
+                error = info.value
+                assert error.code() is grpc.StatusCode.UNAVAILABLE
+                seen += [error.details() or "", str(error.trailing_metadata())]
+                status = rpc_status.from_call(error)
+                assert status is not None
+                seen.append(str(status))
+                for detail in status.details:
+                    info_pb = error_details_pb2.ErrorInfo()
+                    if detail.Unpack(info_pb):
+                        seen += [*info_pb.metadata.keys(), *info_pb.metadata.values()]
+            stream = stub.GenerateStream(
+                pb.GenerateStreamRequest(messages=[user("hi")], hints=pb.RoutingHints(route="cross"))
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for _ in stream:
+                    pass
+            seen += [info.value.details() or "", str(info.value.trailing_metadata())]
+    finally:
+        await sidecar.stop(grace_s=0)
+        await sim.close()
+    assert any("Incorrect API key provided: ********" in s for s in seen)  # the echo was there
+    spans = exporter.get_finished_spans()
+    assert any(s.status.description for s in spans)
+    for span in spans:
+        seen += [span.status.description or "", str(dict(span.attributes or {})), str(span.events)]
+    seen += [r.getMessage() for r in caplog.records]
+    seen += [logging.Formatter().format(r) for r in caplog.records if r.exc_info]
+    assert_no_key(PLANTED, *seen)
