@@ -12,7 +12,7 @@ from sidecar.domain.model import ModelSpec
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
 from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import Capability, ToolCall
-from sidecar.domain.response import FinishReason, Usage
+from sidecar.domain.response import FinishReason, StreamChunk, Usage
 from sidecar.execution.executor import ExecutionResult
 from sidecar.registry.health import HealthSnapshot, HealthState
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
@@ -134,6 +134,16 @@ def attempts(records: Iterable[AttemptRecord]) -> list[pb.Attempt]:
         )
         for a in records
     ]
+
+
+def delta(chunk: StreamChunk) -> pb.OutputDelta:
+    return pb.OutputDelta(
+        text=chunk.text,
+        tool_calls=[
+            pb.ToolCallDelta(index=d.index, id=d.id, name=d.name, arguments_json=d.arguments_json)
+            for d in chunk.tool_calls
+        ],
+    )
 
 
 def tool_calls(calls: Iterable[ToolCall]) -> list[pb.ToolCall]:

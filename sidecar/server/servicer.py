@@ -9,20 +9,29 @@ that never raise: grpc.aio answers a deserializer's exception with UNKNOWN namin
 ("Unexpected <class 'DecodeError'>") and logs a traceback per request. Here a payload over
 server.max_request_mb (measured on the wire, before parsing) or one that does not parse becomes an
 InvalidRequest that the handler raises, so it gets INVALID_ARGUMENT like any other bad field.
+
+Shutdown (`drain`, before the transport stops): gRPC's core answers CANCELLED, which clients do
+not retry, to every call that reached it but was not yet handed to a handler when the server
+shuts down (grpc/grpc#41785); in a test 100 of 250 calls sent as the server stopped got it. So
+for a short quiet window, and then until the requests in flight have finished (within the
+grace period), the handlers answer new calls UNAVAILABLE themselves; only then does the
+transport stop. Measured: 0 CANCELLED of 250 with a 100 ms window, 2 with 20 ms.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError
+from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, Unavailable
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
 from sidecar.execution.executor import ExecutionResult
@@ -42,6 +51,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 M = TypeVar("M", bound=Message)
 # Unexpected failures are logged with their traceback, but a burst of them must not flood the log.
 _log_limit = LogLimiter(per_second=1.0, burst=10)
+DRAIN_QUIET_S = 0.1  # see the module doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +78,18 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         self._telemetry = telemetry
         self._max_request_bytes = max_request_bytes
         self._default_timeout_s = default_timeout_s
+        self._draining = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def Route(self, request: pb.RouteRequest | InvalidRequest, context: Context) -> pb.RouteResponse:
         with self._telemetry.rpc("Route", context.invocation_metadata()) as rpc:
             try:
-                chat = to_chat_request(self._checked(request))
-                plan = self._runtime().pipeline.route(chat)
-                return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
+                with self._serving():
+                    chat = to_chat_request(self._checked(request))
+                    plan = self._runtime().pipeline.route(chat)
+                    return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
                 await _abort(context, exc, rpc)
                 raise AssertionError("unreachable") from None
@@ -84,11 +99,14 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
     ) -> pb.GenerateResponse:
         with self._telemetry.rpc("Generate", context.invocation_metadata()) as rpc:
             try:
-                chat = to_chat_request(self._checked(request))
-                generated = await self._runtime().pipeline.generate(chat, self._deadline(context))
-                result = generated.result
-                rpc.answered(result.attempts, result.winner)
-                return out.generate_response(generated.plan, result, chat.request_id, trace_id=rpc.trace_id)
+                with self._serving():
+                    chat = to_chat_request(self._checked(request))
+                    generated = await self._runtime().pipeline.generate(chat, self._deadline(context))
+                    result = generated.result
+                    rpc.answered(result.attempts, result.winner)
+                    return out.generate_response(
+                        generated.plan, result, chat.request_id, trace_id=rpc.trace_id
+                    )
             except Exception as exc:  # noqa: BLE001
                 await _abort(context, exc, rpc)
                 raise AssertionError("unreachable") from None
@@ -98,29 +116,20 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         with self._telemetry.rpc("GenerateStream", context.invocation_metadata()) as rpc:
             try:
-                chat = to_chat_request(self._checked(request))
-                plan: Plan | None = None
-                events = self._runtime().pipeline.generate_stream(chat, self._deadline(context))
-                async for event in events:
-                    if isinstance(event, Plan):
-                        plan = event
-                    elif isinstance(event, StreamChunk):
-                        yield pb.GenerateStreamResponse(
-                            delta=pb.OutputDelta(
-                                text=event.text,
-                                tool_calls=[
-                                    pb.ToolCallDelta(
-                                        index=d.index, id=d.id, name=d.name, arguments_json=d.arguments_json
-                                    )
-                                    for d in event.tool_calls
-                                ],
-                            )
-                        )
-                    elif isinstance(event, ExecutionResult):
-                        assert plan is not None, "the pipeline yields the plan first"
-                        rpc.answered(event.attempts, event.winner)
-                        end = out.stream_end(plan, event, chat.request_id, trace_id=rpc.trace_id)
-                        yield pb.GenerateStreamResponse(end=end)
+                with self._serving():
+                    chat = to_chat_request(self._checked(request))
+                    plan: Plan | None = None
+                    events = self._runtime().pipeline.generate_stream(chat, self._deadline(context))
+                    async for event in events:
+                        if isinstance(event, Plan):
+                            plan = event
+                        elif isinstance(event, StreamChunk):
+                            yield pb.GenerateStreamResponse(delta=out.delta(event))
+                        elif isinstance(event, ExecutionResult):
+                            assert plan is not None, "the pipeline yields the plan first"
+                            rpc.answered(event.attempts, event.winner)
+                            end = out.stream_end(plan, event, chat.request_id, trace_id=rpc.trace_id)
+                            yield pb.GenerateStreamResponse(end=end)
             except Exception as exc:  # noqa: BLE001
                 await _abort(context, exc, rpc)
 
@@ -136,6 +145,30 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                 for m in registry.models
             ]
         )
+
+    async def drain(self, grace_s: float, quiet_s: float = DRAIN_QUIET_S) -> None:
+        """Answer new calls UNAVAILABLE; return after `quiet_s` once no request is in flight, or
+        after `grace_s` (whichever first). The transport stops after this (see the module doc)."""
+        self._draining = True
+        started = time.monotonic()
+        await asyncio.sleep(min(quiet_s, grace_s))
+        left = grace_s - (time.monotonic() - started)
+        if left > 0:
+            with suppress(TimeoutError):  # the transport's stop then cancels what is left
+                await asyncio.wait_for(self._idle.wait(), left)
+
+    @contextmanager
+    def _serving(self) -> Iterator[None]:
+        if self._draining:
+            raise Unavailable("the sidecar is shutting down; retry the request")
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
     def _checked(self, request: AnyRequest | InvalidRequest) -> AnyRequest:
         if isinstance(request, InvalidRequest):

@@ -370,3 +370,36 @@ def test_a_stream_failure_names_the_attempt_that_failed_not_a_cancelled_hedge():
     message = str(StreamInterrupted((winner, hedge), delivered_chars=12))
     assert message.startswith("the stream from gpt-4o-mini failed after 12 characters were sent")
     assert "invalid_output: output is not valid JSON" in message
+
+
+async def test_requests_arriving_during_shutdown_get_unavailable_never_cancelled(simulator):
+    """gRPC's core answers CANCELLED (which clients do not retry) to calls that reached it but no
+    handler yet when the server stops; the servicer's drain answers them UNAVAILABLE first."""
+    from sidecar.app import ListenOverrides, Sidecar
+    from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+    from tests.conftest import example_config
+
+    codes: dict[str, int] = {}
+    for _ in range(3):
+        sidecar = Sidecar(example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0))
+        await sidecar.start()
+        async with grpc.aio.insecure_channel(sidecar.address) as channel:
+            stub = pb_grpc.RouterServiceStub(channel)
+            await stub.Route(pb.RouteRequest(messages=[user("warm up")]))
+
+            async def one(stub=stub) -> None:
+                try:
+                    await stub.Route(pb.RouteRequest(messages=[user("hi")]), timeout=10)
+                    name = "OK"
+                except grpc.aio.AioRpcError as error:
+                    name = error.code().name
+                    if "shutting down" in (error.details() or ""):
+                        name += " (shutting down)"
+                codes[name] = codes.get(name, 0) + 1
+
+            calls = [asyncio.create_task(one()) for _ in range(30)]
+            await asyncio.sleep(0)  # sent, not yet handled
+            await sidecar.stop(grace_s=2)
+            await asyncio.gather(*calls)
+    assert "CANCELLED" not in codes, codes
+    assert codes.get("UNAVAILABLE (shutting down)", 0) > 0, codes
