@@ -34,7 +34,11 @@ test: $(STAMP) test-deps ## run the test suite
 test-deps: ## build/install the real Jaeger and Prometheus the integration tests use
 	bash scripts/test-deps.sh
 
-check: lint typecheck contracts check-proto lint-proto ## every static check CI runs
+check: lint typecheck contracts check-proto lint-proto helm-check ## every static check CI runs
+
+.PHONY: helm-check
+helm-check: $(STAMP) ## helm lint --strict, helm template | kubeconform -strict (k8s 1.29, 1.37, CRDs), helm unittest
+	PYTHON=$(BIN)/python bash scripts/helm-check.sh
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
