@@ -20,7 +20,14 @@ from pathlib import Path
 
 import aiohttp
 
-from sidecar.config import Config, ServerSettings, TelemetrySettings, load_config
+from sidecar.config import (
+    Config,
+    ConfigError,
+    ServerSettings,
+    TelemetrySettings,
+    exposure_problems,
+    load_config,
+)
 from sidecar.execution.admission import Admission
 from sidecar.execution.breaker import BreakerSet
 from sidecar.execution.budget import Budget
@@ -33,6 +40,7 @@ from sidecar.providers.factory import build_adapter
 from sidecar.providers.http import make_session
 from sidecar.registry.health import HealthTracker
 from sidecar.reload import ConfigWatcher, ReloadResult
+from sidecar.server.access import Access, TlsFiles
 from sidecar.server.serve import GrpcServer, Listen
 from sidecar.server.servicer import RouterServicer, Runtime
 from sidecar.shadow.runner import ShadowBook, ShadowRunner
@@ -51,6 +59,9 @@ RESTART_ONLY = (
     "default_timeout_s",
     "probe_host",
     "probe_port",
+    "auth_token_env",
+    "tls",
+    "unix_socket_mode",
 )
 
 
@@ -70,6 +81,8 @@ class ListenOverrides:
     probe_port: int | None = None
     metrics_host: str | None = None
     metrics_port: int | None = None
+    # --allow-remote-metrics: the metrics host may be off loopback (telemetry.prometheus.allow_remote)
+    allow_remote_metrics: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +209,7 @@ class Sidecar:
     async def start(self) -> None:
         config = self.config
         redact_log_records()  # before anything can log a provider's words
+        self._check_exposure()
         if self._telemetry is None:
             self._telemetry = build_telemetry(telemetry_options(config.telemetry, self._overrides))
         telemetry = self._telemetry
@@ -222,6 +236,7 @@ class Sidecar:
             port=o.port if o.port is not None else config.server.port,
             unix_socket=o.unix_socket if o.unix_socket is not None else config.server.unix_socket,
             max_request_bytes=int(config.server.max_request_mb * 1024 * 1024),
+            access=_access(config),
         )
         try:
             server = GrpcServer(servicer, listen)
@@ -251,6 +266,24 @@ class Sidecar:
         await probes.start()
         log.info("probes: /livez, /readyz and /startupz at %s", probes.url)
         return probes
+
+    def _check_exposure(self) -> None:
+        """The config's check of listen addresses off loopback, again with the command line's."""
+        o, server = self._overrides, self.config.server
+        prometheus = self.config.telemetry.prometheus
+        problems = exposure_problems(
+            server,
+            o.host if o.host is not None else server.host,
+            prometheus,
+            o.metrics_host if o.metrics_host is not None else prometheus.host,
+            host_field="--host" if o.host is not None else "server.host",
+            metrics_field="--metrics-host" if o.metrics_host is not None else "telemetry.prometheus.host",
+            allow_remote_metrics=bool(o.allow_remote_metrics),
+        )
+        if problems:
+            raise ConfigError(
+                f"{self.config.source}: cannot serve:\n" + "\n".join(f"  {p}" for p in problems)
+            )
 
     def runtime(self) -> Runtime:
         assert self._runtime is not None, "start() first"
@@ -333,6 +366,15 @@ class Sidecar:
         finally:
             if self._probes is not None:
                 await self._probes.close()
+
+
+def _access(config: Config) -> Access:
+    tls = config.server.tls
+    return Access(
+        token=config.auth_token,
+        tls=TlsFiles(tls.cert_file, tls.key_file, tls.client_ca_file) if tls is not None else None,
+        unix_socket_mode=config.server.unix_socket_mode,
+    )
 
 
 def telemetry_options(

@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         help="Prometheus scrape port (default: telemetry.prometheus.port, 9464)",
     )
     serve.add_argument(
+        "--allow-remote-metrics",
+        action="store_true",
+        default=None,
+        help="let --metrics-host be off loopback, e.g. 0.0.0.0 for Prometheus to scrape the pod IP "
+        "(read-only aggregates; default: telemetry.prometheus.allow_remote, false)",
+    )
+    serve.add_argument(
         "--simulator",
         metavar="FILE",
         help="also run the built-in provider simulator in-process with this simulator config",
@@ -132,6 +139,7 @@ def _serve(args: argparse.Namespace) -> int:
         probe_port=args.probe_port,
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
+        allow_remote_metrics=args.allow_remote_metrics,
     )
     simulator = SimulatorOption(args.simulator, args.simulator_port) if args.simulator else None
     try:
@@ -140,6 +148,9 @@ def _serve(args: argparse.Namespace) -> int:
                 config, overrides, simulator, announce=_announce, reload_interval_s=args.reload_interval
             )
         )
+    except ConfigError as exc:  # listen addresses off loopback without a token or TLS
+        print(exc, file=sys.stderr)
+        return 2
     except (OSError, SimulatorConfigError) as exc:
         print(f"turnout: {exc}", file=sys.stderr)
         return 1

@@ -8,18 +8,21 @@ network. The result is a frozen `Config` of domain objects; the rest of the side
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sidecar.config_routes import RouteSettings, to_route_spec
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret, usd_to_nanos
+from sidecar.domain.redact import CREDENTIAL_WORDS, is_credential_header, redact
 from sidecar.domain.request import Capability
 from sidecar.domain.shadow import Compare, ShadowSpec
 from sidecar.execution.admission import Limits
@@ -38,6 +41,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsSettings(_Strict):
+    """TLS on the gRPC port (grpc's own SSL credentials); read once at start."""
+
+    cert_file: str  # PEM certificate chain
+    key_file: str  # PEM private key
+    client_ca_file: str = ""  # set: mutual TLS, clients must present a certificate signed by this CA
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(50051, ge=0, le=65535)
@@ -54,6 +65,22 @@ class ServerSettings(_Strict):
     # It may bind the pod IP for kubelet while the gRPC API stays on loopback.
     probe_host: str = "127.0.0.1"
     probe_port: int | None = Field(None, ge=0, le=65535)
+    # Access control (README, Access control). A host off loopback needs one of these two.
+    auth_token_env: Annotated[str, Field(pattern=ENV_NAME)] | None = None  # clients send Bearer <token>
+    tls: TlsSettings | None = None
+    # The unix socket's file mode: owner only by default (who may connect is who may open it).
+    unix_socket_mode: Annotated[int, Field(ge=0, le=0o777)] = 0o600
+
+    @field_validator("unix_socket_mode", mode="before")
+    @classmethod
+    def _octal(cls, value: Any) -> Any:
+        """A mode as YAML writes it: "0660" (a string: YAML reads a bare 0660 as the number 432)."""
+        if isinstance(value, str):
+            try:
+                return int(value, 8)
+            except ValueError:
+                raise ValueError(f'not an octal file mode: {value!r} (e.g. "0600")') from None
+        return value
 
 
 class ProviderSettings(_Strict):
@@ -80,12 +107,37 @@ class ProviderSettings(_Strict):
             )
         return data
 
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str) -> str:
+        # ListModels shows every client each model's endpoint, and logs and spans name it too.
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            raise ValueError(
+                "a base_url must not hold credentials (user:password@); put the key in an "
+                "environment variable and name it in api_key_env"
+            )
+        for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+            if is_credential_header(name):
+                raise ValueError(
+                    f"a base_url must not hold credentials (query parameter {name!r}); use api_key_env"
+                )
+        return url
+
     @field_validator("headers")
     @classmethod
-    def _no_auth_header(cls, headers: dict[str, str]) -> dict[str, str]:
-        for key in headers:
-            if key.lower() in {"authorization", "api-key", "x-api-key", "x-goog-api-key"}:
-                raise ValueError(f"header {key!r} carries credentials; use api_key_env instead")
+    def _no_credential_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        # By a broad rule on the normalised name (Proxy-Authorization, Cookie, X-Auth-Token,
+        # Ocp-Apim-Subscription-Key, "Authorization " with a space, ...), and by the value's shape.
+        for key, value in headers.items():
+            if is_credential_header(key):
+                word = next(w for w in CREDENTIAL_WORDS if w in key.strip().casefold())
+                raise ValueError(
+                    f"header {key!r} carries credentials (its name contains {word!r}); "
+                    "use api_key_env instead"
+                )
+            if redact(value) != value:
+                raise ValueError(f"header {key!r} has a value that looks like a key; use api_key_env instead")
         return headers
 
 
@@ -152,6 +204,9 @@ class PrometheusSettings(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"  # a scrape endpoint for the pod's own Prometheus agent; keep it local
     port: int = Field(9464, ge=0, le=65535)  # 0: any free port (the log says which)
+    # A host off loopback must be chosen deliberately (README, Access control): the endpoint serves
+    # read-only aggregates, no prompts or keys, to whoever can reach it.
+    allow_remote: bool = False
 
 
 class TelemetrySettings(_Strict):
@@ -267,6 +322,7 @@ class Config:
     model_limits: Mapping[str, Limits]
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     shadow: Mapping[str, ShadowSpec] = field(default_factory=dict)
+    auth_token: Secret | None = None  # from server.auth_token_env
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -293,9 +349,85 @@ def parse_config(raw: Any, *, source: str, env: Mapping[str, str]) -> Config:
         for i, p in enumerate(settings.providers)
         if p.api_key_env and not env.get(p.api_key_env)
     ]
+    missing += [f"  {problem}" for problem in _server_problems(settings.server, env)]
+    missing += [
+        f"  {problem}"
+        for problem in exposure_problems(
+            settings.server,
+            settings.server.host,
+            settings.telemetry.prometheus,
+            settings.telemetry.prometheus.host,
+        )
+    ]
     if missing:
         raise ConfigError(f"{source}: invalid config:\n" + "\n".join(missing))
     return _convert(settings, source, env)
+
+
+MIN_TOKEN_CHARS = 16
+
+
+def _server_problems(server: ServerSettings, env: Mapping[str, str]) -> list[str]:
+    problems = []
+    if server.auth_token_env:
+        token = env.get(server.auth_token_env, "")
+        if not token:
+            problems.append(f"server.auth_token_env: environment variable {server.auth_token_env} is not set")
+        elif len(token.strip()) < MIN_TOKEN_CHARS or token != token.strip():
+            problems.append(
+                f"server.auth_token_env: the token in {server.auth_token_env} must be at least "
+                f"{MIN_TOKEN_CHARS} characters, without surrounding spaces"
+            )
+    if server.tls is not None:
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(server.tls, name)
+            if path and not os.access(path, os.R_OK):
+                problems.append(f"server.tls.{name}: cannot read {path}")
+    return problems
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is on loopback only: localhost, 127.0.0.0/8 or ::1."""
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name, "" or 0.0.0.0-like: it may reach the network
+        return False
+
+
+def exposure_problems(
+    server: ServerSettings,
+    host: str,
+    prometheus: PrometheusSettings,
+    metrics_host: str,
+    *,
+    host_field: str = "server.host",
+    metrics_field: str = "telemetry.prometheus.host",
+    allow_remote_metrics: bool = False,
+) -> list[str]:
+    """Listen addresses off loopback that were not chosen deliberately (README, Access control).
+
+    The routing API spends money and returns answers: off loopback it needs a token or TLS. The
+    metrics endpoint is read-only aggregates: off loopback it needs to be allowed in so many words.
+    """
+    problems = []
+    if not is_loopback(host) and not server.auth_token_env and server.tls is None:
+        problems.append(
+            f"{host_field}: {host!r} is not a loopback address, and anyone who can reach it could "
+            "spend your provider credit: set server.auth_token_env (clients then send "
+            "'authorization: Bearer <token>') or server.tls, or listen on 127.0.0.1"
+        )
+    allowed = prometheus.allow_remote or allow_remote_metrics
+    if prometheus.enabled and not is_loopback(metrics_host) and not allowed:
+        problems.append(
+            f"{metrics_field}: {metrics_host!r} is not a loopback address; the metrics are "
+            "read-only aggregates (no prompts, no keys), so exposing them is allowed, but only "
+            "deliberately: set telemetry.prometheus.allow_remote: true (or pass "
+            "--allow-remote-metrics), or listen on 127.0.0.1"
+        )
+    return problems
 
 
 def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> str:
@@ -378,4 +510,5 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         model_limits={m.name: Limits(m.max_concurrency) for m in s.models if m.max_concurrency},
         telemetry=s.telemetry,
         shadow={sh.route: ShadowSpec(**sh.model_dump()) for sh in s.shadow},
+        auth_token=Secret(env[s.server.auth_token_env]) if s.server.auth_token_env else None,
     )

@@ -106,7 +106,7 @@ def broken(mutate) -> str:
         ),
         (
             lambda r: r["providers"][0].update(headers={"Authorization": "Bearer x"}),
-            "carries credentials; use api_key_env",
+            "header 'Authorization' carries credentials",
         ),
     ],
 )

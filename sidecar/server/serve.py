@@ -1,22 +1,22 @@
 """The grpc.aio server: listeners, health and reflection, and graceful shutdown.
 
 Shutdown order (`stop`): health turns NOT_SERVING (so a load balancer or kubelet stops sending),
-the servicer answers new RPCs UNAVAILABLE while in-flight ones get the grace period to finish
-(`RouterServicer.drain`: gRPC's own stop would answer calls that just arrived CANCELLED), then
-the transport stops and whatever is left is cancelled.
+the server stops accepting new RPCs, in-flight RPCs get the grace period to finish, then whatever
+is left is cancelled.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from sidecar.server.access import Access
 from sidecar.server.servicer import RouterServicer
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class Listen:
     port: int  # 0 picks a free port
     unix_socket: str = ""
     max_request_bytes: int = 32 * 1024 * 1024
+    access: Access = field(default_factory=Access)  # token, TLS, unix socket mode (access.py)
 
 
 class GrpcServer:
@@ -41,14 +42,14 @@ class GrpcServer:
         # 5 MB to the server's RSS. A headroom of the request's size would lift that guard.
         limit = listen.max_request_bytes + TRANSPORT_HEADROOM_BYTES
         self._server = grpc.aio.server(
+            interceptors=listen.access.interceptors(),
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         servicer.add_to_server(self._server)  # with deserializers that never raise
-        self._servicer = servicer
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
@@ -59,11 +60,13 @@ class GrpcServer:
             ),
             self._server,
         )
-        self.port = _bind(self._server, f"{listen.host}:{listen.port}")
+        self.port = _bind(self._server, f"{listen.host}:{listen.port}", listen.access.tcp_credentials())
         self.address = f"{listen.host}:{self.port}"
         self.unix_socket = listen.unix_socket
         if listen.unix_socket:
-            _bind(self._server, f"unix:{listen.unix_socket}")
+            with listen.access.socket_mode():  # who may connect is who may open the file
+                _bind(self._server, f"unix:{listen.unix_socket}")
+            os.chmod(listen.unix_socket, listen.access.unix_socket_mode)
 
     async def start(self) -> None:
         await self._server.start()
@@ -73,13 +76,11 @@ class GrpcServer:
     async def stop(self, grace_s: float) -> None:
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        started = time.monotonic()
-        await self._servicer.drain(grace_s)
-        await self._server.stop(max(grace_s - (time.monotonic() - started), 0.0))
+        await self._server.stop(grace_s)
 
 
-def _bind(server: grpc.aio.Server, address: str) -> int:
+def _bind(server: grpc.aio.Server, address: str, tls: grpc.ServerCredentials | None = None) -> int:
     try:
-        return server.add_insecure_port(address)
+        return server.add_insecure_port(address) if tls is None else server.add_secure_port(address, tls)
     except RuntimeError:  # grpc says only "Failed to bind"; say what to check
         raise OSError(f"cannot listen on {address}: the address is in use or not permitted") from None

@@ -4,7 +4,8 @@ the app's call on 127.0.0.1 goes through, SIGTERM exits 0), and every alert of t
 PrometheusRule is PromQL that a real Prometheus scraping that sidecar evaluates: the breaker alert
 finds the model whose breaker the test opened.
 
-Only loopback: the chart's 0.0.0.0 listen addresses (the pod IP) become 127.0.0.1 here.
+Only loopback: the chart's 0.0.0.0 listen addresses (the pod IP) become 127.0.0.1 here; the flag
+that lets the metrics host leave loopback (--allow-remote-metrics) is passed as rendered.
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ async def test_the_rendered_sidecar_serves_probes_metrics_and_alerts(prometheus:
         },
     )
     probe = f"http://127.0.0.1:{ports['probe']}"
+    container = rendered["Deployment"]["spec"]["template"]["spec"]["initContainers"][0]
+    # Turnout refuses --metrics-host=0.0.0.0 unless the chart says so deliberately.
+    assert {"--metrics-host=0.0.0.0", "--allow-remote-metrics", "--host=127.0.0.1"} <= set(container["args"])
     with run_rendered_sidecar(rendered, tmp_path, ports["sim"]) as process:
-        container = rendered["Deployment"]["spec"]["template"]["spec"]["initContainers"][0]
         startup = container["startupProbe"]["httpGet"]["path"]
         await asyncio.to_thread(wait_until_ready, probe + startup, process, tmp_path / "sidecar.log")
         for kind in ("readinessProbe", "livenessProbe"):

@@ -86,7 +86,10 @@ Turnout after them, all within this one period, so it must leave Turnout its dra
     - --probe-host=0.0.0.0
     - --probe-port={{ $s.probePort }}
     {{- if $v.metrics.enabled }}
+    # Prometheus scrapes the pod IP: the metrics listener leaves loopback, deliberately (it serves
+    # read-only aggregates, no prompts or keys); the gRPC API above stays on 127.0.0.1.
     - --metrics-host=0.0.0.0
+    - --allow-remote-metrics
     - --metrics-port={{ $v.metrics.port }}
     {{- end }}
     {{- if $s.simulator.enabled }}
