@@ -1,14 +1,16 @@
 """The grpc.aio server: listeners, health and reflection, and graceful shutdown.
 
 Shutdown order (`stop`): health turns NOT_SERVING (so a load balancer or kubelet stops sending),
-the server stops accepting new RPCs, in-flight RPCs get the grace period to finish, then whatever
-is left is cancelled.
+the servicer answers new RPCs UNAVAILABLE while in-flight ones get the grace period to finish
+(`RouterServicer.drain`: gRPC's own stop would answer calls that just arrived CANCELLED), then
+the transport stops and whatever is left is cancelled.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -50,6 +52,7 @@ class GrpcServer:
             ],
         )
         servicer.add_to_server(self._server)  # with deserializers that never raise
+        self._servicer = servicer
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
@@ -76,7 +79,9 @@ class GrpcServer:
     async def stop(self, grace_s: float) -> None:
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self._server.stop(grace_s)
+        started = time.monotonic()
+        await self._servicer.drain(grace_s)
+        await self._server.stop(max(grace_s - (time.monotonic() - started), 0.0))
 
 
 def _bind(server: grpc.aio.Server, address: str, tls: grpc.ServerCredentials | None = None) -> int:
