@@ -5,7 +5,9 @@
 #   2. helm template (default values and each ci/*.yaml) for each Kubernetes version, every rendered
 #      manifest validated by kubeconform -strict against that version's schemas plus the
 #      prometheus-operator CRD schemas; no -ignore-missing-schemas: a kind without a schema fails
-#   3. helm unittest (tests/*_test.yaml)
+#   3. the same for each example chart under helm/examples/ (EXAMPLES= to skip) that includes the
+#      sidecar in its own Deployment, with the chart as a fresh file:// dependency
+#   4. helm unittest (tests/*_test.yaml)
 #
 # CHART (default helm/turnout) picks the chart. Every step runs and reports; the exit code is non-zero
 # when any failed. A tool that cannot be installed fails the check in CI (CI=true) and is a skip, with
@@ -68,36 +70,74 @@ for vs in "${values_sets[@]}"; do
 done
 
 # --- 2. helm template | kubeconform -strict ---------------------------------------------------------
+# validate_rendered WHAT KUBE_VERSION CHART RENDERED [helm args...]: helm template into $OUT/RENDERED
+# (named for the output: kubeconform prints that path with each finding), then kubeconform -strict.
 # --api-versions: the chart may render a ServiceMonitor/PrometheusRule only where the cluster serves
 # monitoring.coreos.com/v1; say it does, so that those templates are rendered and validated too.
+validate_rendered() {
+    local what="$1" kv="$2" chart="$3" rendered="$4" kinds
+    shift 4
+    mkdir -p "$OUT/$(dirname "$rendered")"
+    if ! "$HELM_BIN" template "$RELEASE" "$chart" "$@" --kube-version "$kv" \
+        --api-versions monitoring.coreos.com/v1 >"$OUT/$rendered" 2>"$OUT/template.log"; then
+        sed 's/^/   | /' "$OUT/template.log"
+        fail "helm template, Kubernetes $kv ($what)"
+        return
+    fi
+    kinds="$(awk '/^kind:/ { print $2 }' "$OUT/$rendered" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep=", " }')"
+    echo "   rendered: ${kinds:-nothing}"
+    if (cd "$OUT" && "$KUBECONFORM_BIN" -strict -summary -kubernetes-version "$kv" \
+        -schema-location "$K8S_LOCATION" -schema-location "$CRD_LOCATION" \
+        "$rendered") >"$OUT/kc.log" 2>&1; then
+        ok "$(tail -n 1 "$OUT/kc.log")"
+    else
+        sed 's/^/   | /' "$OUT/kc.log"
+        fail "kubeconform -strict, Kubernetes $kv ($what)"
+    fi
+}
+
 for kv in $K8S_VERSIONS; do
     for vs in "${values_sets[@]}"; do
         step "helm template + kubeconform -strict, Kubernetes $kv ($(label "$vs"))"
         mapfile -d '' args < <(values_args "$vs")
-        # Named for the output: kubeconform prints this path (relative to $OUT) with each finding.
         name="$(label "$vs" | tr ' /' '-_')"
-        rendered="k8s-$kv/${name%.yaml}.yaml"
-        mkdir -p "$OUT/k8s-$kv"
-        if ! "$HELM_BIN" template "$RELEASE" "$CHART" "${args[@]}" --kube-version "$kv" \
-            --api-versions monitoring.coreos.com/v1 >"$OUT/$rendered" 2>"$OUT/template.log"; then
-            sed 's/^/   | /' "$OUT/template.log"
-            fail "helm template, Kubernetes $kv ($(label "$vs"))"
-            continue
-        fi
-        kinds="$(awk '/^kind:/ { print $2 }' "$OUT/$rendered" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep=", " }')"
-        echo "   rendered: ${kinds:-nothing}"
-        if (cd "$OUT" && "$KUBECONFORM_BIN" -strict -summary -kubernetes-version "$kv" \
-            -schema-location "$K8S_LOCATION" -schema-location "$CRD_LOCATION" \
-            "$rendered") >"$OUT/kc.log" 2>&1; then
-            ok "$(tail -n 1 "$OUT/kc.log")"
-        else
-            sed 's/^/   | /' "$OUT/kc.log"
-            fail "kubeconform -strict, Kubernetes $kv ($(label "$vs"))"
-        fi
+        validate_rendered "$(label "$vs")" "$kv" "$CHART" "k8s-$kv/${name%.yaml}.yaml" "${args[@]}"
     done
 done
 
-# --- 3. helm unittest -------------------------------------------------------------------------------
+# --- 3. example charts that include the sidecar (helm/examples/*/) --------------------------------------
+# The named sidecar template renders only inside a chart that includes it: these depend on the chart
+# by a file:// path, so a copy of helm/ gets a fresh `helm dependency update` (never a stale
+# charts/*.tgz of the work tree), then the same lint and kubeconform as above.
+EXAMPLES="${EXAMPLES-helm/examples}"
+shopt -s nullglob
+examples=()
+[[ -n "$EXAMPLES" ]] && examples=("$EXAMPLES"/*/Chart.yaml)
+shopt -u nullglob
+if ((${#examples[@]})); then
+    mkdir -p "$OUT/tree"
+    cp -R "$(dirname "$EXAMPLES")" "$OUT/tree/"
+fi
+for chart_yaml in "${examples[@]}"; do
+    example="$OUT/tree/$(dirname "$chart_yaml")"
+    name="${chart_yaml%/Chart.yaml}"
+    rm -rf "$example/charts" "$example/Chart.lock"
+    step "example $name: helm dependency update + helm lint --strict"
+    if "$HELM_BIN" dependency update "$example" >"$OUT/dep.log" 2>&1 &&
+        "$HELM_BIN" lint --strict "$example" >"$OUT/lint.log" 2>&1; then
+        ok "$(grep -E 'chart\(s\) linted' "$OUT/lint.log")"
+    else
+        cat "$OUT/dep.log" "$OUT/lint.log" 2>/dev/null | sed 's/^/   | /'
+        fail "example $name: dependency update or lint"
+        continue
+    fi
+    for kv in $K8S_VERSIONS; do
+        step "example $name: helm template + kubeconform -strict, Kubernetes $kv"
+        validate_rendered "example $name" "$kv" "$example" "k8s-$kv/example-$(basename "$name").yaml"
+    done
+done
+
+# --- 4. helm unittest -------------------------------------------------------------------------------
 step "helm unittest $CHART"
 shopt -s nullglob
 suites=("$CHART"/tests/*_test.yaml)
@@ -120,4 +160,4 @@ if ((${#failures[@]})); then
     printf '  - %s\n' "${failures[@]}"
     exit 1
 fi
-echo "helm-check: all passed ($CHART; Kubernetes $K8S_VERSIONS; ${#values_sets[@]} values sets)"
+echo "helm-check: all passed ($CHART; Kubernetes $K8S_VERSIONS; ${#values_sets[@]} values sets; ${#examples[@]} example charts)"
