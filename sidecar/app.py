@@ -113,6 +113,7 @@ class Shared:
             breakers=BreakerSet(
                 fail_max=r.breaker.fail_max,
                 reset_timeout_s=r.breaker.reset_timeout_s,
+                probe_after_s=r.breaker.probe_after_s,
                 on_change=breaker_changed,
             ),
             hedge_budget=Budget(ratio=r.hedge_budget.ratio, min_per_s=r.hedge_budget.min_per_s),

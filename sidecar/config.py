@@ -173,7 +173,9 @@ class ModelSettings(_Strict):
 
 class BreakerSettings(_Strict):
     fail_max: int = Field(5, ge=1)  # endpoint failures in a row that open a model's breaker
-    reset_timeout_s: float = Field(30, gt=0)  # open this long, then one probe
+    reset_timeout_s: float = Field(30, gt=0)  # the longest an open breaker waits for a probe
+    # The first probe after it opens; doubled after each failed probe, up to reset_timeout_s.
+    probe_after_s: float = Field(2, gt=0)
 
 
 class BudgetSettings(_Strict):

@@ -14,6 +14,17 @@ parts are done here around it:
   half-opens it when `clock() - opened_at >= reset_timeout_s`. Tests then run on virtual time.
 - **Half-open admits exactly one probe.** pybreaker lets every call through while half-open;
   here the first caller is the probe and the others fail with CIRCUIT_OPEN at once.
+- **The reset timeout backs off.** pybreaker could vary it through its public API (`reset_timeout`
+  is settable and read when a call meets the open breaker; a listener is told the state it left),
+  but its own timing is kept out here (the century above), so the wait before a probe is this
+  module's: `probe_after_s` after the breaker opens, doubled after each failed probe up to
+  `reset_timeout_s`, and `probe_after_s` again the next time it opens from closed. An outage of a
+  few seconds then costs a few seconds, not `reset_timeout_s`, while a long one is probed ever
+  less often.
+- **Panic.** When every breaker among a call's alternatives (`among`, the race's candidates) is
+  open, refusing all of them would fail a request that one of them might well serve by now. As
+  Envoy's panic threshold does, the one open longest is let through at once as its half-open
+  probe (still one probe at a time); the others still fail fast.
 
 An open breaker also half-opens on a timer (on the running loop), not only when a caller comes:
 the policy drops models whose breaker is open (`HealthTracker.breaker_open`, fed by `on_change`),
@@ -39,7 +50,7 @@ import logging
 import time
 import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pybreaker
 
@@ -99,12 +110,14 @@ class _Failed(Exception):
 
 
 class _Endpoint:
-    __slots__ = ("cb", "epoch", "opened_at", "probing", "timer")
+    __slots__ = ("cb", "epoch", "opened", "opened_at", "probing", "reset_s", "timer")
 
-    def __init__(self, cb: pybreaker.CircuitBreaker) -> None:
+    def __init__(self, cb: pybreaker.CircuitBreaker, reset_s: float) -> None:
         self.cb = cb
         self.epoch = 0  # bumped on every state change
         self.opened_at = 0.0  # clock() when it last opened
+        self.opened = 0  # the BreakerSet's count of openings then: orders openings at the same instant
+        self.reset_s = reset_s  # how long it stays open this time before a probe
         self.probing = False  # a half-open probe is in flight
         self.timer: asyncio.TimerHandle | None = None  # the open -> half-open transition
 
@@ -120,7 +133,8 @@ class _Listener(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
-        self._owner._changed(self._key, _STATE_NAMES[new_state.name])
+        old = _STATE_NAMES[old_state.name] if old_state is not None else CLOSED
+        self._owner._changed(self._key, old, _STATE_NAMES[new_state.name])
 
 
 class BreakerSet:
@@ -131,34 +145,44 @@ class BreakerSet:
         *,
         fail_max: int = 5,
         reset_timeout_s: float = 30.0,
+        probe_after_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`probe_after_s`: the first probe's wait (None: `reset_timeout_s`, no backoff)."""
         if fail_max < 1:
             raise ValueError(f"fail_max must be at least 1, not {fail_max}")
         if reset_timeout_s < 0:
             raise ValueError(f"reset_timeout_s must not be negative, not {reset_timeout_s}")
+        if probe_after_s is not None and probe_after_s < 0:
+            raise ValueError(f"probe_after_s must not be negative, not {probe_after_s}")
         self._fail_max = fail_max
-        self._reset_s = reset_timeout_s
+        self._reset_s = reset_timeout_s  # the longest wait before a probe
+        self._first_s = reset_timeout_s if probe_after_s is None else min(probe_after_s, reset_timeout_s)
         self._clock = clock
         self._on_change = on_change
         self._endpoints: dict[str, _Endpoint] = {}
+        self._openings = 0
         # State changes seen by the listener, reported once pybreaker has finished the transition
         # (mid-transition, its storage still holds the old state).
         self._pending: deque[tuple[str, str]] = deque()
 
-    def guard(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """Guard one call to `key`'s endpoint; raises CIRCUIT_OPEN on entry, without waiting, if open."""
-        return _Guard(self, key)
+    def guard(self, key: str, among: Sequence[str] = ()) -> contextlib.AbstractAsyncContextManager[None]:
+        """Guard one call to `key`'s endpoint; raises CIRCUIT_OPEN on entry, without waiting, if open.
 
-    def deferred_guard(self, key: str) -> DeferredGuard:
+        `among`: the call's alternatives, `key` included; when all their breakers are open, the
+        one open longest is let through as its probe (panic).
+        """
+        return _Guard(self, key, among)
+
+    def deferred_guard(self, key: str, among: Sequence[str] = ()) -> DeferredGuard:
         """A guard whose clean exit does not settle the call: `settle(error)` does, later.
 
         For streams: the block covers opening the stream up to its first token, but the stream's
         outcome is known only when it ends (a cut after the first token is an endpoint failure).
         Until then the call stays in flight, a half-open probe included.
         """
-        return DeferredGuard(self, key)
+        return DeferredGuard(self, key, among)
 
     def state(self, key: str) -> str:
         """The state: closed, open or half_open. An open breaker due for a probe still reads open."""
@@ -174,9 +198,24 @@ class BreakerSet:
         ep = self._endpoints.get(key)
         return ep is not None and ep.cb.current_state == pybreaker.STATE_OPEN and self._remaining(ep) > 0
 
+    def open_longest(self, keys: Sequence[str]) -> str | None:
+        """When every key's breaker is open and none is due for a probe: the one open longest.
+
+        None otherwise: some key can take a call (closed, or half-open with no probe in flight),
+        or a probe is in flight and will decide.
+        """
+        oldest: tuple[int, str] | None = None
+        for key in keys:
+            ep = self._endpoints.get(key)
+            if ep is None or not self.is_open(key):
+                return None
+            if oldest is None or ep.opened < oldest[0]:
+                oldest = (ep.opened, key)
+        return None if oldest is None else oldest[1]
+
     # --- the guard's two halves ---------------------------------------------------------------
 
-    def _enter(self, key: str) -> tuple[_Endpoint, int, bool]:
+    def _enter(self, key: str, among: Sequence[str]) -> tuple[_Endpoint, int, bool]:
         """Admit a call or raise CIRCUIT_OPEN; returns the endpoint, the epoch and whether it probes."""
         ep = self._endpoints.get(key)
         if ep is None:
@@ -184,7 +223,13 @@ class BreakerSet:
         state = ep.cb.current_state
         if state == pybreaker.STATE_OPEN:
             remaining = self._remaining(ep)
-            if remaining > 0:
+            if remaining > 0 and among and self.open_longest(among) == key:
+                log.info(
+                    "all breakers open (%s): trying %s, open longest, as an early probe",
+                    ", ".join(among),
+                    key,
+                )
+            elif remaining > 0:
                 raise ProviderError(
                     FailureClass.CIRCUIT_OPEN,
                     f"circuit breaker open for {key} (for another {remaining:.1f} s)",
@@ -225,16 +270,16 @@ class BreakerSet:
             listeners=[_Listener(self, key)],
             name=key,
         )
-        return _Endpoint(cb)
+        return _Endpoint(cb, self._first_s)
 
     def _remaining(self, ep: _Endpoint) -> float:
-        return ep.opened_at + self._reset_s - self._clock()
+        return ep.opened_at + ep.reset_s - self._clock()
 
     def _half_open(self, ep: _Endpoint) -> None:
         ep.cb.half_open()
         self._flush()
 
-    def _changed(self, key: str, state: str) -> None:
+    def _changed(self, key: str, old: str, state: str) -> None:
         """pybreaker's listener: called in the middle of a transition."""
         ep = self._endpoints[key]
         ep.epoch += 1
@@ -243,8 +288,12 @@ class BreakerSet:
             ep.timer.cancel()
             ep.timer = None
         if state == OPEN:
+            # A failed probe doubles the wait before the next one; opening from closed starts over.
+            ep.reset_s = min(2 * ep.reset_s, self._reset_s) if old == HALF_OPEN else self._first_s
             ep.opened_at = self._clock()
-            self._arm(key, ep, self._reset_s)
+            self._openings += 1
+            ep.opened = self._openings
+            self._arm(key, ep, ep.reset_s)
         self._pending.append((key, state))
 
     def _arm(self, key: str, ep: _Endpoint, delay_s: float) -> None:
@@ -277,15 +326,16 @@ class BreakerSet:
 
 
 class _Guard(contextlib.AbstractAsyncContextManager[None]):
-    __slots__ = ("_breakers", "_endpoint", "_epoch", "_key", "_probe", "_settled")
+    __slots__ = ("_among", "_breakers", "_endpoint", "_epoch", "_key", "_probe", "_settled")
 
-    def __init__(self, breakers: BreakerSet, key: str) -> None:
+    def __init__(self, breakers: BreakerSet, key: str, among: Sequence[str]) -> None:
         self._breakers = breakers
         self._key = key
+        self._among = among
         self._settled = False
 
     async def __aenter__(self) -> None:
-        self._endpoint, self._epoch, self._probe = self._breakers._enter(self._key)
+        self._endpoint, self._epoch, self._probe = self._breakers._enter(self._key, self._among)
 
     async def __aexit__(
         self,

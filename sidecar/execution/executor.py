@@ -9,7 +9,8 @@ The resilience layers, outermost first, written down once:
            hedge on slowness, retries after backoff; hedges and
            retries gated by per-provider budgets                      race.Race
           -> admission (concurrency, priority queue, rate limits)     admission.Admission
-            -> per-endpoint circuit breaker                           breaker.BreakerSet
+            -> per-endpoint circuit breaker (every candidate's
+               open: the one open longest probes at once)             breaker.BreakerSet
               -> per-attempt timeout                                  Executor._attempt
                 -> adapter (pure codec + HTTP)                        providers
                   -> output validation (JSON / JSON Schema)           validation
@@ -175,6 +176,7 @@ class Executor:
         policy = plan.execution
         want_logprobs = policy.low_confidence_logprob is not None
         violations: dict[str, str] = {}
+        among = names(stage.candidates)
 
         async def start(launch: Launch) -> tuple[Completion, Any]:
             sent = (
@@ -182,7 +184,9 @@ class Executor:
                 if launch.variant
                 else request
             )
-            return await self._attempt(launch, sent, plan, deadline, ledger, want_logprobs, stage_index)
+            return await self._attempt(
+                launch, sent, plan, deadline, ledger, want_logprobs, stage_index, among
+            )
 
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
             if error.failure_class is FailureClass.INVALID_OUTPUT:
@@ -231,6 +235,7 @@ class Executor:
         ledger: Ledger,
         want_logprobs: bool,
         stage: int,
+        among: tuple[str, ...],
     ) -> tuple[Completion, Any]:
         model = launch.candidate.model
         number = launch.number
@@ -253,7 +258,7 @@ class Executor:
                     deadline=deadline,
                 ),
                 asyncio.timeout(by_deadline),
-                self._r.breakers.guard(model.name),
+                self._r.breakers.guard(model.name, among),
                 asyncio.timeout(own),
             ):
                 ledger.queued(number, self._clock() - queued_at)
@@ -336,6 +341,11 @@ class Executor:
         from sidecar.execution.streaming import StreamRun
 
         return StreamRun(self, plan, request, deadline).events()
+
+
+def names(candidates: Sequence[Candidate]) -> tuple[str, ...]:
+    """The models of a race's candidates: the alternatives a breaker weighs in panic."""
+    return tuple(c.model.name for c in candidates)
 
 
 def _is_final(lost: RaceLost) -> bool:

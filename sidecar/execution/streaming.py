@@ -113,10 +113,13 @@ class StreamRun:
     async def _first_token(
         self, candidates: list[Candidate], request: ChatRequest, delivered_chars: int
     ) -> tuple[Launch, _Opened]:
+        from sidecar.execution.executor import names
+
         x, policy, ledger = self._x, self._plan.execution, self._ledger
+        among = names(candidates)
 
         async def start(launch: Launch) -> _Opened:
-            return await self._open(launch, request)
+            return await self._open(launch, request, among)
 
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
             return x._verdict(launch, error, policy, self._deadline)
@@ -136,7 +139,7 @@ class StreamRun:
                 raise StreamInterrupted(tuple(ledger.records), delivered_chars) from None
             raise ledger.final_error(self._deadline) from None
 
-    async def _open(self, launch: Launch, request: ChatRequest) -> _Opened:
+    async def _open(self, launch: Launch, request: ChatRequest, among: tuple[str, ...]) -> _Opened:
         x, ledger, model = self._x, self._ledger, launch.candidate.model
         ledger.start(x.attempt_start(launch, request))
         if not launch.hedged and not launch.retry_of:
@@ -149,7 +152,7 @@ class StreamRun:
         started = x._clock()
         chunks = x._adapters[model.provider].stream(call)
         first: list[StreamChunk] = []
-        breaker = x._r.breakers.deferred_guard(model.name)
+        breaker = x._r.breakers.deferred_guard(model.name, among)
         try:
             tokens = self._plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
             queued_at = x._clock()

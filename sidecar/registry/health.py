@@ -51,6 +51,7 @@ class ModelStats:
         "_sorted",
         "attempts",
         "breaker_open",
+        "breaker_opened",
         "error_rate",
         "last_failure",
         "latency_ewma_s",
@@ -66,6 +67,9 @@ class ModelStats:
         self.latency_p95_s: float | None = None
         self.last_failure: FailureClass | None = None
         self.breaker_open = False
+        # While open: when it opened, as a count of openings (lower opened earlier; the policy's
+        # panic mode tries the model open longest). 0 while closed.
+        self.breaker_opened = 0
         self.state = HealthState.UNKNOWN
         # The latency to plan with: the p95 once there are enough samples, else the EWMA. A plain
         # attribute, updated on write, because the policy reads it for every model on every decision.
@@ -92,6 +96,7 @@ class HealthTracker:
     def __init__(self) -> None:
         self._stats: dict[str, ModelStats] = {}
         self.version = 0
+        self._openings = 0
 
     def observe(self, record: AttemptRecord) -> None:
         if record.outcome is AttemptOutcome.CANCELLED:
@@ -115,6 +120,8 @@ class HealthTracker:
         stats = self.stats_for(model)
         if stats.breaker_open is not is_open:
             stats.breaker_open = is_open
+            self._openings += is_open
+            stats.breaker_opened = self._openings if is_open else 0
             self.version += 1
 
     def stats(self, model: str) -> ModelStats | None:

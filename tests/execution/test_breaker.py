@@ -318,7 +318,8 @@ def test_on_change_sees_the_new_state_and_cannot_break_the_call(caplog: pytest.L
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"), [({"fail_max": 0}, "fail_max"), ({"reset_timeout_s": -1}, "reset")]
+    ("kwargs", "match"),
+    [({"fail_max": 0}, "fail_max"), ({"reset_timeout_s": -1}, "reset"), ({"probe_after_s": -1}, "probe")],
 )
 def test_rejects_nonsense_settings(kwargs: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -372,3 +373,117 @@ def test_a_deferred_guard_that_never_entered_settles_to_nothing() -> None:
         guard.settle(ProviderError(FailureClass.SERVER_ERROR, "x"))  # no endpoint call: no effect
 
     run_virtual(main())
+
+
+# --- backoff: probe soon after opening, less often while the probes keep failing -------------------
+
+
+def test_the_first_probe_comes_after_probe_after_s_and_each_failed_probe_doubles_the_wait() -> None:
+    async def scenario() -> list[float]:
+        b = BreakerSet(fail_max=1, reset_timeout_s=30.0, probe_after_s=2.0, clock=now)
+        await fail(b)
+        waits = []
+        for _ in range(6):
+            waits.append((await refused_at_once(b)).retry_after_s)
+            await asyncio.sleep(waits[-1])
+            assert b.state("m") == "half_open"  # the timer half-opened it just then
+            await fail(b)  # the probe fails: open again
+        assert (await refused_at_once(b)).retry_after_s == pytest.approx(30.0)
+        return waits
+
+    assert run_virtual(scenario()) == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_a_probe_that_closes_it_starts_the_backoff_over() -> None:
+    async def scenario() -> None:
+        b = BreakerSet(fail_max=1, reset_timeout_s=30.0, probe_after_s=2.0, clock=now)
+        await fail(b)
+        await asyncio.sleep(2.0)
+        await fail(b)  # failed probe: 4 s next
+        await asyncio.sleep(4.0)
+        assert await call(b) == "ok"
+        assert b.state("m") == "closed"
+        await fail(b)  # opens from closed: 2 s again
+        assert (await refused_at_once(b)).retry_after_s == pytest.approx(2.0)
+
+    run_virtual(scenario())
+
+
+def test_probe_after_s_is_capped_by_reset_timeout_s() -> None:
+    async def scenario() -> None:
+        b = BreakerSet(fail_max=1, reset_timeout_s=1.0, probe_after_s=5.0, clock=now)
+        await fail(b)
+        assert (await refused_at_once(b)).retry_after_s == pytest.approx(1.0)
+
+    run_virtual(scenario())
+
+
+# --- panic: every alternative open -> the one open longest is probed at once ------------------------
+
+
+def test_when_every_alternative_is_open_the_one_open_longest_is_let_through_as_the_probe(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "sidecar.execution.breaker")
+
+    async def scenario() -> None:
+        b = breakers(fail_max=1)
+        await fail(b, "a")
+        await asyncio.sleep(1.0)
+        await fail(b, "b")
+        among = ("b", "a")
+        assert b.open_longest(among) == "a"
+        with pytest.raises(ProviderError) as refused:  # b is not the one open longest
+            async with b.guard("b", among):
+                pass
+        assert refused.value.failure_class is FailureClass.CIRCUIT_OPEN
+        release = asyncio.Event()
+        started = now()
+        probe = asyncio.create_task(guarded(b, "a", among, release))
+        await asyncio.sleep(0)
+        assert b.state("a") == "half_open"  # 29 s early
+        with pytest.raises(ProviderError, match="a probe is in flight"):  # still one probe at a time
+            async with b.guard("a", among):
+                pass
+        assert b.open_longest(among) is None  # a probe is out: it decides, no second panic probe
+        release.set()
+        await probe
+        assert (b.state("a"), b.state("b"), now() - started) == ("closed", "open", 0.0)
+        assert b.open_longest(among) is None  # a is closed: nothing to panic about
+
+    run_virtual(scenario())
+    [line] = [r.getMessage() for r in caplog.records if r.name == "sidecar.execution.breaker"]
+    assert line == "all breakers open (b, a): trying a, open longest, as an early probe"
+
+
+async def guarded(b: BreakerSet, key: str, among: tuple[str, ...], release: asyncio.Event) -> None:
+    async with b.guard(key, among):
+        await release.wait()
+
+
+def test_a_failed_panic_probe_reopens_it_and_the_next_panic_tries_another() -> None:
+    async def scenario() -> None:
+        b = BreakerSet(fail_max=1, reset_timeout_s=30.0, probe_after_s=2.0, clock=now)
+        await fail(b, "a")
+        await fail(b, "b")
+        among = ("a", "b")
+        assert b.open_longest(among) == "a"
+        with pytest.raises(ProviderError):  # a's early probe: the endpoint is still down
+            async with b.guard("a", among):
+                raise ProviderError(FailureClass.CONNECTION, "refused")
+        assert b.state("a") == "open"
+        assert (await refused_at_once(b, "a")).retry_after_s == pytest.approx(4.0)  # backed off
+        assert b.open_longest(among) == "b"  # a just reopened: b is now open longest
+
+    run_virtual(scenario())
+
+
+def test_no_panic_while_an_alternative_can_take_the_call() -> None:
+    async def scenario() -> None:
+        b = breakers(fail_max=1)
+        await fail(b, "a")
+        assert b.open_longest(("a", "b")) is None  # b was never used: closed
+        await refused_at_once(b, "a")
+        assert await call(b, "b") == "ok"
+
+    run_virtual(scenario())

@@ -158,6 +158,45 @@ def test_an_open_breaker_skips_at_once():
     assert took == 1.0  # only big's one second: the open breaker cost nothing
 
 
+def all_open_then_recovered(stream: bool):
+    """small then big fail and open their breakers; the endpoint recovers; one more request."""
+    breakers = BreakerSet(fail_max=1, reset_timeout_s=30, clock=now)
+    resilience = Resilience(breakers, Budget(clock=now), Budget(clock=now), Admission({}))
+    down = ProviderError(FailureClass.CONNECTION, "connection refused")
+    up = {"yes": False}
+    x, _ = executor(lambda call: answer(call.model.name) if up["yes"] else down, resilience=resilience)
+    policy = ExecutionPolicy(max_retries=0)
+
+    async def scenario() -> tuple[ExecutionResult, float]:
+        with pytest.raises(AllCandidatesFailed):
+            await x.run(plan((SMALL, BIG), policy=policy), chat(), 60)
+        up["yes"] = True
+        await asyncio.sleep(1.0)
+        started = now()
+        if stream:
+            events = [e async for e in x.stream(plan((BIG, SMALL), policy=policy), chat(), 60)]
+            result = events[-1]
+            assert isinstance(result, ExecutionResult)
+        else:
+            result = await x.run(plan((BIG, SMALL), policy=policy), chat(), 60)
+        return result, now() - started
+
+    result, took = run_virtual(scenario())
+    return result, took, breakers
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_every_breaker_open_the_one_open_longest_is_tried_at_once(stream):
+    result, took, breakers = all_open_then_recovered(stream)
+    assert result.completion.text == "small"
+    assert [(a.model, a.outcome, a.failure_class) for a in result.attempts] == [
+        ("big", AttemptOutcome.FAILURE, FailureClass.CIRCUIT_OPEN),  # not open as long: refused
+        ("small", AttemptOutcome.SUCCESS, None),  # open longest: probed 29 s early, and it closes
+    ]
+    assert took == 0
+    assert (breakers.state("small"), breakers.state("big")) == ("closed", "open")
+
+
 def test_no_capacity_is_resource_exhausted_with_retry_info():
     admission = Admission({"p1": Limits(max_concurrency=1)}, max_wait_s=0.5)
     resilience = Resilience(BreakerSet(clock=now), Budget(clock=now), Budget(clock=now), admission)

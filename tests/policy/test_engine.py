@@ -305,6 +305,21 @@ def test_scoring_demotes_errors_and_drops_open_breakers():
     assert names(plan) == ["big", "nano"]
 
 
+def test_scoring_with_every_breaker_open_keeps_the_one_open_longest_and_says_so():
+    health = HealthTracker()
+    for name in ("mini", "nano", "big"):  # mini opened first
+        health.set_breaker(name, True)
+    health.set_breaker("mini", False)  # ... then was probed, failed, and opened again: now last
+    health.set_breaker("mini", True)
+    plan = engine(ScoringSpec(), models=("mini", "nano", "big"), health=health).plan(chat())
+    assert names(plan) == ["nano"]
+    assert notes(plan, "nano")[0] is True
+    assert notes(plan, "nano")[1][0] == "breaker open longest: tried anyway"
+    assert notes(plan, "mini") == (False, ["breaker open"])
+    assert notes(plan, "big") == (False, ["breaker open"])
+    assert "all breakers open: trying nano, open longest" in [str(r) for r in plan.reasons]
+
+
 class Fixed:
     name = "fixed"
 

@@ -3,7 +3,9 @@
 Each term is scaled to [0, 1] within the candidates of this decision, so the weights compare
 like with like: cost and latency relative to the dearest and slowest candidate, quality as
 1 - quality, errors as the live (EWMA) error rate. Lower is better. A model whose circuit
-breaker is open is dropped: sending to it would fail at once.
+breaker is open is dropped: sending to it would fail at once. When every one is open, the one open
+longest is kept (panic mode, as Envoy's): it is the likeliest to have recovered, and the executor
+lets it through as its breaker's probe, where dropping them all would fail the request for sure.
 """
 
 from __future__ import annotations
@@ -23,13 +25,17 @@ class ScoringStrategy:
     def apply(self, draft: Draft) -> None:
         alive = draft.alive
         if any(e.stats.breaker_open for e in alive):
+            kept = [e for e in alive if not e.stats.breaker_open]
+            if not kept:
+                oldest = min(alive, key=_opened)
+                kept = [oldest]
+                draft.note(oldest, "breaker open longest: tried anyway")
+                draft.reasons.append(Why("all breakers open: trying {}, open longest", oldest.name))
             for e in alive:
-                if e.stats.breaker_open:
+                if e not in kept:
                     draft.drop(e, "breaker open")
-            draft.keep_only([e for e in alive if not e.stats.breaker_open])
-            alive = draft.alive
-            if not alive:
-                return
+            draft.keep_only(kept)
+            alive = kept
         costs = draft.costs()
         latencies = [e.latency_s for e in alive]
         top_cost = max(costs) or 1.0
@@ -47,6 +53,10 @@ class ScoringStrategy:
         scored.sort(key=_first)
         draft.keep_only([e for _, e in scored])
         draft.reasons.append(Why("ranked by score: {}", _Ranking(scored)))
+
+
+def _opened(entry: Entry) -> int:
+    return entry.stats.breaker_opened
 
 
 def _first(pair: tuple[float, Entry]) -> float:
