@@ -7,7 +7,9 @@
 #      prometheus-operator CRD schemas; no -ignore-missing-schemas: a kind without a schema fails
 #   3. the same for each example chart under helm/examples/ (EXAMPLES= to skip) that includes the
 #      sidecar in its own Deployment, with the chart as a fresh file:// dependency
-#   4. helm unittest (tests/*_test.yaml)
+#   4. every turnout.yaml the chart renders loads in the sidecar's own config loader, and the demo
+#      config is a copy of examples/turnout.yaml
+#   5. helm unittest (tests/*_test.yaml)
 #
 # CHART (default helm/turnout) picks the chart. Every step runs and reports; the exit code is non-zero
 # when any failed. A tool that cannot be installed fails the check in CI (CI=true) and is a skip, with
@@ -137,7 +139,28 @@ for chart_yaml in "${examples[@]}"; do
     done
 done
 
-# --- 4. helm unittest -------------------------------------------------------------------------------
+# --- 4. the Turnout configs the chart renders load in the sidecar's own config loader ----------------
+# A values example (or the demo config) that the sidecar would refuse at start fails here, not in a pod.
+# The demo config is a copy of examples/turnout.yaml (a chart cannot read files outside its folder).
+step "Turnout configs in the rendered ConfigMaps (sidecar.config.parse_config)"
+if cmp -s examples/turnout.yaml "$CHART/files/demo-config.yaml"; then
+    ok "$CHART/files/demo-config.yaml is examples/turnout.yaml"
+else
+    fail "$CHART/files/demo-config.yaml differs from examples/turnout.yaml: cp examples/turnout.yaml $CHART/files/demo-config.yaml"
+fi
+first_kv="${K8S_VERSIONS%% *}"
+shopt -s nullglob
+rendered=("$OUT/k8s-$first_kv"/*.yaml)
+shopt -u nullglob
+if "${PYTHON_BIN:-.venv/bin/python}" scripts/chart_configs.py "${rendered[@]}" >"$OUT/configs.log" 2>&1; then
+    sed "s|$OUT/||" "$OUT/configs.log"
+    ok "every rendered turnout.yaml loads"
+else
+    sed "s|$OUT/||; s/^/   | /" "$OUT/configs.log"
+    fail "a rendered turnout.yaml does not load (or .venv is missing: make install)"
+fi
+
+# --- 5. helm unittest -------------------------------------------------------------------------------
 step "helm unittest $CHART"
 shopt -s nullglob
 suites=("$CHART"/tests/*_test.yaml)
