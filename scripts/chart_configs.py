@@ -25,7 +25,8 @@ def main(paths: list[str]) -> int:
             if not doc or doc.get("kind") != "ConfigMap" or "turnout.yaml" not in (doc.get("data") or {}):
                 continue
             raw = yaml.safe_load(doc["data"]["turnout.yaml"])
-            env = {p["api_key_env"]: "set-from-a-secret" for p in raw.get("providers", []) if p.get("api_key_env")}
+            providers = raw.get("providers", [])
+            env = {p["api_key_env"]: "set-from-a-secret" for p in providers if p.get("api_key_env")}
             where = f"{path}: ConfigMap {doc['metadata']['name']}"
             try:
                 config = parse_config(raw, source=where, env=env)
