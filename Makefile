@@ -9,7 +9,7 @@ CONFIG ?= examples/turnout.yaml
 SIM_CONFIG ?= examples/simulator.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick image-test clean
+.PHONY: help install run test fuzz test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick image-test clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ run: $(STAMP) ## start the provider simulator and the sidecar with examples/ (no
 
 test: $(STAMP) test-deps ## run the test suite
 	$(BIN)/pytest -q
+
+fuzz: $(STAMP) ## the property and byte-level fuzz tests, longer (~17 min; `make test` runs them in ~20 s)
+	TURNOUT_FUZZ_SECONDS=600 TURNOUT_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider -o timeout=1800 tests/server/test_fuzz.py
 
 test-deps: ## build/install the real Jaeger and Prometheus the integration tests use
 	bash scripts/test-deps.sh

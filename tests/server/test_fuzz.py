@@ -4,12 +4,15 @@
   or INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION from conversion, validation and routing.
 - Fuzz smoke: a few thousand byte-level mutations of valid serialized requests, sent through a
   real grpc.aio channel on 127.0.0.1, bounded in time; each gets one of those codes.
+
+`make fuzz` runs the same for longer (TURNOUT_FUZZ_SECONDS, TURNOUT_FUZZ_EXAMPLES).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import time
 from typing import Any
@@ -29,11 +32,12 @@ CLEAN = {
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.FAILED_PRECONDITION,
 }
-FUZZ_SECONDS = 20.0
-FUZZ_CASES = 3000
+FUZZ_SECONDS = float(os.environ.get("TURNOUT_FUZZ_SECONDS", "20"))
+FUZZ_CASES = 3000 if "TURNOUT_FUZZ_SECONDS" not in os.environ else 10**9  # `make fuzz`: time only
+EXAMPLES = int(os.environ.get("TURNOUT_FUZZ_EXAMPLES", "300"))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages(pb.GenerateRequest.DESCRIPTOR))
 def test_conversion_of_any_generate_request_raises_only_a_turnout_error(request_: pb.GenerateRequest):
     with contextlib.suppress(TurnoutError):
@@ -41,7 +45,7 @@ def test_conversion_of_any_generate_request_raises_only_a_turnout_error(request_
 
 
 @settings(
-    max_examples=300,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
