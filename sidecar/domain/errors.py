@@ -136,12 +136,20 @@ class StreamInterrupted(TurnoutError):
     def __init__(self, attempts: tuple[AttemptRecord, ...], delivered_chars: int) -> None:
         self.attempts = attempts
         self.delivered_chars = delivered_chars
-        # The attempt that failed, not the last one started: a hedge that lost the race to the
-        # first token comes after the winner and is only cancelled.
+        # The stream that broke is the last failed attempt that had sent a token, not the last
+        # one started: a hedge that lost the race to the first token comes after the winner
+        # (and is only cancelled), and so do continuations that failed before their first token.
         failed = [a for a in attempts if a.outcome is AttemptOutcome.FAILURE]
-        last = failed[-1] if failed else attempts[-1]
-        cause = last.failure_class.value if last.failure_class else last.outcome.value
+        streamed = [a for a in failed if a.time_to_first_token_s is not None]
+        last = (streamed or failed or list(attempts))[-1]
+        after = [a for a in failed if a.number > last.number]
+        tried = "; ".join(f"{a.model}: {_cause(a)}" for a in after)
         super().__init__(
             f"the stream from {last.model} failed after {delivered_chars} characters were sent "
-            f"({cause}: {last.error_message}); the answer is incomplete"
+            f"({_cause(last)}: {last.error_message}); the answer is incomplete"
+            + (f" (no other model could continue it: {tried})" if tried else "")
         )
+
+
+def _cause(a: AttemptRecord) -> str:
+    return a.failure_class.value if a.failure_class else a.outcome.value

@@ -370,6 +370,33 @@ def test_a_stream_failure_names_the_attempt_that_failed_not_a_cancelled_hedge():
     message = str(StreamInterrupted((winner, hedge), delivered_chars=12))
     assert message.startswith("the stream from gpt-4o-mini failed after 12 characters were sent")
     assert "invalid_output: output is not valid JSON" in message
+    assert message.endswith("the answer is incomplete")
+
+
+def test_a_stream_failure_names_the_stream_that_broke_not_a_continuation_that_never_started():
+    """stream_failover: continue. The stream broke mid-way on malformed JSON; the model asked to
+    continue it failed before its first token and came last, so the message blamed it."""
+    from sidecar.domain.errors import StreamInterrupted
+    from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
+
+    malformed = FailureClass.MALFORMED_RESPONSE
+    broke = AttemptRecord(
+        1,
+        "gemini-2.5-flash",
+        "google",
+        AttemptOutcome.FAILURE,
+        0.4,
+        malformed,
+        "the body is not valid JSON",
+        time_to_first_token_s=0.1,
+    )
+    refused = AttemptRecord(2, "gpt-4o-mini", "openai", AttemptOutcome.FAILURE, 0.1, malformed, "bad")
+    message = str(StreamInterrupted((broke, refused), delivered_chars=19))
+    assert message == (
+        "the stream from gemini-2.5-flash failed after 19 characters were sent (malformed_response: "
+        "the body is not valid JSON); the answer is incomplete (no other model could continue it: "
+        "gpt-4o-mini: malformed_response)"
+    )
 
 
 async def test_requests_arriving_during_shutdown_get_unavailable_never_cancelled(simulator):
