@@ -21,10 +21,13 @@ parts are done here around it:
   `reset_timeout_s`, and `probe_after_s` again the next time it opens from closed. An outage of a
   few seconds then costs a few seconds, not `reset_timeout_s`, while a long one is probed ever
   less often.
-- **Panic.** When every breaker among a call's alternatives (`among`, the race's candidates) is
-  open, refusing all of them would fail a request that one of them might well serve by now. As
-  Envoy's panic threshold does, the one open longest is let through at once as its half-open
-  probe (still one probe at a time); the others still fail fast.
+- **Panic.** When every breaker among a call's alternatives (`Alternatives`: a race's
+  candidates) is open, refusing all of them would fail a request that one of them might well
+  serve by now. As Envoy's panic threshold does, the one open longest is let through at once as
+  its half-open probe (still one probe at a time); the others still fail fast. Once per race,
+  and not for a retry (the executor passes no alternatives then): "try the one most likely to
+  have recovered", not each in turn (a failed probe reopens its breaker, which makes another the
+  one open longest), so that an incident's requests still fail fast after their one try.
 
 An open breaker also half-opens on a timer (on the running loop), not only when a caller comes:
 the policy drops models whose breaker is open (`HealthTracker.breaker_open`, fed by `on_change`),
@@ -50,7 +53,7 @@ import logging
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pybreaker
 
@@ -122,6 +125,16 @@ class _Endpoint:
         self.timer: asyncio.TimerHandle | None = None  # the open -> half-open transition
 
 
+class Alternatives:
+    """The models a race may use, for panic mode; one panic probe per race (see the module doc)."""
+
+    __slots__ = ("keys", "spent")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = tuple(keys)
+        self.spent = False
+
+
 class _Listener(pybreaker.CircuitBreakerListener):
     def __init__(self, owner: BreakerSet, key: str) -> None:
         self._owner = owner
@@ -167,15 +180,17 @@ class BreakerSet:
         # (mid-transition, its storage still holds the old state).
         self._pending: deque[tuple[str, str]] = deque()
 
-    def guard(self, key: str, among: Sequence[str] = ()) -> contextlib.AbstractAsyncContextManager[None]:
+    def guard(
+        self, key: str, among: Alternatives | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         """Guard one call to `key`'s endpoint; raises CIRCUIT_OPEN on entry, without waiting, if open.
 
         `among`: the call's alternatives, `key` included; when all their breakers are open, the
-        one open longest is let through as its probe (panic).
+        one open longest is let through as its probe (panic), once.
         """
         return _Guard(self, key, among)
 
-    def deferred_guard(self, key: str, among: Sequence[str] = ()) -> DeferredGuard:
+    def deferred_guard(self, key: str, among: Alternatives | None = None) -> DeferredGuard:
         """A guard whose clean exit does not settle the call: `settle(error)` does, later.
 
         For streams: the block covers opening the stream up to its first token, but the stream's
@@ -215,7 +230,7 @@ class BreakerSet:
 
     # --- the guard's two halves ---------------------------------------------------------------
 
-    def _enter(self, key: str, among: Sequence[str]) -> tuple[_Endpoint, int, bool]:
+    def _enter(self, key: str, among: Alternatives | None) -> tuple[_Endpoint, int, bool]:
         """Admit a call or raise CIRCUIT_OPEN; returns the endpoint, the epoch and whether it probes."""
         ep = self._endpoints.get(key)
         if ep is None:
@@ -223,10 +238,10 @@ class BreakerSet:
         state = ep.cb.current_state
         if state == pybreaker.STATE_OPEN:
             remaining = self._remaining(ep)
-            if remaining > 0 and among and self.open_longest(among) == key:
+            if remaining > 0 and among is not None and self._panics(key, among):
                 log.info(
                     "all breakers open (%s): trying %s, open longest, as an early probe",
-                    ", ".join(among),
+                    ", ".join(among.keys),
                     key,
                 )
             elif remaining > 0:
@@ -259,6 +274,12 @@ class BreakerSet:
         except _Failed:
             pass
         self._flush()
+
+    def _panics(self, key: str, among: Alternatives) -> bool:
+        if among.spent or self.open_longest(among.keys) != key:
+            return False
+        among.spent = True
+        return True
 
     # --- transitions --------------------------------------------------------------------------
 
@@ -328,7 +349,7 @@ class BreakerSet:
 class _Guard(contextlib.AbstractAsyncContextManager[None]):
     __slots__ = ("_among", "_breakers", "_endpoint", "_epoch", "_key", "_probe", "_settled")
 
-    def __init__(self, breakers: BreakerSet, key: str, among: Sequence[str]) -> None:
+    def __init__(self, breakers: BreakerSet, key: str, among: Alternatives | None) -> None:
         self._breakers = breakers
         self._key = key
         self._among = among

@@ -36,7 +36,7 @@ from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk
 from sidecar.execution.admission import Admission
 from sidecar.execution.backoff import RETRYABLE, retry_delay_s
-from sidecar.execution.breaker import BreakerSet
+from sidecar.execution.breaker import Alternatives, BreakerSet
 from sidecar.execution.budget import Budget
 from sidecar.execution.ledger import Ledger, Observer, loop_clock
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
@@ -176,7 +176,7 @@ class Executor:
         policy = plan.execution
         want_logprobs = policy.low_confidence_logprob is not None
         violations: dict[str, str] = {}
-        among = names(stage.candidates)
+        among = Alternatives(c.model.name for c in stage.candidates)
 
         async def start(launch: Launch) -> tuple[Completion, Any]:
             sent = (
@@ -235,7 +235,7 @@ class Executor:
         ledger: Ledger,
         want_logprobs: bool,
         stage: int,
-        among: tuple[str, ...],
+        among: Alternatives,
     ) -> tuple[Completion, Any]:
         model = launch.candidate.model
         number = launch.number
@@ -258,7 +258,8 @@ class Executor:
                     deadline=deadline,
                 ),
                 asyncio.timeout(by_deadline),
-                self._r.breakers.guard(model.name, among),
+                # Panic mode is for a candidate's first try; a retry's first try had its chance.
+                self._r.breakers.guard(model.name, None if launch.retry_of else among),
                 asyncio.timeout(own),
             ):
                 ledger.queued(number, self._clock() - queued_at)
@@ -341,11 +342,6 @@ class Executor:
         from sidecar.execution.streaming import StreamRun
 
         return StreamRun(self, plan, request, deadline).events()
-
-
-def names(candidates: Sequence[Candidate]) -> tuple[str, ...]:
-    """The models of a race's candidates: the alternatives a breaker weighs in panic."""
-    return tuple(c.model.name for c in candidates)
 
 
 def _is_final(lost: RaceLost) -> bool:

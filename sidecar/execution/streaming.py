@@ -28,7 +28,7 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart, ToolCall
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
-from sidecar.execution.breaker import DeferredGuard
+from sidecar.execution.breaker import Alternatives, DeferredGuard
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
 from sidecar.providers.base import ProviderCall
 from sidecar.validation.json_output import check_completion
@@ -113,10 +113,8 @@ class StreamRun:
     async def _first_token(
         self, candidates: list[Candidate], request: ChatRequest, delivered_chars: int
     ) -> tuple[Launch, _Opened]:
-        from sidecar.execution.executor import names
-
         x, policy, ledger = self._x, self._plan.execution, self._ledger
-        among = names(candidates)
+        among = Alternatives(c.model.name for c in candidates)
 
         async def start(launch: Launch) -> _Opened:
             return await self._open(launch, request, among)
@@ -139,7 +137,7 @@ class StreamRun:
                 raise StreamInterrupted(tuple(ledger.records), delivered_chars) from None
             raise ledger.final_error(self._deadline) from None
 
-    async def _open(self, launch: Launch, request: ChatRequest, among: tuple[str, ...]) -> _Opened:
+    async def _open(self, launch: Launch, request: ChatRequest, among: Alternatives) -> _Opened:
         x, ledger, model = self._x, self._ledger, launch.candidate.model
         ledger.start(x.attempt_start(launch, request))
         if not launch.hedged and not launch.retry_of:
@@ -152,7 +150,7 @@ class StreamRun:
         started = x._clock()
         chunks = x._adapters[model.provider].stream(call)
         first: list[StreamChunk] = []
-        breaker = x._r.breakers.deferred_guard(model.name, among)
+        breaker = x._r.breakers.deferred_guard(model.name, None if launch.retry_of else among)  # see _attempt
         try:
             tokens = self._plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
             queued_at = x._clock()

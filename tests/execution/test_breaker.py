@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from sidecar.domain.outcome import FailureClass, ProviderError
-from sidecar.execution.breaker import ENDPOINT_FAILURES, BreakerSet
+from sidecar.execution.breaker import ENDPOINT_FAILURES, Alternatives, BreakerSet
 from tests.execution.virtual import now, run_virtual
 
 CALLER_SIDE = (
@@ -431,8 +431,8 @@ def test_when_every_alternative_is_open_the_one_open_longest_is_let_through_as_t
         await fail(b, "a")
         await asyncio.sleep(1.0)
         await fail(b, "b")
-        among = ("b", "a")
-        assert b.open_longest(among) == "a"
+        among = Alternatives(("b", "a"))
+        assert b.open_longest(among.keys) == "a"
         with pytest.raises(ProviderError) as refused:  # b is not the one open longest
             async with b.guard("b", among):
                 pass
@@ -442,38 +442,44 @@ def test_when_every_alternative_is_open_the_one_open_longest_is_let_through_as_t
         probe = asyncio.create_task(guarded(b, "a", among, release))
         await asyncio.sleep(0)
         assert b.state("a") == "half_open"  # 29 s early
-        with pytest.raises(ProviderError, match="a probe is in flight"):  # still one probe at a time
-            async with b.guard("a", among):
+        with pytest.raises(ProviderError, match="a probe is in flight"):  # another race: one probe
+            async with b.guard("a", Alternatives(("b", "a"))):
                 pass
-        assert b.open_longest(among) is None  # a probe is out: it decides, no second panic probe
+        assert b.open_longest(among.keys) is None  # a probe is out: it decides, no second panic
         release.set()
         await probe
         assert (b.state("a"), b.state("b"), now() - started) == ("closed", "open", 0.0)
-        assert b.open_longest(among) is None  # a is closed: nothing to panic about
+        assert b.open_longest(among.keys) is None  # a is closed: nothing to panic about
 
     run_virtual(scenario())
     [line] = [r.getMessage() for r in caplog.records if r.name == "sidecar.execution.breaker"]
     assert line == "all breakers open (b, a): trying a, open longest, as an early probe"
 
 
-async def guarded(b: BreakerSet, key: str, among: tuple[str, ...], release: asyncio.Event) -> None:
+async def guarded(b: BreakerSet, key: str, among: Alternatives, release: asyncio.Event) -> None:
     async with b.guard(key, among):
         await release.wait()
 
 
-def test_a_failed_panic_probe_reopens_it_and_the_next_panic_tries_another() -> None:
+def test_one_panic_probe_per_race_and_the_next_race_tries_another() -> None:
     async def scenario() -> None:
         b = BreakerSet(fail_max=1, reset_timeout_s=30.0, probe_after_s=2.0, clock=now)
         await fail(b, "a")
         await fail(b, "b")
-        among = ("a", "b")
-        assert b.open_longest(among) == "a"
+        race = Alternatives(("a", "b"))
+        assert b.open_longest(race.keys) == "a"
         with pytest.raises(ProviderError):  # a's early probe: the endpoint is still down
-            async with b.guard("a", among):
+            async with b.guard("a", race):
                 raise ProviderError(FailureClass.CONNECTION, "refused")
         assert b.state("a") == "open"
         assert (await refused_at_once(b, "a")).retry_after_s == pytest.approx(4.0)  # backed off
-        assert b.open_longest(among) == "b"  # a just reopened: b is now open longest
+        assert b.open_longest(race.keys) == "b"  # a just reopened: b is now open longest ...
+        with pytest.raises(ProviderError, match="circuit breaker open for b"):  # ... but not in this race
+            async with b.guard("b", race):
+                pass
+        async with b.guard("b", Alternatives(("a", "b"))):  # the next race tries it
+            pass
+        assert b.state("b") == "closed"
 
     run_virtual(scenario())
 

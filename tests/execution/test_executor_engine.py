@@ -197,6 +197,29 @@ def test_every_breaker_open_the_one_open_longest_is_tried_at_once(stream):
     assert (breakers.state("small"), breakers.state("big")) == ("closed", "open")
 
 
+def test_panic_is_one_try_per_race_not_each_candidate_in_turn_nor_its_retries():
+    breakers = BreakerSet(fail_max=1, reset_timeout_s=30, clock=now)
+    resilience = Resilience(breakers, Budget(clock=now), Budget(clock=now), Admission({}))
+    down = ProviderError(FailureClass.CONNECTION, "connection refused")
+    x, adapter = executor(lambda call: down, resilience=resilience)
+    p = plan((SMALL, BIG), policy=ExecutionPolicy(max_retries=1, backoff_base_s=0.1))
+
+    async def twice() -> AllCandidatesFailed:
+        with pytest.raises(AllCandidatesFailed):
+            await x.run(p, chat(), 60)  # opens both (small first)
+        await asyncio.sleep(1.0)
+        sent = len(adapter.calls)
+        with pytest.raises(AllCandidatesFailed) as info:
+            await x.run(p, chat(), 60)  # still down
+        assert len(adapter.calls) == sent + 1  # one panic probe went out, nothing else
+        return info.value
+
+    error = run_virtual(twice())
+    outcomes = [(a.model, a.failure_class, a.retry_of) for a in error.attempts]
+    assert outcomes[:2] == [("small", FailureClass.CONNECTION, 0), ("big", FailureClass.CIRCUIT_OPEN, 0)]
+    assert all(c is FailureClass.CIRCUIT_OPEN for _, c, _ in outcomes[2:])  # retries: refused at once
+
+
 def test_no_capacity_is_resource_exhausted_with_retry_info():
     admission = Admission({"p1": Limits(max_concurrency=1)}, max_wait_s=0.5)
     resilience = Resilience(BreakerSet(clock=now), Budget(clock=now), Budget(clock=now), admission)
