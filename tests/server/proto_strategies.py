@@ -29,7 +29,20 @@ _INTS = {
 }
 # Short text mostly, with the names the config knows (so routes and models are found sometimes)
 # and now and then a long string (identifier bounds, echoed values).
-_KNOWN = ["gpt-4o-mini", "claude-haiku", "default", "support-chat", "classify", "free", "pro", "image/png"]
+_KNOWN = [
+    "gpt-4o-mini",
+    "claude-3-5-haiku",
+    "gemini-2.5-flash",
+    "llama-3.1-8b-instant",
+    "default",
+    "support-chat",
+    "classify",
+    "free",
+    "pro",
+    "image/png",
+    "data:image/png;base64,iVBORw0KGgo=",
+    "https://example.com/a.png",
+]
 _TEXT = st.one_of(
     st.text(max_size=12),
     st.sampled_from(_KNOWN),
