@@ -27,8 +27,8 @@ Routes (CHEAP = mixtral-8x7b, FRONTIER = gpt-4-1106-preview; the config is `rout
     learned-n  The shipped `predicted_success` over all 11 models (quality 0.95): the cheapest model
                whose predicted success is within 95% of the best one's goes first.
     cascade    CHEAP first, escalating to FRONTIER on what a cascade can observe without the answer
-               key. (1) A format check on the answer, run as `refusal_patterns`: the answer is
-               neither a bare choice letter nor contains code. (2) Low confidence: a mean token
+               key. (1) A format check (`expected_patterns`): escalate when the answer is neither
+               a bare choice letter nor contains code. (2) Low confidence: a mean token
                logprob below -0.5. RouterBench recorded no logprobs, so the simulator draws them
                from the model's profile, and they do NOT depend on whether the answer was right:
                (2) escalates a random share of short answers. (1) is a real signal but a rare one
@@ -90,8 +90,9 @@ CHEAP = "mistralai/mixtral-8x7b-chat"
 TASK_TYPES = {"arc-challenge": "multiple_choice", "winogrande": "multiple_choice", "mbpp": "code"}
 QUICK_SAMPLE = 100
 SEED = 7
-# Escalate unless the answer is a bare choice letter ("B", "(B)", "B.") or contains code.
-FORMAT_CHECK = r"\A(?!\s*\(?[A-E]\)?[.:]?\s*\Z)(?![\s\S]*(?:\bdef |```))"
+# Escalate unless the answer is a bare choice letter ("B", "(B)", "B.") or contains code: the
+# cascade's `expected_patterns` (RE2, case-insensitive, on the first 400 characters; `$` is the end).
+FORMAT_CHECK = (r"^\s*\(?[A-E]\)?[.:]?\s*$", r"\bdef |```")
 LOW_CONFIDENCE_LOGPROB = -0.5
 REQUEST_TIMEOUT_S = 300.0
 
@@ -122,7 +123,7 @@ def routes(models: Sequence[str]) -> dict[str, dict[str, Any]]:
             ],
             "execution": {
                 "low_confidence_logprob": LOW_CONFIDENCE_LOGPROB,
-                "refusal_patterns": [FORMAT_CHECK],
+                "expected_patterns": list(FORMAT_CHECK),
             },
         },
     }
@@ -338,7 +339,10 @@ def run(
         "single_models_offline": offline_single_models(prompts, FRONTIER),
         "oracles_offline": offline_oracles(prompts, FRONTIER, CHEAP),
         "target": {"cost_reduction": TARGET_COST_REDUCTION, "accuracy_points": TARGET_ACCURACY_POINTS},
-        "cascade_signals": {"format_check": FORMAT_CHECK, "low_confidence_logprob": LOW_CONFIDENCE_LOGPROB},
+        "cascade_signals": {
+            "format_check": list(FORMAT_CHECK),
+            "low_confidence_logprob": LOW_CONFIDENCE_LOGPROB,
+        },
     }
     if out_dir is not None:
         results["plot"] = plot(results, out_dir / "money.png")

@@ -19,7 +19,6 @@ A route is a pool of models in preference order plus strategies applied in the o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -69,20 +68,8 @@ def _linear(pattern: str) -> str:
     return pattern
 
 
-def _python_re(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"regex {pattern[:200]!r} does not compile: {exc}") from None
-    return pattern
-
-
 # A pattern that RE2, the linear-time engine the sidecar runs them on, compiles; an error names its index.
 Pattern = Annotated[str, AfterValidator(_linear)]
-# Refusal patterns are still run by the executor with `re`, on an answer's first 400 characters, and
-# the money bench's format check needs lookahead; moving them to RE2 is left open
-# (docs/decisions/001-linear-time-regex.md).
-RefusalPattern = Annotated[str, AfterValidator(_python_re)]
 
 
 class MatchSettings(_Strict):
@@ -266,7 +253,10 @@ class ExecutionSettings(_Strict):
     invalid_output: Literal["escalate", "retry"] = "escalate"
     stream_failover: Literal["error", "continue"] = "error"
     low_confidence_logprob: float | None = Field(None, lt=0)
-    refusal_patterns: list[RefusalPattern] = []
+    # Cascades, on an answer's first 400 characters, case-insensitive. Without lookahead, "anything
+    # but this format" is said by listing the format under `expected_patterns`.
+    refusal_patterns: list[Pattern] = []
+    expected_patterns: list[Pattern] = []
 
     def to_policy(self) -> ExecutionPolicy:
         return ExecutionPolicy(
@@ -281,6 +271,7 @@ class ExecutionSettings(_Strict):
             stream_failover=self.stream_failover,
             low_confidence_logprob=self.low_confidence_logprob,
             refusal_patterns=tuple(self.refusal_patterns),
+            expected_patterns=tuple(self.expected_patterns),
         )
 
 

@@ -164,3 +164,37 @@ def test_a_config_pattern_re2_cannot_take_fails_config_validation(pattern):
     path = "routes[0] (default).strategies[0].rules.rules[0] (simple-tasks).match.regex[1]"
     assert path in message, message
     assert "does not compile for RE2" in message
+
+
+async def test_a_config_refusal_pattern_reads_the_answer_in_linear_time():
+    # `(a|aa)+$` on 40 a's and a `!`: on Python's `re` the cascade's check took tens of seconds.
+    raw = example()
+    raw["routes"][1]["execution"]["refusal_patterns"] = ["(a|aa)+$"]
+    policy = parse_config(raw, source="my.yaml", env={}).routes[raw["routes"][1]["name"]].execution
+    small, big = model("small"), model("big")
+    escalate = frozenset({"refusal"})
+    plan = Plan(
+        "r", "cascade", (Stage((Candidate(small),), escalate), Stage((Candidate(big),))), execution=policy
+    )
+
+    def answer(call: ProviderCall) -> Completion:
+        text = "a" * 40 + "!" if call.model.name == "small" else "a" * 40
+        return Completion(text, FinishReason.STOP, Usage(10, 5))
+
+    executor = Executor({"p1": MockAdapter(answer)}, {"p1": provider("p1", 30.0)})
+    lag, result = await worst_loop_lag(lambda: executor.run(plan, chat(), time.monotonic() + 30))
+    assert lag < MAX_LAG_S
+    assert result.completion.text == "a" * 40 + "!"  # no match: the cheap answer stands
+    assert [a.escalated for a in result.attempts] == [""]
+
+
+@pytest.mark.parametrize("field", ["refusal_patterns", "expected_patterns"])
+def test_a_lookahead_refusal_pattern_fails_config_validation(field):
+    raw = example()
+    route = raw["routes"][1]
+    route["execution"][field] = ["sorry", "^(?!\\s*[A-E]\\s*$)"]  # "anything but a bare letter"
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, source="my.yaml", env={})
+    message = str(info.value)
+    assert f"routes[1] ({route['name']}).execution.{field}[1]" in message, message
+    assert "does not compile for RE2" in message

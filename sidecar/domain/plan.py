@@ -95,7 +95,10 @@ class ExecutionPolicy:
     invalid_output: str = "escalate"  # or "retry": once more on the same model, with the violations
     stream_failover: str = "error"  # or "continue": after tokens, another model continues the answer
     low_confidence_logprob: float | None = None  # cascade: escalate below this mean token logprob
-    refusal_patterns: tuple[str, ...] = ()  # cascade: texts that count as a refusal (case-insensitive)
+    # Cascades, on the answer's first 400 characters, case-insensitive, run on RE2: an answer that
+    # matches a refusal pattern, or none of the expected patterns (if any), counts as a refusal.
+    refusal_patterns: tuple[str, ...] = ()
+    expected_patterns: tuple[str, ...] = ()
 
 
 _SCORE = "score %.3f (cost %.2f, latency %.2f, quality gap %.2f, errors %.2f)"  # %: ~1/3 cheaper than format

@@ -23,8 +23,8 @@ Every attempt, whatever became of it, becomes an AttemptRecord for the observers
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -40,6 +40,7 @@ from sidecar.execution.breaker import Alternatives, BreakerSet
 from sidecar.execution.budget import Budget
 from sidecar.execution.ledger import Ledger, Observer, loop_clock
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
+from sidecar.policy.regex import Matcher, compile_linear
 from sidecar.providers.base import ProviderAdapter, ProviderCall
 from sidecar.registry.health import HealthTracker
 from sidecar.validation.json_output import check_completion
@@ -353,7 +354,7 @@ def _escalation(completion: Completion, stage: Stage, policy: ExecutionPolicy) -
     on = stage.escalate_on
     if "length" in on and completion.finish_reason is FinishReason.LENGTH:
         return "length"
-    if "refusal" in on and _refused(completion, policy.refusal_patterns):
+    if "refusal" in on and _refused(completion, policy):
         return "refusal"
     threshold = policy.low_confidence_logprob
     logprob = completion.mean_logprob
@@ -362,11 +363,21 @@ def _escalation(completion: Completion, stage: Stage, policy: ExecutionPolicy) -
     return ""
 
 
-def _refused(completion: Completion, patterns: tuple[str, ...]) -> bool:
+def _refused(completion: Completion, policy: ExecutionPolicy) -> bool:
     if completion.refusal or completion.finish_reason is FinishReason.CONTENT_FILTER:
         return True
     head = completion.text[:400]
-    return any(re.search(p, head, re.IGNORECASE) for p in patterns)
+    if any(m.search(head) for m in _compiled(policy.refusal_patterns)):
+        return True
+    expected = _compiled(policy.expected_patterns)
+    return bool(expected) and not any(m.search(head) for m in expected)
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(patterns: tuple[str, ...]) -> tuple[Matcher, ...]:
+    """Config patterns on RE2, compiled once per route's policy: linear in the answer, whatever they
+    say (Python's `re` took seconds on `(a|aa)+$` and 40 a's). The config check has compiled them."""
+    return tuple(compile_linear(f"(?i){p}") for p in patterns)
 
 
 def _stricter(request: ChatRequest, violations: str) -> ChatRequest:

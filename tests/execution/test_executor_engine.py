@@ -75,6 +75,11 @@ def test_cascade_escalates_on_length_and_marks_the_attempt():
             ExecutionPolicy(refusal_patterns=(r"\bcannot assist\b",)),
             "refusal",
         ),
+        (  # matches none of the expected answers (here: a bare choice letter, in any case)
+            answer("The answer is B."),
+            ExecutionPolicy(expected_patterns=(r"^\s*[a-e]\s*$",)),
+            "refusal",
+        ),
         (answer("maybe", mean_logprob=-2.5), ExecutionPolicy(low_confidence_logprob=-1.0), "low_confidence"),
     ],
 )
@@ -84,6 +89,13 @@ def test_cascade_escalates_on_refusal_and_low_confidence(small, policy, reason):
     assert result.completion.text == "sure"
     assert result.attempts[0].escalated == reason
     assert adapter.calls[0].want_logprobs is (policy.low_confidence_logprob is not None)
+
+
+def test_an_answer_matching_an_expected_pattern_stands():
+    policy = ExecutionPolicy(expected_patterns=(r"^\s*[a-e]\s*$", "```"))
+    x, _ = executor(by_model({"small": answer(" b\n"), "big": answer("sure")}))
+    result = run(x, plan((SMALL,), (BIG,), policy=policy, escalate=frozenset({"refusal"})))
+    assert (result.completion.text, result.attempts[0].escalated) == (" b\n", "")
 
 
 def test_the_last_stage_answers_even_if_it_would_escalate():
