@@ -31,6 +31,10 @@ from sidecar.registry.registry import Registry
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# ListModels carries token counts as int32 and prices as int64 usd_nanos; a million USD per
+# million tokens, times 2^31 tokens, still fits an int64 of usd_nanos.
+MAX_TOKENS = 2**31 - 1
+MAX_USD_PER_MTOK = 1_000_000
 
 
 class ConfigError(Exception):
@@ -38,7 +42,9 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and Infinity are refused in every number: a NaN passes no bound, and an infinite price or
+    # timeout would only fail later, converted to an integer or a deadline.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TlsSettings(_Strict):
@@ -144,9 +150,9 @@ class ProviderSettings(_Strict):
 class PriceSettings(_Strict):
     """USD per million tokens, as providers publish them."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cached_input: float | None = Field(None, ge=0)
+    input: float = Field(ge=0, le=MAX_USD_PER_MTOK)
+    output: float = Field(ge=0, le=MAX_USD_PER_MTOK)
+    cached_input: float | None = Field(None, ge=0, le=MAX_USD_PER_MTOK)
 
 
 class ModelSettings(_Strict):
@@ -154,8 +160,8 @@ class ModelSettings(_Strict):
     provider: str
     upstream_model: str = ""
     price: PriceSettings
-    context_window: int = Field(gt=0)
-    max_output_tokens: int = Field(gt=0)
+    context_window: int = Field(gt=0, le=MAX_TOKENS)
+    max_output_tokens: int = Field(gt=0, le=MAX_TOKENS)
     capabilities: list[Capability] = []
     tags: list[str] = []
     quality: float = Field(0.5, ge=0, le=1)
@@ -294,7 +300,7 @@ class FileSettings(_Strict):
                 problems += _unknown(f"{where}.judge_model", [sh.judge_model], models)
         problems += _duplicates("shadow", [sh.route for sh in self.shadow])
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line each (see _describe)
         return self
 
 
@@ -351,9 +357,9 @@ def parse_config(raw: Any, *, source: str, env: Mapping[str, str]) -> Config:
         for i, p in enumerate(settings.providers)
         if p.api_key_env and not env.get(p.api_key_env)
     ]
-    missing += [f"  {problem}" for problem in _server_problems(settings.server, env)]
+    missing += [_clip(f"  {problem}") for problem in _server_problems(settings.server, env)]
     missing += [
-        f"  {problem}"
+        _clip(f"  {problem}")
         for problem in exposure_problems(
             settings.server,
             settings.server.host,
@@ -383,7 +389,7 @@ def _server_problems(server: ServerSettings, env: Mapping[str, str]) -> list[str
     if server.tls is not None:
         for name in ("cert_file", "key_file", "client_ca_file"):
             path = getattr(server.tls, name)
-            if path and not os.access(path, os.R_OK):
+            if path and ("\0" in path or not os.access(path, os.R_OK)):  # os.access raises on NUL
                 problems.append(f"server.tls.{name}: cannot read {path}")
     return problems
 
@@ -436,9 +442,19 @@ def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> str:
     lines = []
     for err in exc.errors(include_url=False):
         loc = _format_loc(err["loc"], raw)
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
+        for msg in err["msg"].removeprefix("Value error, ").split("\n"):
+            lines.append(_clip(f"  {loc}: {msg}" if loc else f"  {msg}"))
     return "\n".join(lines)
+
+
+MAX_LINE = 500
+
+
+def _clip(line: str) -> str:
+    """A problem line of at most ~500 characters: a 100 KB name echoed back helps no one."""
+    if len(line) <= MAX_LINE:
+        return line
+    return f"{line[:400]}…({len(line) - 480} characters left out)…{line[-80:]}"
 
 
 def _format_loc(loc: tuple[int | str, ...], raw: Any) -> str:
@@ -454,6 +470,8 @@ def _format_loc(loc: tuple[int | str, ...], raw: Any) -> str:
         elif re.fullmatch(r"[a-z_]+", str(part)):
             out += f".{part}" if out else str(part)
             node = node.get(part) if isinstance(node, Mapping) else None
+        elif part == "[key]":  # the key itself is wrong (not a string, say), not its value
+            out += " (the key)"
         else:  # a mapping key that is not a plain field name
             node = node.get(part) if isinstance(node, Mapping) else None
             out += f"[{part!r}]"

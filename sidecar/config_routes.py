@@ -57,7 +57,7 @@ ESCALATIONS = Literal["invalid_output", "length", "refusal", "low_confidence"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # as config._Strict
 
 
 def _linear(pattern: str) -> str:
@@ -127,7 +127,7 @@ class CapabilitySettings(_Strict):
 class TierSettings(_Strict):
     models: list[str] | None = None
     latency_budget_s: float | None = Field(None, gt=0)
-    max_cost_usd: float | None = Field(None, ge=0)
+    max_cost_usd: float | None = Field(None, ge=0, le=1_000_000)  # usd_nanos in an int64
 
 
 class SlaSettings(_Strict):
