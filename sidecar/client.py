@@ -1,10 +1,18 @@
-"""`turnout route | generate | models`: small gRPC clients for trying a running sidecar by hand."""
+"""`turnout route | generate | models`: small gRPC clients for trying a running sidecar by hand.
+
+A sidecar behind `server.auth_token_env` or `server.tls` (README, Access control) is reached with
+`--token-env NAME` (the token from that variable: on the command line `ps` would show it to every
+user) and `--tls-ca FILE` (and `--tls-cert` / `--tls-key` for mutual TLS).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -43,16 +51,69 @@ def add_client_commands(sub: Any, default_target: str) -> None:
         c.add_argument("--request-id", default="")
         if name == "generate":
             c.add_argument("--stream", action="store_true", help="use GenerateStream")
-        c.set_defaults(run=_route if name == "route" else _generate)
+        c.set_defaults(run=_refusing_setup_errors(_route if name == "route" else _generate))
     models = sub.add_parser("models", help="list the registry with live health")
     _common(models, default_target)
-    models.set_defaults(run=_models)
+    models.set_defaults(run=_refusing_setup_errors(_models))
 
 
 def _common(c: argparse.ArgumentParser, default_target: str) -> None:
     c.add_argument("--target", default=default_target, help="host:port or unix:/path")
     c.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
     c.add_argument("--json", action="store_true", help="print the response as protobuf JSON")
+    c.add_argument(
+        "--token-env",
+        metavar="NAME",
+        help="send 'authorization: Bearer <token>' with the token read from this environment variable "
+        "(for a sidecar with server.auth_token_env; never give the token itself on the command line)",
+    )
+    c.add_argument("--tls-ca", metavar="FILE", help="connect over TLS, trusting this CA certificate (PEM)")
+    c.add_argument(
+        "--tls-cert", metavar="FILE", help="client certificate (PEM) for mutual TLS; with --tls-key"
+    )
+    c.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key (PEM)")
+
+
+class ClientSetupError(Exception):
+    """A client option that cannot be used: an unset variable, an unreadable file."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """How to reach the sidecar: TLS credentials (None: plaintext) and the call metadata."""
+
+    credentials: grpc.ChannelCredentials | None
+    metadata: Sequence[tuple[str, str]]
+
+
+def _access(args: argparse.Namespace) -> Access:
+    """The access options as credentials and metadata; ClientSetupError names the option at fault."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ClientSetupError("--tls-cert and --tls-key go together (mutual TLS needs both)")
+    metadata: tuple[tuple[str, str], ...] = ()
+    if args.token_env:
+        token = os.environ.get(args.token_env, "").strip()
+        if not token:
+            raise ClientSetupError(f"--token-env: environment variable {args.token_env} is not set or empty")
+        metadata = (("authorization", f"Bearer {token}"),)
+    credentials = None
+    if args.tls_ca or args.tls_cert:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read("--tls-ca", args.tls_ca),  # None: the system's roots
+            private_key=_read("--tls-key", args.tls_key),
+            certificate_chain=_read("--tls-cert", args.tls_cert),
+        )
+    return Access(credentials, metadata)
+
+
+def _read(option: str, path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ClientSetupError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _request_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -89,9 +150,26 @@ def _request_fields(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _stub(target: str) -> tuple[grpc.Channel, pb_grpc.RouterServiceStub]:
-    channel = grpc.insecure_channel(target)
-    return channel, pb_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
+def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, pb_grpc.RouterServiceStub, Access]:
+    how = _access(args)
+    if how.credentials is None:
+        channel = grpc.insecure_channel(args.target)
+    else:
+        channel = grpc.secure_channel(args.target, how.credentials)
+    return channel, pb_grpc.RouterServiceStub(channel), how  # type: ignore[no-untyped-call]
+
+
+def _refusing_setup_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command that answers a ClientSetupError with one line and exit 2, like a usage error."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except ClientSetupError as exc:
+            print(f"turnout: {exc}", file=sys.stderr)
+            return 2
+
+    return guarded
 
 
 def _print_json(message: Any) -> None:
@@ -99,10 +177,12 @@ def _print_json(message: Any) -> None:
 
 
 def _route(args: argparse.Namespace) -> int:
-    channel, stub = _stub(args.target)
+    channel, stub, how = _stub(args)
     with channel:
         try:
-            response = stub.Route(pb.RouteRequest(**_request_fields(args)), timeout=args.timeout)
+            response = stub.Route(
+                pb.RouteRequest(**_request_fields(args)), timeout=args.timeout, metadata=how.metadata
+            )
         except grpc.RpcError as exc:
             return _print_error(exc)
     if args.json:
@@ -113,12 +193,14 @@ def _route(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    channel, stub = _stub(args.target)
+    channel, stub, how = _stub(args)
     with channel:
         try:
             if args.stream:
-                return _generate_stream(args, stub)
-            response = stub.Generate(pb.GenerateRequest(**_request_fields(args)), timeout=args.timeout)
+                return _generate_stream(args, stub, how)
+            response = stub.Generate(
+                pb.GenerateRequest(**_request_fields(args)), timeout=args.timeout, metadata=how.metadata
+            )
         except grpc.RpcError as exc:
             return _print_error(exc)
     if args.json:
@@ -132,8 +214,9 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate_stream(args: argparse.Namespace, stub: pb_grpc.RouterServiceStub) -> int:
-    for event in stub.GenerateStream(pb.GenerateStreamRequest(**_request_fields(args)), timeout=args.timeout):
+def _generate_stream(args: argparse.Namespace, stub: pb_grpc.RouterServiceStub, how: Access) -> int:
+    request = pb.GenerateStreamRequest(**_request_fields(args))
+    for event in stub.GenerateStream(request, timeout=args.timeout, metadata=how.metadata):
         if args.json:
             _print_json(event)
         elif event.HasField("delta"):
@@ -147,10 +230,10 @@ def _generate_stream(args: argparse.Namespace, stub: pb_grpc.RouterServiceStub) 
 
 
 def _models(args: argparse.Namespace) -> int:
-    channel, stub = _stub(args.target)
+    channel, stub, how = _stub(args)
     with channel:
         try:
-            response = stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout)
+            response = stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout, metadata=how.metadata)
         except grpc.RpcError as exc:
             return _print_error(exc)
     if args.json:

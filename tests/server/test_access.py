@@ -3,6 +3,7 @@ mutual TLS with certificates made here, and the unix socket's file mode."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import stat
@@ -229,3 +230,73 @@ async def test_the_unix_socket_is_owner_only_by_default(simulator, tmp_path, mod
             assert (await pb_grpc.RouterServiceStub(channel).ListModels(pb.ListModelsRequest())).models
     finally:
         await sidecar.stop(grace_s=0)
+
+
+# ------------------------------------------------------------------- the CLI clients (turnout ...)
+
+
+def cli(*argv: str) -> Any:
+    """`turnout ARGV` in a thread: its blocking gRPC client must not stall the sidecar's loop."""
+    from sidecar.cli import main
+
+    return asyncio.to_thread(main, list(argv))
+
+
+async def test_the_cli_sends_the_token_from_an_environment_variable(guarded, capsys, monkeypatch):
+    monkeypatch.setenv("MY_TURNOUT_TOKEN", TOKEN)
+    token = ("--token-env", "MY_TURNOUT_TOKEN")
+    assert await cli("models", "--target", guarded.address, "--timeout", "10") == 1
+    assert "error: UNAUTHENTICATED" in capsys.readouterr().err
+    assert await cli("models", "--target", guarded.address, *token) == 0
+    assert "gpt-4o-mini" in capsys.readouterr().out
+    assert await cli("route", "--target", guarded.address, *token, "hello") == 0
+    assert "-- decision:" in capsys.readouterr().err
+    assert await cli("generate", "--target", guarded.address, *token, "hello") == 0
+    assert await cli("generate", "--stream", "--target", guarded.address, *token, "hello") == 0
+    out, err = capsys.readouterr()
+    assert out.strip()
+    assert "served by" in err
+    assert TOKEN not in out + err
+
+
+async def test_the_cli_over_tls_and_mutual_tls_with_a_token(simulator, pki, capsys, monkeypatch):
+    client_key, client_cert = pki["client"]
+    (pki["dir"] / "client.key").write_bytes(client_key)
+    (pki["dir"] / "client.crt").write_bytes(client_cert)
+    monkeypatch.setenv("MY_TURNOUT_TOKEN", TOKEN)
+    tls = {**pki["tls"], "client_ca_file": str(pki["dir"] / "ca")}
+    env = {"TURNOUT_TOKEN": TOKEN}
+    sidecar = await started(config(simulator, env, host="0.0.0.0", tls=tls, auth_token_env="TURNOUT_TOKEN"))
+    try:
+        target = ("--target", f"127.0.0.1:{sidecar.server.port}", "--timeout", "10")
+        ca = ("--tls-ca", str(pki["dir"] / "ca"))
+        mine = ("--tls-cert", str(pki["dir"] / "client.crt"), "--tls-key", str(pki["dir"] / "client.key"))
+        token = ("--token-env", "MY_TURNOUT_TOKEN")
+        assert await cli("models", *target, *token) == 1  # plaintext to a TLS port
+        assert "error: UNAVAILABLE" in capsys.readouterr().err
+        assert await cli("models", *target, *ca, *token) == 1  # no client certificate
+        assert "error: UNAVAILABLE" in capsys.readouterr().err
+        assert await cli("models", *target, *ca, *mine) == 1  # a certificate, but no token
+        assert "error: UNAUTHENTICATED" in capsys.readouterr().err
+        assert await cli("models", *target, *ca, *mine, *token) == 0
+        assert "gpt-4o-mini" in capsys.readouterr().out
+        assert await cli("generate", "--stream", *target, *ca, *mine, *token, "hello") == 0
+        assert "served by" in capsys.readouterr().err
+    finally:
+        await sidecar.stop(grace_s=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--token-env", "NO_SUCH_TURNOUT_VARIABLE"], "--token-env: environment variable NO_SUCH_TURNOUT_"),
+        (["--tls-cert", "client.crt"], "--tls-cert and --tls-key go together"),
+        (["--tls-ca", "/nonexistent/ca.pem"], "--tls-ca: cannot read /nonexistent/ca.pem: No such file"),
+    ],
+)
+async def test_the_cli_refuses_access_options_it_cannot_use(capsys, options, expected):
+    assert await cli("models", "--target", "127.0.0.1:1", *options) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("turnout: ")
+    assert expected in err
+    assert "Traceback" not in err
