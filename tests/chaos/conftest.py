@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,9 +131,21 @@ class AttemptLog:
 
     def __init__(self) -> None:
         self.records: list[AttemptRecord] = []
+        self.ended_at: list[float] = []  # time.perf_counter() when each record came, as Outcome.ended_at
+        self._changed = asyncio.Event()
 
     def observe(self, record: AttemptRecord) -> None:
         self.records.append(record)
+        self.ended_at.append(time.perf_counter())
+        self._changed.set()
+
+    async def wait_for(self, done: Callable[[list[AttemptRecord]], bool]) -> float:
+        """Until `done(records)` holds; the time it came true. An event, not a guess at how long the
+        sidecar takes: on a loaded machine a burst's attempts spread over far more time than alone."""
+        while not done(self.records):
+            self._changed.clear()
+            await self._changed.wait()
+        return self.ended_at[-1] if self.ended_at else time.perf_counter()
 
     def of(self, model: str) -> list[AttemptRecord]:
         return [r for r in self.records if r.model == model]
@@ -212,6 +224,7 @@ class Outcome:
     deadline_s: float
     response: pb.GenerateResponse | None = None
     error: grpc.aio.AioRpcError | None = None
+    ended_at: float = 0.0  # time.perf_counter() when it ended, as AttemptLog.ended_at
 
     @property
     def ok(self) -> pb.GenerateResponse:
@@ -248,10 +261,10 @@ async def call(stub: pb_grpc.RouterServiceStub, req: Any, deadline_s: float = 2.
     except grpc.aio.AioRpcError as error:
         elapsed = time.perf_counter() - started
         check_ended_cleanly(error, elapsed, deadline_s)
-        return Outcome(elapsed, deadline_s, error=error)
+        return Outcome(elapsed, deadline_s, error=error, ended_at=started + elapsed)
     elapsed = time.perf_counter() - started
     check_ended_cleanly(None, elapsed, deadline_s)
-    return Outcome(elapsed, deadline_s, response=response)
+    return Outcome(elapsed, deadline_s, response=response, ended_at=started + elapsed)
 
 
 async def call_many(
