@@ -9,7 +9,7 @@ CONFIG ?= examples/turnout.yaml
 SIM_CONFIG ?= examples/simulator.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick image-test clean
+.PHONY: help install run test fuzz test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick soak image-test clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -80,6 +80,10 @@ bench: $(STAMP) ## every benchmark, about 50 min: decision time, Route RPC, inst
 bench-quick: $(STAMP) ## the same, short (a few minutes), to keep the harness working
 	bash scripts/bench-deps.sh
 	$(BIN)/python -m benchmarks.run --quick --out benchmarks/results/quick
+
+SOAK_MINUTES ?= 10
+soak: $(STAMP) ## mixed load with random provider faults for SOAK_MINUTES (10); fails on RSS/fd growth, hangs (-> benchmarks/results/)
+	$(BIN)/python -m benchmarks.soak --minutes $(SOAK_MINUTES)
 
 image-test: $(STAMP) ## build the container image with podman (local Debian base) and smoke-test it: health, Generate, SIGTERM
 	bash scripts/image-test.sh

@@ -25,6 +25,7 @@ from benchmarks import (
     policy_bench,
     proxy_bench,
     rpc_bench,
+    soak,
 )
 from benchmarks.workload import TELEMETRY_GOAL_RATIO
 
@@ -420,6 +421,7 @@ def _report(results: dict[str, Any]) -> str:
         lines += proxy_bench.report(results["proxy"])
     if results.get("money"):
         lines += money_bench.report(results["money"])
+    lines += soak.report(results.get("soak"))
     return "\n".join(lines)
 
 
@@ -474,6 +476,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results["money"] = money_bench.run(args.quick, out_dir=args.out)
     args.out.mkdir(parents=True, exist_ok=True)
+    if results_file.is_file():  # `make soak` runs apart (10 min); its last runs stay, stamped when
+        results["soak"] = json.loads(results_file.read_text()).get("soak") or {}
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     report = _report(results)
     (args.out / "REPORT.md").write_text(report + "\n")
