@@ -25,11 +25,11 @@ from sidecar.domain.request import ResponseFormat, ResponseFormatKind
 from sidecar.domain.response import Completion, FinishReason
 
 MAX_REPORTED = 5
-# Compiling takes ~25 ms per 100 KB of schema (a 7.5 MB one took 2.7 s, on the event loop);
+# Compiling runs on the event loop and grows with the schema's size (docs/decisions/001);
 # providers' own limits are far below this (OpenAI: 5,000 properties, 120,000 characters of names).
 MAX_SCHEMA_CHARS = 512 * 1024
-# The compiled size of one pattern: `(\w{100}){100}` (1.3 MB) took 1.2 s per 100,000 characters
-# though linear; the largest realistic ones we tried (an RFC 5322 e-mail, 1,000 alternatives)
+# The compiled size of one pattern: a huge compiled automaton is slow to run though linear
+# (docs/decisions/001); the largest realistic ones we tried (an RFC 5322 e-mail, 1,000 alternatives)
 # are far under it.
 MAX_PATTERN_BYTES = 100_000
 

@@ -16,7 +16,8 @@ from sidecar.policy.draft import Draft, Entry
 from sidecar.policy.regex import compile_linear
 from sidecar.policy.specs import Rule, RulesSpec
 
-# On Python's `re` this took 23 s on a prompt of 40,000 newlines (`^\s*` retried at every line).
+# Linear-time: on a backtracking engine `^\s*` is retried at every line, quadratic in the prompt's
+# newlines (measured in docs/decisions/001-linear-time-regex.md).
 _CODE = compile_linear(
     r"(?m)```|^\s*(def |class |import |from \S+ import |#include|public |function |SELECT )|;\s*$"
 )
