@@ -375,11 +375,6 @@ mkdir -p "$CACHE" 2>/dev/null &&
     } >"$CACHE/helm-tools.env" 2>/dev/null
 note "paths written to $CACHE/helm-tools.env"
 
-if ((${#missing[@]})); then
-    if [[ "${CI,,}" =~ ^(true|1|yes)$ ]]; then
-        note "missing in CI: ${missing[*]}"
-        exit 1
-    fi
-    note "missing: ${missing[*]} (make helm-check will skip)"
-fi
-exit 0
+# shellcheck source=scripts/missing-tools.sh
+source scripts/missing-tools.sh
+exit_for_missing "make helm-check will skip"

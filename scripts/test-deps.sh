@@ -105,11 +105,6 @@ mkdir -p "$CACHE" 2>/dev/null &&
     printf 'TURNOUT_JAEGER_BIN=%s\nTURNOUT_PROMETHEUS_BIN=%s\n' "$JAEGER_BIN" "${PROMETHEUS_BIN:-}" \
         >"$CACHE/test-deps.env" 2>/dev/null
 
-if ((${#missing[@]})); then
-    if [[ "${CI,,}" =~ ^(true|1|yes)$ ]]; then
-        note "missing in CI: ${missing[*]}"
-        exit 1
-    fi
-    note "missing: ${missing[*]} (their integration tests will skip)"
-fi
-exit 0
+# shellcheck source=scripts/missing-tools.sh
+source scripts/missing-tools.sh
+exit_for_missing "their integration tests will skip"
