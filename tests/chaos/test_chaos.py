@@ -247,29 +247,35 @@ async def test_a_retry_after_past_the_deadline_fails_at_once_with_retry_info(stu
 
 async def test_hedging_answers_slow_requests_from_the_other_model(stub, faults: Faults):
     # Three requests in ten to alpha-mini take 100x longer (about 0.6 s instead of 6 ms).
+    slow_before = (await faults.stats())["faults"].get("slow", 0)
     await faults.add(model="alpha-mini", kind="slow", rate=0.3, factor=100)
     outcomes = await call_many(stub, [request("hedged", f"tail {i}") for i in range(30)])
-    hedged = 0
+    await faults.clear()
+    slow = (await faults.stats())["faults"].get("slow", 0) - slow_before
+    # Which requests the simulator slowed is counted, not guessed from wall-clock times: on a busy
+    # machine an ordinary answer can also outlast the hedge delay, and then either model may win.
+    by_hedge = 0
     for outcome in outcomes:
         answer = outcome.ok
+        assert answer.total_cost_usd_nanos == answer.cost_usd_nanos  # a cancelled attempt bills nothing
         if len(answer.attempts) == 1:
             (only,) = answer.attempts
             assert (only.model, only.outcome, only.hedged) == ("alpha-mini", SUCCESS, False)
-            assert seconds(only.latency) < HEDGE_DELAY_S + 0.02  # not a slow one (timer slop aside)
             continue
-        hedged += 1
-        loser, winner = answer.attempts
-        assert (loser.model, loser.outcome, loser.hedged) == ("alpha-mini", CANCELLED, False)
-        assert (winner.model, winner.outcome, winner.hedged) == ("beta-mini", SUCCESS, True)
-        assert answer.model == "beta-mini"
-        # The hedge started after the delay, and its win cut the slow attempt short. (Each latency
-        # is timed from when its task first ran, so allow for scheduling delay on a busy machine.)
-        assert seconds(loser.latency) > seconds(winner.latency)
-        assert seconds(loser.latency) >= HEDGE_DELAY_S - 0.02
-        assert seconds(loser.latency) < 0.3
-        assert outcome.elapsed_s < 0.45  # the slow attempt alone would have taken about 0.6 s
-        assert answer.total_cost_usd_nanos == answer.cost_usd_nanos  # the cancelled one billed nothing
-    assert 3 <= hedged <= 20
+        first, hedge = sorted(answer.attempts, key=lambda a: a.hedged)
+        assert (first.model, hedge.model) == ("alpha-mini", "beta-mini")
+        assert (first.hedged, hedge.hedged) == (False, True)
+        # Exactly one wins; the other is cut short and recorded as cancelled, never as a success.
+        winner, loser = (hedge, first) if answer.model == "beta-mini" else (first, hedge)
+        assert (winner.outcome, loser.outcome) == (SUCCESS, CANCELLED)
+        if winner is hedge:
+            by_hedge += 1
+            # The hedge started only after the delay, so the first attempt ran at least that long.
+            assert seconds(first.latency) >= HEDGE_DELAY_S - 0.02
+    # Every slowed request was answered by its hedge (a slow one alone takes about 0.6 s, the hedge
+    # about 0.06 s); more may be when an ordinary one was late on a busy machine.
+    assert slow >= 3
+    assert by_hedge >= slow
 
 
 # --- 4. a stream cut mid-way ---------------------------------------------------------------------
