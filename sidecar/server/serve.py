@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server.access import Access
+from sidecar.server.reflection import enable_reflection
 from sidecar.server.servicer import RouterServicer
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,8 @@ class GrpcServer:
         self._servicer = servicer
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            self._server,
+        enable_reflection(
+            self._server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
         )
         self.port = _bind(self._server, f"{listen.host}:{listen.port}", listen.access.tcp_credentials())
         self.address = f"{listen.host}:{self.port}"
