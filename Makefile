@@ -57,17 +57,19 @@ typecheck: $(STAMP) ## mypy (strict on domain, policy, execution, registry)
 contracts: $(STAMP) ## import-layer contracts (import-linter)
 	$(BIN)/lint-imports
 
-proto: $(STAMP) ## regenerate the Python stubs from proto/
-	$(BIN)/python scripts/gen_proto.py
+proto: $(STAMP) $(BUF) ## regenerate the sidecar's Python stubs from proto/ (buf generate)
+	rm -rf sidecar/server/_proto
+	$(BUF) generate --template proto/buf.gen.sidecar.yaml
 
-check-proto: $(STAMP) ## fail if the committed stubs differ from a fresh generation
+check-proto: $(STAMP) $(BUF) ## fail if the committed stubs differ from a fresh generation
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(BIN)/python scripts/gen_proto.py --out "$$tmp/_proto" && \
+	sed "s#out: sidecar/server/_proto#out: $$tmp/_proto#" proto/buf.gen.sidecar.yaml >"$$tmp/buf.gen.yaml"; \
+	$(BUF) generate --template "$$tmp/buf.gen.yaml" && \
 	diff -r -x __pycache__ "$$tmp/_proto" sidecar/server/_proto && echo "generated stubs are up to date" || \
 	{ echo "sidecar/server/_proto is stale: run 'make proto' and commit the result"; exit 1; }
 
 $(BUF): tools/buf/package.json tools/buf/package-lock.json
-	npm install --prefix tools/buf --no-audit --no-fund --loglevel=error
+	npm ci --prefix tools/buf --no-audit --no-fund --loglevel=error
 	@touch $@
 
 lint-proto: $(BUF) ## buf lint (STANDARD rules) on proto/
