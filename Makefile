@@ -9,10 +9,11 @@ CONFIG ?= examples/turnout.yaml
 SIM_CONFIG ?= examples/simulator.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick soak image-test clean
+.PHONY: help install run test fuzz test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick soak image-test clean \
+	clients clients-check clients-test check-breaking check-examples
 
 help: ## list the commands
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,7 @@ fuzz: $(STAMP) ## the property and byte-level fuzz tests, longer (~17 min; `make
 test-deps: ## build/install the real Jaeger and Prometheus the integration tests use
 	bash scripts/test-deps.sh
 
-check: lint typecheck contracts check-proto lint-proto helm-check ## every static check CI runs
+check: lint typecheck contracts check-proto lint-proto check-breaking check-examples helm-check clients-check ## every static check CI runs
 
 .PHONY: helm-check
 helm-check: $(STAMP) ## helm lint --strict, helm template | kubeconform -strict (k8s 1.29, 1.37, CRDs), helm unittest
@@ -74,6 +75,22 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 
 lint-proto: $(BUF) ## buf lint (STANDARD rules) on proto/
 	cd proto && ../$(BUF) lint
+
+check-breaking: $(BUF) ## buf breaking: proto/ must stay compatible with the released v1 API (proto/breaking-baseline.binpb)
+	cd proto && ../$(BUF) breaking --against breaking-baseline.binpb && echo "proto/ is compatible with the released v1 API"
+
+check-examples: $(STAMP) ## every README example marked with its file is that (tested) file
+	$(BIN)/python scripts/check_examples.py
+
+CLIENTS := python go typescript java
+clients: ## regenerate every client package's code with buf generate (clients/*/buf.gen.yaml)
+	@for c in $(CLIENTS); do $(MAKE) -C clients/$$c generate || exit 1; done
+
+clients-check: ## fail if any client's committed generated code differs from a fresh generation
+	@for c in $(CLIENTS); do $(MAKE) --no-print-directory -C clients/$$c check-generated || exit 1; done
+
+clients-test: $(STAMP) ## every client's own tests (pytest, go test, node --test, Maven) against one live sidecar
+	$(BIN)/python scripts/clients_test.py $(CLIENTS)
 
 bench: $(STAMP) ## every benchmark, about 50 min: decision time, Route RPC, instructions per call, overhead vs LiteLLM, hedging, money table (-> benchmarks/results/)
 	bash scripts/bench-deps.sh
