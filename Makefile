@@ -32,8 +32,8 @@ run: $(STAMP) ## start the provider simulator and the sidecar with examples/ (no
 test: $(STAMP) test-deps ## run the test suite
 	$(BIN)/pytest -q
 
-fuzz: $(STAMP) ## the property and byte-level fuzz tests, longer (~17 min; `make test` runs them in ~20 s)
-	TURNOUT_FUZZ_SECONDS=600 TURNOUT_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider -o timeout=1800 tests/server/test_fuzz.py
+fuzz: $(STAMP) ## the property (request and config) and byte-level fuzz tests, longer (~19 min; `make test`: ~25 s)
+	TURNOUT_FUZZ_SECONDS=600 TURNOUT_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider -o timeout=1800 tests/server/test_fuzz.py tests/test_config_property.py
 
 test-deps: ## build/install the real Jaeger and Prometheus the integration tests use
 	bash scripts/test-deps.sh

@@ -1,9 +1,11 @@
 """Issue 20: any config built from the schema validates or fails with a ConfigError that names the
 file and a field path; never another exception. Documents come from tests/config_strategies.py;
-each `@example` is a case the property found (a traceback before its fix)."""
+each `@example` is a case the property found (a traceback before its fix). `make fuzz` runs it
+with more examples (TURNOUT_FUZZ_EXAMPLES)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from sidecar.config import ConfigError, parse_config
 from sidecar.registry.health import HealthSnapshot
 from sidecar.server.convert_out import model_info
 from tests.config_strategies import documents
+
+EXAMPLES = int(os.environ.get("TURNOUT_FUZZ_EXAMPLES", "300"))  # `make fuzz` raises it
 
 SOURCE = "fuzz.yaml"
 ENV = {"TURNOUT_TEST_KEY": "sk-test", "TURNOUT_TEST_TOKEN": "a-token-of-24-characters"}
@@ -48,7 +52,7 @@ def minimal(**changes: Any) -> dict[str, Any]:
     return doc
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 # OverflowError from usd_to_nanos: an infinite or 1e300 price, an infinite tier max_cost_usd.
 @example(minimal(**{"models.0.price.output": float("inf")}))
