@@ -128,6 +128,12 @@ class Unavailable(TurnoutError):
     reason = "UNAVAILABLE"
 
 
+class Unauthenticated(TurnoutError):
+    """The call did not carry the token the server requires (server.auth_token_env)."""
+
+    reason = "UNAUTHENTICATED"
+
+
 class StreamInterrupted(TurnoutError):
     """A stream failed after part of the answer reached the caller; what was sent stays sent."""
 

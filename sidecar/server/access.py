@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
+from sidecar.domain.errors import Unauthenticated
 from sidecar.domain.model import Secret
-from sidecar.server.errors import DOMAIN
+from sidecar.server.errors import to_status
 
 # Methods under these prefixes answer without a token.
 OPEN_METHODS = (
@@ -34,20 +32,8 @@ OPEN_METHODS = (
 )
 
 
-def _unauthenticated() -> grpc.Status:
-    info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason="UNAUTHENTICATED", domain=DOMAIN))
-    status: grpc.Status = rpc_status.to_status(
-        status_pb2.Status(
-            code=code_pb2.UNAUTHENTICATED,
-            message="missing or wrong token: send metadata 'authorization: Bearer <token>'",
-            details=[info],
-        )
-    )
-    return status
-
-
-_REFUSED = _unauthenticated()
+# Built once: a refusal costs no more than the comparison that led to it.
+_REFUSED = to_status(Unauthenticated("missing or wrong token: send metadata 'authorization: Bearer <token>'"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from sidecar.domain.errors import (
     ResourceExhausted,
     StreamInterrupted,
     TurnoutError,
+    Unauthenticated,
     Unavailable,
 )
 from sidecar.domain.outcome import FailureClass
@@ -162,6 +163,8 @@ def _code_and_details(exc: BaseException) -> tuple[int, list[Message]]:
             return code_pb2.UNAVAILABLE, [_info(exc)]
         case Unavailable():
             return code_pb2.UNAVAILABLE, [_info(exc), _retry(1.0)]
+        case Unauthenticated():
+            return code_pb2.UNAUTHENTICATED, [_info(exc)]
         case TurnoutError():
             return code_pb2.INTERNAL, [_info(exc)]
     return code_pb2.INTERNAL, [error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN)]
