@@ -94,7 +94,10 @@ export class TurnoutClient {
    * call starts when the iteration does; a failure is thrown as a TurnoutError from the iterator;
    * leaving the loop early cancels the call.
    */
-  async *generateStream(request: AnyRequest, options: CallOptions = {}): AsyncGenerator<GenerateStreamResponse, void> {
+  async *generateStream(
+    request: AnyRequest,
+    options: CallOptions = {},
+  ): AsyncGenerator<GenerateStreamResponse, void> {
     const message = GenerateStreamRequest.fromPartial(request);
     const call = this.#stub.generateStream(message, this.#metadata(), this.#callOptions(options));
     const stop = onAbort(options.signal, () => call.cancel());
@@ -123,7 +126,11 @@ export class TurnoutClient {
 
   #unary<T>(
     options: CallOptions,
-    start: (metadata: Metadata, call: GrpcCallOptions, done: (error: ServiceError | null, response: T) => void) => ClientUnaryCall,
+    start: (
+      metadata: Metadata,
+      call: GrpcCallOptions,
+      done: (error: ServiceError | null, response: T) => void,
+    ) => ClientUnaryCall,
   ): Promise<T> {
     const callOptions = this.#callOptions(options); // throws a RangeError now, not as a rejection
     return new Promise<T>((resolve, reject) => {

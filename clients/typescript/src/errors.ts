@@ -105,7 +105,10 @@ export class TurnoutError extends Error {
         typeof details === "string" ? undefined : details,
       );
     }
-    return new TurnoutError({ code: Status.UNKNOWN, message: error instanceof Error ? error.message : String(error) });
+    return new TurnoutError({
+      code: Status.UNKNOWN,
+      message: error instanceof Error ? error.message : String(error),
+    });
   }
 }
 
@@ -116,5 +119,7 @@ interface ServiceErrorLike {
 }
 
 function isServiceError(error: unknown): error is ServiceErrorLike {
-  return typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "number";
+  return (
+    typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "number"
+  );
 }

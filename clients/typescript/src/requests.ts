@@ -15,7 +15,8 @@ import {
  * those fields, e.g. `{ messages: [message(Role.ROLE_USER, "Hi")], hints: { route: "smart" } }`.
  * Fields left out take their protobuf defaults.
  */
-export type AnyRequest = GenerateRequest | RouteRequest | GenerateStreamRequest | DeepPartial<GenerateRequest>;
+export type AnyRequest =
+  GenerateRequest | RouteRequest | GenerateStreamRequest | DeepPartial<GenerateRequest>;
 
 /** The optional parts of a `chat` request. */
 export interface ChatOptions {

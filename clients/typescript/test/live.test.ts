@@ -37,6 +37,15 @@ async function failure(call: Promise<unknown>): Promise<TurnoutError> {
   return assert.fail("the call succeeded");
 }
 
+/** The lines a compiled example (build/examples/) printed against the live sidecar. */
+async function runExample(name: string): Promise<string[]> {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, "..", "examples", name)], {
+    env: { ...process.env, TURNOUT_ADDRESS: address },
+    timeout: 60_000,
+  });
+  return stdout.trimEnd().split("\n");
+}
+
 describe("live", { skip: address ? false : why }, () => {
   let client: TurnoutClient;
   before(() => {
@@ -61,19 +70,29 @@ describe("live", { skip: address ? false : why }, () => {
     // The decision's first choice is tried first; a hedge or a fallback may be the one that answers.
     assert.equal(answer.attempts[0]?.model, answer.decision?.model);
     const succeeded = answer.attempts.filter((a) => a.outcome === AttemptOutcome.ATTEMPT_OUTCOME_SUCCESS);
-    assert.deepEqual(succeeded.map((a) => a.model), [answer.model]);
+    assert.deepEqual(
+      succeeded.map((a) => a.model),
+      [answer.model],
+    );
   });
 
   test("generateStream yields deltas, then one end event", async () => {
     const events: GenerateStreamResponse[] = [];
-    for await (const event of client.generateStream(chat("Write two sentences about rivers", { maxOutputTokens: 40 }))) {
+    for await (const event of client.generateStream(
+      chat("Write two sentences about rivers", { maxOutputTokens: 40 }),
+    )) {
       events.push(event);
     }
     const last = events.at(-1)?.event;
     const deltas = events.slice(0, -1).map((e) => e.event);
     assert.ok(deltas.length > 0);
     assert.ok(deltas.every((e) => e?.$case === "delta"));
-    assert.ok(deltas.map((e) => (e?.$case === "delta" ? e.delta.text : "")).join("").trim());
+    assert.ok(
+      deltas
+        .map((e) => (e?.$case === "delta" ? e.delta.text : ""))
+        .join("")
+        .trim(),
+    );
     assert.equal(last?.$case, "end");
     if (last?.$case !== "end") return;
     assert.ok(last.end.model);
@@ -88,7 +107,10 @@ describe("live", { skip: address ? false : why }, () => {
     assert.equal(decision?.strategy, "rules>capability>sla");
     assert.ok(decision.reasons.length > 0);
     assert.ok(decision.reasons.every((reason) => reason.length > 0));
-    assert.deepEqual(decision.fallbacks.map((f) => f.model), ["gemini-2.5-flash", "gpt-4o"]);
+    assert.deepEqual(
+      decision.fallbacks.map((f) => f.model),
+      ["gemini-2.5-flash", "gpt-4o"],
+    );
     assert.ok(decision.estimatedCostUsdNanos > 0n);
   });
 
@@ -102,7 +124,9 @@ describe("live", { skip: address ? false : why }, () => {
   });
 
   test("an expired deadline is a typed error without details", async () => {
-    const error = await failure(client.generate(chat("Explain circuit breakers at length"), { timeoutMs: 1 }));
+    const error = await failure(
+      client.generate(chat("Explain circuit breakers at length"), { timeoutMs: 1 }),
+    );
     assert.equal(error.codeName, "DEADLINE_EXCEEDED");
     assert.deepEqual([error.reason, error.fieldViolations, error.retryDelayMs], ["", [], undefined]);
   });
@@ -111,7 +135,10 @@ describe("live", { skip: address ? false : why }, () => {
     const error = await failure(client.generate(GenerateRequest.fromPartial({})));
     assert.equal(error.codeName, "INVALID_ARGUMENT");
     assert.deepEqual([error.reason, error.domain], ["INVALID_REQUEST", "turnout.dev"]);
-    assert.deepEqual(error.fieldViolations.map((v) => v.field), ["messages"]);
+    assert.deepEqual(
+      error.fieldViolations.map((v) => v.field),
+      ["messages"],
+    );
     assert.match(error.fieldViolations[0]?.description ?? "", /at least one message/);
   });
 
@@ -119,7 +146,10 @@ describe("live", { skip: address ? false : why }, () => {
     const error = await failure(client.generate(chat("Hi", { pinnedModel: "no-such-model" })));
     assert.equal(error.codeName, "NOT_FOUND");
     assert.deepEqual([error.reason, error.domain], ["MODEL_NOT_FOUND", "turnout.dev"]);
-    assert.ok(error.fieldViolations.some((v) => v.field === "hints.pinned_model"), JSON.stringify(error.fieldViolations));
+    assert.ok(
+      error.fieldViolations.some((v) => v.field === "hints.pinned_model"),
+      JSON.stringify(error.fieldViolations),
+    );
   });
 
   test("no candidate left is FAILED_PRECONDITION, also from a stream", async () => {
@@ -128,9 +158,12 @@ describe("live", { skip: address ? false : why }, () => {
     const error = await failure(client.route(request));
     assert.equal(error.codeName, "FAILED_PRECONDITION");
     assert.deepEqual([error.reason, error.domain], ["NO_CANDIDATE", "turnout.dev"]);
-    const streamed = await failure((async () => {
-      for await (const event of client.generateStream(request)) assert.fail(`an event: ${JSON.stringify(event.event?.$case)}`);
-    })());
+    const streamed = await failure(
+      (async () => {
+        for await (const event of client.generateStream(request))
+          assert.fail(`an event: ${JSON.stringify(event.event?.$case)}`);
+      })(),
+    );
     assert.equal(streamed.reason, "NO_CANDIDATE");
   });
 
@@ -146,14 +179,18 @@ describe("live", { skip: address ? false : why }, () => {
   });
 
   test("the example prints the answer, then the model and its cost", async () => {
-    const example = join(__dirname, "..", "examples", "chat.mjs");
-    const { stdout } = await promisify(execFile)(process.execPath, [example], {
-      env: { ...process.env, TURNOUT_ADDRESS: address },
-      timeout: 60_000,
-    });
-    const lines = stdout.trimEnd().split("\n");
-    assert.ok(lines.length >= 2, stdout);
-    assert.ok(lines.slice(0, -1).join("\n").trim(), stdout);
+    const lines = await runExample("chat.mjs");
+    assert.ok(lines.length >= 2, lines.join("\n"));
+    assert.ok(lines.slice(0, -1).join("\n").trim(), lines.join("\n"));
     assert.match(lines.at(-1) ?? "", /^model: [A-Za-z0-9._-]+, cost: \$0\.[0-9]{2,9}$/);
+  });
+
+  test("the errors example prints what the README says", async () => {
+    assert.deepEqual(await runExample("errors.mjs"), [
+      "TurnoutError: NOT_FOUND MODEL_NOT_FOUND: pinned model 'no-such-model' is not in the registry",
+      "5 NOT_FOUND",
+      "MODEL_NOT_FOUND turnout.dev",
+      "hints.pinned_model: pinned model 'no-such-model' is not in the registry",
+    ]);
   });
 });

@@ -4,7 +4,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { Metadata, Server, ServerCredentials, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerWritableStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { Any } from "@turnout/client/gen/google/protobuf/any";
 import { BadRequest, ErrorInfo, RetryInfo } from "@turnout/client/gen/google/rpc/error_details";
 import { Status as RpcStatus } from "@turnout/client/gen/google/rpc/status";
@@ -52,7 +58,13 @@ describe("request helpers", () => {
   test("chat is one user message and nothing else", () => {
     const request = chat("Is this spam?");
     assert.deepEqual(request.messages, [
-      { role: Role.ROLE_USER, content: [{ part: { $case: "text", text: "Is this spam?" } }], name: "", toolCalls: [], toolCallId: "" },
+      {
+        role: Role.ROLE_USER,
+        content: [{ part: { $case: "text", text: "Is this spam?" } }],
+        name: "",
+        toolCalls: [],
+        toolCallId: "",
+      },
     ]);
     assert.equal(request.hints, undefined);
     assert.equal(request.params, undefined);
@@ -71,7 +83,10 @@ describe("request helpers", () => {
       requestId: "ts-1",
     });
     assert.deepEqual(
-      request.messages.map((m) => [m.role, m.content.map((c) => (c.part?.$case === "text" ? c.part.text : ""))]),
+      request.messages.map((m) => [
+        m.role,
+        m.content.map((c) => (c.part?.$case === "text" ? c.part.text : "")),
+      ]),
       [
         [Role.ROLE_SYSTEM, ["Be brief."]],
         [Role.ROLE_USER, ["Summarise this"]],
@@ -100,29 +115,46 @@ describe("request helpers", () => {
   test("message makes text parts in order", () => {
     const m = message(Role.ROLE_ASSISTANT, "Paris.", "France.");
     assert.equal(m.role, Role.ROLE_ASSISTANT);
-    assert.deepEqual(m.content, [{ part: { $case: "text", text: "Paris." } }, { part: { $case: "text", text: "France." } }]);
+    assert.deepEqual(m.content, [
+      { part: { $case: "text", text: "Paris." } },
+      { part: { $case: "text", text: "France." } },
+    ]);
   });
 });
 
-/** A google.rpc.Status as the sidecar sends it: ErrorInfo, BadRequest and RetryInfo, plus one the client ignores. */
+/** A google.rpc.Status as the sidecar sends it (ErrorInfo, BadRequest, RetryInfo), plus one to ignore. */
 function statusDetails(): Uint8Array {
-  const pack = (type: string, value: Uint8Array) => Any.fromPartial({ typeUrl: `type.googleapis.com/${type}`, value });
+  const pack = (type: string, value: Uint8Array) =>
+    Any.fromPartial({ typeUrl: `type.googleapis.com/${type}`, value });
   return RpcStatus.encode({
     code: Status.RESOURCE_EXHAUSTED,
     message: "no capacity for gpt-4o",
     details: [
-      pack("google.rpc.ErrorInfo", ErrorInfo.encode(ErrorInfo.fromPartial({
-        reason: "ALL_CANDIDATES_FAILED",
-        domain: "turnout.dev",
-        metadata: { model: "gpt-4o", failure_class: "RATE_LIMITED" },
-      })).finish()),
-      pack("google.rpc.BadRequest", BadRequest.encode(BadRequest.fromPartial({
-        fieldViolations: [
-          { field: "hints.pinned_model", description: "no model named 'x'" },
-          { field: "messages[0].content", description: "empty" },
-        ],
-      })).finish()),
-      pack("google.rpc.RetryInfo", RetryInfo.encode({ retryDelay: { seconds: 2n, nanos: 500_000_000 } }).finish()),
+      pack(
+        "google.rpc.ErrorInfo",
+        ErrorInfo.encode(
+          ErrorInfo.fromPartial({
+            reason: "ALL_CANDIDATES_FAILED",
+            domain: "turnout.dev",
+            metadata: { model: "gpt-4o", failure_class: "RATE_LIMITED" },
+          }),
+        ).finish(),
+      ),
+      pack(
+        "google.rpc.BadRequest",
+        BadRequest.encode(
+          BadRequest.fromPartial({
+            fieldViolations: [
+              { field: "hints.pinned_model", description: "no model named 'x'" },
+              { field: "messages[0].content", description: "empty" },
+            ],
+          }),
+        ).finish(),
+      ),
+      pack(
+        "google.rpc.RetryInfo",
+        RetryInfo.encode({ retryDelay: { seconds: 2n, nanos: 500_000_000 } }).finish(),
+      ),
       pack("google.rpc.DebugInfo", new Uint8Array([10, 1, 120])),
     ],
   }).finish();
@@ -130,7 +162,11 @@ function statusDetails(): Uint8Array {
 
 describe("TurnoutError", () => {
   test("decodes ErrorInfo, BadRequest and RetryInfo from a google.rpc.Status", () => {
-    const error = TurnoutError.fromStatus(Status.RESOURCE_EXHAUSTED, "no capacity for gpt-4o", statusDetails());
+    const error = TurnoutError.fromStatus(
+      Status.RESOURCE_EXHAUSTED,
+      "no capacity for gpt-4o",
+      statusDetails(),
+    );
     assert.ok(error instanceof Error);
     assert.equal(error.name, "TurnoutError");
     assert.equal(error.code, 8);
@@ -144,7 +180,10 @@ describe("TurnoutError", () => {
       { field: "messages[0].content", description: "empty" },
     ]);
     assert.equal(error.retryDelayMs, 2500);
-    assert.equal(String(error), "TurnoutError: RESOURCE_EXHAUSTED ALL_CANDIDATES_FAILED: no capacity for gpt-4o");
+    assert.equal(
+      String(error),
+      "TurnoutError: RESOURCE_EXHAUSTED ALL_CANDIDATES_FAILED: no capacity for gpt-4o",
+    );
   });
 
   test("reads the details from a grpc-js error's trailers", () => {
@@ -187,9 +226,18 @@ describe("TurnoutClient against an in-process fake sidecar", () => {
 
   before(async () => {
     server.addService(pb.RouterServiceService, {
-      route: (call: { metadata: Metadata; getDeadline(): unknown }, done: (e: null, r: pb.RouteResponse) => void) => {
+      route: (
+        call: { metadata: Metadata; getDeadline(): unknown },
+        done: (e: null, r: pb.RouteResponse) => void,
+      ) => {
         seen.push({ authorization: call.metadata.get("authorization"), deadline: call.getDeadline() });
-        done(null, pb.RouteResponse.fromPartial({ decision: { model: "fake-model", strategy: "fake" }, requestId: "r1" }));
+        done(
+          null,
+          pb.RouteResponse.fromPartial({
+            decision: { model: "fake-model", strategy: "fake" },
+            requestId: "r1",
+          }),
+        );
       },
       generate: () => assert.fail("not called"),
       listModels: () => assert.fail("not called"),
@@ -197,11 +245,17 @@ describe("TurnoutClient against an in-process fake sidecar", () => {
         call.write({ event: { $case: "delta", delta: { text: "Hel", toolCalls: [] } } });
         const trailers = new Metadata();
         trailers.set(STATUS_DETAILS_KEY, Buffer.from(statusDetails()));
-        call.emit("error", { code: Status.RESOURCE_EXHAUSTED, details: "no capacity for gpt-4o", metadata: trailers });
+        call.emit("error", {
+          code: Status.RESOURCE_EXHAUSTED,
+          details: "no capacity for gpt-4o",
+          metadata: trailers,
+        });
       },
     });
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
     );
     client = new TurnoutClient(`127.0.0.1:${port}`, { token: "s3cret", timeoutMs: 5_000 });
   });
@@ -220,7 +274,7 @@ describe("TurnoutClient against an in-process fake sidecar", () => {
     assert.ok(deadline > Date.now() && deadline <= Date.now() + 5_000, `deadline ${deadline}`);
   });
 
-  test("a stream's failure is thrown from the iterator as a TurnoutError, after the events before it", async () => {
+  test("a stream failure is thrown from the loop as a TurnoutError, after the earlier events", async () => {
     const texts: string[] = [];
     await assert.rejects(
       async () => {
