@@ -8,8 +8,6 @@ import { Status as RpcStatus } from "./gen/google/rpc/status";
 /** The trailer that carries the serialized google.rpc.Status with the error's details. */
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
 
-const TYPE_URL_PREFIX = "type.googleapis.com/";
-
 /** One invalid field of a request: its path (e.g. `hints.pinned_model`) and what is wrong. */
 export interface FieldViolation {
   readonly field: string;
@@ -70,22 +68,10 @@ export class TurnoutError extends Error {
    */
   static fromStatus(code: Status, message: string, details?: Uint8Array): TurnoutError {
     const init: TurnoutErrorInit = { code, message };
-    if (details && details.length > 0) {
-      for (const detail of RpcStatus.decode(details).details) {
-        const type = detail.typeUrl.startsWith(TYPE_URL_PREFIX)
-          ? detail.typeUrl.slice(TYPE_URL_PREFIX.length)
-          : detail.typeUrl;
-        if (type === "google.rpc.ErrorInfo") {
-          const info = ErrorInfo.decode(detail.value);
-          Object.assign(init, { reason: info.reason, domain: info.domain, metadata: { ...info.metadata } });
-        } else if (type === "google.rpc.BadRequest") {
-          const violations = BadRequest.decode(detail.value).fieldViolations;
-          init.fieldViolations = violations.map((v) => ({ field: v.field, description: v.description }));
-        } else if (type === "google.rpc.RetryInfo") {
-          const delay = RetryInfo.decode(detail.value).retryDelay;
-          if (delay) init.retryDelayMs = Number(delay.seconds) * 1000 + delay.nanos / 1e6;
-        }
-      }
+    try {
+      decodeDetails(details, init);
+    } catch {
+      // Details that do not decode are dropped: the code and the message still say what failed.
     }
     return new TurnoutError(init);
   }
@@ -122,4 +108,22 @@ function isServiceError(error: unknown): error is ServiceErrorLike {
   return (
     typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "number"
   );
+}
+
+/** Set `init`'s reason, domain, metadata, field violations and retry delay from a google.rpc.Status. */
+function decodeDetails(details: Uint8Array | undefined, init: TurnoutErrorInit): void {
+  if (!details || details.length === 0) return;
+  for (const detail of RpcStatus.decode(details).details) {
+    const type = detail.typeUrl.slice(detail.typeUrl.lastIndexOf("/") + 1);
+    if (type === "google.rpc.ErrorInfo") {
+      const info = ErrorInfo.decode(detail.value);
+      Object.assign(init, { reason: info.reason, domain: info.domain, metadata: { ...info.metadata } });
+    } else if (type === "google.rpc.BadRequest") {
+      const violations = BadRequest.decode(detail.value).fieldViolations;
+      init.fieldViolations = violations.map((v) => ({ field: v.field, description: v.description }));
+    } else if (type === "google.rpc.RetryInfo") {
+      const delay = RetryInfo.decode(detail.value).retryDelay;
+      if (delay) init.retryDelayMs = Number(delay.seconds) * 1000 + delay.nanos / 1e6;
+    }
+  }
 }

@@ -212,6 +212,11 @@ describe("TurnoutError", () => {
     assert.equal(String(error), "TurnoutError: DEADLINE_EXCEEDED: Deadline exceeded");
   });
 
+  test("details that do not decode are dropped, the status kept", () => {
+    const error = TurnoutError.fromStatus(Status.INTERNAL, "boom", new Uint8Array([0xff, 0xff, 0xff]));
+    assert.deepEqual([error.codeName, error.message, error.reason], ["INTERNAL", "boom", ""]);
+  });
+
   test("anything else is UNKNOWN", () => {
     const error = TurnoutError.from(new TypeError("boom"));
     assert.equal(error.code, Status.UNKNOWN);
