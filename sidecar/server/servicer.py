@@ -83,7 +83,9 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def Route(self, request: pb.RouteRequest | InvalidRequest, context: Context) -> pb.RouteResponse:
+    async def Route(
+        self, request: pb.RouteRequest | InvalidRequest, context: Context
+    ) -> pb.RouteResponse | None:
         with self._telemetry.rpc("Route", context.invocation_metadata()) as rpc:
             try:
                 with self._serving():
@@ -91,12 +93,13 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                     plan = self._runtime().pipeline.route(chat)
                     return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-                await _abort(context, exc, rpc)
-                raise AssertionError("unreachable") from None
+                status = _failure(exc, rpc)
+            _fail(context, status)
+            return None  # the status set is sent; no response
 
     async def Generate(
         self, request: pb.GenerateRequest | InvalidRequest, context: Context
-    ) -> pb.GenerateResponse:
+    ) -> pb.GenerateResponse | None:
         with self._telemetry.rpc("Generate", context.invocation_metadata()) as rpc:
             try:
                 with self._serving():
@@ -108,8 +111,9 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                         generated.plan, result, chat.request_id, trace_id=rpc.trace_id
                     )
             except Exception as exc:  # noqa: BLE001
-                await _abort(context, exc, rpc)
-                raise AssertionError("unreachable") from None
+                status = _failure(exc, rpc)
+            _fail(context, status)
+            return None  # the status set is sent; no response
 
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest | InvalidRequest, context: Context
@@ -131,13 +135,15 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                             end = out.stream_end(plan, event, chat.request_id, trace_id=rpc.trace_id)
                             yield pb.GenerateStreamResponse(end=end)
             except Exception as exc:  # noqa: BLE001
-                await _abort(context, exc, rpc)
+                status = _failure(exc, rpc)
+                _fail(context, status)
 
     async def ListModels(
         self, request: pb.ListModelsRequest | InvalidRequest, context: Context
-    ) -> pb.ListModelsResponse:
+    ) -> pb.ListModelsResponse | None:
         if isinstance(request, InvalidRequest):
-            await _abort(context, request, Unobserved())
+            _fail(context, _failure(request, Unobserved()))
+            return None
         registry = self._runtime().registry
         return pb.ListModelsResponse(
             models=[
@@ -231,7 +237,28 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         return time.monotonic() + budget
 
 
-async def _abort(context: Context, exc: Exception, rpc: RpcScope | Unobserved) -> None:
+def _fail(context: Context, status: grpc.Status) -> None:
+    """End the call with `status`, set on the context rather than raised by `context.abort`.
+
+    grpc keeps abort's AbortError in the call's state, and that error's traceback holds the
+    handler's frame, which holds the context: a reference cycle per failed call, with the whole
+    request in it, freed only by a full garbage collection. A handler that returns after setting a
+    non-OK code sends that status, its response (None here) discarded.
+    """
+    context.set_code(status.code)
+    context.set_details(status.details)
+    context.set_trailing_metadata(status.trailing_metadata)
+
+
+def _failure(exc: Exception, rpc: RpcScope | Unobserved) -> grpc.Status:
+    """The status for a failed call, once it is logged and recorded; the exception is spent then.
+
+    Callers end the call with it after their except block (`_fail`), and the chain's tracebacks
+    are dropped here: a traceback holds every frame the failure passed through, and a frame that
+    still holds the exception (a local `error`) makes a reference cycle, which only a full
+    garbage collection frees; under a burst of failures those piled up until the next one
+    (docs/decisions/002-soak.md).
+    """
     # A client's mistake is the client's to read in the status (and the request log's, if on):
     # no line here. Ours get one line with the traceback, rate-limited.
     if not isinstance(exc, TurnoutError) and (dropped := _log_limit.take()) is not None:
@@ -240,4 +267,19 @@ async def _abort(context: Context, exc: Exception, rpc: RpcScope | Unobserved) -
     status = to_status(exc)
     code: grpc.StatusCode = status.code
     rpc.failed(code.name, code.value[0], type(exc).__name__, getattr(exc, "attempts", ()))
-    await context.abort_with_status(status)
+    _drop_tracebacks(exc)
+    return status
+
+
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Clear `__traceback__` on `exc` and everything chained to it (cause, context, group members)."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)

@@ -8,6 +8,7 @@ route pays for them once, not on every request.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from sidecar.domain.plan import Plan
@@ -28,7 +29,10 @@ class PlanFacts:
     __slots__ = ("_log_decision", "_plan", "_route_json", "_span_attrs", "choice", "decision_attrs")
 
     def __init__(self, plan: Plan) -> None:
-        self._plan = plan
+        # Not the plan itself: these facts live in the plan's memo, and a reference back would make
+        # every plan a reference cycle, freed only by a full garbage collection. A copy without the
+        # memo (its other fields are immutable and shared) serves the renderings made later.
+        self._plan = replace(plan, memo={})
         self.choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
         self.decision_attrs = {
             hit: series_key(
