@@ -25,6 +25,7 @@ from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from tests.conftest import inject_fault
 from tests.server.helpers import generate_request, user
 
+
 def owned(obj: object) -> str | None:
     """A name for a garbage object of the sidecar's request path, else None. The provider simulator
     runs in this process too; its own objects are not the sidecar's."""
