@@ -25,17 +25,4 @@ cp "$client/example/main.go" .
 go build -o chat .
 echo "clients/go: a module outside the repository built the example against $module"
 
-if [ -z "${TURNOUT_ADDRESS:-}" ]; then
-  why="no sidecar: TURNOUT_ADDRESS is unset (run 'make clients-test' from the repository root)"
-  if [ "${TURNOUT_REQUIRE_LIVE:-}" = 1 ]; then echo "clients/go: $why" >&2; exit 1; fi
-  echo "clients/go: the example's run is skipped: $why"
-  exit 0
-fi
-output=$(./chat)
-answer=$(sed '$d' <<<"$output")
-summary=$(tail -n 1 <<<"$output")
-if [ -z "${answer//[[:space:]]/}" ] || ! [[ $summary =~ ^model:\ [A-Za-z0-9._-]+,\ cost:\ \$0\.[0-9]{2,9}$ ]]; then
-  printf 'clients/go: the example printed something unexpected:\n%s\n' "$output" >&2
-  exit 1
-fi
-echo "clients/go: the example answered through $TURNOUT_ADDRESS: $summary"
+bash "$client/../scripts/run-example.sh" go ./chat

@@ -50,17 +50,4 @@ fi
 classpath="target/classes:$(cat classpath.txt)"
 echo "clients/java: a Maven project outside the repository compiled the example against dev.turnout:turnout-client:$version"
 
-if [ -z "${TURNOUT_ADDRESS:-}" ]; then
-  why="no sidecar: TURNOUT_ADDRESS is unset (run 'make clients-test' from the repository root)"
-  if [ "${TURNOUT_REQUIRE_LIVE:-}" = 1 ]; then echo "clients/java: $why" >&2; exit 1; fi
-  echo "clients/java: the example's run is skipped: $why"
-  exit 0
-fi
-output=$(java -cp "$classpath" Chat)
-answer=$(sed '$d' <<<"$output")
-summary=$(tail -n 1 <<<"$output")
-if [ -z "${answer//[[:space:]]/}" ] || ! [[ $summary =~ ^model:\ [A-Za-z0-9._-]+,\ cost:\ \$0\.[0-9]{2,9}$ ]]; then
-  printf 'clients/java: the example printed something unexpected:\n%s\n' "$output" >&2
-  exit 1
-fi
-echo "clients/java: the installed example answered through $TURNOUT_ADDRESS: $summary"
+bash "$client/../scripts/run-example.sh" java java -cp "$classpath" Chat

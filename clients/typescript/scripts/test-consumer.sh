@@ -31,17 +31,4 @@ cp "$client/examples/chat.mts" .
   --typeRoots "$client/node_modules/@types" --types node chat.mts
 echo "clients/typescript: a project outside the repository installed $tarball and compiled the example against it"
 
-if [ -z "${TURNOUT_ADDRESS:-}" ]; then
-  why="no sidecar: TURNOUT_ADDRESS is unset (run 'make clients-test' from the repository root)"
-  if [ "${TURNOUT_REQUIRE_LIVE:-}" = 1 ]; then echo "clients/typescript: $why" >&2; exit 1; fi
-  echo "clients/typescript: the example's run is skipped: $why"
-  exit 0
-fi
-output=$(node chat.mjs)
-answer=$(sed '$d' <<<"$output")
-summary=$(tail -n 1 <<<"$output")
-if [ -z "${answer//[[:space:]]/}" ] || ! [[ $summary =~ ^model:\ [A-Za-z0-9._-]+,\ cost:\ \$0\.[0-9]{2,9}$ ]]; then
-  printf 'clients/typescript: the example printed something unexpected:\n%s\n' "$output" >&2
-  exit 1
-fi
-echo "clients/typescript: the installed example answered through $TURNOUT_ADDRESS: $summary"
+bash "$client/../scripts/run-example.sh" typescript node chat.mjs
