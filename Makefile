@@ -100,8 +100,8 @@ bench-quick: $(STAMP) ## the same, short (a few minutes), to keep the harness wo
 	bash scripts/bench-deps.sh
 	$(BIN)/python -m benchmarks.run --quick --out benchmarks/results/quick
 
-SOAK_MINUTES ?= 10
-soak: $(STAMP) ## mixed load with random provider faults for SOAK_MINUTES (10); fails on RSS/fd growth, hangs (-> benchmarks/results/)
+SOAK_MINUTES ?= 30
+soak: $(STAMP) ## mixed load with random provider faults for SOAK_MINUTES (30); fails on RSS/fd growth, hangs (-> benchmarks/results/)
 	$(BIN)/python -m benchmarks.soak --minutes $(SOAK_MINUTES)
 
 image-test: $(STAMP) ## build the container image with podman (local Debian base) and smoke-test it: health, Generate, SIGTERM
