@@ -63,11 +63,7 @@ proto: $(STAMP) $(BUF) ## regenerate the sidecar's Python stubs from proto/ (buf
 	$(BUF) generate --template proto/buf.gen.sidecar.yaml
 
 check-proto: $(STAMP) $(BUF) ## fail if the committed stubs differ from a fresh generation
-	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	sed "s#out: sidecar/server/_proto#out: $$tmp/_proto#" proto/buf.gen.sidecar.yaml >"$$tmp/buf.gen.yaml"; \
-	$(BUF) generate --template "$$tmp/buf.gen.yaml" && \
-	diff -r -x __pycache__ "$$tmp/_proto" sidecar/server/_proto && echo "generated stubs are up to date" || \
-	{ echo "sidecar/server/_proto is stale: run 'make proto' and commit the result"; exit 1; }
+	bash scripts/check-generated.sh sidecar/server/_proto proto/buf.gen.sidecar.yaml sidecar/server/_proto "make proto"
 
 $(BUF): tools/buf/package.json tools/buf/package-lock.json
 	npm ci --prefix tools/buf --no-audit --no-fund --loglevel=error
