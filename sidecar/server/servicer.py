@@ -93,9 +93,8 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                     plan = self._runtime().pipeline.route(chat)
                     return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-                status = _failure(exc, rpc)
-            _fail(context, status)
-            return None  # the status set is sent; no response
+                _fail(context, exc, rpc)
+                return None  # the status set is sent; no response
 
     async def Generate(
         self, request: pb.GenerateRequest | InvalidRequest, context: Context
@@ -111,9 +110,8 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                         generated.plan, result, chat.request_id, trace_id=rpc.trace_id
                     )
             except Exception as exc:  # noqa: BLE001
-                status = _failure(exc, rpc)
-            _fail(context, status)
-            return None  # the status set is sent; no response
+                _fail(context, exc, rpc)
+                return None  # the status set is sent; no response
 
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest | InvalidRequest, context: Context
@@ -135,14 +133,13 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                             end = out.stream_end(plan, event, chat.request_id, trace_id=rpc.trace_id)
                             yield pb.GenerateStreamResponse(end=end)
             except Exception as exc:  # noqa: BLE001
-                status = _failure(exc, rpc)
-                _fail(context, status)
+                _fail(context, exc, rpc)
 
     async def ListModels(
         self, request: pb.ListModelsRequest | InvalidRequest, context: Context
     ) -> pb.ListModelsResponse | None:
         if isinstance(request, InvalidRequest):
-            _fail(context, _failure(request, Unobserved()))
+            _fail(context, request, Unobserved())
             return None
         registry = self._runtime().registry
         return pb.ListModelsResponse(
@@ -237,27 +234,16 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         return time.monotonic() + budget
 
 
-def _fail(context: Context, status: grpc.Status) -> None:
-    """End the call with `status`, set on the context rather than raised by `context.abort`.
+def _fail(context: Context, exc: Exception, rpc: RpcScope | Unobserved) -> None:
+    """End a failed call with its status, once the failure is logged and recorded.
 
-    grpc keeps abort's AbortError in the call's state, and that error's traceback holds the
-    handler's frame, which holds the context: a reference cycle per failed call, with the whole
-    request in it, freed only by a full garbage collection. A handler that returns after setting a
-    non-OK code sends that status, its response (None here) discarded.
-    """
-    context.set_code(status.code)
-    context.set_details(status.details)
-    context.set_trailing_metadata(status.trailing_metadata)
-
-
-def _failure(exc: Exception, rpc: RpcScope | Unobserved) -> grpc.Status:
-    """The status for a failed call, once it is logged and recorded; the exception is spent then.
-
-    Callers end the call with it after their except block (`_fail`), and the chain's tracebacks
-    are dropped here: a traceback holds every frame the failure passed through, and a frame that
-    still holds the exception (a local `error`) makes a reference cycle, which only a full
-    garbage collection frees; under a burst of failures those piled up until the next one
-    (docs/decisions/002-soak.md).
+    The status is set on the context, not raised by `context.abort`: grpc keeps abort's
+    AbortError in the call's state, and that error's traceback holds the handler's frame, which
+    holds the context. And the failure's own tracebacks are dropped: they hold every frame it
+    passed through, and a frame that still holds the exception (a local `error`) closes a cycle.
+    Either way a reference cycle per failed call, with the whole request in it, freed only by a
+    full garbage collection (docs/decisions/002-soak.md). A handler that returns after setting a
+    non-OK code sends that status; its response (None) is discarded.
     """
     # A client's mistake is the client's to read in the status (and the request log's, if on):
     # no line here. Ours get one line with the traceback, rate-limited.
@@ -268,7 +254,9 @@ def _failure(exc: Exception, rpc: RpcScope | Unobserved) -> grpc.Status:
     code: grpc.StatusCode = status.code
     rpc.failed(code.name, code.value[0], type(exc).__name__, getattr(exc, "attempts", ()))
     _drop_tracebacks(exc)
-    return status
+    context.set_code(code)
+    context.set_details(status.details)
+    context.set_trailing_metadata(status.trailing_metadata)
 
 
 def _drop_tracebacks(exc: BaseException) -> None:
