@@ -8,7 +8,6 @@ route pays for them once, not on every request.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from sidecar.domain.plan import Plan
@@ -24,15 +23,15 @@ class PlanFacts:
 
     Cached decisions hand out copies that share the plan's memo, so a cached route pays for
     this (reasons rendered, attribute sets built) once, not on every request.
+
+    The renderings take the plan as an argument rather than keeping it: these facts live in the
+    plan's memo, and a reference back would make every plan a reference cycle, freed only by a
+    full garbage collection (docs/decisions/002-soak.md).
     """
 
-    __slots__ = ("_log_decision", "_plan", "_route_json", "_span_attrs", "choice", "decision_attrs")
+    __slots__ = ("_log_decision", "_route_json", "_span_attrs", "choice", "decision_attrs")
 
     def __init__(self, plan: Plan) -> None:
-        # Not the plan itself: these facts live in the plan's memo, and a reference back would make
-        # every plan a reference cycle, freed only by a full garbage collection. A copy without the
-        # memo (its other fields are immutable and shared) serves the renderings made later.
-        self._plan = replace(plan, memo={})
         self.choice = plan.choice.model.name if plan.stages and plan.stages[0].candidates else ""
         self.decision_attrs = {
             hit: series_key(
@@ -49,14 +48,12 @@ class PlanFacts:
         self._log_decision: tuple[str, str] | None = None
         self._route_json = ""
 
-    @property
-    def span_name(self) -> str:
-        return f"route {self._plan.route}"
+    @staticmethod
+    def span_name(plan: Plan) -> str:
+        return f"route {plan.route}"
 
-    @property
-    def span_attrs(self) -> dict[str, Any]:
+    def span_attrs(self, plan: Plan) -> dict[str, Any]:
         if self._span_attrs is None:
-            plan = self._plan
             names = [c.model.name for c in plan.candidates]
             self._span_attrs = {
                 n.ROUTE: plan.route,
@@ -72,23 +69,20 @@ class PlanFacts:
             }
         return self._span_attrs
 
-    @property
-    def log_decision(self) -> tuple[str, str]:
+    def log_decision(self, plan: Plan) -> tuple[str, str]:
         """The log line's decision object without its closing brace, as (not a cache hit, a cache
         hit): the line appends the per-request facts."""
         if self._log_decision is None:
-            plan = self._plan
             names = [c.model.name for c in plan.candidates[:MAX_LISTED]]
             fixed = {"strategy": plan.strategy, "model": self.choice, "candidates": names}
             head = json.dumps(fixed, separators=(",", ":"))[:-1]
             self._log_decision = (head + ',"cache_hit":false', head + ',"cache_hit":true')
         return self._log_decision
 
-    @property
-    def route_json(self) -> str:
+    def route_json(self, plan: Plan) -> str:
         """The route's name as a JSON string."""
         if not self._route_json:
-            self._route_json = json.dumps(self._plan.route)
+            self._route_json = json.dumps(plan.route)
         return self._route_json
 
 

@@ -149,20 +149,17 @@ class Telemetry:
             return
         start = end - plan.decision_time_micros * 1000
         attrs = {
-            **plan_facts.span_attrs,
+            **plan_facts.span_attrs(plan),
             n.DECISION_TIME_US: plan.decision_time_micros,
             n.DECISION_CACHE_HIT: plan.cache_hit,
         }
         if plan.classifier_score is not None:
             attrs[n.CLASSIFIER_SCORE] = plan.classifier_score
+        name = plan_facts.span_name(plan)
         if isinstance(parent, SpanContext) and self._finished is not None:
-            self._finished.record(
-                plan_facts.span_name, SpanKind.INTERNAL, parent, self._finished.new_id(), start, end, attrs
-            )
+            self._finished.record(name, SpanKind.INTERNAL, parent, self._finished.new_id(), start, end, attrs)
             return
-        span = self._tracer.start_span(
-            plan_facts.span_name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=start
-        )
+        span = self._tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=start)
         span.end(end_time=end)
 
     # --- executor --------------------------------------------------------------------------------

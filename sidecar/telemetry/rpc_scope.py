@@ -306,7 +306,8 @@ class RpcScope:
         ASCII by construction, and the decision's fixed part is serialised once per plan."""
         plan, chat = self.plan, self.chat
         plan_facts = facts(plan) if plan is not None else None
-        route_json = plan_facts.route_json if plan_facts is not None else '""'  # no plan: no route
+        # No plan: no route.
+        route_json = '""' if plan is None or plan_facts is None else plan_facts.route_json(plan)
         micros = self._duration_ns // 1000
         line = (
             f'{{"ts":"{_timestamp(self._end_ns)}","event":"turnout.request","rpc":"{self.method}",'
@@ -330,7 +331,8 @@ class RpcScope:
             line += "," + orjson.dumps(more).decode()[1:-1]
         if plan is None or plan_facts is None:
             return line + "}"
-        decision = f'{plan_facts.log_decision[plan.cache_hit]},"decision_us":{plan.decision_time_micros}'
+        head = plan_facts.log_decision(plan)[plan.cache_hit]
+        decision = f'{head},"decision_us":{plan.decision_time_micros}'
         if plan.classifier_score is not None:
             decision += f',"classifier_score":{round(plan.classifier_score, 4)!r}'
         return f'{line},"decision":{decision}}}}}'
