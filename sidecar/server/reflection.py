@@ -47,16 +47,22 @@ def _add_v1_descriptor(pool: descriptor_pool.DescriptorPool) -> None:
         pass
     proto = descriptor_pb2.FileDescriptorProto()
     reflection_pb2.DESCRIPTOR.CopyToProto(proto)
-    old = proto.package
+    prefix = f".{proto.package}."
+
+    def renamed(type_name: str) -> str:
+        if not type_name.startswith(prefix):
+            return type_name  # another package's type
+        return f".{V1_PACKAGE}.{type_name.removeprefix(prefix)}"
+
     proto.name = V1_FILE
     proto.package = V1_PACKAGE
     for message in proto.message_type:
         for field in message.field:
-            if field.type_name.startswith(f".{old}."):
-                field.type_name = f".{V1_PACKAGE}." + field.type_name.removeprefix(f".{old}.")
+            if field.HasField("type_name"):  # set only on message and enum fields
+                field.type_name = renamed(field.type_name)
     for service in proto.service:
         for method in service.method:
-            method.input_type = method.input_type.replace(f".{old}.", f".{V1_PACKAGE}.")
-            method.output_type = method.output_type.replace(f".{old}.", f".{V1_PACKAGE}.")
+            method.input_type = renamed(method.input_type)
+            method.output_type = renamed(method.output_type)
     proto.ClearField("options")  # v1alpha's options name its own Java/C# packages
     pool.AddSerializedFile(proto.SerializeToString())
