@@ -31,16 +31,18 @@ FROM ${BASE_IMAGE} AS build
 # Dependencies first, from pyproject.toml alone, so that a source change reuses this layer.
 # /opt/build holds the build tools (setuptools, wheel); /opt/turnout is what the runtime gets.
 COPY pyproject.toml /src/
+COPY simulator/pyproject.toml /src/simulator/
 RUN set -eu; cd /src; \
     export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=120 PYTHONDONTWRITEBYTECODE=1; \
     if [ -f /run/host-ca.crt ]; then export PIP_CERT=/run/host-ca.crt; fi; \
     if [ -d /run/host-wheels ]; then export PIP_FIND_LINKS=/run/host-wheels; fi; \
     python3 -m venv /opt/build; \
     /opt/build/bin/pip install --quiet "setuptools>=69" wheel; \
-    /opt/build/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt; \
+    /opt/build/bin/python -c "import tomllib; print('\n'.join(d for f in ('pyproject.toml', 'simulator/pyproject.toml') for d in tomllib.load(open(f, 'rb'))['project']['dependencies']))" > /tmp/requirements.txt; \
     python3 -m venv /opt/turnout; \
     /opt/turnout/bin/pip install --quiet --no-compile -r /tmp/requirements.txt
-# The rest of the context: README.md, sidecar/, examples/ (.dockerignore keeps out everything else).
+# The rest of the context: README.md, sidecar/, simulator/ (the provider simulator, for the keyless
+# demo: `serve --simulator`), examples/ (.dockerignore keeps out everything else).
 COPY . /src/
 # The wheel, installed without its build tools and without pip; bytecode compiled once here and
 # never checked against the sources' mtime (a read-only root filesystem cannot take .pyc files,
@@ -48,8 +50,8 @@ COPY . /src/
 # and a passwd entry for uid 10001 (for tools that look their user up).
 RUN set -eu; cd /src; \
     export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1; \
-    /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /wheels .; \
-    /opt/turnout/bin/pip install --quiet --no-deps --no-compile /wheels/turnout-*.whl; \
+    /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /wheels . ./simulator; \
+    /opt/turnout/bin/pip install --quiet --no-deps --no-compile /wheels/turnout-*.whl /wheels/turnout_simulator-*.whl; \
     /opt/turnout/bin/python -c "import importlib.resources as r; assert r.files('sidecar.policy').joinpath('artifacts/router-v1.json.gz').is_file(), 'learned router artifact missing from the wheel'"; \
     /opt/turnout/bin/python -m pip uninstall --quiet --yes pip setuptools wheel 2>/dev/null || true; \
     rm -rf /opt/turnout/bin/pip* /opt/turnout/bin/activate* /opt/turnout/bin/Activate.ps1; \

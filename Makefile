@@ -15,13 +15,13 @@ SIM_CONFIG ?= examples/simulator.yaml
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml simulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./simulator -e '.[dev]'
 	@touch $@
 
-install: $(STAMP) ## create .venv and install Turnout with its dev tools
+install: $(STAMP) ## create .venv and install Turnout, its dev tools and the provider simulator (simulator/)
 
 run: $(STAMP) ## start the provider simulator and the sidecar with examples/ (no API key needed)
 	@echo "Starting Turnout on 127.0.0.1:50051 with $(CONFIG), simulator on 127.0.0.1:8400."
@@ -53,7 +53,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 typecheck: $(STAMP) ## mypy (strict on domain, policy, execution, registry)
-	$(BIN)/mypy sidecar
+	$(BIN)/mypy sidecar simulator/turnout_simulator
 
 contracts: $(STAMP) ## import-layer contracts (import-linter)
 	$(BIN)/lint-imports

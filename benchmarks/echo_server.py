@@ -14,7 +14,7 @@ import grpc
 
 from benchmarks.workload import config, requests
 from sidecar.policy.build import build_engine
-from sidecar.registry.health import HealthTracker
+from sidecar.policy.health import HealthTracker
 from sidecar.server import convert_out
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc

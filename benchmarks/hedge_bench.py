@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from turnout_simulator import ModelProfile, SimulatorConfig, start_simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator import ModelProfile, SimulatorConfig, start_simulator
 
 PROFILE = ModelProfile(
     ttft_ms=100,

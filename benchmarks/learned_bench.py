@@ -32,7 +32,7 @@ _FALLBACK = [
 
 def _prompts() -> tuple[list[str], str]:
     try:
-        from sidecar.learning.data import ROUTERBENCH, read_file, split
+        from sidecar.offline.training.data import ROUTERBENCH, read_file, split
 
         if ROUTERBENCH.is_file():
             return [e.question for e in split(read_file(ROUTERBENCH)).test], "routerbench test split"

@@ -3,7 +3,7 @@
 Every prompt of RouterBench's test split (deduplicated against train; benchmarks/replay/data.py)
 goes to the real sidecar (`python -m sidecar serve`, its own process) over gRPC Generate, once per
 route, interleaved. The sidecar calls the provider simulator in replay mode
-(sidecar/simulator/replay.py). The simulator answers each model with the text that model really
+(simulator/turnout_simulator/replay.py). The simulator answers each model with the text that model really
 answered to that prompt (RouterBench `original/*.csv`), paces it by the model's latency profile and
 reports usage at about 4 characters per token. RouterBench's own recorded costs count tokens the
 same way (see benchmarks/replay/models.yaml). The sidecar prices that usage with the registry's list
@@ -61,6 +61,9 @@ from typing import Any
 
 import grpc
 import yaml
+from turnout_simulator import ModelProfile, SimulatorConfig, start_simulator
+from turnout_simulator.config import ReplaySettings
+from turnout_simulator.replay import ReplayBook
 
 from benchmarks.replay.data import Prompt, load_prompts, stratified_sample
 from benchmarks.replay.figures import (
@@ -75,12 +78,9 @@ from benchmarks.replay.figures import (
     verdict,
 )
 from benchmarks.replay.plot import plot
-from sidecar.learning.data import ROUTERBENCH
+from sidecar.offline.training.data import ROUTERBENCH
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator import ModelProfile, SimulatorConfig, start_simulator
-from sidecar.simulator.config import ReplaySettings
-from sidecar.simulator.replay import ReplayBook
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_FILE = Path(__file__).resolve().parent / "replay" / "models.yaml"

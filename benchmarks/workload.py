@@ -24,7 +24,7 @@ from sidecar.domain.request import (
     TextPart,
     Tool,
 )
-from sidecar.registry.health import HealthTracker
+from sidecar.policy.health import HealthTracker
 from sidecar.registry.registry import Registry
 
 # Telemetry blocks for the benchmarks' sidecar configs: all off, and on as a pod would run it.

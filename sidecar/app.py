@@ -35,17 +35,15 @@ from sidecar.execution.executor import Executor, Resilience
 from sidecar.pipeline import Pipeline
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
+from sidecar.policy.health import HealthTracker
 from sidecar.probes import ProbeListener, Readiness
 from sidecar.providers.factory import build_adapter
-from sidecar.providers.http import make_session
-from sidecar.registry.health import HealthTracker
+from sidecar.providers.session import make_session
 from sidecar.reload import ConfigWatcher, ReloadResult
 from sidecar.server.access import Access, TlsFiles
 from sidecar.server.serve import GrpcServer, Listen
 from sidecar.server.servicer import RouterServicer, Runtime
 from sidecar.shadow.runner import ShadowBook, ShadowRunner
-from sidecar.simulator.config import load_simulator_config
-from sidecar.simulator.server import start_simulator
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry, redact_log_records
 
 log = logging.getLogger(__name__)
@@ -400,11 +398,10 @@ def _without_reference(s: TelemetrySettings) -> TelemetrySettings:
 async def serve_until_signalled(
     config: Config,
     overrides: ListenOverrides,
-    simulator: SimulatorOption | None = None,
     announce: Callable[[str], None] = print,
     reload_interval_s: float | None = None,
 ) -> None:
-    """`turnout serve`: start (with the embedded simulator if asked), wait for SIGTERM/SIGINT, stop.
+    """`turnout serve`: start, wait for SIGTERM/SIGINT, stop.
 
     While serving, the config file is reloaded when its content changes (polled every
     `reload_interval_s`, default server.reload_interval_s) and on SIGHUP. On SIGTERM/SIGINT the
@@ -415,16 +412,6 @@ async def serve_until_signalled(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sim = None
-    if simulator is not None:
-        sim_config = load_simulator_config(simulator.config_path)
-        try:
-            sim = await start_simulator(sim_config, "127.0.0.1", simulator.port)
-        except OSError as exc:
-            raise OSError(
-                f"cannot start the simulator on 127.0.0.1:{simulator.port}: {exc.strerror}"
-            ) from None
-        announce(f"simulator: serving the OpenAI wire format at {sim.base_url}")
     sidecar = Sidecar(config, overrides)
     watcher = ConfigWatcher(
         config.source,
@@ -451,22 +438,18 @@ async def serve_until_signalled(
         announce(f"turnout: stopping; in-flight requests have {grace:g}s to finish")
         await sidecar.stop()
     finally:
-        if sim is not None:
-            await sim.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
 
 def _freeze_startup_heap() -> None:
     """Move everything built at start (modules, registry, tokenizers, the OTel SDK) out of the
-    cyclic garbage collector's sight, so that a full collection scans only what requests made.
+    cyclic garbage collector's sight, so that a full collection scans only what requests made:
+    a scan of the whole startup heap stops the event loop long enough to show in p99.
 
-    Measured with telemetry on at 500 req/s: spans queued for export survive into the oldest
-    generation and trigger a full collection every couple of seconds; each one scanned the whole
-    startup heap, about 31 ms with the event loop stopped (a p99 spike), and 4 ms once frozen.
     Objects frozen here are still freed by reference counting; only cyclic garbage among them
     (a config replaced by a reload, say) is kept, which is small and rare. Then the youngest
-    generation's threshold is raised (GC_YOUNG_THRESHOLD, below).
+    generation's threshold is raised (GC_YOUNG_THRESHOLD, below). Decision 006.
     """
     gc.collect()
     gc.freeze()
@@ -475,14 +458,6 @@ def _freeze_startup_heap() -> None:
 
 # The youngest generation is collected after this many more container objects were made than
 # freed (CPython's default: 700). A request's objects mostly die by reference counting within
-# milliseconds, but 64 requests in flight keep thousands alive, so at 700 a collection ran every
-# ~20 requests and scanned them all: 43 µs of CPU per Generate at concurrency 64 (58 µs with
-# telemetry on), and throughput 6-8% lower than at 10,000, where it is 4 µs, for ~1-1.5 MB more
-# RSS (measured with `gc.callbacks`, alternating rounds; docs/observability.md, What it costs).
+# milliseconds, but many requests in flight keep thousands alive, and at 700 each collection
+# scanned them all, every few requests. Decision 006.
 GC_YOUNG_THRESHOLD = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatorOption:
-    config_path: str
-    port: int

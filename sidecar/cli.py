@@ -8,6 +8,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from turnout_simulator import Simulator
+
+    from sidecar.app import ListenOverrides
+    from sidecar.config import Config
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_SIMULATOR_PORT = 8400
@@ -93,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(run=_validate)
 
-    from sidecar.evaluation.command import add_eval_arguments  # standard library only: no numpy here
+    from sidecar.offline.evaluation.command import add_eval_arguments  # standard library only: no numpy here
 
     evaluate = sub.add_parser(
         "eval", help="replay a scored dataset through a router offline: quality vs cost"
@@ -101,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     add_eval_arguments(evaluate)
     evaluate.set_defaults(run=_eval)
 
-    from sidecar.learning.command import add_train_command  # numpy / scikit-learn load only in `train`
+    from sidecar.offline.training.command import (
+        add_train_command,  # numpy / scikit-learn load only in `train`
+    )
 
     add_train_command(sub)
 
@@ -112,15 +121,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from sidecar.evaluation.command import run_eval
+    from sidecar.offline.evaluation.command import run_eval
 
     return run_eval(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sidecar.app import ListenOverrides, SimulatorOption, serve_until_signalled
+    from sidecar.app import ListenOverrides
     from sidecar.config import ConfigError, load_config
-    from sidecar.simulator.config import SimulatorConfigError
 
     try:
         config = load_config(args.config)
@@ -141,25 +149,64 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         allow_remote_metrics=args.allow_remote_metrics,
     )
-    simulator = SimulatorOption(args.simulator, args.simulator_port) if args.simulator else None
     try:
-        asyncio.run(
-            serve_until_signalled(
-                config, overrides, simulator, announce=_announce, reload_interval_s=args.reload_interval
-            )
-        )
+        asyncio.run(_serving(config, overrides, args))
     except ConfigError as exc:  # listen addresses off loopback without a token or TLS
         print(exc, file=sys.stderr)
         return 2
-    except (OSError, SimulatorConfigError) as exc:
+    except (OSError, _CannotSimulate) as exc:
         print(f"turnout: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+_NOT_INSTALLED = "the provider simulator is not installed: pip install ./simulator (make install does)"
+
+
+class _CannotSimulate(Exception):
+    """`--simulator` was asked for and cannot run: not installed, or its config is invalid."""
+
+
+async def _serving(config: Config, overrides: ListenOverrides, args: argparse.Namespace) -> None:
+    """The sidecar until a signal stops it, with the provider simulator beside it if asked for.
+
+    The simulator is a separate package (simulator/) that stands in for providers across the
+    network; the sidecar never imports it, only this command line does, and only when asked."""
+    from sidecar.app import serve_until_signalled
+
+    simulator = await _start_simulator(args.simulator, args.simulator_port) if args.simulator else None
+    try:
+        await serve_until_signalled(
+            config, overrides, announce=_announce, reload_interval_s=args.reload_interval
+        )
+    finally:
+        if simulator is not None:
+            await simulator.close()
+
+
+async def _start_simulator(config_path: str, port: int) -> Simulator:
+    try:
+        from turnout_simulator import SimulatorConfigError, load_simulator_config, start_simulator
+    except ImportError:
+        raise _CannotSimulate(f"--simulator: {_NOT_INSTALLED}") from None
+    try:
+        sim_config = load_simulator_config(config_path)
+    except SimulatorConfigError as exc:
+        raise _CannotSimulate(str(exc)) from None
+    try:
+        simulator = await start_simulator(sim_config, "127.0.0.1", port)
+    except OSError as exc:
+        raise OSError(f"cannot start the simulator on 127.0.0.1:{port}: {exc.strerror}") from None
+    _announce(f"simulator: serving the OpenAI wire format at {simulator.base_url}")
+    return simulator
+
+
 def _simulate(args: argparse.Namespace) -> int:
-    from sidecar.simulator.config import SimulatorConfigError, load_simulator_config
-    from sidecar.simulator.server import serve_forever
+    try:
+        from turnout_simulator import SimulatorConfigError, load_simulator_config, serve_forever
+    except ImportError:
+        print(f"turnout: {_NOT_INSTALLED}", file=sys.stderr)
+        return 1
 
     try:
         config = load_simulator_config(args.config)

@@ -10,12 +10,12 @@ import aiohttp
 import grpc
 import pytest
 import yaml
+from turnout_simulator.config import load_simulator_config
+from turnout_simulator.server import Simulator, start_simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.config import Config, parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.config import load_simulator_config
-from sidecar.simulator.server import Simulator, start_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "examples" / "turnout.yaml"

@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 
 from sidecar.config import ConfigError, parse_config
-from sidecar.registry.health import HealthSnapshot
+from sidecar.policy.health import HealthSnapshot
 from sidecar.server.convert_out import model_info
 from tests.config_strategies import documents
 

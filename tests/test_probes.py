@@ -12,13 +12,13 @@ import aiohttp
 import grpc
 import pytest
 import yaml
+from turnout_simulator.config import ModelProfile, SimulatorConfig
+from turnout_simulator.server import Simulator, start_simulator
 
 from sidecar.app import ListenOverrides, Sidecar, telemetry_options
 from sidecar.config import TelemetrySettings
 from sidecar.probes import Readiness
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.config import ModelProfile, SimulatorConfig
-from sidecar.simulator.server import Simulator, start_simulator
 from tests.conftest import EXAMPLE_CONFIG, example_config, point_at_simulator
 from tests.server.helpers import generate_request
 

@@ -24,9 +24,9 @@ from sidecar.domain.request import ResponseFormat, ResponseFormatKind
 from sidecar.domain.response import Completion, FinishReason, Usage
 from sidecar.execution.executor import Executor
 from sidecar.policy.build import build_engine
+from sidecar.policy.health import HealthTracker
 from sidecar.policy.specs import RouteSpec, Rule, RulesSpec
 from sidecar.providers.base import MockAdapter, ProviderCall
-from sidecar.registry.health import HealthTracker
 from sidecar.registry.registry import Registry
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server.convert_in import to_chat_request

@@ -14,12 +14,12 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from turnout_simulator.server import Simulator
 
 from sidecar.app import Sidecar
 from sidecar.reload import ConfigWatcher
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.server import Simulator
 from tests.conftest import EXAMPLE_CONFIG, inject_fault, point_at_simulator
 from tests.processes import drop_provider, put_first
 from tests.server.helpers import generate_request, user

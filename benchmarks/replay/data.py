@@ -1,6 +1,6 @@
 """The prompts the money bench sends: RouterBench's test split, each with its recorded outcomes.
 
-Rows are read with the evaluation loader (sidecar/evaluation/dataset.py) and deduplicated against
+Rows are read with the evaluation loader (sidecar/offline/evaluation/dataset.py) and deduplicated against
 the train split as `turnout eval --dedupe-against` does. A question repeated within the test split
 keeps its first row only, as the simulator's replay does. A row without every model's score is
 dropped, so that every route is graded on the same prompts. The original prompt (RouterBench
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar.evaluation.dataset import load_dataset, normalize_prompt
+from sidecar.offline.evaluation.dataset import load_dataset, normalize_prompt
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from turnout_simulator.replay import ReplayBook
+from turnout_simulator.tokens import CHARS_PER_TOKEN, estimate_prompt
+
 from benchmarks.replay.data import Prompt
-from sidecar.evaluation.dataset import normalize_prompt
-from sidecar.simulator.replay import ReplayBook
-from sidecar.simulator.tokens import CHARS_PER_TOKEN, estimate_prompt
+from sidecar.offline.evaluation.dataset import normalize_prompt
 
 TARGET_COST_REDUCTION = 0.60
 TARGET_ACCURACY_POINTS = 2.0

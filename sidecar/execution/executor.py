@@ -40,9 +40,9 @@ from sidecar.execution.breaker import Alternatives, BreakerSet
 from sidecar.execution.budget import Budget
 from sidecar.execution.ledger import Ledger, Observer, loop_clock
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
+from sidecar.policy.health import HealthTracker
 from sidecar.policy.regex import Matcher, compile_linear
 from sidecar.providers.base import ProviderAdapter, ProviderCall
-from sidecar.registry.health import HealthTracker
 from sidecar.validation.json_output import check_completion
 
 Clock = Callable[[], float]

@@ -8,6 +8,7 @@ from sidecar.policy.cache import DecisionCache
 from sidecar.policy.classifier import BUILTIN, Classifier, SuccessModel
 from sidecar.policy.draft import Entry
 from sidecar.policy.engine import CompiledRoute, Engine
+from sidecar.policy.health import HealthTracker
 from sidecar.policy.specs import (
     CapabilitySpec,
     CascadeSpec,
@@ -29,7 +30,6 @@ from sidecar.policy.strategies.scoring import ScoringStrategy
 from sidecar.policy.strategies.sla import SlaStrategy
 from sidecar.policy.strategies.success import SuccessStrategy
 from sidecar.policy.tokens import counter_for, preload
-from sidecar.registry.health import HealthTracker
 from sidecar.registry.registry import Registry
 
 

@@ -14,8 +14,8 @@ from dataclasses import replace
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.plan import Note, Truncation
 from sidecar.domain.request import ChatRequest, Message
+from sidecar.policy.health import ModelStats
 from sidecar.policy.tokens import TokenCounter, count_request, request_extras
-from sidecar.registry.health import ModelStats
 
 
 class Entry:

@@ -22,11 +22,11 @@ from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Rejection, Sta
 from sidecar.domain.request import ChatRequest
 from sidecar.policy.cache import DecisionCache, cache_key, request_chars
 from sidecar.policy.draft import Draft, Entry
+from sidecar.policy.health import HealthTracker
 from sidecar.policy.specs import CapabilitySpec
 from sidecar.policy.strategies.base import Strategy
 from sidecar.policy.strategies.capability import CapabilityStrategy
 from sidecar.policy.strategies.constraints import HintConstraints
-from sidecar.registry.health import HealthTracker
 
 DEFAULT_OUTPUT_TOKENS = 512
 """Output length assumed for cost estimates when the request sets no max_output_tokens."""

@@ -36,7 +36,7 @@ from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
 from sidecar.execution.executor import ExecutionResult
 from sidecar.pipeline import Pipeline
-from sidecar.registry.health import HealthTracker
+from sidecar.policy.health import HealthTracker
 from sidecar.registry.registry import Registry
 from sidecar.server import convert_out as out
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from turnout_simulator import ModelProfile, SimulatorConfig, start_simulator
+from turnout_simulator.server import Simulator
 
 from benchmarks import proxy_bench
 from benchmarks.loadgen import Samples, closed_loop, interleaved, open_loop, percentile, pool, run_grpc
 from benchmarks.loadgen_http import first_content, run_http
 from sidecar.app import Sidecar
-from sidecar.simulator import ModelProfile, SimulatorConfig, start_simulator
-from sidecar.simulator.server import Simulator
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from turnout_simulator.config import ReplaySettings
+from turnout_simulator.replay import ReplayBook
 
 from benchmarks import money_bench
 from benchmarks.replay.data import Prompt, load_prompts, stratified_sample
 from benchmarks.replay.figures import Served, compare, summarize, verdict
-from sidecar.learning.data import ROUTERBENCH
-from sidecar.simulator.config import ReplaySettings
-from sidecar.simulator.replay import ReplayBook
+from sidecar.offline.training.data import ROUTERBENCH
 
 MODELS = list(money_bench.load_models())
 FRONTIER, CHEAP = money_bench.FRONTIER, money_bench.CHEAP

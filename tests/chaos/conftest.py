@@ -19,13 +19,13 @@ import aiohttp
 import grpc
 import pytest
 from grpc_status import rpc_status
+from turnout_simulator import ModelProfile, Simulator, SimulatorConfig, start_simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.config import parse_config
 from sidecar.domain.outcome import AttemptRecord
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator import ModelProfile, Simulator, SimulatorConfig, start_simulator
 from tests.server.helpers import details, user
 
 TIME_SCALE = 0.01

@@ -16,12 +16,12 @@ import grpc
 import jsonschema
 import pytest
 from google.protobuf import struct_pb2
+from turnout_simulator import Simulator
 
 from sidecar.app import Sidecar
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator import Simulator
 from tests.chaos.conftest import (
     FAIL_MAX,
     RESET_TIMEOUT_S,

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from turnout_simulator import Simulator, start_simulator
+from turnout_simulator.config import load_simulator_config
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator import Simulator, start_simulator
-from sidecar.simulator.config import load_simulator_config
 from tests.conftest import EXAMPLE_SIMULATOR, example_config
 from tests.server.helpers import user
 

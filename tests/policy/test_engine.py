@@ -22,6 +22,7 @@ from sidecar.domain.request import (
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
 from sidecar.policy.classifier import LengthClassifier
+from sidecar.policy.health import HealthTracker
 from sidecar.policy.specs import (
     CapabilitySpec,
     CascadeSpec,
@@ -34,7 +35,6 @@ from sidecar.policy.specs import (
     TierSpec,
 )
 from sidecar.policy.tokens import count_request, counter_for
-from sidecar.registry.health import HealthTracker
 from sidecar.registry.registry import Registry
 from tests.factories import chat, model, provider
 

@@ -13,6 +13,7 @@ from sidecar.config import ConfigError, parse_config
 from sidecar.domain.request import ChatRequest
 from sidecar.policy.build import build_engine
 from sidecar.policy.classifier import BUILTIN, Calibrated, SuccessModel
+from sidecar.policy.health import HealthTracker
 from sidecar.policy.learned import (
     DEFAULT_ARTIFACT,
     PAIR_HEAD,
@@ -26,7 +27,6 @@ from sidecar.policy.learned import (
     resolve_threshold,
 )
 from sidecar.policy.specs import ClassifierSpec, RouteSpec, SuccessSpec, Target
-from sidecar.registry.health import HealthTracker
 from sidecar.registry.registry import Registry
 from tests.factories import chat, model, provider
 

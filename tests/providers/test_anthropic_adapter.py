@@ -13,6 +13,8 @@ import aiohttp
 import jsonschema
 import pytest
 from aiohttp import web
+from turnout_simulator import Simulator, SimulatorConfig, start_simulator
+from turnout_simulator.config import FaultKind, FaultSpec
 
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -32,9 +34,7 @@ from sidecar.providers.anthropic import AnthropicAdapter
 from sidecar.providers.anthropic.codec import REFUSAL_NOTE
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.factory import build_adapter
-from sidecar.providers.http import make_session
-from sidecar.simulator import Simulator, SimulatorConfig, start_simulator
-from sidecar.simulator.config import FaultKind, FaultSpec
+from sidecar.providers.session import make_session
 from tests.planted import assert_no_key
 
 KEY = "sk-ant-planted-SECRET-456"

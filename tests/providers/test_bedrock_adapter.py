@@ -19,6 +19,8 @@ import aiohttp
 import jsonschema
 import pytest
 from aiohttp import web
+from turnout_simulator import Simulator, SimulatorConfig, start_simulator
+from turnout_simulator.config import FaultKind, FaultSpec
 
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -37,9 +39,7 @@ from sidecar.providers.base import ProviderCall
 from sidecar.providers.bedrock import BedrockAdapter
 from sidecar.providers.bedrock.eventstream import encode_message
 from sidecar.providers.factory import build_adapter
-from sidecar.providers.http import make_session
-from sidecar.simulator import Simulator, SimulatorConfig, start_simulator
-from sidecar.simulator.config import FaultKind, FaultSpec
+from sidecar.providers.session import make_session
 from tests.planted import assert_no_key
 
 KEY = "ABSKQmVkcm9ja0FQSUtleS1wbGFudGVk-789"  # a Bedrock API key's shape (ABSK...)

@@ -7,6 +7,7 @@ import uuid
 import zlib
 
 import pytest
+from turnout_simulator import event_stream as sim_event_stream
 
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.providers.bedrock.eventstream import (
@@ -15,7 +16,6 @@ from sidecar.providers.bedrock.eventstream import (
     HeaderValue,
     encode_message,
 )
-from sidecar.simulator import event_stream as sim_event_stream
 
 EVENT_HEADERS: dict[str, HeaderValue] = {
     ":event-type": "contentBlockDelta",

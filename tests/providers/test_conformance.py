@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import jsonschema
 import pytest
+from turnout_simulator.config import ModelProfile, SimulatorConfig
+from turnout_simulator.server import Simulator, start_simulator
 
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -36,9 +38,7 @@ from sidecar.domain.request import (
 from sidecar.domain.response import FinishReason, StreamChunk
 from sidecar.providers.base import ProviderAdapter, ProviderCall
 from sidecar.providers.factory import KNOWN_KINDS, build_adapter
-from sidecar.providers.http import make_session
-from sidecar.simulator.config import ModelProfile, SimulatorConfig
-from sidecar.simulator.server import Simulator, start_simulator
+from sidecar.providers.session import make_session
 from tests.planted import assert_no_key
 
 KEY = "sk-planted-CONFORMANCE-4242"

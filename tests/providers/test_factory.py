@@ -6,8 +6,8 @@ import pytest
 
 from sidecar.domain.model import ProviderSpec
 from sidecar.providers.factory import KNOWN_KINDS, build_adapter
-from sidecar.providers.http import make_session
 from sidecar.providers.openai import OpenAIAdapter
+from sidecar.providers.session import make_session
 
 
 async def test_openai_kind_builds_the_openai_adapter() -> None:

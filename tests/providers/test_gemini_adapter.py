@@ -12,6 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from turnout_simulator.config import FaultKind, FaultSpec, ModelProfile, SimulatorConfig
+from turnout_simulator.gemini_wire import add_gemini_routes
+from turnout_simulator.server import start_simulator
+from turnout_simulator.state import STATE, SimState
 
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret
 from sidecar.domain.outcome import FailureClass, ProviderError
@@ -29,11 +33,7 @@ from sidecar.domain.response import FinishReason, StreamChunk
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.factory import build_adapter
 from sidecar.providers.gemini import GeminiAdapter
-from sidecar.providers.http import make_session
-from sidecar.simulator.config import FaultKind, FaultSpec, ModelProfile, SimulatorConfig
-from sidecar.simulator.gemini_wire import add_gemini_routes
-from sidecar.simulator.server import start_simulator
-from sidecar.simulator.state import STATE, SimState
+from sidecar.providers.session import make_session
 from tests.planted import assert_no_key
 
 KEY = "AIza-planted-SECRET-123"

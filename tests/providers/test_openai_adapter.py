@@ -18,8 +18,8 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
 from sidecar.providers.base import ProviderCall
-from sidecar.providers.http import make_session
 from sidecar.providers.openai import OpenAIAdapter
+from sidecar.providers.session import make_session
 from tests.planted import assert_no_key
 
 KEY = "sk-planted-SECRET-123"

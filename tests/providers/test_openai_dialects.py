@@ -11,10 +11,10 @@ from aiohttp import web
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret
 from sidecar.domain.request import GenerationParams
 from sidecar.providers.base import ProviderCall
-from sidecar.providers.http import make_session
 from sidecar.providers.openai import OpenAIAdapter
 from sidecar.providers.openai.codec import encode_request
 from sidecar.providers.openai.dialects import FLAVORS, dialect_for
+from sidecar.providers.session import make_session
 from tests.factories import chat
 
 MODEL = ModelSpec("m", "p", "my-deployment", Price(), 8192, 1024, frozenset())

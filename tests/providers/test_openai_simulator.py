@@ -9,14 +9,14 @@ from typing import Any
 import aiohttp
 import jsonschema
 import pytest
+from turnout_simulator import Simulator, SimulatorConfig, start_simulator
 
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec
 from sidecar.domain.request import ChatRequest, Message, ResponseFormat, ResponseFormatKind, Role, TextPart
 from sidecar.domain.response import FinishReason, StreamChunk
 from sidecar.providers.base import ProviderCall
-from sidecar.providers.http import make_session
 from sidecar.providers.openai import OpenAIAdapter
-from sidecar.simulator import Simulator, SimulatorConfig, start_simulator
+from sidecar.providers.session import make_session
 
 REFUSAL = "I can't help with that."
 SCHEMA: dict[str, Any] = {

@@ -21,11 +21,11 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.server import Simulator
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator
 from tests.server.helpers import generate_request, user
 

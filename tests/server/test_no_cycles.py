@@ -31,10 +31,10 @@ def owned(obj: object) -> str | None:
     runs in this process too; its own objects are not the sidecar's."""
     if isinstance(obj, types.FrameType):
         where = obj.f_code.co_filename
-        ours = "/sidecar/" in where and "/sidecar/simulator/" not in where
+        ours = "/sidecar/" in where and "/simulator/turnout_simulator/" not in where
         return f"frame {obj.f_code.co_name}" if ours else None
     kind = type(obj)
-    if kind.__module__.startswith("sidecar.") and not kind.__module__.startswith("sidecar.simulator"):
+    if kind.__module__.startswith("sidecar.") and not kind.__module__.startswith("turnout_simulator"):
         return kind.__name__
     if kind.__name__ == "AbortError":
         return "AbortError"

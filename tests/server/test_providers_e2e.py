@@ -12,13 +12,13 @@ import yaml
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from turnout_simulator.config import load_simulator_config
+from turnout_simulator.server import Simulator, start_simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.config import load_simulator_config
-from sidecar.simulator.server import Simulator, start_simulator
 from sidecar.telemetry import TelemetryOptions, build_telemetry
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_SIMULATOR, inject_fault, point_at_simulator
 from tests.planted import assert_no_key

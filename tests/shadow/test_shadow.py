@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from turnout_simulator.server import Simulator
 
 from sidecar.config import ConfigError, parse_config
 from sidecar.domain.plan import Candidate, Plan, Stage
@@ -18,7 +19,6 @@ from sidecar.providers.base import MockAdapter, ProviderCall
 from sidecar.registry.registry import Registry
 from sidecar.shadow.compare import exact_match, json_match, judge_verdict
 from sidecar.shadow.runner import ShadowBook, ShadowRunner
-from sidecar.simulator.server import Simulator
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator
 from tests.factories import chat, model, provider
 from tests.server.helpers import generate_request

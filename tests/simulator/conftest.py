@@ -8,8 +8,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-
-from sidecar.simulator import ModelProfile, Simulator, SimulatorConfig, start_simulator
+from turnout_simulator import ModelProfile, Simulator, SimulatorConfig, start_simulator
 
 MakeSim = Callable[..., Awaitable[Simulator]]
 

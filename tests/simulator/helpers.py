@@ -6,8 +6,7 @@ import json
 from typing import Any
 
 import aiohttp
-
-from sidecar.simulator import Simulator
+from turnout_simulator import Simulator
 
 
 def chat_body(**extra: Any) -> dict[str, Any]:

@@ -15,8 +15,7 @@ import jsonschema
 import openai
 import pydantic
 import pytest
-
-from sidecar.simulator import Simulator
+from turnout_simulator import Simulator
 
 from .conftest import MakeSim
 from .helpers import add_fault, stats

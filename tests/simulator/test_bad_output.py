@@ -8,9 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-from sidecar.simulator.bad_output import invalid_instance, not_an_object
-from sidecar.simulator.schema_instance import instance_for
+from turnout_simulator.bad_output import invalid_instance, not_an_object
+from turnout_simulator.schema_instance import instance_for
 
 from .test_schema_instance import SCHEMAS
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from sidecar.simulator import SimulatorConfig, SimulatorConfigError, load_simulator_config
+from turnout_simulator import SimulatorConfig, SimulatorConfigError, load_simulator_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "simulator.yaml"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from sidecar.simulator import FaultKind, FaultSpec, SimulatorConfig
-from sidecar.simulator.faults import FaultBook
+from turnout_simulator import FaultKind, FaultSpec, SimulatorConfig
+from turnout_simulator.faults import FaultBook
 
 
 def fired(book: FaultBook, model: str, times: int) -> list[FaultKind | None]:

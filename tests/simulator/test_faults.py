@@ -9,8 +9,7 @@ import time
 import aiohttp
 import openai
 import pytest
-
-from sidecar.simulator import Simulator
+from turnout_simulator import Simulator
 
 from .conftest import MakeSim
 from .helpers import add_fault, chat_body, parse_chunks, read_sse, read_until_cut, stats

@@ -6,9 +6,8 @@ import random
 import statistics
 
 import pytest
-
-from sidecar.simulator import ModelProfile
-from sidecar.simulator.latency import LatencyModel
+from turnout_simulator import ModelProfile
+from turnout_simulator.latency import LatencyModel
 
 PROFILE = ModelProfile(ttft_ms=500, tokens_per_second=50, jitter=0.3, tail_probability=0.0)
 

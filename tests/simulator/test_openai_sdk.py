@@ -9,8 +9,7 @@ import jsonschema
 import openai
 import pytest
 from pydantic import BaseModel
-
-from sidecar.simulator import Simulator
+from turnout_simulator import Simulator
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me about routing."}]
 

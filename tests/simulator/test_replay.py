@@ -10,10 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-
-from sidecar.simulator import SimulatorConfigError, load_simulator_config
-from sidecar.simulator.replay import marker, parse_marker
-from sidecar.simulator.tokens import estimate_prompt
+from turnout_simulator import SimulatorConfigError, load_simulator_config
+from turnout_simulator.replay import marker, parse_marker
+from turnout_simulator.tokens import estimate_prompt
 
 from .conftest import MakeSim
 from .helpers import add_fault, read_sse, stats

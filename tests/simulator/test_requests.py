@@ -7,8 +7,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-
-from sidecar.simulator import Simulator
+from turnout_simulator import Simulator
 
 from .conftest import MakeSim
 from .helpers import chat_body

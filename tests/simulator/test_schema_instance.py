@@ -7,8 +7,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-from sidecar.simulator.schema_instance import instance_for
+from turnout_simulator.schema_instance import instance_for
 
 SCHEMAS: list[dict[str, Any]] = [
     {"type": "string", "minLength": 30, "maxLength": 32},

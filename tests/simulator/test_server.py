@@ -7,8 +7,7 @@ import os
 import signal
 
 import aiohttp
-
-from sidecar.simulator import Simulator, SimulatorConfig, serve_forever, start_simulator
+from turnout_simulator import Simulator, SimulatorConfig, serve_forever, start_simulator
 
 
 async def test_base_url_and_health(sim: Simulator, http: aiohttp.ClientSession) -> None:

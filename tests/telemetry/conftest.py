@@ -14,10 +14,10 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.server import Simulator
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 from tests.conftest import example_config
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.server import Simulator
 from tests.conftest import example_config, inject_fault
 from tests.server.helpers import generate_request, user
 

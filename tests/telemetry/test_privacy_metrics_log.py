@@ -8,11 +8,11 @@ import urllib.request
 
 import grpc
 import pytest
+from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.simulator.server import Simulator
 from tests.conftest import example_config, inject_fault
 from tests.server.helpers import generate_request
 from tests.telemetry.conftest import Lines, Observed, observed_sidecar

@@ -8,9 +8,9 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
+from turnout_simulator.server import Simulator
 
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
-from sidecar.simulator.server import Simulator
 from tests.conftest import inject_fault
 from tests.server.helpers import generate_request, user
 from tests.telemetry.conftest import Lines, Observed, observed_sidecar
