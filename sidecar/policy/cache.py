@@ -24,10 +24,8 @@ from sidecar.domain.request import ChatRequest, RoutingHints
 
 CONSERVATIVE_CHARS_PER_TOKEN = 0.75  # fewer than any tokenizer or estimate here yields, even on CJK
 MAX_BYTES = 32 * 1024 * 1024
-# What an entry holds, measured as RSS per entry over 10,000 entries of the example config's routes
-# with the renderings a response and the telemetry add to the plan's memo: ~6.7 KB with 3 models
-# looked at, ~10.1 KB with 5, ~14.6 KB with 9; each character of the client's text in the key
-# (hints, labels) ~2 bytes more (the key keeps it; reasons and renderings echo it).
+# An entry's size: a fixed part, a part per model looked at, and the client's text in the key
+# (kept by the key, echoed by reasons and renderings); fitted to measured RSS (decision 004).
 ENTRY_BYTES = 3_000
 MODEL_BYTES = 1_300
 TEXT_FACTOR = 2

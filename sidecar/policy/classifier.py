@@ -43,7 +43,7 @@ class SuccessModel(Protocol):
 
 # Cues of a hard request, looked for in the start and end of the last user message (where the
 # instruction is), lower-cased: plain substring tests first, the word-boundary regex only when one
-# hits, so a 20k-character document costs microseconds, not the 1.8 ms a full regex scan took.
+# hits, so a long document costs microseconds rather than a full regex scan's milliseconds.
 _FENCE = "```"
 _WORDS = ("prove", "step by step", "derive", "optimise", "optimize", "debug", "refactor")  # whole words only
 _CUES = (_FENCE, *_WORDS)

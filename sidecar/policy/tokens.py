@@ -4,48 +4,15 @@ Which counter a model gets is data (`FAMILIES`, matched on the upstream model na
 families get their real BPE (o200k_base for gpt-4o / gpt-4.1 / gpt-4.5 / gpt-5 / o-series / gpt-oss,
 cl100k_base for gpt-4 / gpt-3.5), every other family a calibrated estimate that over-counts. Nothing
 here does I/O: the BPE vocabularies are compiled into the `toktok` wheel (its counts matched
-tiktoken's on all 518 chunks of the corpus below, for both encodings), and each encoding is built
-once, on first use (o200k ~0.45 s and 33 MB, cl100k ~0.15 s and 15 MB; `preload` does it ahead of
+tiktoken's on every chunk of the calibration corpus, for both encodings), and each encoding is
+built once, on first use, which takes a noticeable fraction of a second (`preload` does it ahead of
 the first request). Counts of long texts are memoised, since a system prompt or a tool list repeats
 on every request: see `MemoCounter`.
 
-How the estimates were calibrated
----------------------------------
-An estimate charges characters by their UTF-8 width: ASCII (English, code, JSON), 2-byte (accented
-Latin, Cyrillic, Greek, Arabic, Hebrew) and 3-4-byte characters (CJK, Indic, Thai, emoji) each have
-a chars-per-token figure. Three features cost three C-speed passes (`len`, two encodes), and the
-width split keeps CJK and Hindi safe, which a single figure fitted on English would under-count
-2.5-3.5x.
-
-The reference corpus was 518 chunks of ~2,000 characters made locally: English prose and Markdown
-(licence texts, Node.js docs, this repo's README), code (Python, JavaScript, Go), JSON (package
-metadata and schemas), and UI text in German, French, Spanish, Russian, Chinese, Japanese, Korean,
-Arabic and Hindi (the system's gettext catalogues). Each chunk was counted exactly with o200k_base and
-cl100k_base, and for the default family also with Llama 3's and Qwen 3's BPE and Mistral's 32k
-SentencePiece (v1: Mistral 7B, Mixtral; the worst of them, e.g. one token per digit). The truth for
-a chunk was: default, the largest of those five counts; Claude, 1.41 x max(cl100k, o200k), the median
-ratio published for Claude's current tokenizer (llm-tokens-atlas, claude-opus-4-7); Gemini,
-1.165 x max(cl100k, o200k), the slope published there for gemini-2.5-pro. A linear program picked
-the three figures that cover every chunk with the smallest total; they were then divided by a 1.10
-safety margin (for text unlike the corpus, and Claude's slope of 1.61 over its median) and rounded
-down to 0.05. One chunk was left out of the fit: URL-encoded data (1 token per 2 characters even in
-cl100k), which the figures under-count by up to 31%.
-
-Measured over-count of the final figures on the corpus (estimate / truth - 1: over the whole corpus,
-median chunk, worst chunk; the URL chunk aside, the worst chunk is +10% to +12% for every family):
-
-    default vs the largest of the five  +48% total, median +56%, worst -31% (the URL chunk)
-    default vs Llama 3                  +107% total, median +104%, worst +12%
-    default vs Qwen 3                   +92% total, median +98%, worst -26% (the URL chunk)
-    default vs cl100k / o200k           +74% / +118% total
-    claude  vs 1.41 x cl100k            +45% total, median +49%, worst -11% (the URL chunk)
-    gemini  vs 1.165 x cl100k           +43% total, median +46%, worst -13% (the URL chunk)
-
-The 13 texts in tests/policy/test_tokens.py, written apart from the corpus, all come out over: the
-densest (JSON with ids and numbers, 2.4 characters per token) by +1% to +4% over the truth proxies.
-
-So the estimates are safe and coarse: they make a non-OpenAI model look about 1.5x fuller than it is,
-which only matters near its context window. A tighter figure for a family is a row in `COUNTERS`.
+The estimates are safe and coarse: fitted to cover every chunk of a multilingual corpus and then
+divided by a safety margin, they make a non-OpenAI model look about 1.5x fuller than it is, which
+only matters near its context window. How they were fitted and what they over-count by:
+docs/decisions/003-token-estimates.md. A tighter figure for a family is a row in `COUNTERS`.
 
 Framing beyond the text follows OpenAI's published accounting: 3 tokens per message plus 1 for the
 role, 1 more for a name, 3 to prime the reply; tool calls, tool definitions and a JSON schema are
@@ -156,11 +123,11 @@ class BpeCounter:
     def load(self) -> None:
         with self._lock:
             if self._tokenizer is None:
-                # `_encoding` is toktok's documented handle on the full tokenizer; its public
-                # `batch_count` spends ~20 us per call on a thread pool, `count` ~1 us.
+                # `_encoding` is toktok's documented handle on the full tokenizer: its public
+                # `batch_count` goes through a thread pool, many times `count`'s cost (decision 003).
                 tokenizer = toktok._encoding(self._encoding)
-                # The first count builds more of the encoding inside toktok (o200k: ~8.5 ms);
-                # pay it here, at load, not in the first request's decision.
+                # The first count builds more of the encoding inside toktok: pay it here, at load,
+                # not in the first request's decision.
                 tokenizer.count("warm up")
                 self._tokenizer = tokenizer
 

@@ -46,7 +46,7 @@ def opt(obj: Obj, key: str, kind: type[T], prefix: str, default: D) -> T | D:
 def parse_json(raw: bytes | str, what: str = "the body") -> dict[str, Any]:
     """A JSON object from a body or an event's data, or MALFORMED_RESPONSE."""
     try:
-        value = orjson.loads(raw)  # ~4x faster than json.loads on a completion body
+        value = orjson.loads(raw)  # orjson: decision 005
     except orjson.JSONDecodeError:
         # What orjson refuses and the standard parser reads (NaN, integers beyond 64 bits, lone
         # surrogates) is read as before; anything else is reported with the standard message.

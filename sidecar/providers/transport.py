@@ -24,7 +24,7 @@ from sidecar.domain.model import ProviderSpec
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.redact import is_credential_header, redact, remember
 from sidecar.providers.base import ProviderCall
-from sidecar.providers.http import call_timeout
+from sidecar.providers.session import call_timeout
 from sidecar.providers.sse import SSEError
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -138,7 +138,7 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
-    """The request body: orjson (~10x faster than json.dumps here), the standard encoder for what
+    """The request body: orjson (decision 005), the standard encoder for what
     orjson refuses and it accepts (integers beyond 64 bits), BAD_REQUEST for what neither encodes."""
     try:
         return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
