@@ -9,7 +9,7 @@ CONFIG ?= examples/turnout.yaml
 SIM_CONFIG ?= examples/simulator.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick soak image-test clean \
+.PHONY: help install run test fuzz test-deps check lint format typecheck contracts lint-proto check-proto proto bench bench-quick bench-compare soak image-test clean \
 	clients clients-check clients-test check-breaking check-examples
 
 help: ## list the commands
@@ -95,6 +95,11 @@ bench: $(STAMP) ## every benchmark, about 50 min: decision time, Route RPC, inst
 bench-quick: $(STAMP) ## the same, short (a few minutes), to keep the harness working
 	bash scripts/bench-deps.sh
 	$(BIN)/python -m benchmarks.run --quick --out benchmarks/results/quick
+
+BASE ?=
+bench-compare: $(STAMP) ## this tree vs BASE=<commit>, side by side in one run: Route/Generate calls/s, telemetry off/on (-> benchmarks/results/compare-builds.json)
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<commit, e.g. main~3>"; exit 2; }
+	$(BIN)/python -m benchmarks.compare_builds --base $(BASE)
 
 SOAK_MINUTES ?= 30
 soak: $(STAMP) ## mixed load with random provider faults for SOAK_MINUTES (30); fails on RSS/fd growth, hangs (-> benchmarks/results/)

@@ -8,7 +8,15 @@ import sys
 from collections.abc import Sequence
 
 from turnout_simulator.config import SimulatorConfigError, load_simulator_config
-from turnout_simulator.server import serve_forever
+from turnout_simulator.server import Simulator, serve_forever
+
+
+def _announce(simulator: Simulator) -> None:
+    # "listening on host:port", as the sidecar says it: scripts wait for that line.
+    print(
+        f"turnout-simulator: listening on {simulator.host}:{simulator.port} ({simulator.base_url})",
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,9 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     try:
-        asyncio.run(
-            serve_forever(config, args.host, args.port, on_ready=lambda s: print(f"serving at {s.base_url}"))
-        )
+        asyncio.run(serve_forever(config, args.host, args.port, on_ready=_announce))
     except KeyboardInterrupt:
         return 130
     return 0
