@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.request import Message
@@ -101,6 +100,13 @@ class ExecutionPolicy:
     expected_patterns: tuple[str, ...] = ()
 
 
+class Decision:
+    """The identity of one decision, shared by a plan and its cached copies: a key for caches of
+    what is rendered from the plan (weakly held: a rendering lives as long as the plans it renders)."""
+
+    __slots__ = ("__weakref__",)
+
+
 _SCORE = "score %.3f (cost %.2f, latency %.2f, quality gap %.2f, errors %.2f)"  # %: ~1/3 cheaper than format
 
 
@@ -123,9 +129,10 @@ class Plan:
     truncation: Truncation | None = None
     classifier_score: float | None = None  # P(a cheap model suffices), when a classifier ran
     execution: ExecutionPolicy = ExecutionPolicy()
-    # Renderings of this plan (its considerations, a server's response message), made once and
-    # shared with the copies the decision cache hands out: the plan itself never changes.
-    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Which decision this is: kept by the copies a decision cache hands out (dataclasses.replace
+    # passes it on), so what renders a plan (a response message, telemetry's attributes) renders
+    # each decision once, keyed by this in a cache of its own.
+    decision: Decision = field(default_factory=Decision, compare=False, repr=False)
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
@@ -138,13 +145,11 @@ class Plan:
 
     @property
     def considered(self) -> tuple[Consideration, ...]:
-        rendered: tuple[Consideration, ...] | None = self.memo.get("considered")
-        if rendered is None:
-            rendered = self.memo["considered"] = tuple(
-                Consideration(m.name, m.provider, m.name not in self.dropped, self._notes_of(m.name))
-                for m in self.looked_at
-            )
-        return rendered
+        """Rendered on every read: the response renders it once per decision (Decision)."""
+        return tuple(
+            Consideration(m.name, m.provider, m.name not in self.dropped, self._notes_of(m.name))
+            for m in self.looked_at
+        )
 
     def _notes_of(self, model: str) -> tuple[str, ...]:
         rendered = [self.listed_by] if self.listed_by else []

@@ -10,10 +10,12 @@ import pytest
 import yaml
 
 from sidecar.config import ConfigError, parse_config
+from sidecar.domain.observe import QUIET, Answered
 from sidecar.domain.plan import Candidate, Plan, Stage
+from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion, FinishReason, Usage
 from sidecar.domain.shadow import Compare, ShadowSpec
-from sidecar.execution.executor import Executor
+from sidecar.execution.executor import ExecutionResult, Executor
 from sidecar.providers.base import MockAdapter, ProviderCall
 from sidecar.registry.registry import Registry
 from sidecar.shadow.compare import exact_match, json_match, judge_verdict
@@ -77,7 +79,13 @@ async def answered_by(shadow: ShadowRunner, text: str, model_name: str = "cheap"
     result = await executor.run(
         plan, chat("what is the refund window?"), asyncio.get_running_loop().time() + 5
     )
-    shadow.answered(chat("what is the refund window?"), plan, result)
+    shadow.answered(answered(chat("what is the refund window?"), plan, result))
+
+
+def answered(request: ChatRequest, plan: Plan, result: ExecutionResult) -> Answered:
+    """The event the pipeline reports to the call's observer once it has an answer."""
+    c = result
+    return Answered(request, plan, c.completion, c.candidate, c.attempts, c.winner, QUIET)
 
 
 async def settle(book: ShadowBook) -> None:
@@ -153,7 +161,7 @@ async def test_no_shadow_when_the_reference_model_answered_or_the_route_is_not_s
     other = Plan(route="elsewhere", strategy="rules", stages=PLAN.stages)
     executor = Executor({"p1": MockAdapter(lambda call: answer("x"))}, {"p1": provider()})
     result = await executor.run(other, chat(), asyncio.get_running_loop().time() + 5)
-    shadow.answered(chat(), other, result)
+    shadow.answered(answered(chat(), other, result))
     await settle(book)
     assert adapter.calls == []
 
