@@ -14,10 +14,8 @@ subscribed every event goes to QUIET, which does nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Protocol
 
 from sidecar.domain.outcome import AttemptRecord, AttemptStart
@@ -135,7 +133,7 @@ class _FanOut:
         self._observers = observers
 
     def rpc_started(self, event: RpcStarted) -> CallObserver:
-        return _FanOutCall(tuple(o.rpc_started(event) for o in self._observers))
+        return _FanOutCall(tuple([o.rpc_started(event) for o in self._observers]))
 
 
 class _FanOutCall:
@@ -167,28 +165,3 @@ class _FanOutCall:
     def rpc_ended(self, event: RpcEnded) -> None:
         for c in self._calls:
             c.rpc_ended(event)
-
-
-class ObservedRpc:
-    """One RPC's observation as a context: started on entry, ended on exit with `ended` (the
-    status the handler chose), or, when an exception cut the handler short, CANCELLED / INTERNAL."""
-
-    __slots__ = ("call", "ended")
-
-    def __init__(self, observer: Observer, method: str, metadata: Iterable[tuple[str, Any]] | None) -> None:
-        self.call = observer.rpc_started(RpcStarted(method, metadata))
-        self.ended = OK
-
-    def __enter__(self) -> ObservedRpc:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        ended = self.ended
-        if exc is not None and ended.status == "OK":  # not a status the handler chose
-            if isinstance(exc, asyncio.CancelledError):
-                ended = RpcEnded("CANCELLED", 1, "cancelled")
-            else:
-                ended = RpcEnded("INTERNAL", 13, type(exc).__name__)
-        self.call.rpc_ended(ended)

@@ -32,7 +32,8 @@ from opentelemetry.trace import Link, SpanKind, StatusCode, TraceState, get_curr
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
-from sidecar.domain.observe import ObservedRpc, RpcEnded
+from sidecar.domain.observe import RpcEnded
+from sidecar.server.observed import ObservedRpc
 from sidecar.telemetry import TelemetryOptions, build_telemetry
 from sidecar.telemetry.finished_spans import FinishedSpans, root_bound
 
