@@ -25,7 +25,7 @@ from sidecar.domain.request import ChatRequest, RoutingHints
 CONSERVATIVE_CHARS_PER_TOKEN = 0.75  # fewer than any tokenizer or estimate here yields, even on CJK
 MAX_BYTES = 32 * 1024 * 1024
 # What an entry holds, measured as RSS per entry over 10,000 entries of the example config's routes
-# with the renderings a response and the telemetry keep per decision: ~6.7 KB with 3 models
+# with the renderings a response and the telemetry add to the plan's memo: ~6.7 KB with 3 models
 # looked at, ~10.1 KB with 5, ~14.6 KB with 9; each character of the client's text in the key
 # (hints, labels) ~2 bytes more (the key keeps it; reasons and renderings echo it).
 ENTRY_BYTES = 3_000
