@@ -22,7 +22,7 @@ from sidecar.shadow.compare import exact_match, json_match, judge_verdict
 from sidecar.shadow.runner import ShadowBook, ShadowRunner
 from sidecar.simulator.server import Simulator
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator
-from tests.factories import chat, model, provider
+from tests.factories import SeenAttempts, chat, model, provider
 from tests.server.helpers import generate_request
 from tests.telemetry.conftest import Lines, access_log, observed_sidecar
 
@@ -181,6 +181,20 @@ async def test_a_judge_model_decides_when_asked():
     assert [c[1] for c in seen.compared] == [True]
     assert [call.model.name for call in adapter.calls] == ["ref", "judge"]
     assert all(call.request.hints.priority.name == "BATCH" for call in adapter.calls)
+
+
+async def test_a_shadows_attempts_are_reported_to_the_call_it_shadows():
+    """Its provider calls are real ones: the answered call's observer (health, telemetry) sees them."""
+    shadow, book, _, _ = runner(lambda call: answer("30 days"), compare=Compare.JUDGE, judge_model="judge")
+    executor = Executor({"p1": MockAdapter(lambda call: answer("30 days"))}, {"p1": provider()})
+    request = chat("what is the refund window?")
+    result = await executor.run(PLAN, request, asyncio.get_running_loop().time() + 5)
+    call = SeenAttempts()
+    c = result
+    shadow.answered(Answered(request, PLAN, c.completion, c.candidate, c.attempts, c.winner, call))
+    await settle(book)
+    assert [(r.model, r.outcome.value) for r in call.records] == [("ref", "success"), ("judge", "success")]
+    assert [e.start.model.name for e in call.ended] == ["ref", "judge"]
 
 
 def test_config_names_unknown_routes_models_and_a_judge_without_a_model():
