@@ -7,11 +7,15 @@ without a cascade has one stage.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.request import Message
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +105,32 @@ class ExecutionPolicy:
 
 
 class Decision:
-    """The identity of one decision, shared by a plan and its cached copies: a key for caches of
-    what is rendered from the plan (weakly held: a rendering lives as long as the plans it renders)."""
+    """The identity of one decision, shared by a plan and its cached copies (see PerDecision)."""
 
     __slots__ = ("__weakref__",)
+
+
+class PerDecision(Generic[T]):
+    """What a module renders from plans, one entry per decision, kept while a plan of the decision
+    lives (the decision cache keeps one): `get(plan)`, else `put(plan, rendering)`.
+
+    Keyed by the decision's id, with a weak reference that drops the entry when the decision
+    goes (before its id can be reused): a lookup is one dict lookup on an int, cheaper than a
+    WeakKeyDictionary's (which makes a weak reference per lookup), on every request."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[T, weakref.ref[Decision]]] = {}
+
+    def get(self, plan: Plan) -> T | None:
+        found = self._entries.get(id(plan.decision))
+        return None if found is None else found[0]
+
+    def put(self, plan: Plan, rendering: T) -> T:
+        key, entries = id(plan.decision), self._entries
+        entries[key] = (rendering, weakref.ref(plan.decision, lambda _: entries.pop(key, None)))
+        return rendering
 
 
 _SCORE = "score %.3f (cost %.2f, latency %.2f, quality gap %.2f, errors %.2f)"  # %: ~1/3 cheaper than format
@@ -131,7 +157,7 @@ class Plan:
     execution: ExecutionPolicy = ExecutionPolicy()
     # Which decision this is: kept by the copies a decision cache hands out (dataclasses.replace
     # passes it on), so what renders a plan (a response message, telemetry's attributes) renders
-    # each decision once, keyed by this in a cache of its own.
+    # each decision once, in a PerDecision of its own.
     decision: Decision = field(default_factory=Decision, compare=False, repr=False)
 
     @property

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 from typing import Any, Literal
-from weakref import WeakKeyDictionary
 
 from opentelemetry.trace import SpanContext, SpanKind
 
-from sidecar.domain.plan import Decision, Plan
+from sidecar.domain.plan import PerDecision, Plan
 from sidecar.telemetry import names as n
 from sidecar.telemetry.shared import Shared
 from sidecar.telemetry.tally import series_key
@@ -91,21 +90,19 @@ class PlanFacts:
 
 
 # Each decision's facts, kept while a plan of that decision lives (the decision cache holds it).
-_facts: WeakKeyDictionary[Decision, PlanFacts] = WeakKeyDictionary()
+_facts: PerDecision[PlanFacts] = PerDecision()
 
 
 def facts(plan: Plan) -> PlanFacts:
     """The plan's facts, made on first use and shared by the cached copies of its decision."""
-    found = _facts.get(plan.decision)
-    if found is None:
-        found = _facts[plan.decision] = PlanFacts(plan)
-    return found
+    return _facts.get(plan) or _facts.put(plan, PlanFacts(plan))
 
 
-def record_decision(s: Shared, plan: Plan, parent: SpanContext | Literal[False] | None, end: int) -> None:
+def record_decision(
+    s: Shared, plan: Plan, parent: SpanContext | Literal[False] | None, end: int, plan_facts: PlanFacts
+) -> None:
     """The decision metric, and the routing span under `parent` (a recorded span's context;
     None: a trace of its own; False: none) ending at `end` (ns since the epoch)."""
-    plan_facts = facts(plan)
     if s.metering:
         s.instruments.decision_duration.record(
             plan.decision_time_micros / 1e6, plan_facts.decision_attrs[plan.cache_hit]

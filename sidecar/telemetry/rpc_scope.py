@@ -31,7 +31,7 @@ from sidecar.telemetry import attempts
 from sidecar.telemetry import names as n
 from sidecar.telemetry.access_log import write as write_line
 from sidecar.telemetry.finished_spans import UNSET, FinishedSpans, Started
-from sidecar.telemetry.plan_facts import facts, record_decision
+from sidecar.telemetry.plan_facts import PlanFacts, facts, record_decision
 from sidecar.telemetry.request_line import THOUSANDTHS, attempt_entry, json_string, timestamp
 from sidecar.telemetry.shared import NANOS_PER_USD, Shared
 
@@ -212,9 +212,11 @@ class RpcCall(_Attempts):
 
     def record(self) -> None:
         """The decision, the request's metrics, its server span and its log line (at a drain)."""
-        t = self._t
-        if self.plan is not None:
-            record_decision(t, self.plan, self.children_parent if t.tracing else False, self.routed_ns)
+        t, plan = self._t, self.plan
+        plan_facts: PlanFacts | None = None
+        if plan is not None:
+            plan_facts = facts(plan)
+            record_decision(t, plan, self.children_parent if t.tracing else False, self.routed_ns, plan_facts)
         if self.attempts:
             winner = next((a for a in self.attempts if a.number == self.winner), None)
             usage, cost, reference = self._money(winner)
@@ -228,7 +230,7 @@ class RpcCall(_Attempts):
         if span is not None and span.attributes is not None:  # recorded: written now, finished
             self._write_span(span, tenant, winner, cost)
         if t.request_log and (access_log.handlers or access_log.isEnabledFor(logging.INFO)):
-            write_line(access_log, self._line(tenant, winner, usage, cost, reference))
+            write_line(access_log, self._line(plan_facts, tenant, winner, usage, cost, reference))
 
     def _money(self, answer: AttemptRecord | None) -> tuple[Usage, int, int | None]:
         """The answer's usage, the cost of every attempt, and the answer's cost on the reference model."""
@@ -297,6 +299,7 @@ class RpcCall(_Attempts):
 
     def _line(
         self,
+        plan_facts: PlanFacts | None,
         tenant: str,
         winner: AttemptRecord | None,
         usage: Usage,
@@ -310,7 +313,6 @@ class RpcCall(_Attempts):
         is escaped by orjson; the rest (times, hex ids, the method and status names) is plain
         ASCII by construction, and the decision's fixed part is serialised once per plan."""
         plan, chat = self.plan, self.chat
-        plan_facts = facts(plan) if plan is not None else None
         # No plan: no route.
         route_json = '""' if plan is None or plan_facts is None else plan_facts.route_json(plan)
         micros = self._duration_ns // 1000
@@ -370,7 +372,8 @@ class Detached(_Attempts):
     def planned(self, event: Planned) -> None:
         t = self._t
         try:
-            record_decision(t, event.plan, self._parent() if t.tracing else False, time.time_ns())
+            parent = self._parent() if t.tracing else False
+            record_decision(t, event.plan, parent, time.time_ns(), facts(event.plan))
         except Exception:  # noqa: BLE001 - telemetry never fails a request
             t.recording_failed()
 
