@@ -127,6 +127,10 @@ class PerDecision(Generic[T]):
         found = self._entries.get(id(plan.decision))
         return None if found is None else found[0]
 
+    def __len__(self) -> int:
+        """How many decisions it holds a rendering of."""
+        return len(self._entries)
+
     def put(self, plan: Plan, rendering: T) -> T:
         key, entries = id(plan.decision), self._entries
         entries[key] = (rendering, weakref.ref(plan.decision, lambda _: entries.pop(key, None)))
