@@ -28,6 +28,7 @@ from sidecar.config import (
     exposure_problems,
     load_config,
 )
+from sidecar.domain.observe import Observer, fan_out
 from sidecar.execution.admission import Admission
 from sidecar.execution.breaker import BreakerSet
 from sidecar.execution.budget import Budget
@@ -134,15 +135,7 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     )
     resilience = Resilience(shared.breakers, shared.hedge_budget, shared.retry_budget, admission)
     telemetry = shared.telemetry
-    watching = telemetry.tracing or telemetry.metering
-    executor = Executor(
-        adapters,
-        config.providers,
-        observers=[health.observe],
-        attempt_hooks=[telemetry.attempt_started] if watching else [],
-        resilience=resilience,
-        health=health,
-    )
+    executor = Executor(adapters, config.providers, resilience=resilience, health=health)
     c = config.decision_cache
     # A new cache per snapshot: a reload drops every cached decision with the old registry.
     cache = DecisionCache(c.max_entries, c.ttl_s, max_bytes=c.max_bytes) if c.enabled else None
@@ -152,13 +145,15 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
         if config.shadow
         else None
     )
-    pipeline = Pipeline(
-        policy,
-        executor,
-        observers=[telemetry] if telemetry.active else [],
-        answer_observers=[shadow] if shadow is not None else [],
-    )
-    return Runtime(pipeline, config.registry, shadow)
+    pipeline = Pipeline(policy, executor)
+    # Each RPC's events, in this order: live health first (the policy reads it), then telemetry,
+    # then shadows (which report their own attempts back to the same call).
+    subscribers: list[Observer] = [health]
+    if telemetry.active:
+        subscribers.append(telemetry)
+    if shadow is not None:
+        subscribers.append(shadow)
+    return Runtime(pipeline, config.registry, shadow, fan_out(subscribers))
 
 
 class Sidecar:
@@ -227,7 +222,6 @@ class Sidecar:
             self.health,
             max_request_bytes=int(config.server.max_request_mb * 1024 * 1024),
             default_timeout_s=config.server.default_timeout_s,
-            telemetry=telemetry,
         )
         o = self._overrides
         listen = Listen(

@@ -1,12 +1,12 @@
 """The whole request flow on one page: bound the deadline -> policy.plan -> executor.run -> result.
 
-    server (pb -> ChatRequest, validated)
+    server (pb -> ChatRequest, validated; the RPC's observer `call`)
       -> Pipeline.route:     policy.plan(request) -> Plan                  (pure, microseconds)
-                             observers.routed(request, plan)               (the routing span)
-                             answer_observers.answered(...)                (shadow evaluation)
+                             call.planned(...)                             (the decision)
       -> Pipeline.generate:  deadline = min(rpc deadline, now + hints.latency_budget)
                              the request as planned (truncated if the plan cut it)
-                             executor.run(plan, request, deadline)         (attempts -> observers)
+                             executor.run(plan, request, deadline, call)   (attempts -> call)
+                             call.answered(...)                            (telemetry, shadows)
       -> server (Plan + ExecutionResult -> pb)
 
 The pipeline owns no I/O of its own; it only wires the policy's output into the executor.
@@ -15,11 +15,12 @@ The pipeline owns no I/O of its own; it only wires the policy's output into the 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sidecar.domain.errors import DeadlineExceeded
+from sidecar.domain.observe import QUIET, Answered, CallObserver, Planned
 from sidecar.domain.plan import Plan
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import StreamChunk
@@ -30,18 +31,6 @@ class Policy(Protocol):
     def plan(self, request: ChatRequest) -> Plan: ...
 
 
-class RouteObserver(Protocol):
-    """Sees every decision as it is made (telemetry); it must not raise or block."""
-
-    def routed(self, request: ChatRequest, plan: Plan) -> None: ...
-
-
-class AnswerObserver(Protocol):
-    """Sees every answered request, as sent (shadow evaluation); it must not raise or block."""
-
-    def answered(self, request: ChatRequest, plan: Plan, result: ExecutionResult) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Generated:
     plan: Plan
@@ -50,50 +39,40 @@ class Generated:
 
 class Pipeline:
     def __init__(
-        self,
-        policy: Policy,
-        executor: Executor,
-        clock: Callable[[], float] = time.monotonic,
-        observers: Sequence[RouteObserver] = (),
-        answer_observers: Sequence[AnswerObserver] = (),
+        self, policy: Policy, executor: Executor, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.policy = policy
         self.executor = executor
         self._clock = clock
-        self._observers = tuple(observers)
-        self._answer_observers = tuple(answer_observers)
 
-    def route(self, request: ChatRequest) -> Plan:
+    def route(self, request: ChatRequest, call: CallObserver = QUIET) -> Plan:
         plan = self.policy.plan(request)
-        for observer in self._observers:
-            observer.routed(request, plan)
+        call.planned(Planned(request, plan))
         return plan
 
-    async def generate(self, request: ChatRequest, deadline: float) -> Generated:
-        plan = self.route(request)
+    async def generate(self, request: ChatRequest, deadline: float, call: CallObserver = QUIET) -> Generated:
+        plan = self.route(request, call)
         bounded, by_budget = self._deadline(request, deadline)
         sent = _as_planned(request, plan)
         try:
-            result = await self.executor.run(plan, sent, bounded)
+            result = await self.executor.run(plan, sent, bounded, call)
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None
-        for observer in self._answer_observers:
-            observer.answered(sent, plan, result)
+        call.answered(_answered(sent, plan, result, call))
         return Generated(plan, result)
 
     async def generate_stream(
-        self, request: ChatRequest, deadline: float
+        self, request: ChatRequest, deadline: float, call: CallObserver = QUIET
     ) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
         """Yield the plan first, then the executor's chunks, then its result."""
-        plan = self.route(request)
+        plan = self.route(request, call)
         yield plan
         bounded, by_budget = self._deadline(request, deadline)
         sent = _as_planned(request, plan)
         try:
-            async for event in self.executor.stream(plan, sent, bounded):
+            async for event in self.executor.stream(plan, sent, bounded, call):
                 if isinstance(event, ExecutionResult):
-                    for observer in self._answer_observers:
-                        observer.answered(sent, plan, event)
+                    call.answered(_answered(sent, plan, event, call))
                 yield event
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None
@@ -105,6 +84,10 @@ class Pipeline:
             return deadline, False
         by_budget = self._clock() + budget
         return (by_budget, True) if by_budget < deadline else (deadline, False)
+
+
+def _answered(sent: ChatRequest, plan: Plan, result: ExecutionResult, call: CallObserver) -> Answered:
+    return Answered(sent, plan, result.completion, result.candidate, result.attempts, result.winner, call)
 
 
 def _as_planned(request: ChatRequest, plan: Plan) -> ChatRequest:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec
+from sidecar.domain.observe import AttemptEnded, Quiet
+from sidecar.domain.outcome import AttemptRecord, AttemptStart
 from sidecar.domain.request import Capability, ChatRequest, Message, Role, RoutingHints, TextPart
 
 ALL_CAPS = frozenset({Capability.TOOLS, Capability.VISION, Capability.JSON_MODE, Capability.STREAMING})
@@ -43,3 +45,20 @@ def chat(text: str = "hello", **hints: object) -> ChatRequest:
         hints=RoutingHints(**hints),  # type: ignore[arg-type]
         request_id="r1",
     )
+
+
+class SeenAttempts(Quiet):
+    """A call observer that keeps what it is told of attempts: their starts, and their records
+    (and answers) in the order they ended."""
+
+    def __init__(self) -> None:
+        self.starts: list[AttemptStart] = []
+        self.records: list[AttemptRecord] = []
+        self.ended: list[AttemptEnded] = []
+
+    def attempt_started(self, event: AttemptStart) -> None:
+        self.starts.append(event)
+
+    def attempt_ended(self, event: AttemptEnded) -> None:
+        self.records.append(event.record)
+        self.ended.append(event)

@@ -15,7 +15,7 @@ from sidecar.domain.request import ResponseFormat, ResponseFormatKind
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.execution.executor import ExecutionResult, Executor
 from sidecar.providers.base import MockAdapter, ProviderCall, echo_completion
-from tests.factories import chat, model, provider
+from tests.factories import SeenAttempts, chat, model, provider
 
 A, B, C = model("a"), model("b"), model("c")
 PLAN = Plan(route="default", strategy="rules", stages=(Stage((Candidate(A), Candidate(B), Candidate(C))),))
@@ -30,8 +30,8 @@ def failing_for(*names: str, cls: FailureClass = FailureClass.SERVER_ERROR):
     return behaviour
 
 
-def executor(adapter: MockAdapter, timeout_s: float = 30.0, observers=()) -> Executor:
-    return Executor({"p1": adapter}, {"p1": provider("p1", timeout_s)}, observers=observers)
+def executor(adapter: MockAdapter, timeout_s: float = 30.0) -> Executor:
+    return Executor({"p1": adapter}, {"p1": provider("p1", timeout_s)})
 
 
 def far() -> float:
@@ -47,15 +47,15 @@ async def test_first_candidate_answers():
 
 
 async def test_retryable_failure_falls_back_and_records_both():
-    seen = []
+    seen = SeenAttempts()
     adapter = MockAdapter(failing_for("a"))
-    result = await executor(adapter, observers=[seen.append]).run(PLAN, chat(), far())
+    result = await executor(adapter).run(PLAN, chat(), far(), seen)
     assert result.candidate.model.name == "b"
     assert [(a.model, a.outcome, a.failure_class) for a in result.attempts] == [
         ("a", AttemptOutcome.FAILURE, FailureClass.SERVER_ERROR),
         ("b", AttemptOutcome.SUCCESS, None),
     ]
-    assert seen == list(result.attempts)
+    assert seen.records == list(result.attempts)
 
 
 @pytest.mark.parametrize("cls", [FailureClass.BAD_REQUEST, FailureClass.CONTENT_FILTERED])
@@ -163,11 +163,11 @@ async def test_stream_failure_after_tokens_is_a_clear_error():
 
 
 async def test_cancellation_is_recorded_and_propagates():
-    seen = []
+    seen = SeenAttempts()
     adapter = MockAdapter(echo_completion, delay_s=5)
-    task = asyncio.create_task(executor(adapter, observers=[seen.append]).run(PLAN, chat(), far()))
+    task = asyncio.create_task(executor(adapter).run(PLAN, chat(), far(), seen))
     await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert [r.outcome for r in seen] == [AttemptOutcome.CANCELLED]
+    assert [r.outcome for r in seen.records] == [AttemptOutcome.CANCELLED]

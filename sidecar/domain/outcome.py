@@ -8,13 +8,12 @@ type from a library. The executor decides what to do next from the class alone.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sidecar.domain.model import ModelSpec, ProviderSpec
 from sidecar.domain.redact import redact
 from sidecar.domain.request import ChatRequest
-from sidecar.domain.response import Completion, FinishReason, Usage
+from sidecar.domain.response import FinishReason, Usage
 
 
 class FailureClass(enum.StrEnum):
@@ -81,7 +80,7 @@ class AttemptOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
-    """One provider call, whatever became of it. Observers (health, telemetry) consume these."""
+    """One provider call, whatever became of it. Observers (health, telemetry) read these."""
 
     number: int  # 1-based, in start order
     model: str
@@ -115,7 +114,7 @@ class AttemptCause(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AttemptStart:
-    """One provider call about to start: what start hooks (tracing) see.
+    """One provider call about to start: what the call's observer sees (domain/observe.py).
 
     `request` is the request as it will be sent; observers must not record its content unless the
     operator opted in.
@@ -131,9 +130,3 @@ class AttemptStart:
     stage: int = 0  # 0-based cascade stage
     after: str = ""  # for a fallback or retry: the failure class that caused it
     breaker_state: str = "closed"
-
-
-# What an observer of one attempt's end receives: the record, and the answer when there is one.
-AttemptEnd = Callable[[AttemptRecord, Completion | None], None]
-# Called as an attempt starts; returns the observer of its end (or None to ignore this attempt).
-AttemptHook = Callable[[AttemptStart], AttemptEnd | None]

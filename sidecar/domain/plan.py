@@ -7,12 +7,15 @@ without a cascade has one stage.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.request import Message
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,39 @@ class ExecutionPolicy:
     expected_patterns: tuple[str, ...] = ()
 
 
+class Decision:
+    """The identity of one decision, shared by a plan and its cached copies (see PerDecision)."""
+
+    __slots__ = ("__weakref__",)
+
+
+class PerDecision(Generic[T]):
+    """What a module renders from plans, one entry per decision, kept while a plan of the decision
+    lives (the decision cache keeps one): `get(plan)`, else `put(plan, rendering)`.
+
+    Keyed by the decision's id, with a weak reference that drops the entry when the decision
+    goes (before its id can be reused): a lookup is one dict lookup on an int, cheaper than a
+    WeakKeyDictionary's (which makes a weak reference per lookup), on every request."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[T, weakref.ref[Decision]]] = {}
+
+    def get(self, plan: Plan) -> T | None:
+        found = self._entries.get(id(plan.decision))
+        return None if found is None else found[0]
+
+    def __len__(self) -> int:
+        """How many decisions it holds a rendering of."""
+        return len(self._entries)
+
+    def put(self, plan: Plan, rendering: T) -> T:
+        key, entries = id(plan.decision), self._entries
+        entries[key] = (rendering, weakref.ref(plan.decision, lambda _: entries.pop(key, None)))
+        return rendering
+
+
 _SCORE = "score %.3f (cost %.2f, latency %.2f, quality gap %.2f, errors %.2f)"  # %: ~1/3 cheaper than format
 
 
@@ -123,9 +159,10 @@ class Plan:
     truncation: Truncation | None = None
     classifier_score: float | None = None  # P(a cheap model suffices), when a classifier ran
     execution: ExecutionPolicy = ExecutionPolicy()
-    # Renderings of this plan (its considerations, a server's response message), made once and
-    # shared with the copies the decision cache hands out: the plan itself never changes.
-    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Which decision this is: kept by the copies a decision cache hands out (dataclasses.replace
+    # passes it on), so what renders a plan (a response message, telemetry's attributes) renders
+    # each decision once, in a PerDecision of its own.
+    decision: Decision = field(default_factory=Decision, compare=False, repr=False)
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
@@ -138,13 +175,11 @@ class Plan:
 
     @property
     def considered(self) -> tuple[Consideration, ...]:
-        rendered: tuple[Consideration, ...] | None = self.memo.get("considered")
-        if rendered is None:
-            rendered = self.memo["considered"] = tuple(
-                Consideration(m.name, m.provider, m.name not in self.dropped, self._notes_of(m.name))
-                for m in self.looked_at
-            )
-        return rendered
+        """Rendered on every read: the response renders it once per decision (Decision)."""
+        return tuple(
+            Consideration(m.name, m.provider, m.name not in self.dropped, self._notes_of(m.name))
+            for m in self.looked_at
+        )
 
     def _notes_of(self, model: str) -> tuple[str, ...]:
         rendered = [self.listed_by] if self.listed_by else []

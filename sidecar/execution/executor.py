@@ -16,8 +16,8 @@ The resilience layers, outermost first, written down once:
                   -> output validation (JSON / JSON Schema)           validation
                     -> failure classification (ProviderError.failure_class)
 
-Every attempt, whatever became of it, becomes an AttemptRecord for the observers and the response
-(ledger.Ledger); the final error names every candidate tried and why it failed.
+Every attempt, whatever became of it, becomes an AttemptRecord for the call's observer and the
+response (ledger.Ledger); the final error names every candidate tried and why it failed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sidecar.domain.model import ProviderSpec
-from sidecar.domain.outcome import AttemptCause, AttemptHook, AttemptStart, FailureClass, ProviderError
+from sidecar.domain.observe import QUIET, CallObserver
+from sidecar.domain.outcome import AttemptCause, AttemptStart, FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk
@@ -38,7 +39,7 @@ from sidecar.execution.admission import Admission
 from sidecar.execution.backoff import RETRYABLE, retry_delay_s
 from sidecar.execution.breaker import Alternatives, BreakerSet
 from sidecar.execution.budget import Budget
-from sidecar.execution.ledger import Ledger, Observer, loop_clock
+from sidecar.execution.ledger import Ledger, loop_clock
 from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
 from sidecar.policy.health import HealthTracker
 from sidecar.policy.regex import Matcher, compile_linear
@@ -86,9 +87,7 @@ class Executor:
         self,
         adapters: Mapping[str, ProviderAdapter],
         providers: Mapping[str, ProviderSpec],
-        observers: Sequence[Observer] = (),
         *,
-        attempt_hooks: Sequence[AttemptHook] = (),
         resilience: Resilience | None = None,
         health: HealthTracker | None = None,
         clock: Clock = loop_clock,
@@ -96,8 +95,6 @@ class Executor:
     ) -> None:
         self._adapters = adapters
         self._providers = providers
-        self._observers = tuple(observers)
-        self._hooks = tuple(attempt_hooks)
         self._r = resilience or Resilience.default()
         self._health = health
         self._clock = clock
@@ -109,9 +106,12 @@ class Executor:
 
     # --- unary --------------------------------------------------------------------------------
 
-    async def run(self, plan: Plan, request: ChatRequest, deadline: float) -> ExecutionResult:
-        """Run the stages in turn until one answers acceptably; raise with every attempt otherwise."""
-        ledger = self.ledger()
+    async def run(
+        self, plan: Plan, request: ChatRequest, deadline: float, call: CallObserver = QUIET
+    ) -> ExecutionResult:
+        """Run the stages in turn until one answers acceptably; raise with every attempt otherwise.
+        `call` sees every attempt start and end."""
+        ledger = self.ledger(call)
         last_answer: tuple[Launch, Completion, Any] | None = None
         try:
             # Attempts time out at the deadline themselves (and are recorded as timeouts); this
@@ -140,12 +140,12 @@ class Executor:
             return _result(last_answer[1], last_answer[0], ledger, last_answer[2])
         raise ledger.final_error(deadline)
 
-    def ledger(self) -> Ledger:
-        """A new ledger for one request, reporting to this executor's observers and hooks."""
-        return Ledger(self._observers, self._clock, self._hooks)
+    def ledger(self, call: CallObserver = QUIET) -> Ledger:
+        """A new ledger for one request, reporting its attempts to the call's observer."""
+        return Ledger(self._clock, call)
 
     def attempt_start(self, launch: Launch, request: ChatRequest, stage: int = 0) -> AttemptStart:
-        """What start hooks see of an attempt about to begin."""
+        """What the call's observer sees of an attempt about to begin."""
         model = launch.candidate.model
         if launch.retry_of:
             cause = AttemptCause.RETRY
@@ -337,12 +337,12 @@ class Executor:
     # --- streams ------------------------------------------------------------------------------
 
     def stream(
-        self, plan: Plan, request: ChatRequest, deadline: float
+        self, plan: Plan, request: ChatRequest, deadline: float, call: CallObserver = QUIET
     ) -> AsyncIterator[StreamChunk | ExecutionResult]:
         """Yield text/tool chunks, then one ExecutionResult (see streaming.py)."""
         from sidecar.execution.streaming import StreamRun
 
-        return StreamRun(self, plan, request, deadline).events()
+        return StreamRun(self, plan, request, deadline, call).events()
 
 
 def _is_final(lost: RaceLost) -> bool:

@@ -1,21 +1,20 @@
-"""The record of one request's attempts: numbering, timing, cost, and the observers that consume them.
+"""The record of one request's attempts: numbering, timing, cost, and what the call's observer sees.
 
-Every attempt, whatever became of it, becomes one AttemptRecord, in start order, sent to the
-observers (health) as it ends and returned with the answer or the error. Start hooks (tracing)
-see each attempt as it starts and observe its end through the callback they return.
+Every attempt, whatever became of it, becomes one AttemptRecord, in start order, returned with
+the answer or the error. The call's observer (domain/observe.py) sees each attempt start, and
+its record as it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 
 from sidecar.domain.errors import AllCandidatesFailed, DeadlineExceeded, ResourceExhausted, TurnoutError
 from sidecar.domain.model import ModelSpec
+from sidecar.domain.observe import QUIET, AttemptEnded, CallObserver
 from sidecar.domain.outcome import (
-    AttemptEnd,
-    AttemptHook,
     AttemptOutcome,
     AttemptRecord,
     AttemptStart,
@@ -24,28 +23,19 @@ from sidecar.domain.outcome import (
 )
 from sidecar.domain.response import Completion, Usage
 
-Observer = Callable[[AttemptRecord], None]
-
 
 class _Open:
-    __slots__ = ("ends", "queue_wait_s", "start", "started_at")
+    __slots__ = ("queue_wait_s", "start", "started_at")
 
-    def __init__(self, start: AttemptStart, started_at: float, ends: list[AttemptEnd]) -> None:
+    def __init__(self, start: AttemptStart, started_at: float) -> None:
         self.start = start
         self.started_at = started_at
-        self.ends = ends
         self.queue_wait_s = 0.0
 
 
 class Ledger:
-    def __init__(
-        self,
-        observers: Sequence[Observer],
-        clock: Callable[[], float],
-        hooks: Sequence[AttemptHook] = (),
-    ) -> None:
-        self._observers = observers
-        self._hooks = hooks
+    def __init__(self, clock: Callable[[], float], call: CallObserver = QUIET) -> None:
+        self._call = call
         self._clock = clock
         self.records: list[AttemptRecord] = []
         self._started = 0
@@ -57,8 +47,8 @@ class Ledger:
         return self._started
 
     def start(self, start: AttemptStart) -> None:
-        ends = [end for hook in self._hooks if (end := hook(start)) is not None]
-        self._open[start.number] = _Open(start, self._clock(), ends)
+        self._call.attempt_started(start)
+        self._open[start.number] = _Open(start, self._clock())
 
     def queued(self, number: int, wait_s: float) -> None:
         """How long the attempt waited for admission before its call went out."""
@@ -116,10 +106,7 @@ class Ledger:
         )
         self.records.append(record)
         self.records.sort(key=lambda r: r.number)
-        for observe in self._observers:
-            observe(record)
-        for end in opened.ends:
-            end(record, completion)
+        self._call.attempt_ended(AttemptEnded(start, record, completion))
 
     def close_open(self) -> None:
         """Attempts still open when the request ends (the deadline hit) are recorded as cancelled."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sidecar.domain.errors import StreamInterrupted
+from sidecar.domain.observe import CallObserver
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart, ToolCall
@@ -54,12 +55,14 @@ class _Opened:
 
 
 class StreamRun:
-    def __init__(self, executor: Executor, plan: Plan, request: ChatRequest, deadline: float) -> None:
+    def __init__(
+        self, executor: Executor, plan: Plan, request: ChatRequest, deadline: float, call: CallObserver
+    ) -> None:
         self._x = executor
         self._plan = plan
         self._request = request
         self._deadline = deadline
-        self._ledger = executor.ledger()
+        self._ledger = executor.ledger(call)
 
     async def events(self) -> AsyncIterator[StreamChunk | ExecutionResult]:
         from sidecar.execution.executor import ExecutionResult

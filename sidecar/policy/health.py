@@ -1,6 +1,7 @@
 """Live statistics per model, learnt from attempt records: error rate, latency EWMA and p95, state.
 
-An observer of AttemptRecords (the executor reports them; nothing here calls back into the flow).
+A subscriber to every call's attempt records (domain/observe.py; nothing here calls back into
+the flow).
 The policy reads `stats(model)` on every decision, so reads are plain attribute loads and the p95
 is recomputed on write (a sorted window of recent latencies), not on read. `version` changes when
 a model's health state or breaker changes, which is what invalidates cached routing decisions;
@@ -16,6 +17,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
+from sidecar.domain.observe import AttemptEnded, Quiet
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
 
 ALPHA = 0.2  # weight of the newest sample: about the last ten attempts dominate
@@ -90,13 +92,17 @@ class ModelStats:
         self.plan_latency_s = self.latency_p95_s if self.latency_p95_s is not None else self.latency_ewma_s
 
 
-class HealthTracker:
-    """Keeps per-model statistics; `observe` is registered as an attempt observer."""
+class HealthTracker(Quiet):
+    """Keeps per-model statistics from every attempt's record (an Observer of calls, stateless per
+    call: it is its own call observer)."""
 
     def __init__(self) -> None:
         self._stats: dict[str, ModelStats] = {}
         self.version = 0
         self._openings = 0
+
+    def attempt_ended(self, event: AttemptEnded) -> None:
+        self.observe(event.record)
 
     def observe(self, record: AttemptRecord) -> None:
         if record.outcome is AttemptOutcome.CANCELLED:

@@ -10,7 +10,7 @@ from google.protobuf import duration_pb2, struct_pb2
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
-from sidecar.domain.plan import Candidate, Plan
+from sidecar.domain.plan import Candidate, PerDecision, Plan
 from sidecar.domain.request import Capability, ToolCall
 from sidecar.domain.response import FinishReason, StreamChunk, Usage
 from sidecar.execution.executor import ExecutionResult
@@ -59,12 +59,16 @@ def candidate(c: Candidate) -> pb.Candidate:
     )
 
 
+# Each decision's message, kept while a plan of that decision lives (the decision cache holds it).
+_decisions: PerDecision[pb.Decision] = PerDecision()
+
+
 def decision(plan: Plan) -> pb.Decision:
     """The decision message. Built once per plan (a cached plan's copies share it); the fields a
     cache hit changes are set on a copy."""
-    base: pb.Decision | None = plan.memo.get("pb.Decision")
+    base = _decisions.get(plan)
     if base is None:
-        base = plan.memo["pb.Decision"] = _decision(plan)
+        base = _decisions.put(plan, _decision(plan))
     d = pb.Decision()
     d.CopyFrom(base)
     d.cache_hit = plan.cache_hit

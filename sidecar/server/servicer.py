@@ -32,6 +32,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, Unavailable
+from sidecar.domain.observe import QUIET, Observer, RpcEnded
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
 from sidecar.execution.executor import ExecutionResult
@@ -43,8 +44,8 @@ from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.server.convert_in import AnyRequest, to_chat_request
 from sidecar.server.errors import LogLimiter, to_status
+from sidecar.server.observed import ObservedRpc
 from sidecar.shadow.runner import ShadowRunner
-from sidecar.telemetry import RpcScope, Telemetry, Unobserved
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -61,6 +62,7 @@ class Runtime:
     pipeline: Pipeline
     registry: Registry
     shadow: ShadowRunner | None = None  # shadow evaluation, when any route has it
+    observer: Observer = QUIET  # every RPC's events go here (health, telemetry, shadows)
 
 
 class RouterServicer(pb_grpc.RouterServiceServicer):
@@ -71,11 +73,9 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         *,
         max_request_bytes: int,
         default_timeout_s: float,
-        telemetry: Telemetry,
     ) -> None:
         self._runtime = runtime
         self._health = health
-        self._telemetry = telemetry
         self._max_request_bytes = max_request_bytes
         self._default_timeout_s = default_timeout_s
         self._draining = False
@@ -86,42 +86,45 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
     async def Route(
         self, request: pb.RouteRequest | InvalidRequest, context: Context
     ) -> pb.RouteResponse | None:
-        with self._telemetry.rpc("Route", context.invocation_metadata()) as rpc:
+        runtime = self._runtime()
+        with ObservedRpc(runtime.observer, "Route", context.invocation_metadata()) as rpc:
             try:
                 with self._serving():
                     chat = to_chat_request(self._checked(request))
-                    plan = self._runtime().pipeline.route(chat)
+                    plan = runtime.pipeline.route(chat, rpc.call)
                     return pb.RouteResponse(decision=out.decision(plan), request_id=chat.request_id)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-                _fail(context, exc, rpc)
+                rpc.ended = _fail(context, exc)
                 return None  # the status set is sent; no response
 
     async def Generate(
         self, request: pb.GenerateRequest | InvalidRequest, context: Context
     ) -> pb.GenerateResponse | None:
-        with self._telemetry.rpc("Generate", context.invocation_metadata()) as rpc:
+        runtime = self._runtime()
+        with ObservedRpc(runtime.observer, "Generate", context.invocation_metadata()) as rpc:
             try:
                 with self._serving():
                     chat = to_chat_request(self._checked(request))
-                    generated = await self._runtime().pipeline.generate(chat, self._deadline(context))
-                    result = generated.result
-                    rpc.answered(result.attempts, result.winner)
+                    call = rpc.call
+                    generated = await runtime.pipeline.generate(chat, self._deadline(context), call)
                     return out.generate_response(
-                        generated.plan, result, chat.request_id, trace_id=rpc.trace_id
+                        generated.plan, generated.result, chat.request_id, trace_id=call.trace_id
                     )
             except Exception as exc:  # noqa: BLE001
-                _fail(context, exc, rpc)
+                rpc.ended = _fail(context, exc)
                 return None  # the status set is sent; no response
 
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest | InvalidRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        with self._telemetry.rpc("GenerateStream", context.invocation_metadata()) as rpc:
+        runtime = self._runtime()
+        with ObservedRpc(runtime.observer, "GenerateStream", context.invocation_metadata()) as rpc:
             try:
                 with self._serving():
                     chat = to_chat_request(self._checked(request))
                     plan: Plan | None = None
-                    events = self._runtime().pipeline.generate_stream(chat, self._deadline(context))
+                    call = rpc.call
+                    events = runtime.pipeline.generate_stream(chat, self._deadline(context), call)
                     async for event in events:
                         if isinstance(event, Plan):
                             plan = event
@@ -129,17 +132,16 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                             yield pb.GenerateStreamResponse(delta=out.delta(event))
                         elif isinstance(event, ExecutionResult):
                             assert plan is not None, "the pipeline yields the plan first"
-                            rpc.answered(event.attempts, event.winner)
-                            end = out.stream_end(plan, event, chat.request_id, trace_id=rpc.trace_id)
+                            end = out.stream_end(plan, event, chat.request_id, trace_id=call.trace_id)
                             yield pb.GenerateStreamResponse(end=end)
             except Exception as exc:  # noqa: BLE001
-                _fail(context, exc, rpc)
+                rpc.ended = _fail(context, exc)
 
     async def ListModels(
         self, request: pb.ListModelsRequest | InvalidRequest, context: Context
     ) -> pb.ListModelsResponse | None:
         if isinstance(request, InvalidRequest):
-            _fail(context, request, Unobserved())
+            _fail(context, request)
             return None
         registry = self._runtime().registry
         return pb.ListModelsResponse(
@@ -234,8 +236,8 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         return time.monotonic() + budget
 
 
-def _fail(context: Context, exc: Exception, rpc: RpcScope | Unobserved) -> None:
-    """End a failed call with its status, once the failure is logged and recorded.
+def _fail(context: Context, exc: Exception) -> RpcEnded:
+    """End a failed call with its status, once the failure is logged; returns what observers see.
 
     The status is set on the context, not raised by `context.abort`: grpc keeps abort's
     AbortError in the call's state, and that error's traceback holds the handler's frame, which
@@ -252,11 +254,12 @@ def _fail(context: Context, exc: Exception, rpc: RpcScope | Unobserved) -> None:
         log.error("request failed unexpectedly: %s%s", type(exc).__name__, held, exc_info=exc)
     status = to_status(exc)
     code: grpc.StatusCode = status.code
-    rpc.failed(code.name, code.value[0], type(exc).__name__, getattr(exc, "attempts", ()))
+    ended = RpcEnded(code.name, code.value[0], type(exc).__name__, getattr(exc, "attempts", ()))
     _drop_tracebacks(exc)
     context.set_code(code)
     context.set_details(status.details)
     context.set_trailing_metadata(status.trailing_metadata)
+    return ended
 
 
 def _drop_tracebacks(exc: BaseException) -> None:

@@ -1,13 +1,13 @@
 """Sends a sampled share of a route's answered requests to its reference model, off the critical path.
 
-    pipeline answered -> ShadowRunner.answered(request, plan, result)   (returns at once)
+    call.answered(Answered) -> ShadowRunner.answered                     (returns at once)
         sampled? within the hourly spend cap? not already the reference model? room in flight?
         -> task: executor.run(reference-only plan) -> compare (exact | json | judge model)
         -> ShadowBook: per-route window of agreements -> observers (metrics, alert log line)
 
 The task is owned by the book (cancelled at stop), never awaited by a request, and its failures
 are counted, never raised. Shadow calls are real provider calls: the executor reports them to the
-attempt observers like any other, so they appear in spend and health.
+observer of the call they shadow (Answered.call), so they appear in its trace, in spend and in health.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from typing import Protocol
 
 from sidecar.domain.errors import TurnoutError
 from sidecar.domain.model import ModelSpec
+from sidecar.domain.observe import Answered, CallObserver, Quiet
 from sidecar.domain.plan import Candidate, Plan, Stage
 from sidecar.domain.request import ChatRequest, Priority
 from sidecar.domain.response import Usage
 from sidecar.domain.shadow import Compare, ShadowSpec
-from sidecar.execution.executor import ExecutionResult, Executor
+from sidecar.execution.executor import Executor
 from sidecar.registry.registry import Registry
 from sidecar.shadow.compare import exact_match, json_match, judge_request, judge_verdict
 
@@ -130,7 +131,9 @@ class ShadowBook:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class ShadowRunner:
+class ShadowRunner(Quiet):
+    """Subscribes to answered calls (its own call observer: it keeps no state per call)."""
+
     def __init__(
         self,
         specs: Mapping[str, ShadowSpec],
@@ -155,23 +158,23 @@ class ShadowRunner:
     def agreements(self) -> dict[str, Agreement]:
         return {route: self._book.agreement(spec) for route, spec in self._specs.items()}
 
-    def answered(self, request: ChatRequest, plan: Plan, result: ExecutionResult) -> None:
+    def answered(self, event: Answered) -> None:
         """Maybe shadow this answered request; never blocks and never raises."""
-        spec = self._specs.get(plan.route)
+        spec = self._specs.get(event.plan.route)
         if spec is None or self._rng.random() >= spec.share:
             return
         reference = self._registry.get(spec.reference_model)
-        if reference is None or result.candidate.model.name == reference.name:
+        if reference is None or event.candidate.model.name == reference.name:
             return  # the reference model answered: nothing to compare
         if sum(1 for t in self._book.tasks if not t.done()) >= spec.max_in_flight:
             self._skipped(spec, "in_flight")
             return
-        estimate = self._estimate(spec, reference, result.completion.usage)
+        estimate = self._estimate(spec, reference, event.completion.usage)
         if not self._book.spend(spec, estimate):
             self._skipped(spec, "budget")
             return
         task = asyncio.get_running_loop().create_task(
-            self._shadow(spec, reference, request, result, estimate)
+            self._shadow(spec, reference, event.request, event.completion.text, estimate, event.call)
         )
         self._book.tasks.add(task)
         task.add_done_callback(self._book.tasks.discard)
@@ -190,19 +193,18 @@ class ShadowRunner:
         spec: ShadowSpec,
         reference: ModelSpec,
         request: ChatRequest,
-        answered: ExecutionResult,
+        answer: str,
         estimate: float,
+        call: CallObserver,
     ) -> None:
         spent = 0
         try:
             deadline = asyncio.get_running_loop().time() + spec.timeout_s
             # Behind every caller's request in admission queues: shadows only use spare capacity.
             request = replace(request, hints=replace(request.hints, priority=Priority.BATCH))
-            shadow = await self._executor.run(_only(reference, spec.route), request, deadline)
+            shadow = await self._executor.run(_only(reference, spec.route), request, deadline, call)
             spent += shadow.total_cost_usd_nanos
-            agreed = await self._compare(
-                spec, request, answered.completion.text, shadow.completion.text, deadline
-            )
+            agreed = await self._compare(spec, request, answer, shadow.completion.text, deadline, call)
             if agreed is None:
                 self._skipped(spec, "judge_unclear")
                 return
@@ -224,7 +226,13 @@ class ShadowRunner:
                 self._book.refund(spec, estimate - spent)
 
     async def _compare(
-        self, spec: ShadowSpec, request: ChatRequest, answer: str, reference: str, deadline: float
+        self,
+        spec: ShadowSpec,
+        request: ChatRequest,
+        answer: str,
+        reference: str,
+        deadline: float,
+        call: CallObserver,
     ) -> tuple[bool, int] | None:
         """(agreed, what judging cost), or None when a judge gave no verdict."""
         if spec.compare is Compare.EXACT:
@@ -235,7 +243,7 @@ class ShadowRunner:
         if judge is None:
             return None
         judged = await self._executor.run(
-            _only(judge, spec.route), judge_request(request, answer, reference), deadline
+            _only(judge, spec.route), judge_request(request, answer, reference), deadline, call
         )
         verdict = judge_verdict(judged.completion.text)
         return None if verdict is None else (verdict, judged.total_cost_usd_nanos)

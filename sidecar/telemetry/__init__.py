@@ -1,22 +1,19 @@
 """Telemetry: OpenTelemetry traces and metrics (GenAI conventions), Prometheus, the request log.
 
-The only package that imports the OpenTelemetry SDK or prometheus_client. It observes: the
-server opens an RpcScope per RPC, the pipeline reports decisions, the executor reports attempts;
-nothing here calls back into the request flow.
+The only package that imports the OpenTelemetry SDK or prometheus_client. It observes: Telemetry
+is an Observer (domain/observe.py) that the server, the pipeline and the executor report each
+RPC's events to; nothing here calls back into the request flow.
 """
 
 from typing import TextIO
 
 from sidecar.telemetry.privacy import capture_enabled, redact_log_records
 from sidecar.telemetry.recorder import Telemetry
-from sidecar.telemetry.rpc_scope import RpcScope, Unobserved
 from sidecar.telemetry.setup import TelemetryOptions, build_sdk
 
 __all__ = [
-    "RpcScope",
     "Telemetry",
     "TelemetryOptions",
-    "Unobserved",
     "build_sdk",
     "build_telemetry",
     "capture_enabled",

@@ -1,17 +1,21 @@
-"""What telemetry records of a routing plan that never changes, made once per plan.
+"""A routing decision as telemetry records it: the decision metric and the routing span, from
+what of the plan never changes, made once per decision.
 
 The routing span's attributes, the decision metric's keys and the request log's decision object
-depend only on the plan; a cached decision hands out copies that share one memo, so a cached
-route pays for them once, not on every request.
+depend only on the plan; a cached decision hands out copies of one decision (Plan.decision), so a
+cached route pays for them once, not on every request.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-from sidecar.domain.plan import Plan
+from opentelemetry.trace import SpanContext, SpanKind
+
+from sidecar.domain.plan import PerDecision, Plan
 from sidecar.telemetry import names as n
+from sidecar.telemetry.shared import Shared
 from sidecar.telemetry.tally import series_key
 
 MAX_LISTED = 10  # candidates named on a span or log line; the response's Decision lists them all
@@ -21,12 +25,11 @@ class PlanFacts:
     """What telemetry records of a plan that never changes: each part made once per plan, when
     first needed (an unsampled request never renders the span's reasons).
 
-    Cached decisions hand out copies that share the plan's memo, so a cached route pays for
-    this (reasons rendered, attribute sets built) once, not on every request.
+    Cached decisions hand out copies of one decision, so a cached route pays for this (reasons
+    rendered, attribute sets built) once, not on every request.
 
-    The renderings take the plan as an argument rather than keeping it: these facts live in the
-    plan's memo, and a reference back would make every plan a reference cycle, freed only by a
-    full garbage collection (docs/decisions/002-soak.md).
+    The renderings take the plan as an argument rather than keeping it: these facts are kept
+    while the plan's decision lives, and a reference back to a plan would keep it alive for ever.
     """
 
     __slots__ = ("_log_decision", "_route_json", "_span_attrs", "choice", "decision_attrs")
@@ -86,9 +89,37 @@ class PlanFacts:
         return self._route_json
 
 
+# Each decision's facts, kept while a plan of that decision lives (the decision cache holds it).
+_facts: PerDecision[PlanFacts] = PerDecision()
+
+
 def facts(plan: Plan) -> PlanFacts:
-    """The plan's facts, made on first use and kept in the plan's memo (shared by cached copies)."""
-    found: PlanFacts | None = plan.memo.get("telemetry")
-    if found is None:
-        found = plan.memo["telemetry"] = PlanFacts(plan)
-    return found
+    """The plan's facts, made on first use and shared by the cached copies of its decision."""
+    return _facts.get(plan) or _facts.put(plan, PlanFacts(plan))
+
+
+def record_decision(
+    s: Shared, plan: Plan, parent: SpanContext | Literal[False] | None, end: int, plan_facts: PlanFacts
+) -> None:
+    """The decision metric, and the routing span under `parent` (a recorded span's context;
+    None: a trace of its own; False: none) ending at `end` (ns since the epoch)."""
+    if s.metering:
+        s.instruments.decision_duration.record(
+            plan.decision_time_micros / 1e6, plan_facts.decision_attrs[plan.cache_hit]
+        )
+    if not s.tracing or parent is False:
+        return
+    start = end - plan.decision_time_micros * 1000
+    attrs = {
+        **plan_facts.span_attrs(plan),
+        n.DECISION_TIME_US: plan.decision_time_micros,
+        n.DECISION_CACHE_HIT: plan.cache_hit,
+    }
+    if plan.classifier_score is not None:
+        attrs[n.CLASSIFIER_SCORE] = plan.classifier_score
+    name = plan_facts.span_name(plan)
+    if isinstance(parent, SpanContext) and s.finished is not None:
+        s.finished.record(name, SpanKind.INTERNAL, parent, s.finished.new_id(), start, end, attrs)
+        return
+    span = s.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=start)
+    span.end(end_time=end)

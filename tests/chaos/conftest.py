@@ -156,7 +156,7 @@ def start_turnout(sim: Simulator, log: AttemptLog, **resilience: Any) -> Sidecar
     raw = chaos_config_dict(sim.base_url)
     raw["resilience"].update(resilience)
     running = Sidecar(parse_config(raw, source="tests/chaos", env={}), ListenOverrides(port=0))
-    # The executor is built at start with `health.observe` as its observer: chain the log in front.
+    # Health subscribes to every call and reads each attempt through `observe`: chain the log in front.
     health, forward = running.health, running.health.observe
 
     def observe(record: AttemptRecord) -> None:

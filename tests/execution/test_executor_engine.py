@@ -19,7 +19,7 @@ from sidecar.execution.budget import Budget
 from sidecar.execution.executor import ExecutionResult, Executor, Resilience
 from sidecar.providers.base import MockAdapter, ProviderCall
 from tests.execution.virtual import now, run_virtual
-from tests.factories import chat, model, provider
+from tests.factories import SeenAttempts, chat, model, provider
 
 SMALL, BIG = model("small", context=8_000), model("big", context=128_000)
 
@@ -44,9 +44,9 @@ def answer(text: str = "ok", finish=FinishReason.STOP, **extra) -> Completion:
     return Completion(text, finish, Usage(10, 5), **extra)
 
 
-def executor(behaviour, *, delay_s=0.0, resilience=None, observers=()) -> tuple[Executor, MockAdapter]:
+def executor(behaviour, *, delay_s=0.0, resilience=None) -> tuple[Executor, MockAdapter]:
     adapter = MockAdapter(behaviour, delay_s=delay_s)
-    x = Executor({"p1": adapter}, {"p1": provider("p1")}, observers, resilience=resilience, clock=now)
+    x = Executor({"p1": adapter}, {"p1": provider("p1")}, resilience=resilience, clock=now)
     return x, adapter
 
 
@@ -258,13 +258,14 @@ def test_hedging_records_the_hedge_and_cancels_the_loser():
             return answer(call.model.name)
 
     adapter = Slow(lambda call: answer())
-    seen = []
-    x = Executor({"p1": adapter}, {"p1": provider("p1")}, [seen.append], clock=now)
-    result = run(x, plan((SMALL, BIG), policy=ExecutionPolicy(hedging=True, hedge_delay_s=2.0)))
+    seen = SeenAttempts()
+    x = Executor({"p1": adapter}, {"p1": provider("p1")}, clock=now)
+    policy = ExecutionPolicy(hedging=True, hedge_delay_s=2.0)
+    result = run_virtual(x.run(plan((SMALL, BIG), policy=policy), chat(), 60.0, seen))
     assert result.completion.text == "big"
     outcomes = {(a.model, a.outcome, a.hedged) for a in result.attempts}
     assert outcomes == {("small", AttemptOutcome.CANCELLED, False), ("big", AttemptOutcome.SUCCESS, True)}
-    assert len(seen) == 2
+    assert len(seen.records) == 2
 
 
 def test_the_deadline_ends_the_request_with_every_attempt():
@@ -338,14 +339,10 @@ HEDGE_AT_2 = ExecutionPolicy(hedging=True, hedge_delay_s=2.0, max_retries=0)
 
 def test_answers_in_the_same_wake_up_one_winner_recorded_and_the_other_cancelled():
     for _ in range(10):  # the order of a set of done tasks varies from run to run
-        seen, ends = [], []
-
-        def hook(start, ends=ends):
-            return lambda record, completion: ends.append((record.number, record.outcome))
-
+        seen = SeenAttempts()
         adapters, providers = {"p1": Timed(SAME_WAKE_UP)}, {"p1": provider("p1")}
-        x = Executor(adapters, providers, [seen.append], attempt_hooks=[hook], clock=now)
-        result = run(x, plan((SMALL, BIG), policy=HEDGE_AT_2))
+        x = Executor(adapters, providers, clock=now)
+        result = run_virtual(x.run(plan((SMALL, BIG), policy=HEDGE_AT_2), chat(), 60.0, seen))
         assert (result.winner, result.completion.text) == (1, "small")  # the earlier-started attempt
         small, big = result.attempts
         assert (small.number, small.outcome) == (1, AttemptOutcome.SUCCESS)
@@ -353,9 +350,10 @@ def test_answers_in_the_same_wake_up_one_winner_recorded_and_the_other_cancelled
         assert big.usage == Usage(10, 5)  # it answered: billed, though not used
         assert big.cost_usd_nanos > 0
         assert result.total_cost_usd_nanos == small.cost_usd_nanos + big.cost_usd_nanos
-        # Observers (health) and hooks (telemetry) see the same outcomes.
-        assert sorted((r.number, r.outcome) for r in seen) == [(1, small.outcome), (2, big.outcome)]
-        assert sorted(ends) == [(1, AttemptOutcome.SUCCESS), (2, AttemptOutcome.CANCELLED)]
+        # The call's observer (health, telemetry) sees the same outcomes, each end with its start.
+        assert sorted((r.number, r.outcome) for r in seen.records) == [(1, small.outcome), (2, big.outcome)]
+        assert [e.start.number for e in seen.ended] == [e.record.number for e in seen.ended]
+        assert sorted(s.number for s in seen.starts) == [1, 2]
 
 
 def test_streams_reaching_a_first_token_in_the_same_wake_up_relay_the_earlier_started():

@@ -11,16 +11,18 @@ import yaml
 from turnout_simulator.server import Simulator
 
 from sidecar.config import ConfigError, parse_config
+from sidecar.domain.observe import QUIET, Answered
 from sidecar.domain.plan import Candidate, Plan, Stage
+from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion, FinishReason, Usage
 from sidecar.domain.shadow import Compare, ShadowSpec
-from sidecar.execution.executor import Executor
+from sidecar.execution.executor import ExecutionResult, Executor
 from sidecar.providers.base import MockAdapter, ProviderCall
 from sidecar.registry.registry import Registry
 from sidecar.shadow.compare import exact_match, json_match, judge_verdict
 from sidecar.shadow.runner import ShadowBook, ShadowRunner
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator
-from tests.factories import chat, model, provider
+from tests.factories import SeenAttempts, chat, model, provider
 from tests.server.helpers import generate_request
 from tests.telemetry.conftest import Lines, access_log, observed_sidecar
 
@@ -77,7 +79,13 @@ async def answered_by(shadow: ShadowRunner, text: str, model_name: str = "cheap"
     result = await executor.run(
         plan, chat("what is the refund window?"), asyncio.get_running_loop().time() + 5
     )
-    shadow.answered(chat("what is the refund window?"), plan, result)
+    shadow.answered(answered(chat("what is the refund window?"), plan, result))
+
+
+def answered(request: ChatRequest, plan: Plan, result: ExecutionResult) -> Answered:
+    """The event the pipeline reports to the call's observer once it has an answer."""
+    c = result
+    return Answered(request, plan, c.completion, c.candidate, c.attempts, c.winner, QUIET)
 
 
 async def settle(book: ShadowBook) -> None:
@@ -153,7 +161,7 @@ async def test_no_shadow_when_the_reference_model_answered_or_the_route_is_not_s
     other = Plan(route="elsewhere", strategy="rules", stages=PLAN.stages)
     executor = Executor({"p1": MockAdapter(lambda call: answer("x"))}, {"p1": provider()})
     result = await executor.run(other, chat(), asyncio.get_running_loop().time() + 5)
-    shadow.answered(chat(), other, result)
+    shadow.answered(answered(chat(), other, result))
     await settle(book)
     assert adapter.calls == []
 
@@ -173,6 +181,20 @@ async def test_a_judge_model_decides_when_asked():
     assert [c[1] for c in seen.compared] == [True]
     assert [call.model.name for call in adapter.calls] == ["ref", "judge"]
     assert all(call.request.hints.priority.name == "BATCH" for call in adapter.calls)
+
+
+async def test_a_shadows_attempts_are_reported_to_the_call_it_shadows():
+    """Its provider calls are real ones: the answered call's observer (health, telemetry) sees them."""
+    shadow, book, _, _ = runner(lambda call: answer("30 days"), compare=Compare.JUDGE, judge_model="judge")
+    executor = Executor({"p1": MockAdapter(lambda call: answer("30 days"))}, {"p1": provider()})
+    request = chat("what is the refund window?")
+    result = await executor.run(PLAN, request, asyncio.get_running_loop().time() + 5)
+    call = SeenAttempts()
+    c = result
+    shadow.answered(Answered(request, PLAN, c.completion, c.candidate, c.attempts, c.winner, call))
+    await settle(book)
+    assert [(r.model, r.outcome.value) for r in call.records] == [("ref", "success"), ("judge", "success")]
+    assert [e.start.model.name for e in call.ended] == ["ref", "judge"]
 
 
 def test_config_names_unknown_routes_models_and_a_judge_without_a_model():

@@ -18,10 +18,12 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from sidecar.telemetry import TelemetryOptions, Unobserved, build_telemetry
+from sidecar.domain.observe import QUIET, RpcEnded
+from sidecar.server.observed import ObservedRpc
+from sidecar.telemetry import TelemetryOptions, build_telemetry
 from sidecar.telemetry.pending import DRAIN_DELAY_S
 from sidecar.telemetry.recorder import Telemetry
-from sidecar.telemetry.rpc_scope import _timestamp
+from sidecar.telemetry.request_line import timestamp as _timestamp
 
 
 class Lines(logging.Handler):
@@ -64,7 +66,7 @@ def _requests(reader: InMemoryMetricReader) -> int:
 async def test_rpcs_are_recorded_together_at_the_next_drain_in_the_order_they_ended(lines: Lines) -> None:
     t, exporter, _ = _telemetry()
     for method in ("Route", "Generate", "Route"):
-        with t.rpc(method, ()):
+        with ObservedRpc(t, method, ()):
             pass
     assert lines.lines == []  # noted, not yet recorded
     await asyncio.sleep(DRAIN_DELAY_S * 4)
@@ -76,15 +78,15 @@ async def test_rpcs_are_recorded_together_at_the_next_drain_in_the_order_they_en
 
 async def test_a_metric_collection_a_flush_and_a_shutdown_each_drain_first(lines: Lines) -> None:
     t, exporter, reader = _telemetry()
-    with t.rpc("Route", ()):
+    with ObservedRpc(t, "Route", ()):
         pass
     assert _requests(reader) == 1  # the collection drained it
-    with t.rpc("Route", ()):
+    with ObservedRpc(t, "Route", ()):
         pass
     t.sdk.flush()
     assert len(lines.lines) == 2
     assert len(exporter.get_finished_spans()) == 2
-    with t.rpc("Route", ()):
+    with ObservedRpc(t, "Route", ()):
         pass
     t.shutdown()
     assert len(lines.lines) == 3
@@ -93,7 +95,7 @@ async def test_a_metric_collection_a_flush_and_a_shutdown_each_drain_first(lines
 
 def test_without_an_event_loop_an_rpc_is_recorded_as_it_ends(lines: Lines) -> None:
     t, _, reader = _telemetry()
-    with t.rpc("Route", ()):
+    with ObservedRpc(t, "Route", ()):
         pass
     assert len(lines.lines) == 1
     assert _requests(reader) == 1
@@ -103,7 +105,7 @@ def test_without_an_event_loop_an_rpc_is_recorded_as_it_ends(lines: Lines) -> No
 async def test_the_times_recorded_are_the_events_own_not_the_drains(lines: Lines) -> None:
     t, exporter, _ = _telemetry()
     before = time.time_ns()
-    with t.rpc("Route", ()):
+    with ObservedRpc(t, "Route", ()):
         await asyncio.sleep(0.01)
     ended = time.time_ns()
     await asyncio.sleep(0.05)  # the drain comes later than the end
@@ -128,7 +130,7 @@ async def test_a_drain_from_another_thread_takes_each_record_once(lines: Lines) 
     scraper.start()
     try:
         for i in range(500):
-            with t.rpc("Route", ()):
+            with ObservedRpc(t, "Route", ()):
                 pass
             if i % 50 == 0:
                 await asyncio.sleep(0)
@@ -150,12 +152,10 @@ def test_with_nothing_to_record_an_rpc_is_not_observed_at_all() -> None:
     options = TelemetryOptions(traces="none", metrics="none", prometheus=False, request_log=False)
     t = build_telemetry(options, env={})
     assert not t.active
-    scope = t.rpc("Route", ())
-    assert isinstance(scope, Unobserved)
-    with scope as rpc:
-        rpc.answered()
-        rpc.failed("INTERNAL", 13, "boom")
-    assert rpc.trace_id == ""
+    with ObservedRpc(t, "Route", ()) as rpc:
+        assert rpc.call is QUIET
+        rpc.ended = RpcEnded("INTERNAL", 13, "boom")
+    assert rpc.call.trace_id == ""
 
 
 def test_a_record_that_fails_is_reported_once_and_the_next_ones_still_recorded(
@@ -168,7 +168,7 @@ def test_a_record_that_fails_is_reported_once_and_the_next_ones_still_recorded(
 
     t.later(broken)
     t.later(broken)
-    with t.rpc("Route", ()):
+    with ObservedRpc(t, "Route", ()):
         pass
     assert len(lines.lines) == 1
     assert len([r for r in caplog.records if "telemetry: recording failed" in r.getMessage()]) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from dataclasses import replace
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -10,8 +11,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from sidecar.domain.context import outbound_headers
 from sidecar.domain.model import ProviderSpec
+from sidecar.domain.observe import AttemptEnded
 from sidecar.domain.outcome import AttemptCause, AttemptOutcome, AttemptRecord, AttemptStart, FailureClass
-from sidecar.domain.response import Usage
+from sidecar.domain.response import Completion, Usage
+from sidecar.server.observed import ObservedRpc
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 from tests.factories import chat, model, provider
 
@@ -43,6 +46,14 @@ def start(
     )
 
 
+def started(t: Telemetry, event: AttemptStart) -> Callable[[AttemptRecord, Completion | None], None]:
+    """Start an attempt on a call observer outside any RPC; returns what reports its end, as the
+    executor's ledger does."""
+    call = t.detached()
+    call.attempt_started(event)
+    return lambda record, completion: call.attempt_ended(AttemptEnded(event, record, completion))
+
+
 def record(number: int, outcome: AttemptOutcome, cause: AttemptCause, **kw: object) -> AttemptRecord:
     return AttemptRecord(
         number=number,
@@ -72,10 +83,10 @@ def sums(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, object
 
 def test_each_cause_is_counted_and_a_cancelled_loser_is_not_an_operations_duration():
     t, exporter, reader = telemetry()
-    end1 = t.attempt_started(start(1, AttemptCause.PRIMARY))
-    end2 = t.attempt_started(start(2, AttemptCause.HEDGE))
-    end3 = t.attempt_started(start(3, AttemptCause.FALLBACK, after="rate_limited"))
-    end4 = t.attempt_started(start(4, AttemptCause.RETRY, after="overloaded", retry_of=1))
+    end1 = started(t, start(1, AttemptCause.PRIMARY))
+    end2 = started(t, start(2, AttemptCause.HEDGE))
+    end3 = started(t, start(3, AttemptCause.FALLBACK, after="rate_limited"))
+    end4 = started(t, start(4, AttemptCause.RETRY, after="overloaded", retry_of=1))
     assert end1
     assert end2
     assert end3
@@ -121,7 +132,7 @@ def test_provider_names_follow_the_conventions_and_the_endpoint_gives_address_an
         "my-vllm": ProviderSpec("my-vllm", "openai_compatible", "http://10.0.0.5:8000/v1"),
     }
     for i, endpoint in enumerate(endpoints.values(), 1):
-        end = t.attempt_started(replace(start(i, AttemptCause.PRIMARY), endpoint=endpoint))
+        end = started(t, replace(start(i, AttemptCause.PRIMARY), endpoint=endpoint))
         assert end is not None
         end(record(i, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
     t.sdk.flush()
@@ -138,7 +149,7 @@ def test_trace_context_goes_to_providers_only_when_asked_and_only_in_the_attempt
     t, exporter, _ = telemetry(propagate_to_providers=True)
 
     def attempt() -> tuple[tuple[str, str], ...]:
-        end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+        end = started(t, start(1, AttemptCause.PRIMARY))
         assert end is not None
         headers = outbound_headers.get()
         end(record(1, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
@@ -158,7 +169,7 @@ def test_trace_context_goes_to_providers_only_when_asked_and_only_in_the_attempt
     assert (
         dict(
             contextvars.copy_context().run(
-                lambda: (quiet.attempt_started(start(1, AttemptCause.PRIMARY)), outbound_headers.get())[1]
+                lambda: (started(quiet, start(1, AttemptCause.PRIMARY)), outbound_headers.get())[1]
             )
         )
         == {}
@@ -168,8 +179,9 @@ def test_trace_context_goes_to_providers_only_when_asked_and_only_in_the_attempt
 def test_a_hook_that_fails_is_reported_once_and_never_raises(caplog):
     t, _, _ = telemetry()
     broken = replace(start(1, AttemptCause.PRIMARY), request=None)  # type: ignore[arg-type]
-    assert t.attempt_started(broken) is None
-    assert t.attempt_started(broken) is None
+    call = t.detached()
+    call.attempt_started(broken)  # does not raise
+    call.attempt_started(broken)
     assert len([r for r in caplog.records if "telemetry: recording failed" in r.getMessage()]) == 1
 
 
@@ -184,7 +196,7 @@ def test_an_unsampled_request_makes_no_child_spans_but_still_propagates_its_trac
     def attempt() -> tuple[tuple[str, str], ...]:
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(unsampled)))
         try:
-            end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+            end = started(t, start(1, AttemptCause.PRIMARY))
             assert end is not None
             headers = outbound_headers.get()
             end(record(1, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
@@ -202,8 +214,9 @@ def recorded_roots(t: Telemetry, n: int, traceparent: str = "") -> int:
     metadata = (("traceparent", traceparent),) if traceparent else ()
     recorded = 0
     for _ in range(n):
-        with t.rpc("Route", metadata) as scope:
-            recorded += scope.span is not None and scope.span.recording
+        with ObservedRpc(t, "Route", metadata) as rpc:
+            span = rpc.call.span  # type: ignore[attr-defined]
+            recorded += span is not None and span.recording
     return recorded
 
 
@@ -232,7 +245,7 @@ def _under_server_span(t: Telemetry, body):  # type: ignore[no-untyped-def]
     from opentelemetry import trace
 
     def run():  # type: ignore[no-untyped-def]
-        server = t._tracer.start_span("server")
+        server = t.tracer.start_span("server")
         token = otel_context.attach(trace.set_span_in_context(server))
         try:
             return body(), server
@@ -249,7 +262,7 @@ def test_under_a_recorded_request_the_attempt_span_is_a_child_written_as_the_sdk
     t, exporter, _ = telemetry(propagate_to_providers=True)
 
     def attempt() -> tuple[tuple[str, str], ...]:
-        end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+        end = started(t, start(1, AttemptCause.PRIMARY))
         assert end is not None
         headers = outbound_headers.get()
         failed = record(
@@ -294,7 +307,7 @@ def test_written_spans_keep_the_attribute_length_limit_the_operator_set(monkeypa
     t.capture_content = True
 
     def attempt() -> None:
-        end = t.attempt_started(start(1, AttemptCause.PRIMARY))
+        end = started(t, start(1, AttemptCause.PRIMARY))
         assert end is not None
         end(record(1, AttemptOutcome.SUCCESS, AttemptCause.PRIMARY), None)
 

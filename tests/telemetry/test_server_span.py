@@ -32,9 +32,10 @@ from opentelemetry.trace import Link, SpanKind, StatusCode, TraceState, get_curr
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
+from sidecar.domain.observe import RpcEnded
+from sidecar.server.observed import ObservedRpc
 from sidecar.telemetry import TelemetryOptions, build_telemetry
 from sidecar.telemetry.finished_spans import FinishedSpans, root_bound
-from sidecar.telemetry.rpc_scope import child_parent
 
 ATTRS = {"rpc.system": "grpc", "rpc.service": "turnout.v1.RouterService", "rpc.method": "Generate"}
 
@@ -181,13 +182,14 @@ def test_a_recorded_rpc_writes_its_server_span_under_the_callers_with_its_end_at
     exporter = InMemorySpanExporter()
     t = _telemetry(1.0, exporter)
     metadata = (("traceparent", PARENTS["caller sampled, with trace state"]), ("tracestate", "vendor=abc"))
-    with t.rpc("Generate", metadata) as scope:
+    with ObservedRpc(t, "Generate", metadata) as rpc:
+        scope = rpc.call
         assert scope.span.recording
         current = get_current_span().get_span_context()
         assert current == scope.span.context  # the request's current span is the server span
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        scope.failed("UNAVAILABLE", 14, "unavailable")
+        rpc.ended = RpcEnded("UNAVAILABLE", 14, "unavailable")
     t.sdk.flush()
     [span] = exporter.get_finished_spans()
     assert span.name == "turnout.v1.RouterService/Generate"
@@ -217,7 +219,8 @@ def test_an_unrecorded_rpc_writes_nothing_yet_logs_and_propagates_its_trace() ->
         traces="none", metrics="none", prometheus=False, trace_sample_ratio=0.0, propagate_to_providers=True
     )
     t = build_telemetry(options, env={}, span_exporter=exporter)
-    with t.rpc("Route", ()) as scope:
+    with ObservedRpc(t, "Route", ()) as rpc:
+        scope = rpc.call
         assert not scope.span.recording
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
@@ -229,8 +232,9 @@ def test_an_unrecorded_rpc_writes_nothing_yet_logs_and_propagates_its_trace() ->
 
 def test_an_unrecorded_rpc_that_propagates_nothing_leaves_the_current_context_alone() -> None:
     t = _telemetry(0.0, InMemorySpanExporter())  # propagate_to_providers off, the default
-    with t.rpc("Route", ()) as scope:
+    with ObservedRpc(t, "Route", ()) as rpc:
+        scope = rpc.call
         assert not scope.span.recording
         assert scope.trace_id  # still logged
         assert not get_current_span().get_span_context().is_valid
-        assert child_parent() is False  # and its children are still not made
+        assert scope.children_parent is False  # and its children are still not made
