@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError, Message
 from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, Unavailable
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
-from sidecar.execution.executor import ExecutionResult
+from sidecar.domain.result import ExecutionResult
 from sidecar.pipeline import Pipeline
 from sidecar.registry.health import HealthTracker
 from sidecar.registry.registry import Registry

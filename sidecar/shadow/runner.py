@@ -26,8 +26,9 @@ from sidecar.domain.model import ModelSpec
 from sidecar.domain.plan import Candidate, Plan, Stage
 from sidecar.domain.request import ChatRequest, Priority
 from sidecar.domain.response import Usage
+from sidecar.domain.result import ExecutionResult
 from sidecar.domain.shadow import Compare, ShadowSpec
-from sidecar.execution.executor import ExecutionResult, Executor
+from sidecar.execution.executor import Executor
 from sidecar.registry.registry import Registry
 from sidecar.shadow.compare import exact_match, json_match, judge_request, judge_verdict
 
