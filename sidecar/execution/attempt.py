@@ -39,6 +39,7 @@ from sidecar.providers.base import ProviderAdapter
 from sidecar.registry.health import HealthTracker
 
 T = TypeVar("T")
+A = TypeVar("A")
 Clock = Callable[[], float]
 
 
@@ -198,15 +199,16 @@ class RaceScope:
         launch: Launch,
         request: ChatRequest,
         limit: float,
-        call: Callable[[], Awaitable[T]],
+        work: Callable[[A], Awaitable[T]],
+        arg: A,
         *,
         breaker: DeferredGuard | None = None,
         close: Callable[[], Awaitable[object]] | None = None,
         waited_for: str = "answer",
     ) -> T:
-        """`call` through the stack's layers within `limit` seconds; the ledger records a failure.
+        """`work(arg)` through the stack's layers within `limit` seconds; the ledger records a failure.
 
-        `close` releases what the call holds (an open stream) before a failure is recorded.
+        `close` releases what the work holds (an open stream) before a failure is recorded.
         """
         x, ledger, model = self._stack, self._ledger, launch.candidate.model
         own, by_deadline = self._split(limit)
@@ -228,7 +230,7 @@ class RaceScope:
                 asyncio.timeout(own),
             ):
                 ledger.queued(launch.number, x.clock() - queued_at)
-                return await call()
+                return await work(arg)
         except TimeoutError:
             if close is not None:
                 await close()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +39,7 @@ from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk
 from sidecar.domain.result import ExecutionResult
 from sidecar.execution.admission import Admission
-from sidecar.execution.attempt import AttemptStack, Resilience
+from sidecar.execution.attempt import AttemptStack, Clock, Resilience
 from sidecar.execution.ledger import Ledger, Observer, loop_clock
 from sidecar.execution.race import FailureVerdict, Launch, RaceLost
 from sidecar.execution.streaming import StreamRun
@@ -50,7 +50,6 @@ from sidecar.validation.json_output import check_completion
 
 __all__ = ["Executor", "Resilience"]  # Resilience: the constructor takes one
 
-Clock = Callable[[], float]
 DEADLINE_GRACE_S = 0.01
 
 
@@ -134,8 +133,7 @@ class Executor:
             sent = _stricter(request, violations.get(model.name, "")) if launch.variant else request
             timeout = scope.begin(launch, sent)
             call = ProviderCall(sent, model, timeout, want_logprobs=want_logprobs)
-            answer = functools.partial(adapters[model.provider].complete, call)
-            completion = await scope.run(launch, sent, timeout, answer)
+            completion = await scope.run(launch, sent, timeout, adapters[model.provider].complete, call)
             try:  # output validation: outside the breaker, a bad answer says nothing of the endpoint
                 parsed = check_completion(completion, sent.response_format)
             except ProviderError as error:

@@ -149,7 +149,8 @@ class StreamRun:
             launch,
             request,
             min(timeout, first_token_s),
-            lambda: _first_chunks(chunks),
+            _first_chunks,
+            chunks,
             breaker=breaker,
             close=chunks.aclose,  # type: ignore[attr-defined]
             waited_for="first token",
