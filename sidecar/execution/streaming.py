@@ -12,6 +12,10 @@
     - A cascade's escalation on output problems does not apply to streams (the output is already
       with the caller); its stages serve as one fallback chain.
 
+Each attempt goes through the same stack as a unary call (attempt.py: admission, deadline,
+breaker, timeout, the ledger); what a stream adds is reading to the first token within its own
+limit, a breaker guard settled only when the stream ends, and closing the stream on failure.
+
 Timeouts bound each await inside the generator, never a `yield`: a deadline must not fire while
 the consumer holds control.
 """
