@@ -24,7 +24,8 @@ from sidecar.domain.observe import QUIET, Answered, CallObserver, Planned
 from sidecar.domain.plan import Plan
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import StreamChunk
-from sidecar.execution.executor import ExecutionResult, Executor
+from sidecar.domain.result import ExecutionResult
+from sidecar.execution.executor import Executor
 
 
 class Policy(Protocol):

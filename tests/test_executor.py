@@ -13,7 +13,8 @@ from sidecar.domain.outcome import AttemptOutcome, FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Plan, Stage
 from sidecar.domain.request import ResponseFormat, ResponseFormatKind
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
-from sidecar.execution.executor import ExecutionResult, Executor
+from sidecar.domain.result import ExecutionResult
+from sidecar.execution.executor import Executor
 from sidecar.providers.base import MockAdapter, ProviderCall, echo_completion
 from tests.factories import SeenAttempts, chat, model, provider
 

@@ -9,12 +9,15 @@ The resilience layers, outermost first, written down once:
            hedge on slowness, retries after backoff; hedges and
            retries gated by per-provider budgets                      race.Race
           -> admission (concurrency, priority queue, rate limits)     admission.Admission
-            -> per-endpoint circuit breaker (every candidate's
-               open: the one open longest probes at once)             breaker.BreakerSet
-              -> per-attempt timeout                                  Executor._attempt
-                -> adapter (pure codec + HTTP)                        providers
-                  -> output validation (JSON / JSON Schema)           validation
-                    -> failure classification (ProviderError.failure_class)
+            -> the request's deadline, then the per-endpoint circuit
+               breaker (every candidate's open: the one open longest
+               probes at once), then the per-attempt timeout          attempt.RaceScope.run
+              -> adapter (pure codec + HTTP)                          providers
+                -> output validation (JSON / JSON Schema)             validation
+                  -> failure classification (ProviderError.failure_class)
+
+The layers from admission to the per-attempt timeout are one stack (attempt.py) that unary calls
+and streams share; a stream brings only what streams need (streaming.py).
 
 Every attempt, whatever became of it, becomes an AttemptRecord for the call's observer and the
 response (ledger.Ledger); the final error names every candidate tried and why it failed.
@@ -25,61 +28,30 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from typing import Any
 
 from sidecar.domain.model import ProviderSpec
 from sidecar.domain.observe import QUIET, CallObserver
-from sidecar.domain.outcome import AttemptCause, AttemptStart, FailureClass, ProviderError
-from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
+from sidecar.domain.outcome import FailureClass, ProviderError
+from sidecar.domain.plan import ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk
+from sidecar.domain.result import ExecutionResult
 from sidecar.execution.admission import Admission
-from sidecar.execution.backoff import RETRYABLE, retry_delay_s
-from sidecar.execution.breaker import Alternatives, BreakerSet
-from sidecar.execution.budget import Budget
+from sidecar.execution.attempt import AttemptStack, Clock, Resilience
 from sidecar.execution.ledger import Ledger, loop_clock
-from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
+from sidecar.execution.race import FailureVerdict, Launch, RaceLost
+from sidecar.execution.streaming import StreamRun
 from sidecar.policy.health import HealthTracker
 from sidecar.policy.regex import Matcher, compile_linear
 from sidecar.providers.base import ProviderAdapter, ProviderCall
 from sidecar.validation.json_output import check_completion
 
-Clock = Callable[[], float]
-T = TypeVar("T")
+__all__ = ["Executor", "Resilience"]  # Resilience: the constructor takes one
+
 DEADLINE_GRACE_S = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionResult:
-    completion: Completion
-    candidate: Candidate
-    attempts: tuple[Any, ...]  # AttemptRecord, in start order
-    parsed_json: Any | None = None
-    winner: int = 0  # the number of the attempt that answered
-
-    @property
-    def cost_usd_nanos(self) -> int:
-        return next((a.cost_usd_nanos for a in self.attempts if a.number == self.winner), 0)
-
-    @property
-    def total_cost_usd_nanos(self) -> int:
-        return sum(a.cost_usd_nanos for a in self.attempts)
-
-
-@dataclass(frozen=True, slots=True)
-class Resilience:
-    """The shared, long-lived parts: they outlive a request, and a config reload keeps them."""
-
-    breakers: BreakerSet
-    hedge_budget: Budget
-    retry_budget: Budget
-    admission: Admission
-
-    @staticmethod
-    def default() -> Resilience:
-        return Resilience(BreakerSet(), Budget(), Budget(), Admission({}))
 
 
 class Executor:
@@ -93,16 +65,19 @@ class Executor:
         clock: Clock = loop_clock,
         rng: random.Random | None = None,
     ) -> None:
-        self._adapters = adapters
-        self._providers = providers
-        self._r = resilience or Resilience.default()
-        self._health = health
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._stack = AttemptStack(
+            adapters,
+            providers,
+            resilience or Resilience.default(),
+            health=health,
+            clock=clock,
+            rng=rng or random.Random(),
+        )
 
     @property
     def admission(self) -> Admission:
-        return self._r.admission
+        return self._stack.resilience.admission
 
     # --- unary --------------------------------------------------------------------------------
 
@@ -144,195 +119,39 @@ class Executor:
         """A new ledger for one request, reporting its attempts to the call's observer."""
         return Ledger(self._clock, call)
 
-    def attempt_start(self, launch: Launch, request: ChatRequest, stage: int = 0) -> AttemptStart:
-        """What the call's observer sees of an attempt about to begin."""
-        model = launch.candidate.model
-        if launch.retry_of:
-            cause = AttemptCause.RETRY
-        elif launch.hedged:
-            cause = AttemptCause.HEDGE
-        elif launch.after:
-            cause = AttemptCause.FALLBACK
-        elif stage > 0:
-            cause = AttemptCause.ESCALATION
-        else:
-            cause = AttemptCause.PRIMARY
-        return AttemptStart(
-            number=launch.number,
-            model=model,
-            endpoint=self._providers.get(model.provider),
-            request=request,
-            cause=cause,
-            hedged=launch.hedged,
-            retry_of=launch.retry_of,
-            stage=stage,
-            after=launch.after,
-            breaker_state=self._r.breakers.state(model.name),
-        )
-
     async def _race(
         self, plan: Plan, stage_index: int, request: ChatRequest, deadline: float, ledger: Ledger
     ) -> tuple[Launch, tuple[Completion, Any]]:
         stage = plan.stages[stage_index]
-        policy = plan.execution
-        want_logprobs = policy.low_confidence_logprob is not None
+        want_logprobs = plan.execution.low_confidence_logprob is not None
+        scope = self._stack.race_scope(stage.candidates, plan, deadline, ledger, stage_index)
         violations: dict[str, str] = {}
-        among = Alternatives(c.model.name for c in stage.candidates)
+        adapters = self._stack.adapters
 
         async def start(launch: Launch) -> tuple[Completion, Any]:
-            sent = (
-                _stricter(request, violations.get(launch.candidate.model.name, ""))
-                if launch.variant
-                else request
-            )
-            return await self._attempt(
-                launch, sent, plan, deadline, ledger, want_logprobs, stage_index, among
-            )
+            model = launch.candidate.model
+            sent = _stricter(request, violations.get(model.name, "")) if launch.variant else request
+            timeout = scope.begin(launch, sent)
+            call = ProviderCall(sent, model, timeout, want_logprobs=want_logprobs)
+            completion = await scope.run(launch, sent, timeout, adapters[model.provider].complete, call)
+            try:  # output validation: outside the breaker, a bad answer says nothing of the endpoint
+                parsed = check_completion(completion, sent.response_format)
+            except ProviderError as error:
+                ledger.failed(launch.number, error)
+                raise
+            return completion, parsed  # recorded by the race's caller: as the winner, or as cancelled
 
         def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
             if error.failure_class is FailureClass.INVALID_OUTPUT:
                 violations[launch.candidate.model.name] = error.message
-            return self._verdict(launch, error, policy, deadline)
+            return scope.verdict(launch, error)
 
         async def discard(launch: Launch, answer: tuple[Completion, Any]) -> None:
             ledger.cancelled(launch.number, completion=answer[0])  # it came too late to be used
 
-        launch, answer = await self.race(stage.candidates, start, on_failure, policy, ledger, discard).run()
+        launch, answer = await scope.race(start, discard, on_failure).run()
         ledger.succeeded(launch.number, answer[0])
         return launch, answer
-
-    def race(
-        self,
-        candidates: Sequence[Candidate],
-        start: Callable[[Launch], Awaitable[T]],
-        on_failure: Callable[[Launch, ProviderError], FailureVerdict],
-        policy: ExecutionPolicy,
-        ledger: Ledger,
-        discard: Callable[[Launch, T], Awaitable[None]] | None = None,
-    ) -> Race[T]:
-        """A race over candidates with this executor's hedging and budgets (unary and streams).
-
-        Hedges spend the budget of the provider whose requests they hedge (the stage's first
-        choice): extra attempts are bounded as a share of the traffic that causes them.
-        """
-        primary = candidates[0].model.provider if candidates else ""
-        return Race(
-            candidates,
-            start,
-            on_failure,
-            hedge_delay=lambda c: self._hedge_delay(c, policy),
-            may_hedge=lambda c: self._r.hedge_budget.try_spend(primary),
-            clock=self._clock,
-            numbering=ledger.reserve,
-            discard=discard,
-        )
-
-    async def _attempt(
-        self,
-        launch: Launch,
-        request: ChatRequest,
-        plan: Plan,
-        deadline: float,
-        ledger: Ledger,
-        want_logprobs: bool,
-        stage: int,
-        among: Alternatives,
-    ) -> tuple[Completion, Any]:
-        model = launch.candidate.model
-        number = launch.number
-        ledger.start(self.attempt_start(launch, request, stage))
-        if not launch.hedged and not launch.retry_of:
-            self._r.hedge_budget.record_request(model.provider)
-            self._r.retry_budget.record_request(model.provider)
-        timeout = self._attempt_timeout(model.provider, plan.execution, deadline)
-        own, by_deadline = self._split_timeout(timeout, deadline)
-        call = ProviderCall(request, model, timeout, want_logprobs=want_logprobs)
-        try:
-            tokens = plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
-            queued_at = self._clock()
-            async with (
-                self._r.admission.admit(
-                    model.provider,
-                    model.name,
-                    priority=request.hints.priority,
-                    tokens=tokens,
-                    deadline=deadline,
-                ),
-                asyncio.timeout(by_deadline),
-                # Panic mode is for a candidate's first try; a retry's first try had its chance.
-                self._r.breakers.guard(model.name, None if launch.retry_of else among),
-                asyncio.timeout(own),
-            ):
-                ledger.queued(number, self._clock() - queued_at)
-                completion = await self._adapters[model.provider].complete(call)
-            parsed = check_completion(completion, request.response_format)
-        except TimeoutError:
-            error = ProviderError(FailureClass.TIMEOUT, f"no answer within {timeout:.3f}s")
-            ledger.failed(number, error)
-            raise error from None
-        except ProviderError as error:
-            ledger.failed(number, error)
-            raise
-        except asyncio.CancelledError:
-            ledger.cancelled(number)
-            raise
-        return completion, parsed  # recorded by the race's caller: as the winner, or as cancelled
-
-    # --- shared decisions ---------------------------------------------------------------------
-
-    def _verdict(
-        self, launch: Launch, error: ProviderError, policy: ExecutionPolicy, deadline: float
-    ) -> FailureVerdict:
-        cls = error.failure_class
-        if not cls.tries_next_candidate:
-            return FailureVerdict(final=True)
-        if cls is FailureClass.CONTEXT_TOO_LONG:
-            window = launch.candidate.model.context_window
-            return FailureVerdict(skip=lambda c: c.model.context_window <= window)
-        if cls is FailureClass.INVALID_OUTPUT:
-            if policy.invalid_output == "retry" and not launch.variant:
-                return FailureVerdict(retry_in_s=0.0, retry_variant="stricter", hold=True)
-            return FailureVerdict()
-        retries = launch.tries - 1
-        provider = launch.candidate.model.provider
-        if cls in RETRYABLE and retries < policy.max_retries and self._r.retry_budget.try_spend(provider):
-            delay = retry_delay_s(
-                retries + 1,
-                base_s=policy.backoff_base_s,
-                max_s=policy.backoff_max_s,
-                retry_after_s=error.retry_after_s,
-                rng=self._rng,
-            )
-            if self._clock() + delay < deadline:  # a retry due after the deadline would only wait
-                return FailureVerdict(retry_in_s=delay)
-        return FailureVerdict()
-
-    def _hedge_delay(self, candidate: Candidate, policy: ExecutionPolicy) -> float | None:
-        if not policy.hedging:
-            return None
-        if policy.hedge_delay_s is not None:
-            return policy.hedge_delay_s
-        stats = self._health.stats(candidate.model.name) if self._health else None
-        if stats is not None and stats.latency_p95_s is not None:
-            return stats.latency_p95_s
-        return 1.5 * candidate.model.typical_latency_s
-
-    def _split_timeout(self, timeout: float, deadline: float) -> tuple[float | None, float | None]:
-        """(the attempt's own limit, the request's deadline): whichever binds, the other is None.
-
-        The attempt's own limit sits inside the circuit breaker, so hitting it counts against the
-        endpoint; the request's deadline sits outside, because a caller's tight deadline says
-        nothing about the endpoint's health.
-        """
-        if timeout < deadline - self._clock():
-            return timeout, None
-        return None, timeout
-
-    def _attempt_timeout(self, provider: str, policy: ExecutionPolicy, deadline: float) -> float:
-        limits = [deadline - self._clock(), self._providers[provider].request_timeout_s]
-        if policy.attempt_timeout_s is not None:
-            limits.append(policy.attempt_timeout_s)
-        return max(0.0, min(limits))
 
     # --- streams ------------------------------------------------------------------------------
 
@@ -340,9 +159,7 @@ class Executor:
         self, plan: Plan, request: ChatRequest, deadline: float, call: CallObserver = QUIET
     ) -> AsyncIterator[StreamChunk | ExecutionResult]:
         """Yield text/tool chunks, then one ExecutionResult (see streaming.py)."""
-        from sidecar.execution.streaming import StreamRun
-
-        return StreamRun(self, plan, request, deadline, call).events()
+        return StreamRun(self._stack, self.ledger(call), plan, request, deadline).events()
 
 
 def _is_final(lost: RaceLost) -> bool:

@@ -12,6 +12,10 @@
     - A cascade's escalation on output problems does not apply to streams (the output is already
       with the caller); its stages serve as one fallback chain.
 
+Each attempt goes through the same stack as a unary call (attempt.py: admission, deadline,
+breaker, timeout, the ledger); what a stream adds is reading to the first token within its own
+limit, a breaker guard settled only when the stream ends, and closing the stream on failure.
+
 Timeouts bound each await inside the generator, never a `yield`: a deadline must not fire while
 the consumer holds control.
 """
@@ -21,21 +25,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from sidecar.domain.errors import StreamInterrupted
-from sidecar.domain.observe import CallObserver
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart, ToolCall
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
-from sidecar.execution.breaker import Alternatives, DeferredGuard
-from sidecar.execution.race import FailureVerdict, Launch, Race, RaceLost
+from sidecar.domain.result import ExecutionResult
+from sidecar.execution.attempt import AttemptStack, RaceScope
+from sidecar.execution.breaker import DeferredGuard
+from sidecar.execution.ledger import Ledger
+from sidecar.execution.race import Launch, Race, RaceLost
 from sidecar.providers.base import ProviderCall
 from sidecar.validation.json_output import check_completion
-
-if TYPE_CHECKING:
-    from sidecar.execution.executor import ExecutionResult, Executor
 
 CONTINUE = (
     "Your answer above was cut off. Continue it exactly where it stops, without repeating anything "
@@ -55,18 +57,18 @@ class _Opened:
 
 
 class StreamRun:
+    """One streamed request: the stack's attempts race to a first token; the winner is relayed."""
+
     def __init__(
-        self, executor: Executor, plan: Plan, request: ChatRequest, deadline: float, call: CallObserver
+        self, stack: AttemptStack, ledger: Ledger, plan: Plan, request: ChatRequest, deadline: float
     ) -> None:
-        self._x = executor
+        self._stack = stack
         self._plan = plan
         self._request = request
         self._deadline = deadline
-        self._ledger = executor.ledger(call)
+        self._ledger = ledger
 
     async def events(self) -> AsyncIterator[StreamChunk | ExecutionResult]:
-        from sidecar.execution.executor import ExecutionResult
-
         ledger, policy = self._ledger, self._plan.execution
         remaining = list(self._plan.candidates)
         request = self._request
@@ -90,7 +92,7 @@ class StreamRun:
                     parsed = check_completion(completion, self._request.response_format)
                     opened.breaker.settle(None)  # the stream ended well: a success for the endpoint
                 except (ProviderError, TimeoutError) as exc:
-                    error = _as_error(exc, self._x._clock() >= self._deadline)
+                    error = _as_error(exc, self._stack.clock() >= self._deadline)
                     opened.breaker.settle(error)
                     ledger.failed(launch.number, error, opened.ttft_s)
                     if (
@@ -116,21 +118,19 @@ class StreamRun:
     async def _first_token(
         self, candidates: list[Candidate], request: ChatRequest, delivered_chars: int
     ) -> tuple[Launch, _Opened]:
-        x, policy, ledger = self._x, self._plan.execution, self._ledger
-        among = Alternatives(c.model.name for c in candidates)
+        ledger = self._ledger
+        # Stages serve as one fallback chain here: every attempt is reported as stage 0.
+        scope = self._stack.race_scope(candidates, self._plan, self._deadline, ledger)
 
         async def start(launch: Launch) -> _Opened:
-            return await self._open(launch, request, among)
-
-        def on_failure(launch: Launch, error: ProviderError) -> FailureVerdict:
-            return x._verdict(launch, error, policy, self._deadline)
+            return await self._open(scope, launch, request)
 
         async def discard(launch: Launch, opened: _Opened) -> None:  # reached its first token too, but lost
             opened.breaker.settle(asyncio.CancelledError())
             await opened.chunks.aclose()  # type: ignore[attr-defined]
             ledger.cancelled(launch.number, opened.ttft_s)
 
-        race: Race[_Opened] = x.race(candidates, start, on_failure, policy, ledger, discard)
+        race: Race[_Opened] = scope.race(start, discard)
         try:
             async with asyncio.timeout_at(self._deadline):
                 return await race.run()
@@ -140,57 +140,38 @@ class StreamRun:
                 raise StreamInterrupted(tuple(ledger.records), delivered_chars) from None
             raise ledger.final_error(self._deadline) from None
 
-    async def _open(self, launch: Launch, request: ChatRequest, among: Alternatives) -> _Opened:
-        x, ledger, model = self._x, self._ledger, launch.candidate.model
-        ledger.start(x.attempt_start(launch, request))
-        if not launch.hedged and not launch.retry_of:
-            x._r.hedge_budget.record_request(model.provider)
-            x._r.retry_budget.record_request(model.provider)
-        timeout = x._attempt_timeout(model.provider, self._plan.execution, self._deadline)
-        ttft_limit = min(timeout, self._plan.execution.first_token_timeout_s or timeout)
-        own, by_deadline = x._split_timeout(ttft_limit, self._deadline)
+    async def _open(self, scope: RaceScope, launch: Launch, request: ChatRequest) -> _Opened:
+        """The stack's attempt for a stream: open it and read up to its first token."""
+        model, clock = launch.candidate.model, self._stack.clock
+        timeout = scope.begin(launch, request)
+        first_token_s = self._plan.execution.first_token_timeout_s or timeout
         call = ProviderCall(request, model, timeout)
-        started = x._clock()
-        chunks = x._adapters[model.provider].stream(call)
-        first: list[StreamChunk] = []
-        breaker = x._r.breakers.deferred_guard(model.name, None if launch.retry_of else among)  # see _attempt
-        try:
-            tokens = self._plan.estimated_input_tokens + (request.params.max_output_tokens or 0)
-            queued_at = x._clock()
-            async with (
-                x._r.admission.admit(
-                    model.provider,
-                    model.name,
-                    priority=request.hints.priority,
-                    tokens=tokens,
-                    deadline=self._deadline,
-                ),
-                asyncio.timeout(by_deadline),
-                breaker,
-                asyncio.timeout(own),
-            ):
-                ledger.queued(launch.number, x._clock() - queued_at)
-                while True:
-                    chunk = await _next(chunks)
-                    if chunk is None:  # ended without a token: an empty answer is still an answer
-                        break
-                    first.append(chunk)
-                    if chunk.text or chunk.tool_calls or chunk.finish_reason is not None:
-                        break
-        except TimeoutError:
-            await chunks.aclose()  # type: ignore[attr-defined]
-            error = ProviderError(FailureClass.TIMEOUT, f"no first token within {ttft_limit:.3f}s")
-            ledger.failed(launch.number, error)
-            raise error from None
-        except ProviderError as error:
-            await chunks.aclose()  # type: ignore[attr-defined]
-            ledger.failed(launch.number, error)
-            raise
-        except asyncio.CancelledError:
-            await chunks.aclose()  # type: ignore[attr-defined]
-            ledger.cancelled(launch.number)
-            raise
-        return _Opened(chunks, first, started, x._clock() - started, breaker)
+        started = clock()
+        chunks = self._stack.adapters[model.provider].stream(call)
+        breaker = scope.deferred_guard(launch)
+        first = await scope.run(
+            launch,
+            request,
+            min(timeout, first_token_s),
+            _first_chunks,
+            chunks,
+            breaker=breaker,
+            close=chunks.aclose,  # type: ignore[attr-defined]
+            waited_for="first token",
+        )
+        return _Opened(chunks, first, started, clock() - started, breaker)
+
+
+async def _first_chunks(chunks: AsyncIterator[StreamChunk]) -> list[StreamChunk]:
+    """The chunks up to and including the first that carries output (or the end of the stream)."""
+    first: list[StreamChunk] = []
+    while True:
+        chunk = await _next(chunks)
+        if chunk is None:  # ended without a token: an empty answer is still an answer
+            return first
+        first.append(chunk)
+        if chunk.text or chunk.tool_calls or chunk.finish_reason is not None:
+            return first
 
 
 async def _next(chunks: AsyncIterator[StreamChunk]) -> StreamChunk | None:

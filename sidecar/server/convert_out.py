@@ -13,7 +13,7 @@ from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
 from sidecar.domain.plan import Candidate, PerDecision, Plan
 from sidecar.domain.request import Capability, ToolCall
 from sidecar.domain.response import FinishReason, StreamChunk, Usage
-from sidecar.execution.executor import ExecutionResult
+from sidecar.domain.result import ExecutionResult
 from sidecar.policy.health import HealthSnapshot, HealthState
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 

@@ -35,7 +35,7 @@ from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, 
 from sidecar.domain.observe import QUIET, Observer, RpcEnded
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
-from sidecar.execution.executor import ExecutionResult
+from sidecar.domain.result import ExecutionResult
 from sidecar.pipeline import Pipeline
 from sidecar.policy.health import HealthTracker
 from sidecar.registry.registry import Registry

@@ -13,10 +13,11 @@ from sidecar.domain.outcome import AttemptOutcome, FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import Priority, ResponseFormat, ResponseFormatKind
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
+from sidecar.domain.result import ExecutionResult
 from sidecar.execution.admission import Admission, Limits
 from sidecar.execution.breaker import BreakerSet
 from sidecar.execution.budget import Budget
-from sidecar.execution.executor import ExecutionResult, Executor, Resilience
+from sidecar.execution.executor import Executor, Resilience
 from sidecar.providers.base import MockAdapter, ProviderCall
 from tests.execution.virtual import now, run_virtual
 from tests.factories import SeenAttempts, chat, model, provider
