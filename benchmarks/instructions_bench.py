@@ -44,7 +44,7 @@ from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server.servicer import RouterServicer
 from sidecar.telemetry import log_requests_to, setup
-from sidecar.telemetry.otlp_spans import SpanEncoder
+from sidecar.telemetry.fast.otlp_spans import SpanEncoder
 
 # name -> (telemetry block, extra environment); the first is the reference
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {

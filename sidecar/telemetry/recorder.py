@@ -78,7 +78,7 @@ class Telemetry:
         self.request_log = options.request_log
         self._tracer = sdk.tracer
         self._finished = sdk.finished_spans
-        self._m = Instruments(sdk.meter, sdk.tally)
+        self._m = Instruments(sdk.meter, sdk.tally, sdk.names)
         self._keys = MetricKeys()
         self._ids = IdHasher(id_secret)
         self.reference = reference
@@ -155,6 +155,7 @@ class Telemetry:
         }
         if plan.classifier_score is not None:
             attrs[n.CLASSIFIER_SCORE] = plan.classifier_score
+        attrs.update(self.sdk.names.decision(plan.route, self.sdk.tally.version))
         name = plan_facts.span_name(plan)
         if isinstance(parent, SpanContext) and self._finished is not None:
             self._finished.record(name, SpanKind.INTERNAL, parent, self._finished.new_id(), start, end, attrs)

@@ -114,3 +114,13 @@ async def observed_sidecar(
 async def observed(simulator: Simulator, access_log: Lines) -> AsyncIterator[Observed]:
     async with observed_sidecar(simulator, access_log) as o:
         yield o
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every telemetry test runs on both paths: the fast pieces (the default) and the plain SDK
+    (`telemetry.fast_path: false`), unless its options choose."""
+    if request.param == "plain":
+        # a slotted dataclass's field default cannot be patched: its reading of the field is
+        monkeypatch.setattr(TelemetryOptions, "fast_pieces", property(lambda _: frozenset()))
+    return str(request.param)

@@ -27,7 +27,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from sidecar.telemetry.otlp_spans import SpanEncoder, grpc_span_exporter
+from sidecar.telemetry.fast.otlp_spans import SpanEncoder, grpc_span_exporter
 
 
 def decoded(spans: list[ReadableSpan]) -> ExportTraceServiceRequest:
@@ -142,7 +142,7 @@ def test_an_int_beyond_64_bits_is_dropped_with_a_log_and_the_rest_is_kept(
     tp, memory = provider(Resource.create({}))
     tp.get_tracer("t").start_span("s", attributes={"big": 1 << 64, "small": 1, "list": [1, 1 << 70]}).end()
     spans = list(memory.get_finished_spans())
-    with caplog.at_level(logging.ERROR, logger="sidecar.telemetry.otlp_spans"):
+    with caplog.at_level(logging.ERROR, logger="sidecar.telemetry.fast.otlp_spans"):
         ours = decoded(spans)
     attributes = ours.resource_spans[0].scope_spans[0].spans[0].attributes
     assert [kv.key for kv in attributes] == ["small"]

@@ -1,6 +1,6 @@
 """The server span is started as the SDK's tracer starts a span, then written finished.
 
-`FinishedSpans.start` makes the sampling decision and the span's context itself (the SDK's
+`FastSpans.start` makes the sampling decision and the span's context itself (the SDK's
 `Tracer.start_span` costs ~50 µs a recorded span): these tests hold it to what the SDK makes of
 the same sampler, parent and ids, and check the span the RPC writes at its end.
 """
@@ -33,7 +33,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import Attributes
 
 from sidecar.telemetry import TelemetryOptions, build_telemetry
-from sidecar.telemetry.finished_spans import FinishedSpans, root_bound
+from sidecar.telemetry.fast.finished_spans import FastSpans, root_bound
 from sidecar.telemetry.rpc_scope import child_parent
 
 ATTRS = {"rpc.system": "grpc", "rpc.service": "turnout.v1.RouterService", "rpc.method": "Generate"}
@@ -110,7 +110,7 @@ def test_the_start_is_what_the_sdks_tracer_makes_of_the_same_sampler_parent_and_
         ours = TracerProvider(sampler=SAMPLERS[sampler], id_generator=Counting(start, random_ids))
         exporter = InMemorySpanExporter()
         sdk.add_span_processor(SimpleSpanProcessor(exporter))
-        finished = FinishedSpans(ours, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
+        finished = FastSpans(ours, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
 
         expected = sdk.get_tracer("t").start_span(
             "turnout.v1.RouterService/Generate", _context(PARENTS[parent]), SpanKind.SERVER, dict(ATTRS)
@@ -137,7 +137,7 @@ def test_a_root_start_with_the_sdks_random_ids_is_what_its_tracer_makes_seed_for
     sdk = TracerProvider(sampler=SAMPLERS[sampler])
     sdk.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     ours = TracerProvider(sampler=SAMPLERS[sampler])
-    finished = FinishedSpans(ours, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
+    finished = FastSpans(ours, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
     name = "turnout.v1.RouterService/Generate"
     recorded = 0
     for seed in range(200):
@@ -168,7 +168,7 @@ def test_only_the_sdks_own_samplers_are_decided_without_asking_them() -> None:
     assert root_bound(Tagging()) is None
     assert root_bound(ParentBased(Tagging())) is None
     counting = TracerProvider(sampler=ALWAYS_ON, id_generator=Counting(0))  # not the SDK's random ids
-    finished = FinishedSpans(counting, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
+    finished = FastSpans(counting, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
     assert finished._root_bound is None
 
 
