@@ -237,7 +237,7 @@ class TelemetrySettings(_Strict):
     metric_export_interval_s: float = Field(15, gt=0)
     # How spans and metrics are made: true, the hand-made pieces that pay (sidecar/telemetry/fast/);
     # false, the plain OpenTelemetry SDK; or a list of those pieces (to measure each one).
-    fast_path: bool | list[Literal["span_writer", "root_sampling", "span_encoder", "tally"]] = True
+    fast_path: bool | list[Literal["span_writer", "tally"]] = True
 
 
 class ShadowSettings(_Strict):

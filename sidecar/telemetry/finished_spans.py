@@ -55,8 +55,9 @@ class FinishedSpans:
         raise NotImplementedError
 
     def draw_root(self) -> tuple[int, int, bool] | None:
-        """A new root span's (trace id, span id, sampled) drawn without asking the sampler, where
-        that gives what the sampler would; None: ask `start`."""
+        """A new root span's (trace id, span id, sampled) drawn without asking the sampler; None:
+        ask `start`. Both implementations ask the sampler (decision 030: drawing inline read the
+        sampler's private parts and bought under 3%)."""
         return None
 
     @staticmethod

@@ -42,7 +42,6 @@ from opentelemetry.trace import NoOpTracerProvider, Tracer
 
 from sidecar.telemetry.fast import PIECES
 from sidecar.telemetry.fast.finished_spans import FastSpans
-from sidecar.telemetry.fast.otlp_spans import grpc_span_exporter
 from sidecar.telemetry.fast.tally import Tally
 from sidecar.telemetry.finished_spans import FinishedSpans, SdkSpans
 from sidecar.telemetry.names import Names, names_for
@@ -150,9 +149,7 @@ def build_sdk(
 
     pieces = options.fast_pieces
     names = names_for(env)
-    exporter = span_exporter or _span_exporter(
-        _choice(options.traces, "TRACES", env), protocol, fast="span_encoder" in pieces
-    )
+    exporter = span_exporter or _span_exporter(_choice(options.traces, "TRACES", env), protocol)
     tracer_provider = processor = None
     finished: FinishedSpans | None = None
     if exporter is not None:
@@ -160,7 +157,7 @@ def build_sdk(
         processor = BatchSpanProcessor(exporter)
         tracer_provider.add_span_processor(processor)
         if "span_writer" in pieces:
-            finished = FastSpans(tracer_provider, processor, scope, root_sampling="root_sampling" in pieces)
+            finished = FastSpans(tracer_provider, processor, scope)
         else:
             finished = SdkSpans(tracer_provider.get_tracer(INSTRUMENTATION, version))
 
@@ -265,7 +262,7 @@ def _choice(configured: str, signal: str, env: Mapping[str, str]) -> str:
     return "otlp" if endpoint else "none"
 
 
-def _span_exporter(choice: str, protocol: str, *, fast: bool) -> SpanExporter | None:
+def _span_exporter(choice: str, protocol: str) -> SpanExporter | None:
     if choice == "console":
         return ConsoleSpanExporter()
     if choice != "otlp":
@@ -274,8 +271,6 @@ def _span_exporter(choice: str, protocol: str, *, fast: bool) -> SpanExporter | 
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         return HttpExporter()
-    if fast:
-        return grpc_span_exporter()  # the SDK's, with fast/otlp_spans.py's encoder
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
     return GrpcExporter()

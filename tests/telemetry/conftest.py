@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sidecar.app import ListenOverrides, Sidecar
+from sidecar.config import Config
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.simulator.server import Simulator
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
@@ -83,7 +84,11 @@ def access_log() -> Iterator[Lines]:
 
 @asynccontextmanager
 async def observed_sidecar(
-    simulator: Simulator, access_log: Lines, env: dict[str, str] | None = None, **options: Any
+    simulator: Simulator,
+    access_log: Lines,
+    env: dict[str, str] | None = None,
+    config: Config | None = None,
+    **options: Any,
 ) -> AsyncIterator[Observed]:
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
@@ -92,7 +97,9 @@ async def observed_sidecar(
     )
     telemetry = build_telemetry(opts, env=env or {}, span_exporter=exporter, metric_readers=(reader,))
     sidecar = Sidecar(
-        example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0), telemetry=telemetry
+        config or example_config(simulator.base_url),
+        ListenOverrides(host="127.0.0.1", port=0),
+        telemetry=telemetry,
     )
     await sidecar.start()
     try:
@@ -121,6 +128,11 @@ def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """Every telemetry test runs on both paths: the fast pieces (the default) and the plain SDK
     (`telemetry.fast_path: false`), unless its options choose."""
     if request.param == "plain":
+        chosen = TelemetryOptions.fast_pieces
+
+        def pieces(options: TelemetryOptions) -> frozenset[str]:
+            return frozenset() if options.fast_path is True else chosen.fget(options)  # type: ignore[misc]
+
         # a slotted dataclass's field default cannot be patched: its reading of the field is
-        monkeypatch.setattr(TelemetryOptions, "fast_pieces", property(lambda _: frozenset()))
+        monkeypatch.setattr(TelemetryOptions, "fast_pieces", property(pieces))
     return str(request.param)

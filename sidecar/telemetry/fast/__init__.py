@@ -6,13 +6,15 @@ path), or a list of their names. The rest of telemetry sees them only through th
 implement (finished_spans.FinishedSpans, tally.Tallies, the SDK's SpanExporter), chosen in setup.py.
 
     span_writer    finished spans handed to the span processor      finished_spans.FastSpans
-    root_sampling  root spans' ids and decision drawn here          FastSpans.draw_root (needs span_writer)
-    span_encoder   OTLP/gRPC spans encoded as bytes                 otlp_spans.grpc_span_exporter
     tally          per-request metrics summed in plain Python       tally.Tally
+
+Measured and dropped (they re-implemented SDK internals and bought under 3% of Route throughput):
+root spans sampled without asking the sampler (it read `ParentBased._root`), and an OTLP span
+encoder put in through the exporter's private `_translate_data`.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-PIECES: Final = ("span_writer", "root_sampling", "span_encoder", "tally")
+PIECES: Final = ("span_writer", "tally")

@@ -14,7 +14,6 @@ off by default), and the experimental tracer configurator (never set by Turnout)
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,39 +22,15 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import (
-    Decision,
-    ParentBased,
-    Sampler,
-    StaticSampler,
-    TraceIdRatioBased,
-)
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
 
 from sidecar.telemetry.finished_spans import UNSET, FinishedSpans, Started
 
 
-def root_bound(sampler: Sampler) -> int | None:
-    """When the sampler decides a root span by its trace id alone, as the SDK's own do (a trace-id
-    ratio, always on, always off; parent-based or not), the bound its trace id (masked to
-    TRACE_ID_LIMIT) must be under to be sampled; else None (ask the sampler)."""
-    root = sampler._root if type(sampler) is ParentBased else sampler
-    if type(root) is TraceIdRatioBased:
-        return root.bound
-    if type(root) is StaticSampler:
-        decision = root._decision
-        if decision is Decision.RECORD_AND_SAMPLE:
-            return TraceIdRatioBased.TRACE_ID_LIMIT + 1
-        if decision is Decision.DROP:
-            return 0
-    return None
-
-
 class FastSpans(FinishedSpans):
-    """Starts spans as the SDK's tracer would and writes them finished to the span processor.
-    `root_sampling`: draw root spans' ids and decisions here when the sampler allows (`root_bound`)."""
+    """Starts spans as the SDK's tracer would and writes them finished to the span processor."""
 
     writes_finished = True
 
@@ -64,18 +39,12 @@ class FastSpans(FinishedSpans):
         provider: TracerProvider,
         processor: SpanProcessor,
         scope: InstrumentationScope,
-        *,
-        root_sampling: bool = True,
     ) -> None:
         self._processor = processor
         self._resource = provider.resource
         self._scope = scope
         self._ids = provider.id_generator
         self._sampler = provider.sampler
-        # Root spans (no caller's trace: most requests) decided here without asking the sampler,
-        # when that gives the same ids and decision: the SDK's random ids, a sampler as above.
-        random_ids = type(self._ids) is RandomIdGenerator
-        self._root_bound = root_bound(provider.sampler) if root_sampling and random_ids else None
         limits = SpanLimits()  # the OTEL_* limits, read as the provider reads them
         self._max_attributes = limits.max_span_attributes
         self._max_length = limits.max_span_attribute_length
@@ -93,8 +62,6 @@ class FastSpans(FinishedSpans):
             context = otel_context.get_current()
         parent: SpanContext | None = trace.get_current_span(context).get_span_context()
         if parent is None or not parent.is_valid:
-            if self._root_bound is not None:
-                return self.root_started(*self._draw_root(), attributes)
             parent = None
             trace_id = self._ids.generate_trace_id()
         else:
@@ -108,24 +75,6 @@ class FastSpans(FinishedSpans):
             trace_id, self._ids.generate_span_id(), False, TraceFlags(flags), result.trace_state
         )
         return Started(own, parent, None if result.decision is Decision.DROP else result.attributes)
-
-    def draw_root(self) -> tuple[int, int, bool] | None:
-        """A new root span's (trace id, span id, sampled) when nothing is current and the sampler
-        decides root spans by their trace id alone (_root_bound): what the sampler and
-        RandomIdGenerator would make. None: ask `start`."""
-        if self._root_bound is None or otel_context.get_current():
-            return None
-        return self._draw_root()
-
-    def _draw_root(self) -> tuple[int, int, bool]:
-        assert self._root_bound is not None
-        trace_id = random.getrandbits(128)
-        while not trace_id:
-            trace_id = random.getrandbits(128)
-        span_id = random.getrandbits(64)
-        while not span_id:
-            span_id = random.getrandbits(64)
-        return trace_id, span_id, trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
 
     def write(
         self,
