@@ -33,7 +33,7 @@ from typing import Any
 from unittest import mock
 
 from google.protobuf import json_format
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -44,7 +44,7 @@ from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server.servicer import RouterServicer
 from sidecar.telemetry import log_requests_to, setup
-from sidecar.telemetry.otlp_spans import SpanEncoder
+from sidecar.telemetry.fast import PIECES
 
 # name -> (telemetry block, extra environment); the first is the reference
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
@@ -52,6 +52,12 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "metrics and log, no traces": ({**TELEMETRY_ON, "traces": "none"}, {}),
     "default: 10% of root traces": (TELEMETRY_ON, {}),
     "all traces": (TELEMETRY_ON, {"OTEL_TRACES_SAMPLER": "always_on"}),
+    # What each piece of the fast path buys (docs/decisions/030-telemetry-fast-path.md), by default
+    "default, plain SDK (fast_path: false)": ({**TELEMETRY_ON, "fast_path": False}, {}),
+    **{
+        f"default, without {piece}": ({**TELEMETRY_ON, "fast_path": [p for p in PIECES if p != piece]}, {})
+        for piece in PIECES
+    },
 }
 WARMUP = 300
 DRAIN_EVERY = 16  # calls between drains: about what one 5 ms drain delay holds at ~3,000 calls/s
@@ -60,17 +66,22 @@ QUICK_LOW, QUICK_HIGH = 100, 300
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def run(quick: bool) -> dict[str, Any]:
+HEADLINE = ("metrics and log, no traces", "default: 10% of root traces", "all traces")
+
+
+def run(quick: bool, only: Sequence[str] = HEADLINE) -> dict[str, Any]:
+    """ "off" and the variants named in `only` (none: every variant)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         return {
             "skipped": "valgrind is not installed (Debian: apt-get install valgrind; scripts/bench-deps.sh)"
         }
     low, high = (QUICK_LOW, QUICK_HIGH) if quick else (LOW, HIGH)
-    runs = [(name, calls) for name in VARIANTS for calls in (low, high)]
+    names = [name for name in VARIANTS if not only or name == "off" or name in only]
+    runs = [(name, calls) for name in names for calls in (low, high)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # each run is one process
         counts = dict(zip(runs, pool.map(lambda r: _count(valgrind, *r), runs), strict=True))
-    per_call = {name: round((counts[name, high] - counts[name, low]) / (high - low)) for name in VARIANTS}
+    per_call = {name: round((counts[name, high] - counts[name, low]) / (high - low)) for name in names}
     reference = per_call["off"]
     return {
         "calls": [low, high],
@@ -136,14 +147,11 @@ async def _child(variant: str, calls: int) -> None:
 
 
 class _EncodeOnly(SpanExporter):
-    """The OTLP/gRPC exporter's work on the sidecar's side (otlp_spans: the spans encoded, the
-    bytes parsed into the request message) without sending it."""
-
-    def __init__(self) -> None:
-        self._encoder = SpanEncoder()
+    """The OTLP/gRPC exporter's work on the sidecar's side without sending it: the spans encoded
+    by the SDK's encoder and serialised."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ExportTraceServiceRequest.FromString(self._encoder.encode(spans))
+        encode_spans(spans).SerializeToString()
         return SpanExportResult.SUCCESS
 
 
@@ -168,13 +176,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "CALLS"), help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--only", nargs="*", default=HEADLINE, help="variants to count beside off (given empty: all)"
+    )
     args = parser.parse_args()
     if args.child:
         asyncio.run(_child(args.child[0], int(args.child[1])))
         return
     import json
 
-    print(json.dumps(run(args.quick), indent=2))
+    print(json.dumps(run(args.quick, args.only), indent=2))
 
 
 if __name__ == "__main__":

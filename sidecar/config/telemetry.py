@@ -36,3 +36,6 @@ class TelemetrySettings(Strict):
     tenant_label: bool = True  # label cost metrics with the hashed tenant id
     id_secret_env: Annotated[str, Field(pattern=ENV_NAME)] = "TURNOUT_TELEMETRY_ID_SECRET"
     metric_export_interval_s: float = Field(15, gt=0)
+    # How spans and metrics are made: true, the hand-made pieces that pay (sidecar/telemetry/fast/);
+    # false, the plain OpenTelemetry SDK; or a list of those pieces (to measure each one).
+    fast_path: bool | list[Literal["span_writer", "tally"]] = True

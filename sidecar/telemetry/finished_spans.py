@@ -1,70 +1,28 @@
 """Spans written once, finished: each RPC's server span, its routing decision and each provider attempt.
 
-Why not the SDK's live spans: a `Tracer.start_span` ... `end` with the ~20 attributes of an
-attempt costs ~55 µs here (a sampler call, a `BoundedAttributes` that validates every value
-twice, a lock per attribute, the processor's start and end hooks), ~8 µs as one `ReadableSpan`
-handed to the span processor. The routing and attempt spans have no children and their whole
-life is known when they are written (the decision is timed by the policy; an attempt's start
-time and span id are taken when it starts). The server span is started with `start` (the
-sampling decision and the span's context, as `Tracer.start_span` makes them) and written when
-the RPC ends; in between, its context is all the request needs (the children's parent, the
-`traceparent` sent to providers).
-
-What the SDK would have done and this keeps: the provider's sampler (whatever OTEL_TRACES_SAMPLER
-chose) asked with the same arguments, so a caller's sampled trace is continued and an
-unsampled one is not; the trace flags (sampled, and the random-trace-id bit) and the sampler's
-trace state; the sampler's attributes; the parent's trace id, flags and trace state for
-children; span ids from the provider's id generator; the provider's resource, Turnout's
-instrumentation scope, and the attribute limits from OTEL_SPAN_ATTRIBUTE_* / OTEL_ATTRIBUTE_*
-(applied only when set: Turnout's own attributes are of valid types and few, so the SDK's
-cleaning of them changes nothing). What it does not do: the span processors' `on_start` (the
-batch processor's is empty), the SDK's own span metrics (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED,
-off by default), and the experimental tracer configurator (never set by Turnout).
+The recorder sees spans through this small interface, `FinishedSpans`: a span is started (`start`:
+its sampling decision and context, as `Tracer.start_span` makes them) and written when it ends
+(`write`; `record` for a child whose whole life is known when it ends, like the routing decision).
+Two implementations: `SdkSpans` here, the SDK's own live spans (`telemetry.fast_path: false`), and
+fast/finished_spans.py, which hands finished `ReadableSpan`s to the span processor without the live
+span's bookkeeping (why, and what it buys: docs/decisions/030-telemetry-fast-path.md).
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import (
-    Decision,
-    ParentBased,
-    Sampler,
-    StaticSampler,
-    TraceIdRatioBased,
-)
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 UNSET = Status(StatusCode.UNSET)
 # A root span's flags with the SDK's random id generator: its trace id is random, sampled or not.
 _ROOT_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _ROOT_DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
-
-
-def root_bound(sampler: Sampler) -> int | None:
-    """When the sampler decides a root span by its trace id alone, as the SDK's own do (a trace-id
-    ratio, always on, always off; parent-based or not), the bound its trace id (masked to
-    TRACE_ID_LIMIT) must be under to be sampled; else None (ask the sampler)."""
-    root = sampler._root if type(sampler) is ParentBased else sampler
-    if type(root) is TraceIdRatioBased:
-        return root.bound
-    if type(root) is StaticSampler:
-        decision = root._decision
-        if decision is Decision.RECORD_AND_SAMPLE:
-            return TraceIdRatioBased.TRACE_ID_LIMIT + 1
-        if decision is Decision.DROP:
-            return 0
-    return None
 
 
 class Started(NamedTuple):
@@ -81,74 +39,31 @@ class Started(NamedTuple):
 
 
 class FinishedSpans:
-    """Starts spans as the SDK's tracer would and writes them finished to the span processor."""
+    """Starts spans and writes them when they end. `writes_finished`: children are written finished
+    under the span ids `new_id` gives them (else they are the SDK's live spans)."""
 
-    def __init__(
-        self, provider: TracerProvider, processor: SpanProcessor, scope: InstrumentationScope
-    ) -> None:
-        self._processor = processor
-        self._resource = provider.resource
-        self._scope = scope
-        self._ids = provider.id_generator
-        self._sampler = provider.sampler
-        # Root spans (no caller's trace: most requests) decided here without asking the sampler,
-        # when that gives the same ids and decision: the SDK's random ids, a sampler as above.
-        self._root_bound = root_bound(provider.sampler) if type(self._ids) is RandomIdGenerator else None
-        limits = SpanLimits()  # the OTEL_* limits, read as the provider reads them
-        self._max_attributes = limits.max_span_attributes
-        self._max_length = limits.max_span_attribute_length
+    writes_finished = False
 
     def new_id(self) -> int:
-        return self._ids.generate_span_id()
-
-    @staticmethod
-    def child_context(parent: SpanContext, span_id: int) -> SpanContext:
-        """The context of a child of `parent` with this id: same trace, flags and trace state."""
-        return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+        raise NotImplementedError
 
     def start(
         self, name: str, kind: SpanKind, context: Context | None, attributes: Mapping[str, Any]
     ) -> Started:
         """The sampling decision and context of a span under `context`'s span (a remote parent
-        extracted from a request; None: the current context), made as `Tracer.start_span` makes
-        them (opentelemetry-sdk 1.45; tests compare the two)."""
-        if context is None:  # the current context, looked up once (the sampler reads it too)
-            context = otel_context.get_current()
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
-        if parent is None or not parent.is_valid:
-            if self._root_bound is not None:
-                return self.root_started(*self._draw_root(), attributes)
-            parent = None
-            trace_id = self._ids.generate_trace_id()
-        else:
-            trace_id = parent.trace_id
-        result = self._sampler.should_sample(context, trace_id, name, kind, dict(attributes), ())
-        flags = TraceFlags.SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
-        random_id = self._ids.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
-        if random_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
-        own = SpanContext(
-            trace_id, self._ids.generate_span_id(), False, TraceFlags(flags), result.trace_state
-        )
-        return Started(own, parent, None if result.decision is Decision.DROP else result.attributes)
+        extracted from a request; None: the current context)."""
+        raise NotImplementedError
 
     def draw_root(self) -> tuple[int, int, bool] | None:
-        """A new root span's (trace id, span id, sampled) when nothing is current and the sampler
-        decides root spans by their trace id alone (_root_bound): what the sampler and
-        RandomIdGenerator would make. None: ask `start`."""
-        if self._root_bound is None or otel_context.get_current():
-            return None
-        return self._draw_root()
+        """A new root span's (trace id, span id, sampled) drawn without asking the sampler; None:
+        ask `start`. Both implementations ask the sampler (decision 030: drawing inline read the
+        sampler's private parts and bought under 3%)."""
+        return None
 
-    def _draw_root(self) -> tuple[int, int, bool]:
-        assert self._root_bound is not None
-        trace_id = random.getrandbits(128)
-        while not trace_id:
-            trace_id = random.getrandbits(128)
-        span_id = random.getrandbits(64)
-        while not span_id:
-            span_id = random.getrandbits(64)
-        return trace_id, span_id, trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
+    @staticmethod
+    def child_context(parent: SpanContext, span_id: int) -> SpanContext:
+        """The context of a child of `parent` with this id: same trace, flags and trace state."""
+        return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
 
     @staticmethod
     def root_started(trace_id: int, span_id: int, sampled: bool, attributes: Mapping[str, Any]) -> Started:
@@ -184,29 +99,62 @@ class FinishedSpans:
         attributes: Mapping[str, Any],
         status: Status = UNSET,
     ) -> None:
-        """One finished span with its own context, under `parent` (None: a root span)."""
-        if self._max_length is not None or (
-            self._max_attributes is not None and len(attributes) > self._max_attributes
-        ):
-            attributes = BoundedAttributes(self._max_attributes, attributes, max_value_len=self._max_length)
-        span = ReadableSpan(
-            name,
-            context,
-            parent,
-            resource=self._resource,
-            attributes=attributes,
-            kind=kind,
-            status=status,
-            start_time=start_ns,
-            end_time=end_ns,
-            instrumentation_scope=self._scope,
-        )
-        self._processor.on_end(span)
+        """The span started with `context` (or a new one under `parent`), ended with these attributes."""
+        raise NotImplementedError
+
+
+def _under(parent: SpanContext | None) -> Context | None:
+    return trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
+
+
+class SdkSpans(FinishedSpans):
+    """The plain path: every span is the tracer's live span, started by `start` and ended by `write`."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        # Recorded spans between `start` and `write`, by span id (started on the event loop,
+        # written at a drain; dict operations are atomic).
+        self._live: dict[int, trace.Span] = {}
+
+    def new_id(self) -> int:
+        return 0  # the SDK gives its live spans their ids; `record` ignores this one
+
+    def start(
+        self, name: str, kind: SpanKind, context: Context | None, attributes: Mapping[str, Any]
+    ) -> Started:
+        span = self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        own = span.get_span_context()
+        parent = trace.get_current_span(context or otel_context.get_current()).get_span_context()
+        parent_context = parent if parent.is_valid else None
+        if not span.is_recording():
+            return Started(own, parent_context, None)
+        self._live[own.span_id] = span
+        return Started(own, parent_context, attributes)
+
+    def write(
+        self,
+        name: str,
+        kind: SpanKind,
+        context: SpanContext,
+        parent: SpanContext | None,
+        start_ns: int,
+        end_ns: int,
+        attributes: Mapping[str, Any],
+        status: Status = UNSET,
+    ) -> None:
+        span = self._live.pop(context.span_id, None)
+        if span is None:  # not started here (`record`): a new span under `parent`, timed as given
+            span = self._tracer.start_span(name, context=_under(parent), kind=kind, start_time=start_ns)
+        span.set_attributes(attributes)
+        if status.status_code is not StatusCode.UNSET:
+            span.set_status(status)
+        span.end(end_time=end_ns)
 
 
 class AttemptSpan:
     """A provider attempt's CLIENT span from its start to its end: written finished when its
-    parent is recorded (FinishedSpans), else a live SDK span (no parent: a trace of its own)."""
+    parent is recorded and the spans are written finished (`FinishedSpans.writes_finished`), else
+    a live SDK span under that parent (no parent: under the current context)."""
 
     __slots__ = ("_attrs", "_finished", "_live", "_name", "_parent", "_span_id", "_start_ns")
 
@@ -218,7 +166,8 @@ class AttemptSpan:
         parent: SpanContext | None,
         attrs: dict[str, Any],
     ) -> None:
-        self._finished = finished if parent is not None else None
+        written = parent is not None and finished is not None and finished.writes_finished
+        self._finished = finished if written else None
         self._name, self._parent, self._attrs = name, parent, attrs
         self._live: trace.Span | None = None
         self._span_id = 0
@@ -226,7 +175,8 @@ class AttemptSpan:
         if self._finished is not None:
             self._span_id = self._finished.new_id()
         else:
-            self._live = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+            context = _under(parent)
+            self._live = tracer.start_span(name, context=context, kind=SpanKind.CLIENT, attributes=attrs)
 
     def for_context(self) -> trace.Span:
         """A span to put in a context for propagation (its id is this attempt's)."""

@@ -7,11 +7,13 @@ it when a reader collects, through callables the composition root supplies.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from sidecar.telemetry import names as n
-from sidecar.telemetry.tally import Tally
+from sidecar.telemetry.names import Names
+from sidecar.telemetry.tally import Adds, Key, Records, Tallies, series_key
 
 StateSource = Callable[[], Mapping[str, str]]
 DepthSource = Callable[[], Mapping[str, int]]
@@ -19,26 +21,33 @@ DepthSource = Callable[[], Mapping[str, int]]
 AgreementSource = Callable[[], Mapping[str, tuple[float, int, bool]]]
 
 
-class Instruments:
-    """Per-request instruments live in the Tally (see tally.py for why); gauges read at collection
-    time are the SDK's own observable instruments."""
+V1_41 = Names()  # today's GenAI names, the default
 
-    def __init__(self, meter: Meter, tally: Tally) -> None:
+
+class Instruments:
+    """Per-request instruments come from a tally (tally.py: the SDK's, or fast/tally.py's); gauges
+    read at collection time are the SDK's own observable instruments. `names`: which GenAI names."""
+
+    def __init__(self, meter: Meter, tally: Tallies, names: Names = V1_41) -> None:
         # GenAI client metrics, bucket boundaries as the conventions recommend.
-        self.token_usage = tally.histogram(
-            n.M_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used, per provider call",
-            bounds=n.TOKEN_BUCKETS,
-        )
+        self.token_usage: Records
+        if names.latest:
+            self.token_usage = _InferenceTokens(tally)
+        else:
+            self.token_usage = tally.histogram(
+                n.M_TOKEN_USAGE,
+                unit="{token}",
+                description="Number of input and output tokens used, per provider call",
+                bounds=n.TOKEN_BUCKETS,
+            )
         self.operation_duration = tally.histogram(
-            n.M_OPERATION_DURATION,
+            names.operation_duration,
             unit="s",
             description="Duration of each provider call (attempt)",
             bounds=n.DURATION_BUCKETS,
         )
         self.time_to_first_chunk = tally.histogram(
-            n.M_TIME_TO_FIRST_CHUNK,
+            names.time_to_first_chunk,
             unit="s",
             description="Time to the first chunk of a streamed provider call",
             bounds=n.FIRST_CHUNK_BUCKETS,
@@ -111,11 +120,18 @@ class Instruments:
             n.M_SHADOW_COST, unit="{USD}", description="Spend on shadow calls (reference and judge)"
         )
         self._meter = meter
-        # Always one point: a reader's collection is never empty, so the Tally's metrics always
+
+        def build_info(_: CallbackOptions) -> Iterable[Observation]:
+            # The SDK runs callbacks first at each collection: what is pending is recorded before
+            # the synchronous instruments are read (for fast/tally.py, its readout does the same).
+            tally.run_drains()
+            return (Observation(1, {n.SERVICE_VERSION: tally.version}),)
+
+        # Always one point: a reader's collection is never empty, so the fast Tally's metrics always
         # have a MetricsData to ride in (the SDK skips readers it has nothing for).
         meter.create_observable_gauge(
             n.M_BUILD_INFO,
-            callbacks=[lambda _: (Observation(1, {n.SERVICE_VERSION: tally.version}),)],
+            callbacks=[build_info],
             unit="1",
             description="1, labelled with the running Turnout version",
         )
@@ -168,3 +184,42 @@ class Instruments:
             unit="{request}",
             description="Attempts waiting for admission, per provider",
         )
+
+
+class _InferenceTokens:
+    """Token counts as the latest conventions record them: per token type, a counter of the tokens
+    spent and a histogram per call, without `gen_ai.token.type` (it chooses the pair instead).
+    Recorded with v1.41's attribute sets (metric_keys.py), each mapped once."""
+
+    MAX_KEYS = 4096
+
+    def __init__(self, tally: Tallies) -> None:
+        self._by_type: dict[str, tuple[Adds, Records]] = {}
+        for token_type, total, per_call in (
+            ("input", n.M_INFERENCE_USAGE_INPUT, n.M_INFERENCE_OPERATION_INPUT),
+            ("output", n.M_INFERENCE_USAGE_OUTPUT, n.M_INFERENCE_OPERATION_OUTPUT),
+        ):
+            self._by_type[token_type] = (
+                tally.counter(total, unit="{token}", description=f"{token_type.capitalize()} tokens used"),
+                tally.histogram(
+                    per_call,
+                    unit="{token}",
+                    description=f"{token_type.capitalize()} tokens used per provider call",
+                    bounds=n.TOKEN_BUCKETS,
+                ),
+            )
+        self._keys: dict[Key, tuple[str, Key]] = {}
+
+    def record(self, value: float, attributes: Mapping[str, Any] | Key) -> None:
+        key = attributes if type(attributes) is frozenset else series_key(attributes)  # type: ignore[arg-type]
+        known = self._keys.get(key)
+        if known is None:
+            rest = dict(key)
+            token_type = rest.pop(n.GEN_AI_TOKEN_TYPE, "input")
+            known = (token_type if token_type in self._by_type else "input", series_key(rest))
+            if len(self._keys) >= self.MAX_KEYS:
+                self._keys.clear()
+            self._keys[key] = known
+        total, per_call = self._by_type[known[0]]
+        total.add(value, known[1])
+        per_call.record(value, known[1])

@@ -3,10 +3,18 @@
 The GenAI names are written out here rather than imported from `opentelemetry.semconv._incubating`:
 that module is private and renames things between releases; dashboards and alerts depend on
 these strings, so they change only when we decide to.
+
+The GenAI conventions moved to their own repository (open-telemetry/semantic-conventions-genai),
+which renames the client metrics. Those names are emitted when OTEL_SEMCONV_STABILITY_OPT_IN
+contains `gen_ai_latest_experimental` (the conventions' own switch; `Names`, chosen once at setup);
+v1.41's by default (docs/decisions/031-genai-latest-names.md).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 # --- GenAI semantic conventions (gen_ai.*), v1.41 ------------------------------------------------
@@ -137,6 +145,22 @@ FIRST_CHUNK_BUCKETS: Final = (
     10.0,
 )
 
+# The conventions' latest (semantic-conventions-genai): `gen_ai.client.token.usage` split in a counter
+# and a histogram per token type, with no gen_ai.token.type attribute.
+LATEST_OPT_IN: Final = "gen_ai_latest_experimental"
+M_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+M_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+M_INFERENCE_USAGE_INPUT: Final = "gen_ai.client.inference.usage.input_tokens"  # counter
+M_INFERENCE_USAGE_OUTPUT: Final = "gen_ai.client.inference.usage.output_tokens"  # counter
+M_INFERENCE_OPERATION_INPUT: Final = "gen_ai.client.inference.operation.input_tokens"  # histogram
+M_INFERENCE_OPERATION_OUTPUT: Final = "gen_ai.client.inference.operation.output_tokens"  # histogram
+# The routing decision, after the open gen_ai.gateway.* proposal (semantic-conventions-genai#299):
+# which gateway routed, and the model alias the caller asked for (Turnout's route).
+GATEWAY_NAME: Final = "gen_ai.gateway.name"
+GATEWAY_VERSION: Final = "gen_ai.gateway.version"
+GATEWAY_REQUEST_MODEL: Final = "gen_ai.gateway.request.model"
+GATEWAY: Final = "turnout"
+
 # Turnout's own.
 M_REQUEST_DURATION: Final = "turnout.request.duration"
 M_DECISION_DURATION: Final = "turnout.decision.duration"
@@ -166,3 +190,31 @@ DECISION_BUCKETS: Final = (5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2
 QUEUE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 BREAKER_LEVEL: Final = {"closed": 0, "half_open": 1, "open": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The GenAI names one sidecar emits: v1.41's, or the latest conventions' (`latest`)."""
+
+    latest: bool = False
+
+    @property
+    def operation_duration(self) -> str:
+        return M_INFERENCE_DURATION if self.latest else M_OPERATION_DURATION
+
+    @property
+    def time_to_first_chunk(self) -> str:
+        return M_INFERENCE_TIME_TO_FIRST_CHUNK if self.latest else M_TIME_TO_FIRST_CHUNK
+
+    def decision(self, route: str, version: str) -> dict[str, str]:
+        """The routing decision's gateway attributes (none with v1.41's names)."""
+        if not self.latest:
+            return {}
+        return {GATEWAY_NAME: GATEWAY, GATEWAY_VERSION: version, GATEWAY_REQUEST_MODEL: route}
+
+
+def names_for(env: Mapping[str, str] | None = None) -> Names:
+    """The names OTEL_SEMCONV_STABILITY_OPT_IN asks for (a comma-separated list of opt-ins)."""
+    env = os.environ if env is None else env
+    opted = {part.strip() for part in env.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")}
+    return Names(latest=LATEST_OPT_IN in opted)

@@ -117,6 +117,7 @@ def record_decision(
     }
     if plan.classifier_score is not None:
         attrs[n.CLASSIFIER_SCORE] = plan.classifier_score
+    attrs.update(s.sdk.names.decision(plan.route, s.sdk.tally.version))
     name = plan_facts.span_name(plan)
     if isinstance(parent, SpanContext) and s.finished is not None:
         s.finished.record(name, SpanKind.INTERNAL, parent, s.finished.new_id(), start, end, attrs)

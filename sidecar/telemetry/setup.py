@@ -10,6 +10,10 @@ OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER (otlp, console, none; metrics also 
 the config's `telemetry.traces` / `telemetry.metrics` ("auto": OTLP when an OTLP endpoint
 variable is set, so a sidecar without a collector never retries connections in the background;
 for metrics, only when the Prometheus endpoint is off).
+
+How spans and metrics are made: the plain OpenTelemetry SDK (`telemetry.fast_path: false`) or the
+hand-made pieces of fast/ (the default), chosen here behind the interfaces the recorder calls
+(finished_spans.FinishedSpans, tally.Tallies).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +40,12 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased,
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NoOpTracerProvider, Tracer
 
-from sidecar.telemetry.finished_spans import FinishedSpans
-from sidecar.telemetry.otlp_spans import grpc_span_exporter
-from sidecar.telemetry.tally import Tally
+from sidecar.telemetry.fast import PIECES
+from sidecar.telemetry.fast.finished_spans import FastSpans
+from sidecar.telemetry.fast.tally import Tally
+from sidecar.telemetry.finished_spans import FinishedSpans, SdkSpans
+from sidecar.telemetry.names import Names, names_for
+from sidecar.telemetry.tally import SdkTally, Tallies
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,16 @@ class TelemetryOptions:
     id_secret_env: str = "TURNOUT_TELEMETRY_ID_SECRET"
     metric_export_interval_s: float = 15.0
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    # true: every piece of fast/; false: the plain SDK; or the names of the pieces (fast.PIECES)
+    fast_path: bool | Sequence[str] = True
+
+    @property
+    def fast_pieces(self) -> frozenset[str]:
+        chosen = PIECES if self.fast_path is True else () if self.fast_path is False else self.fast_path
+        unknown = set(chosen) - set(PIECES)
+        if unknown:
+            raise ValueError(f"telemetry.fast_path: unknown pieces {sorted(unknown)}; known: {list(PIECES)}")
+        return frozenset(chosen)
 
 
 @dataclass(slots=True)
@@ -72,13 +89,14 @@ class SdkParts:
     meter: Meter
     tracing: bool
     metrics: bool
-    tally: Tally
+    tally: Tallies
+    names: Names = field(default_factory=names_for)
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     prometheus_server: Any = None  # (WSGIServer, Thread) from prometheus_client
     prometheus_address: tuple[str, int] | None = None
     span_processor: BatchSpanProcessor | None = None
-    finished_spans: FinishedSpans | None = None  # child spans written finished (finished_spans.py)
+    finished_spans: FinishedSpans | None = None  # with every tracer provider (finished_spans.py)
 
     def flush(self, timeout_ms: int = 5000) -> None:
         """Export what is buffered now (tests, and before a process exits), pending records first."""
@@ -115,7 +133,7 @@ def build_sdk(
     env = os.environ if env is None else env
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         log.info("telemetry: OTEL_SDK_DISABLED=true: no traces or metrics")
-        return _disabled()
+        return _disabled(env)
     version = _version()  # package metadata, read once
     scope = InstrumentationScope(INSTRUMENTATION, version)
     resource = Resource.create(
@@ -129,18 +147,21 @@ def build_sdk(
     )  # OTEL_RESOURCE_ATTRIBUTES is merged in by Resource.create
     protocol = options.otlp_protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
 
+    pieces = options.fast_pieces
+    names = names_for(env)
     exporter = span_exporter or _span_exporter(_choice(options.traces, "TRACES", env), protocol)
-    tracer_provider = processor = finished = None
+    tracer_provider = processor = None
+    finished: FinishedSpans | None = None
     if exporter is not None:
         tracer_provider = TracerProvider(resource=resource, sampler=_sampler(options, env))
         processor = BatchSpanProcessor(exporter)
         tracer_provider.add_span_processor(processor)
-        finished = FinishedSpans(tracer_provider, processor, scope)
+        if "span_writer" in pieces:
+            finished = FastSpans(tracer_provider, processor, scope)
+        else:
+            finished = SdkSpans(tracer_provider.get_tracer(INSTRUMENTATION, version))
 
-    readers: list[MetricReader] = list(metric_readers)
-    tally = Tally(scope, resource)
-    for reader in metric_readers:
-        tally.attach(reader)
+    readers: list[tuple[MetricReader, bool]] = [(r, False) for r in metric_readers]  # (reader, delta)
     prometheus_server = address = None
     if not metric_readers:
         want_prometheus = options.prometheus or "prometheus" in env.get("OTEL_METRICS_EXPORTER", "")
@@ -152,22 +173,34 @@ def build_sdk(
             started = _prometheus(options)
             if started is not None:
                 reader, prometheus_server, address = started
-                tally.attach(reader)
-                readers.append(reader)
+                readers.append((reader, False))
         push = _metric_exporter(metrics_choice, protocol)
         if push is not None:
             interval_ms = int(options.metric_export_interval_s * 1000)
             periodic = PeriodicExportingMetricReader(push, export_interval_millis=interval_ms)
-            tally.attach(periodic, delta=metrics_choice == "otlp" and _prefers_delta(env))
-            readers.append(periodic)
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers) if readers else None
+            readers.append((periodic, metrics_choice == "otlp" and _prefers_delta(env)))
+    # Without the tally, the SDK's readers keep their own temporality (OTLP's exporter reads
+    # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE itself).
+    meter_provider = None
+    if readers:
+        meter_provider = MeterProvider(resource=resource, metric_readers=[r for r, _ in readers])
+    meter = (meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION, version)
+    tally: Tallies
+    if "tally" in pieces:
+        fast_tally = Tally(scope, resource)
+        for reader, wants_delta in readers:
+            fast_tally.attach(reader, delta=wants_delta)
+        tally = fast_tally
+    else:
+        tally = SdkTally(meter, version)
 
     return SdkParts(
         tracer=(tracer_provider or NoOpTracerProvider()).get_tracer(INSTRUMENTATION, version),
-        meter=(meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION, version),
+        meter=meter,
         tracing=tracer_provider is not None,
         metrics=meter_provider is not None,
         tally=tally,
+        names=names,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         prometheus_server=prometheus_server,
@@ -203,13 +236,14 @@ def _sampler(options: TelemetryOptions, env: Mapping[str, str]) -> Sampler | Non
     return ParentBased(chosen) if name.startswith("parentbased_") else chosen
 
 
-def _disabled() -> SdkParts:
+def _disabled(env: Mapping[str, str]) -> SdkParts:
     return SdkParts(
         tracer=NoOpTracerProvider().get_tracer(INSTRUMENTATION),
         meter=NoOpMeterProvider().get_meter(INSTRUMENTATION),
         tracing=False,
         metrics=False,
         tally=Tally(InstrumentationScope(INSTRUMENTATION), Resource.get_empty()),
+        names=names_for(env),
     )
 
 
@@ -237,7 +271,9 @@ def _span_exporter(choice: str, protocol: str) -> SpanExporter | None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         return HttpExporter()
-    return grpc_span_exporter()  # the SDK's, with an encoder ~5x cheaper (otlp_spans.py)
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+    return GrpcExporter()
 
 
 def _prefers_delta(env: Mapping[str, str]) -> bool:

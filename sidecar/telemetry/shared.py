@@ -45,7 +45,7 @@ class Shared:
         self.request_log = options.request_log
         self.tracer = sdk.tracer
         self.finished = sdk.finished_spans
-        self.instruments = Instruments(sdk.meter, sdk.tally)
+        self.instruments = Instruments(sdk.meter, sdk.tally, sdk.names)
         self.keys = MetricKeys()
         self.reference = reference  # the model savings are counted against (a reload may change it)
         self._ids = IdHasher(id_secret)

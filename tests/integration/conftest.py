@@ -46,3 +46,23 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     binary = require(prometheus_binary)
     with run_prometheus(tmp_path_factory.mktemp("prometheus"), binary=binary) as running:
         yield running
+
+
+@pytest.fixture(params=["fast", "plain"])
+def telemetry_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The telemetry test runs on both paths: the fast pieces (the default) and the plain
+    OpenTelemetry SDK (`telemetry.fast_path: false`)."""
+    if request.param == "plain":
+        from sidecar.telemetry import TelemetryOptions
+
+        # a slotted dataclass's field default cannot be patched: its reading of the field is
+        monkeypatch.setattr(TelemetryOptions, "fast_pieces", property(lambda _: frozenset()))
+    return str(request.param)
+
+
+@pytest.fixture(params=[False, True], ids=["v1.41", "latest"])
+def latest_names(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """The GenAI names: v1.41's (the default) or the latest conventions' (the standard opt-in)."""
+    if request.param:
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    return bool(request.param)

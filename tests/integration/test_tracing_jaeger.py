@@ -1,5 +1,6 @@
 """A real Jaeger receives the sidecar's OTLP spans: one trace per RPC with server, routing and GenAI
-attempt spans, continuing the caller's W3C trace; over OTLP/gRPC and OTLP/HTTP."""
+attempt spans, continuing the caller's W3C trace; over OTLP/gRPC and OTLP/HTTP, on both telemetry
+paths (fast pieces, plain SDK) and with both GenAI namings (v1.41, latest)."""
 
 from __future__ import annotations
 
@@ -43,14 +44,21 @@ async def generate_with_fallback(sidecar: Sidecar, simulator: Simulator, tracepa
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 async def test_jaeger_holds_the_server_routing_and_attempt_spans_of_a_fallback(
-    jaeger: Jaeger, simulator: Simulator, monkeypatch: pytest.MonkeyPatch, protocol: str
+    jaeger: Jaeger,
+    simulator: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
+    telemetry_path: str,
+    latest_names: bool,
 ):
-    service = f"turnout-it-{protocol.replace('/', '-')}"
+    variant = (protocol == "grpc", telemetry_path == "fast", latest_names)
+    number = 1 + sum(bit << i for i, bit in enumerate(variant))
+    service = f"turnout-it-{number}"
     endpoint = jaeger.otlp_grpc_endpoint if protocol == "grpc" else jaeger.otlp_http_endpoint
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_SERVICE_NAME", service)
-    trace_id = CALLER_TRACE[:-4] + ("0001" if protocol == "grpc" else "0002")
+    trace_id = CALLER_TRACE[:-4] + f"{number:04x}"
     sidecar = Sidecar(example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0))
     await sidecar.start()
     try:
@@ -93,6 +101,12 @@ async def test_jaeger_holds_the_server_routing_and_attempt_spans_of_a_fallback(
     assert routing_tags["turnout.decision.model"] == "gpt-4o-mini"
     assert routing_tags["turnout.strategy"] == "rules>capability>sla"
     assert routing_tags["turnout.decision.cache_hit"] is False
+    if latest_names:  # the decision after the gen_ai.gateway.* proposal
+        assert routing_tags["gen_ai.gateway.name"] == "turnout"
+        assert routing_tags["gen_ai.gateway.request.model"] == "default"
+        assert routing_tags["gen_ai.gateway.version"]
+    else:
+        assert not [key for key in routing_tags if key.startswith("gen_ai.gateway.")]
     failed_tags, answered_tags = span_tags(failed), span_tags(answered)
     assert failed_tags["span.kind"] == answered_tags["span.kind"] == "client"
     assert failed_tags["gen_ai.operation.name"] == "chat"

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
+from sidecar.config import Config
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 from tests.conftest import example_config
@@ -83,7 +84,11 @@ def access_log() -> Iterator[Lines]:
 
 @asynccontextmanager
 async def observed_sidecar(
-    simulator: Simulator, access_log: Lines, env: dict[str, str] | None = None, **options: Any
+    simulator: Simulator,
+    access_log: Lines,
+    env: dict[str, str] | None = None,
+    config: Config | None = None,
+    **options: Any,
 ) -> AsyncIterator[Observed]:
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
@@ -92,7 +97,9 @@ async def observed_sidecar(
     )
     telemetry = build_telemetry(opts, env=env or {}, span_exporter=exporter, metric_readers=(reader,))
     sidecar = Sidecar(
-        example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0), telemetry=telemetry
+        config or example_config(simulator.base_url),
+        ListenOverrides(host="127.0.0.1", port=0),
+        telemetry=telemetry,
     )
     await sidecar.start()
     try:
@@ -114,3 +121,18 @@ async def observed_sidecar(
 async def observed(simulator: Simulator, access_log: Lines) -> AsyncIterator[Observed]:
     async with observed_sidecar(simulator, access_log) as o:
         yield o
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every telemetry test runs on both paths: the fast pieces (the default) and the plain SDK
+    (`telemetry.fast_path: false`), unless its options choose."""
+    if request.param == "plain":
+        chosen = TelemetryOptions.fast_pieces
+
+        def pieces(options: TelemetryOptions) -> frozenset[str]:
+            return frozenset() if options.fast_path is True else chosen.fget(options)  # type: ignore[misc]
+
+        # a slotted dataclass's field default cannot be patched: its reading of the field is
+        monkeypatch.setattr(TelemetryOptions, "fast_pieces", property(pieces))
+    return str(request.param)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
@@ -26,6 +27,18 @@ AFTER_EVENTS = {
     "turnout_hedges_won_total",
     "turnout_retries_total",
     "turnout_breaker_transitions_total",
+}
+# GenAI series under each naming (the dashboard reads either): v1.41's, and the latest conventions'.
+V1_41 = {
+    "gen_ai_client_token_usage_sum",
+    "gen_ai_client_operation_duration_seconds_bucket",
+    "gen_ai_client_operation_time_to_first_chunk_seconds_bucket",
+}
+LATEST = {
+    "gen_ai_client_inference_usage_input_tokens_total",
+    "gen_ai_client_inference_usage_output_tokens_total",
+    "gen_ai_client_inference_duration_seconds_bucket",
+    "gen_ai_client_inference_time_to_first_chunk_seconds_bucket",
 }
 
 
@@ -73,7 +86,13 @@ def test_the_dashboard_is_grafana_json_with_panels_for_each_concern():
     assert all(p["id"] for p in dashboard["panels"])
 
 
-async def test_every_series_and_label_the_dashboard_reads_is_exported(simulator: Simulator):
+@pytest.mark.parametrize("latest", [False, True], ids=["v1.41", "latest"])
+async def test_every_series_and_label_the_dashboard_reads_is_exported(
+    simulator: Simulator, monkeypatch: pytest.MonkeyPatch, latest: bool
+):
+    if latest:
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    other_names = V1_41 if latest else LATEST
     sidecar = Sidecar(example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0))
     await sidecar.start()
     try:
@@ -90,12 +109,17 @@ async def test_every_series_and_label_the_dashboard_reads_is_exported(simulator:
     for name, label in variable_queries():
         assert label in series[name], (name, label)
     for expr in expressions():
-        bare = re.sub(r"\{[^}]*\}|by \([^)]*\)", "", expr)  # label names are not series
+        bare = re.sub(r'\{[^}]*\}|by \([^)]*\)|"[^"]*"', "", expr)  # label names are not series
         names = SERIES.findall(bare)
         for name in names:
-            assert name in series or name in AFTER_EVENTS, f"{name} (in {expr!r}) is not exported"
+            assert name in series or name in AFTER_EVENTS | other_names, (
+                f"{name} (in {expr!r}) is not exported"
+            )
+            assert name not in series or name not in other_names, f"{name}: both namings exported"
         present = [name for name in names if name in series]
+        assert present or set(names) <= AFTER_EVENTS, f"{expr!r} reads nothing exported"
         labels_here = set().union(*(series[name] for name in present)) | {"le"}
+        labels_here |= set(re.findall(r'label_replace\(.*?,\s*"(\w+)"', expr))  # labels the query adds
         for group in re.findall(r"by \(([^)]*)\)", expr):
             for label in (g.strip() for g in group.split(",")):
                 assert label in labels_here, f"{expr!r} groups by {label!r}, which no series in it carries"

@@ -1,13 +1,12 @@
 """The server span is started as the SDK's tracer starts a span, then written finished.
 
-`FinishedSpans.start` makes the sampling decision and the span's context itself (the SDK's
+`FastSpans.start` makes the sampling decision and the span's context itself (the SDK's
 `Tracer.start_span` costs ~50 µs a recorded span): these tests hold it to what the SDK makes of
 the same sampler, parent and ids, and check the span the RPC writes at its end.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from opentelemetry.util.types import Attributes
 from sidecar.domain.observe import RpcEnded
 from sidecar.server.observed import ObservedRpc
 from sidecar.telemetry import TelemetryOptions, build_telemetry
-from sidecar.telemetry.finished_spans import FinishedSpans, root_bound
+from sidecar.telemetry.fast.finished_spans import FastSpans
 
 ATTRS = {"rpc.system": "grpc", "rpc.service": "turnout.v1.RouterService", "rpc.method": "Generate"}
 
@@ -111,7 +110,7 @@ def test_the_start_is_what_the_sdks_tracer_makes_of_the_same_sampler_parent_and_
         ours = TracerProvider(sampler=SAMPLERS[sampler], id_generator=Counting(start, random_ids))
         exporter = InMemorySpanExporter()
         sdk.add_span_processor(SimpleSpanProcessor(exporter))
-        finished = FinishedSpans(ours, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
+        finished = FastSpans(ours, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
 
         expected = sdk.get_tracer("t").start_span(
             "turnout.v1.RouterService/Generate", _context(PARENTS[parent]), SpanKind.SERVER, dict(ATTRS)
@@ -129,48 +128,6 @@ def test_the_start_is_what_the_sdks_tracer_makes_of_the_same_sampler_parent_and_
             assert dict(got.attributes or {}) == dict(expected.attributes)  # type: ignore[attr-defined]
             assert got.parent == expected.parent  # type: ignore[attr-defined]
         expected.end()
-
-
-@pytest.mark.parametrize("sampler", SAMPLERS)
-def test_a_root_start_with_the_sdks_random_ids_is_what_its_tracer_makes_seed_for_seed(sampler: str) -> None:
-    """Root spans with the SDK's RandomIdGenerator and its own samplers are decided without asking
-    the sampler (`root_bound`): same ids from the same `random` state, same flags and decision."""
-    sdk = TracerProvider(sampler=SAMPLERS[sampler])
-    sdk.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    ours = TracerProvider(sampler=SAMPLERS[sampler])
-    finished = FinishedSpans(ours, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
-    name = "turnout.v1.RouterService/Generate"
-    recorded = 0
-    for seed in range(200):
-        random.seed(seed)
-        expected = sdk.get_tracer("t").start_span(name, None, SpanKind.SERVER, dict(ATTRS))
-        random.seed(seed)
-        got = finished.start(name, SpanKind.SERVER, None, ATTRS)
-        want = expected.get_span_context()
-        assert (got.context, got.context.trace_flags, got.context.trace_state) == (
-            want,
-            want.trace_flags,
-            want.trace_state,
-        )
-        assert got.parent is None
-        assert got.recording == expected.is_recording()
-        if expected.is_recording():
-            recorded += 1
-            assert dict(got.attributes or {}) == dict(expected.attributes)  # type: ignore[attr-defined]
-        expected.end()
-    if "50%" in sampler:
-        assert 0 < recorded < 200  # both sides of the bound were seen
-
-
-def test_only_the_sdks_own_samplers_are_decided_without_asking_them() -> None:
-    assert root_bound(ParentBased(TraceIdRatioBased(0.25))) == TraceIdRatioBased(0.25).bound
-    assert root_bound(ALWAYS_OFF) == 0
-    assert root_bound(ParentBased(ALWAYS_ON)) == TraceIdRatioBased.TRACE_ID_LIMIT + 1
-    assert root_bound(Tagging()) is None
-    assert root_bound(ParentBased(Tagging())) is None
-    counting = TracerProvider(sampler=ALWAYS_ON, id_generator=Counting(0))  # not the SDK's random ids
-    finished = FinishedSpans(counting, SimpleSpanProcessor(InMemorySpanExporter()), InstrumentationScope("t"))
-    assert finished._root_bound is None
 
 
 def _telemetry(ratio: float, exporter: InMemorySpanExporter) -> Any:

@@ -12,8 +12,8 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from sidecar.telemetry import tally as tally_module
-from sidecar.telemetry.tally import Tally
+from sidecar.telemetry.fast import tally as tally_module
+from sidecar.telemetry.fast.tally import Tally
 
 BOUNDS = (0.01, 0.1, 1.0, 10.0)
 DELTA = {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA}
