@@ -137,7 +137,7 @@ class PerDecision(Generic[T]):
         return rendering
 
 
-_SCORE = "score %.3f (cost %.2f, latency %.2f, quality gap %.2f, errors %.2f)"  # %: ~1/3 cheaper than format
+_SCORE = "score %.3f (cost %.2f, latency %.2f, quality gap %.2f, errors %.2f)"  # %: cheaper than str.format
 
 
 @dataclass(frozen=True, slots=True)

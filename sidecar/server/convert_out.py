@@ -96,7 +96,7 @@ def _decision(plan: Plan) -> pb.Decision:
             )
             for stage in plan.stages
         ],
-        # As mappings: upb builds the repeated messages from them in one pass, ~2.4x faster than a
+        # As mappings: upb builds the repeated messages from them in one pass, much faster than a
         # Consideration message made per model (a 50-model route considers 50).
         considered=[
             {"model": c.model, "provider": c.provider, "kept": c.kept, "notes": c.notes}

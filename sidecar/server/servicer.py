@@ -12,10 +12,9 @@ InvalidRequest that the handler raises, so it gets INVALID_ARGUMENT like any oth
 
 Shutdown (`drain`, before the transport stops): gRPC's core answers CANCELLED, which clients do
 not retry, to every call that reached it but was not yet handed to a handler when the server
-shuts down (grpc/grpc#41785); in a test 100 of 250 calls sent as the server stopped got it. So
-for a short quiet window, and then until the requests in flight have finished (within the
-grace period), the handlers answer new calls UNAVAILABLE themselves; only then does the
-transport stop. Measured: 0 CANCELLED of 250 with a 100 ms window, 2 with 20 ms.
+shuts down (grpc/grpc#41785). So for a short quiet window, and then until the requests in
+flight have finished (within the grace period), the handlers answer new calls UNAVAILABLE
+themselves; only then does the transport stop (decision 007).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 A Generate records about ten measurements, and most of their attribute sets repeat from request
 to request (the same model, provider, route, outcome). Building each as a dict and then the
-tally's frozenset key costs ~2-3 µs a measurement; one tuple lookup here returns all of an
-attempt's keys at once. Each table holds at most MAX_ENTRIES sets and is emptied when full (the
-metrics themselves cap their series; see tally.CARDINALITY_LIMIT), so ids or tenants that come
-and go cannot grow it.
+tally's frozenset key, per measurement, would cost more than recording it; one tuple lookup here
+returns all of an attempt's keys at once (decision 030). Each table holds at most MAX_ENTRIES
+sets and is emptied when full (the metrics themselves cap their series; see
+tally.CARDINALITY_LIMIT), so ids or tenants that come and go cannot grow it.
 """
 
 from __future__ import annotations

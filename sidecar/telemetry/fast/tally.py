@@ -1,12 +1,11 @@
 """The fast path's tally: per-request metrics aggregated in plain Python, read out through the
 OpenTelemetry SDK's readers (`telemetry.fast_path` with `tally`; the plain path is tally.SdkTally).
 
-Why not the SDK's synchronous instruments: in opentelemetry-sdk 1.45 one `Histogram.record` or
-`Counter.add` with a handful of attributes costs ~20 µs (each measurement's attributes are
-validated, copied and hashed recursively, an exemplar is considered, the view pipeline walked).
-A Generate records ten of them, ~200 µs of CPU, as much as the rest of the sidecar's own work on
-a request. Here a measurement is a frozenset of its attributes, a dict lookup and a few additions
-under one lock (~1-2 µs), the same way Ray answered the same cost (ray-project/ray#59337).
+Why not the SDK's synchronous instruments: each measurement's attributes are validated, copied
+and hashed recursively, an exemplar is considered and the view pipeline walked, and a Generate
+records about ten, which cost as much CPU as the rest of the sidecar's own work on a request. Here
+a measurement is a frozenset of its attributes, a dict lookup and a few additions under one lock,
+the same way Ray answered the same cost (ray-project/ray#59337). Figures: decision 030.
 
 What is aggregated is exactly what the SDK would have made of it: cumulative (or delta) sums and
 explicit-bucket histograms with count, sum, min, max, one point per attribute set, at most
