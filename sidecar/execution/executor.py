@@ -35,6 +35,7 @@ from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk
 from sidecar.execution.admission import Admission
+from sidecar.execution.agreement import tally
 from sidecar.execution.backoff import RETRYABLE, retry_delay_s
 from sidecar.execution.breaker import Alternatives, BreakerSet
 from sidecar.execution.budget import Budget
@@ -57,6 +58,7 @@ class ExecutionResult:
     attempts: tuple[Any, ...]  # AttemptRecord, in start order
     parsed_json: Any | None = None
     winner: int = 0  # the number of the attempt that answered
+    agreement: str = ""  # a consensus stage's tally when it accepted, e.g. "2 of 2 agreed on 'B'"
 
     @property
     def cost_usd_nanos(self) -> int:
@@ -119,6 +121,13 @@ class Executor:
             async with asyncio.timeout_at(deadline + DEADLINE_GRACE_S):
                 for index, stage in enumerate(plan.stages):
                     final = index == len(plan.stages) - 1
+                    if stage.consensus is not None and not final:
+                        voted = await self._vote(plan, index, request, deadline, ledger)
+                        if isinstance(voted, ExecutionResult):
+                            return voted
+                        if voted:  # every voter failed for a reason no other model can help
+                            break
+                        continue  # a rejected vote is never returned, even if every later stage fails
                     try:
                         launch, (completion, parsed) = await self._race(
                             plan, index, request, deadline, ledger
@@ -170,14 +179,60 @@ class Executor:
             breaker_state=self._r.breakers.state(model.name),
         )
 
-    async def _race(
+    async def _vote(
         self, plan: Plan, stage_index: int, request: ChatRequest, deadline: float, ledger: Ledger
-    ) -> tuple[Launch, tuple[Completion, Any]]:
+    ) -> ExecutionResult | bool:
+        """A consensus stage: every candidate answers at once; the result when enough agree.
+
+        Else marks every answer escalated with the tally and returns whether the request should
+        stop (every voter failed with a final error). An answer the stage's own escalation rules
+        pass over (refusal, length, low confidence) counts as no vote.
+        """
         stage = plan.stages[stage_index]
+        consensus = stage.consensus
+        assert consensus is not None
+        voters = stage.candidates
+
+        async def one(c: Candidate) -> tuple[Launch, tuple[Completion, Any]] | RaceLost:
+            try:
+                return await self._race(plan, stage_index, request, deadline, ledger, (c,))
+            except RaceLost as lost:
+                return lost
+
+        async with asyncio.TaskGroup() as tasks:
+            running = [tasks.create_task(one(c)) for c in voters]
+        outcomes = [t.result() for t in running]
+        answers: list[tuple[str, str | None]] = []
+        for c, o in zip(voters, outcomes, strict=True):
+            usable = not isinstance(o, RaceLost) and not _escalation(o[1][0], stage, plan.execution)
+            answers.append((c.model.name, o[1][0].text if usable and not isinstance(o, RaceLost) else None))
+        verdict = tally(answers, consensus.agree, consensus.need)
+        if verdict.accepted is not None:
+            won = outcomes[verdict.accepted]
+            assert not isinstance(won, RaceLost)
+            launch, (completion, parsed) = won
+            return replace(_result(completion, launch, ledger, parsed), agreement=verdict.reason)
+        for o in outcomes:
+            if not isinstance(o, RaceLost):
+                ledger.escalated(o[0].number, verdict.reason)
+        return all(isinstance(o, RaceLost) and _is_final(o) for o in outcomes)
+
+    async def _race(
+        self,
+        plan: Plan,
+        stage_index: int,
+        request: ChatRequest,
+        deadline: float,
+        ledger: Ledger,
+        candidates: Sequence[Candidate] | None = None,
+    ) -> tuple[Launch, tuple[Completion, Any]]:
+        """A race over the stage's candidates (or the `candidates` given: one consensus voter)."""
+        stage = plan.stages[stage_index]
+        among_candidates = stage.candidates if candidates is None else tuple(candidates)
         policy = plan.execution
         want_logprobs = policy.low_confidence_logprob is not None
         violations: dict[str, str] = {}
-        among = Alternatives(c.model.name for c in stage.candidates)
+        among = Alternatives(c.model.name for c in among_candidates)
 
         async def start(launch: Launch) -> tuple[Completion, Any]:
             sent = (
@@ -197,7 +252,7 @@ class Executor:
         async def discard(launch: Launch, answer: tuple[Completion, Any]) -> None:
             ledger.cancelled(launch.number, completion=answer[0])  # it came too late to be used
 
-        launch, answer = await self.race(stage.candidates, start, on_failure, policy, ledger, discard).run()
+        launch, answer = await self.race(among_candidates, start, on_failure, policy, ledger, discard).run()
         ledger.succeeded(launch.number, answer[0])
         return launch, answer
 
