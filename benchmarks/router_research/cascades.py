@@ -294,6 +294,93 @@ SCORED_SETS = [
 ]
 
 
+# --- a route per kind of request (the application's task type), chosen on train ----------------------
+
+
+def code_first(model: str, format_check: bool) -> Policy:
+    """Code to one cheap model; with the format check, to the frontier when the answer has no code."""
+
+    def policy(d: Recorded) -> Outcome:
+        ok = np.ones(len(d), bool)
+        if format_check:
+            ok = np.array([("def " in a or "[PYTHON]" in a) for a in d.answers[model]])
+        chosen = np.where(ok, d.scores[model], d.scores[FRONTIER])
+        return Outcome(chosen, d.costs[model] + np.where(ok, 0, d.costs[FRONTIER]), ~ok, 1 + ~ok)
+
+    return policy
+
+
+def _total(parts: Sequence[tuple[Outcome, Recorded]]) -> tuple[float, float]:
+    """Points vs the frontier and cost as a fraction of its cost, over the union of the parts."""
+    n = sum(len(d) for _, d in parts)
+    points = 100 * sum(o.correct.sum() - d.scores[FRONTIER].sum() for o, d in parts) / n
+    cost = sum(o.cost.sum() for o, _ in parts) / sum(d.costs[FRONTIER].sum() for _, d in parts)
+    return float(points), float(cost)
+
+
+def per_kind(train: Recorded, test: Recorded, margin: float) -> dict[str, object]:
+    """Multiple choice (ARC, Winogrande) and code (MBPP) each get a policy; the pair is the cheapest
+    whose *train* figure is within `margin` points of the frontier. Leave-one-task-out: the choice
+    policy is chosen without the held-out choice task and applied to it."""
+    mc = {k: p for k, p in consensus_candidates().items() if k.startswith("consensus")}
+    mc["frontier"] = frontier
+    code = {
+        f"{m.rsplit('/', 1)[-1]}{' + format check' if f else ''}": code_first(m, f)
+        for m in CHEAP
+        for f in (0, 1)
+    }
+    code["frontier"] = frontier
+
+    def pick(mc_fit: Recorded, co_fit: Recorded) -> tuple[str, str, float, float]:
+        mc_out = {k: p(mc_fit) for k, p in mc.items()}
+        co_out = {k: p(co_fit) for k, p in code.items()}
+        best = ("frontier", "frontier", 0.0, 1.0)
+        for km, om in mc_out.items():
+            for kc, oc in co_out.items():
+                points, cost = _total([(om, mc_fit), (oc, co_fit)])
+                if points >= -margin and cost < best[3]:
+                    best = (km, kc, points, cost)
+        return best
+
+    is_mc_tr, is_mc_te = train.tasks != "mbpp", test.tasks != "mbpp"
+    mc_tr, co_tr, mc_te, co_te = (
+        train.subset(is_mc_tr),
+        train.subset(~is_mc_tr),
+        test.subset(is_mc_te),
+        test.subset(~is_mc_te),
+    )
+    km, kc, tr_points, tr_cost = pick(mc_tr, co_tr)
+    om, oc = mc[km](mc_te), code[kc](co_te)
+    points, cost = _total([(om, mc_te), (oc, co_te)])
+    lat = np.r_[om.calls_ahead, oc.calls_ahead]
+    out: dict[str, object] = {
+        "choice": km,
+        "code": kc,
+        "train": {"points": round(tr_points, 2), "cost": round(tr_cost, 3)},
+        "test": {
+            "points": round(points, 2),
+            "cost": round(cost, 3),
+            "escalated": round(float(np.r_[om.escalated, oc.escalated].mean()), 3),
+            "two_sequential_calls": round(float((lat > 1).mean()), 3),
+        },
+    }
+    loto = {}
+    for task in ("arc-challenge", "winogrande"):
+        fit = mc_tr.subset(mc_tr.tasks != task)
+        km2, _, _, _ = pick(fit, co_tr)
+        held, rest = mc_te.subset(mc_te.tasks == task), mc_te.subset(mc_te.tasks != task)
+        oh = mc[km2](held)
+        p_all, c_all = _total([(oh, held), (mc[km](rest), rest), (oc, co_te)])
+        p_h, c_h = _total([(oh, held)])
+        loto[task] = {
+            "choice_chosen_without_it": km2,
+            "on_it": {"points": round(p_h, 2), "cost": round(c_h, 3)},
+            "whole_test_split": {"points": round(p_all, 2), "cost": round(c_all, 3)},
+        }
+    out["leave_one_task_out"] = loto
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -336,6 +423,7 @@ def main() -> None:
             per[task] = {"threshold": t2, **summary(o2, frontier(held))}
         sc[key] = {"threshold": t, "weights": w, **summary(o, frontier(test)), "loto": per}
     results["scored"] = sc
+    results["per_kind"] = {str(m): per_kind(train, test, m) for m in (1.0, 1.5, 2.0)}
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:

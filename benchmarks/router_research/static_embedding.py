@@ -39,11 +39,12 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + 1e-12) * w + b
+    return (x - mu) / np.sqrt(var + np.float32(1e-12)) * w + b
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    c = np.float32(np.sqrt(2 / np.pi))
+    return np.float32(0.5) * x * (1 + np.tanh(c * (x + np.float32(0.044715) * x**3)))
 
 
 def bert_forward(t: dict[str, np.ndarray], ids: np.ndarray, layers: int = 6, heads: int = 12) -> np.ndarray:
@@ -63,7 +64,7 @@ def bert_forward(t: dict[str, np.ndarray], ids: np.ndarray, layers: int = 6, hea
         q = lin(x, "attention.self.query").reshape(batch, seq, heads, hd).transpose(0, 2, 1, 3)
         k = lin(x, "attention.self.key").reshape(batch, seq, heads, hd).transpose(0, 2, 1, 3)
         v = lin(x, "attention.self.value").reshape(batch, seq, heads, hd).transpose(0, 2, 1, 3)
-        att = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hd)
+        att = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(hd))  # a float64 scalar would promote
         att = np.exp(att - att.max(-1, keepdims=True))
         att /= att.sum(-1, keepdims=True)
         ctx = (att @ v).transpose(0, 2, 1, 3).reshape(batch, seq, hidden)
@@ -142,20 +143,25 @@ def read_vocab(path: Path) -> dict[str, int]:
     return {line.rstrip("\n"): i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines())}
 
 
-def distill(model_dir: Path, dims: int, batch: int = 2048) -> tuple[np.ndarray, dict[str, int]]:
+def distill(
+    model_dir: Path, dims: int, keep: set[int] | None = None, batch: int = 512
+) -> tuple[np.ndarray, list[str]]:
+    """The table and its tokens: every vocabulary token, or only those in `keep` (the ones a corpus
+    uses: distilling all 30k tokens on a loaded 2-core machine takes most of an hour)."""
     t = read_safetensors(model_dir / "model.safetensors")
     vocab = read_vocab(model_dir / "vocab.txt")
     cls, sep = vocab["[CLS]"], vocab["[SEP]"]
-    n = len(vocab)
-    out = np.zeros((n, 384), dtype=np.float32)
-    for a in range(0, n, batch):
-        ids = np.arange(a, min(n, a + batch))
+    chosen = np.array(sorted(keep if keep is not None else set(vocab.values())))
+    out = np.zeros((len(chosen), 384), dtype=np.float32)
+    for a in range(0, len(chosen), batch):
+        ids = chosen[a : a + batch]
         seq = np.stack([np.full(len(ids), cls), ids, np.full(len(ids), sep)], axis=1)
         out[a : a + len(ids)] = bert_forward(t, seq).mean(axis=1)
     centred = out - out.mean(0)
-    _, _, vt = np.linalg.svd(centred[::3], full_matrices=False)  # every 3rd row: enough for the axes
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
     reduced = centred @ vt[:dims].T
-    return reduced.astype(np.float32), vocab
+    words = {i: w for w, i in vocab.items()}
+    return reduced.astype(np.float32), [words[int(i)] for i in chosen]
 
 
 def main() -> None:
@@ -165,10 +171,19 @@ def main() -> None:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--dims", type=int, default=64)
+    parser.add_argument(
+        "--corpus", nargs="*", type=Path, help="CSV files: keep the tokens their questions use"
+    )
     args = parser.parse_args()
     started = time.monotonic()
-    table, vocab = distill(args.model_dir, args.dims)
-    words = [w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    keep = None
+    if args.corpus:
+        from sidecar.learning.data import read_examples
+
+        vocab = read_vocab(args.model_dir / "vocab.txt")
+        keep = {i for e in read_examples(args.corpus) for i in token_ids(e.question, vocab)}
+        print(f"{len(keep)} tokens used by the corpus", flush=True)
+    table, words = distill(args.model_dir, args.dims, keep)
     np.savez_compressed(args.out, table=table, words=np.array(words))
     print(f"{table.shape} in {time.monotonic() - started:.0f} s -> {args.out}")
 
