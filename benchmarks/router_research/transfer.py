@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
 
 from benchmarks.router_research.recorded import ROOT
 from benchmarks.router_research.static_embedding import token_ids
@@ -47,6 +48,7 @@ PAIRS = {
     "routerarena": ("gemini-2.0-flash-001", "claude-3-haiku-20240307"),
 }
 MODEL_MAP = {  # unseen when their source is held out -> the nearest trained model of its family/tier
+    "Qwen/Qwen2.5-72B-Instruct": "gpt-4-1106-preview",
     "nim/llama-3.1-nemotron-51b-instruct": "meta-llama/Meta-Llama-3.1-70B-Instruct",
     "nim/mistral-7b-instruct-v0.3": "mistralai/Mistral-7B-Instruct-v0.2",
     "gemini-2.0-flash-001": "gpt-4-1106-preview",
@@ -75,14 +77,14 @@ class StaticEmbedder:
 
 
 class MFRouter:
-    def __init__(self, dims: int = 16, l2: float = 1e-4, steps: int = 400, lr: float = 0.05, seed: int = 7):
+    def __init__(self, dims: int = 16, l2: float = 1e-4, steps: int = 200, lr: float = 0.05, seed: int = 7):
         self.dims, self.l2, self.steps, self.lr, self.seed = dims, l2, steps, lr, seed
 
-    def fit(self, emb: np.ndarray, rows: Sequence[Example]) -> MFRouter:
-        models = sorted({m for e in rows for m in e.scores})
+    def fit(self, emb: np.ndarray, rows_: Sequence[Example]) -> MFRouter:
+        models = sorted({m for e in rows_ for m in e.scores})
         self.index = {m: i for i, m in enumerate(models)}
         r_, a_, b_ = [], [], []
-        for r, e in enumerate(rows):
+        for r, e in enumerate(rows_):
             items = [(self.index[m], s) for m, s in e.scores.items()]
             for i, (ma, sa) in enumerate(items):
                 for mb, sb in items[i + 1 :]:
@@ -91,6 +93,13 @@ class MFRouter:
                     elif sb > sa:
                         r_.append(r), a_.append(mb), b_.append(ma)
         R, A, B = np.array(r_), np.array(a_), np.array(b_)
+        ones = np.ones(len(R))
+        # One-hot incidence matrices: scatter-adds as sparse products (np.add.at is ~50x slower).
+        diff = csr_matrix(
+            (np.r_[ones, -ones], (np.r_[np.arange(len(R)), np.arange(len(R))], np.r_[A, B])),
+            shape=(len(R), len(models)),
+        )
+        rows = csr_matrix((ones, (np.arange(len(R)), R)), shape=(len(R), len(rows_)))
         rng = np.random.default_rng(self.seed)
         d = emb.shape[1]
         params = {
@@ -103,18 +112,14 @@ class MFRouter:
         for step in range(1, self.steps + 1):
             W, V, b = params["W"], params["V"], params["b"]
             U = emb @ W.T
-            D = V[A] - V[B]
-            z = np.einsum("ij,ij->i", D, U[R]) + b[A] - b[B]
+            UR = U[R]
+            D = diff @ V
+            z = np.einsum("ij,ij->i", D, UR) + diff @ b
             g = (1 / (1 + np.exp(-z)) - 1) / len(R)  # d(-log sigmoid z)/dz, averaged
-            gV = np.zeros_like(V)
-            np.add.at(gV, A, g[:, None] * U[R])
-            np.add.at(gV, B, -g[:, None] * U[R])
-            gU = np.zeros_like(U)
-            np.add.at(gU, R, g[:, None] * D)
             grads = {
-                "W": gU.T @ emb + self.l2 * W,
-                "V": gV + self.l2 * V,
-                "b": np.bincount(A, g, len(b)) - np.bincount(B, g, len(b)),
+                "W": (rows.T @ (g[:, None] * D)).T @ emb + self.l2 * W,
+                "V": diff.T @ (g[:, None] * UR) + self.l2 * V,
+                "b": diff.T @ g,
             }
             for k in params:  # Adam
                 m1[k] = 0.9 * m1[k] + 0.1 * grads[k]
@@ -149,6 +154,40 @@ def today_scores(train: Sequence[Example], held: Sequence[Example]) -> np.ndarra
     return 1.0 - model.predict(vocab.matrix([cache(e.question) for e in held]))
 
 
+def pair_head_scores(emb_tr: np.ndarray, train: Sequence[Example], emb_te: np.ndarray) -> np.ndarray:
+    """One model-agnostic head: P(the row's own strong model beats its weak one), every source's
+    pair pooled (a difficulty score, no model identity), logistic on the embedding."""
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    x, y = [], []
+    for e, v in zip(train, emb_tr, strict=True):
+        strong, weak = PAIRS[group(e)]
+        if strong in e.scores and weak in e.scores:
+            x.append(v)
+            y.append(e.scores[strong] > e.scores[weak])
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(np.array(x), np.array(y))
+    return np.asarray(model.predict_proba(emb_te)[:, 1])
+
+
+def familiarity(emb_tr: np.ndarray, emb: np.ndarray, k: int = 64, seed: int = 7) -> np.ndarray:
+    """How like the training prompts a prompt is: its best cosine to k centroids of them."""
+    rng = np.random.default_rng(seed)
+    c = emb_tr[rng.choice(len(emb_tr), k, replace=False)]
+    for _ in range(10):  # spherical k-means, a few rounds
+        near = np.argmax(emb_tr @ c.T, axis=1)
+        for j in range(k):
+            members = emb_tr[near == j]
+            if len(members):
+                m = members.mean(0)
+                c[j] = m / (np.linalg.norm(m) or 1)
+    return np.asarray((emb @ c.T).max(1))
+
+
+def _percentile(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    ref = np.sort(reference)
+    return np.searchsorted(ref, values) / len(ref)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -156,6 +195,7 @@ def main() -> None:
     parser.add_argument("table", type=Path)
     parser.add_argument("--json")
     parser.add_argument("--dims", type=int, default=16)
+    parser.add_argument("--l2", type=float, default=1e-4)
     parser.add_argument("--only", nargs="*")
     args = parser.parse_args()
     files = [
@@ -187,11 +227,24 @@ def main() -> None:
         held = [examples[i] for i in te]
         pair = Pair(np.array([e.scores[strong] for e in held]), np.array([e.scores[weak] for e in held]))
         t0 = time.monotonic()
-        mf = MFRouter(dims=args.dims).fit(emb[tr], train)
+        mf = MFRouter(dims=args.dims, l2=args.l2).fit(emb[tr], train)
+        mf_held = mf.scores(emb[te], strong, weak)
+        # The safe fallback: a prompt less familiar than 95% of training prompts is routed by
+        # length; both scores are read as percentiles of their training values to share one scale.
+        fam_tr = familiarity(emb[tr], emb[tr])
+        fam_te = familiarity(emb[tr], emb[te])
+        unfamiliar = fam_te < np.quantile(fam_tr, 0.05)
+        len_tr = np.array([float(len(e.question)) for e in train])
+        len_te = np.array([float(len(e.question)) for e in held])
+        mf_pct = _percentile(mf.scores(emb[tr], strong, weak), mf_held)
+        guarded = np.where(unfamiliar, _percentile(len_tr, len_te), mf_pct)
         row = {
             "rows": len(held),
             "pair": [strong, weak],
-            "mf": apgr(routing_curve(pair, mf.scores(emb[te], strong, weak))),
+            "mf": apgr(routing_curve(pair, mf_held)),
+            "mf_with_fallback": apgr(routing_curve(pair, guarded)),
+            "unfamiliar_share": float(unfamiliar.mean()),
+            "pair_head": apgr(routing_curve(pair, pair_head_scores(emb[tr], train, emb[te]))),
             "today": apgr(routing_curve(pair, today_scores(train, held))),
             "length": apgr(routing_curve(pair, np.array([float(len(e.question)) for e in held]))),
             "random": random_metrics(pair, seed=7, seeds=20).apgr,
