@@ -202,10 +202,15 @@ class Executor:
         async with asyncio.TaskGroup() as tasks:
             running = [tasks.create_task(one(c)) for c in voters]
         outcomes = [t.result() for t in running]
-        answers: list[tuple[str, str | None]] = []
-        for c, o in zip(voters, outcomes, strict=True):
-            usable = not isinstance(o, RaceLost) and not _escalation(o[1][0], stage, plan.execution)
-            answers.append((c.model.name, o[1][0].text if usable and not isinstance(o, RaceLost) else None))
+        answers = [
+            (
+                c.model.name,
+                None
+                if isinstance(o, RaceLost) or _escalation(o[1][0], stage, plan.execution)
+                else o[1][0].text,
+            )
+            for c, o in zip(voters, outcomes, strict=True)
+        ]
         verdict = tally(answers, consensus.agree, consensus.need)
         if verdict.accepted is not None:
             won = outcomes[verdict.accepted]
