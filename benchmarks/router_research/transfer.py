@@ -77,8 +77,19 @@ class StaticEmbedder:
 
 
 class MFRouter:
-    def __init__(self, dims: int = 16, l2: float = 1e-4, steps: int = 200, lr: float = 0.05, seed: int = 7):
+    def __init__(
+        self,
+        dims: int = 16,
+        l2: float = 1e-4,
+        steps: int = 200,
+        lr: float = 0.05,
+        seed: int = 7,
+        source_bias: bool = False,
+    ):
         self.dims, self.l2, self.steps, self.lr, self.seed = dims, l2, steps, lr, seed
+        # A bias per (source, model), used in training only: it absorbs "which source is this",
+        # so that the prompt term can learn difficulty within a source (unseen sources get 0).
+        self.source_bias = source_bias
 
     def fit(self, emb: np.ndarray, rows_: Sequence[Example]) -> MFRouter:
         models = sorted({m for e in rows_ for m in e.scores})
@@ -100,26 +111,34 @@ class MFRouter:
             shape=(len(R), len(models)),
         )
         rows = csr_matrix((ones, (np.arange(len(R)), R)), shape=(len(R), len(rows_)))
+        names = sorted({group(e) for e in rows_})
+        gi = np.array([names.index(group(e)) for e in rows_])[R] * len(models)
+        gdiff = csr_matrix(
+            (np.r_[ones, -ones], (np.r_[np.arange(len(R)), np.arange(len(R))], np.r_[gi + A, gi + B])),
+            shape=(len(R), len(names) * len(models)),
+        )
         rng = np.random.default_rng(self.seed)
         d = emb.shape[1]
         params = {
             "W": rng.normal(0, 0.1, (self.dims, d)),
             "V": rng.normal(0, 0.1, (len(models), self.dims)),
             "b": np.zeros(len(models)),
+            "G": np.zeros(len(names) * len(models)),
         }
         m1 = {k: np.zeros_like(v) for k, v in params.items()}
         m2 = {k: np.zeros_like(v) for k, v in params.items()}
         for step in range(1, self.steps + 1):
-            W, V, b = params["W"], params["V"], params["b"]
+            W, V, b, G = params["W"], params["V"], params["b"], params["G"]
             U = emb @ W.T
             UR = U[R]
             D = diff @ V
-            z = np.einsum("ij,ij->i", D, UR) + diff @ b
+            z = np.einsum("ij,ij->i", D, UR) + diff @ b + (gdiff @ G if self.source_bias else 0.0)
             g = (1 / (1 + np.exp(-z)) - 1) / len(R)  # d(-log sigmoid z)/dz, averaged
             grads = {
                 "W": (rows.T @ (g[:, None] * D)).T @ emb + self.l2 * W,
                 "V": diff.T @ (g[:, None] * UR) + self.l2 * V,
                 "b": diff.T @ g,
+                "G": (gdiff.T @ g + self.l2 * G) if self.source_bias else np.zeros_like(G),
             }
             for k in params:  # Adam
                 m1[k] = 0.9 * m1[k] + 0.1 * grads[k]
@@ -196,6 +215,10 @@ def main() -> None:
     parser.add_argument("--json")
     parser.add_argument("--dims", type=int, default=16)
     parser.add_argument("--l2", type=float, default=1e-4)
+    parser.add_argument("--source-bias", action="store_true")
+    parser.add_argument(
+        "--center", action="store_true", help="subtract each group's mean embedding (label-free)"
+    )
     parser.add_argument("--only", nargs="*")
     args = parser.parse_args()
     files = [
@@ -208,6 +231,9 @@ def main() -> None:
     emb = np.array([embed(e.question) for e in examples])
     per_prompt_us = (time.monotonic() - started) / len(examples) * 1e6
     groups = np.array([group(e) for e in examples])
+    if args.center:  # a deployment would subtract its own traffic's running mean
+        for g in set(groups):
+            emb[groups == g] -= emb[groups == g].mean(0)
     results: dict[str, object] = {"embed_us_per_prompt_mean": round(per_prompt_us, 1), "folds": {}}
     for held_name, (strong, weak) in PAIRS.items():
         if args.only and held_name not in args.only:
@@ -227,7 +253,7 @@ def main() -> None:
         held = [examples[i] for i in te]
         pair = Pair(np.array([e.scores[strong] for e in held]), np.array([e.scores[weak] for e in held]))
         t0 = time.monotonic()
-        mf = MFRouter(dims=args.dims, l2=args.l2).fit(emb[tr], train)
+        mf = MFRouter(dims=args.dims, l2=args.l2, source_bias=args.source_bias).fit(emb[tr], train)
         mf_held = mf.scores(emb[te], strong, weak)
         # The safe fallback: a prompt less familiar than 95% of training prompts is routed by
         # length; both scores are read as percentiles of their training values to share one scale.
