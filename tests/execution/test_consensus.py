@@ -15,7 +15,7 @@ from sidecar.config_routes import RouteSettings
 from sidecar.domain.errors import AllCandidatesFailed
 from sidecar.domain.outcome import AttemptOutcome, FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Consensus, Plan, Stage
-from sidecar.domain.response import Completion, FinishReason, Usage
+from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
 from sidecar.execution.agreement import choice, json_value, number, tally, text
 from sidecar.execution.executor import Executor
 from sidecar.policy.build import build_engine
@@ -178,7 +178,7 @@ async def test_agreeing_voters_answer_and_both_calls_are_paid_for():
 
 
 async def test_disagreement_escalates_and_says_why_on_every_rejected_attempt():
-    adapter, result = await run({"cheap1": "A", "cheap2": "C", "strong": "B"})
+    _, result = await run({"cheap1": "A", "cheap2": "C", "strong": "B"})
     assert result.candidate.model.name == "strong"
     assert result.completion.text == "B"
     rejected = [a for a in result.attempts if a.model != "strong"]
@@ -197,10 +197,53 @@ async def test_a_failed_voter_is_no_vote_and_its_attempt_is_recorded():
     _, result = await run({"cheap1": "B", "cheap2": FailureClass.SERVER_ERROR, "strong": "A"})
     assert result.candidate.model.name == "strong"
     failed = [a.outcome for a in result.attempts if a.model == "cheap2"]  # tried, and retried once
-    assert failed and set(failed) == {AttemptOutcome.FAILURE}
+    assert failed
+    assert set(failed) == {AttemptOutcome.FAILURE}
 
 
 async def test_a_rejected_vote_is_never_returned_even_when_every_escalation_fails():
     with pytest.raises(AllCandidatesFailed) as caught:
         await run({"cheap1": "A", "cheap2": "C", "strong": FailureClass.SERVER_ERROR})
     assert "strong" in str(caught.value)
+
+
+async def test_a_stream_skips_the_vote_and_streams_from_the_escalation_stage():
+    adapter = MockAdapter(answering({"cheap1": "B", "cheap2": "B", "strong": "C"}))
+    ex = Executor({"p1": adapter}, {"p1": provider("p1")})
+    text, result = "", None
+    async for event in ex.stream(VOTE, chat(), time.monotonic() + 30):
+        if isinstance(event, StreamChunk):
+            text += event.text
+        else:
+            result = event
+    assert text == "C"
+    assert result is not None
+    assert result.candidate.model.name == "strong"
+    assert [c.model.name for c in adapter.calls] == ["strong"]
+
+
+# Every mix of answers and failures: the answer returned is one that enough voters agreed on, or
+# the escalation's; never a rejected one; and the cost is every attempt's.
+OUTCOMES = ["A", "B", "(B)", "I cannot help", FailureClass.SERVER_ERROR]
+
+
+@pytest.mark.parametrize("first", OUTCOMES)
+@pytest.mark.parametrize("second", OUTCOMES)
+@pytest.mark.parametrize("strong", ["C", FailureClass.SERVER_ERROR])
+async def test_every_mix_returns_an_agreed_or_escalated_answer_and_counts_every_cost(first, second, strong):
+    answers = {"cheap1": first, "cheap2": second, "strong": strong}
+    answered = {m for m, a in answers.items() if not isinstance(a, FailureClass)}
+    letters = {choice(a) for m, a in answers.items() if m != "strong" and m in answered}
+    agreed = {"cheap1", "cheap2"} <= answered and len(letters) == 1 and None not in letters
+    if not agreed and strong is FailureClass.SERVER_ERROR:
+        with pytest.raises(AllCandidatesFailed) as caught:
+            await run(answers)
+        answered_attempts = [a for a in caught.value.attempts if a.outcome is AttemptOutcome.SUCCESS]
+        assert all(a.escalated for a in answered_attempts)  # rejected, not returned
+        return
+    _, result = await run(answers)
+    expected = ("cheap1", first) if agreed else ("strong", strong)
+    assert (result.candidate.model.name, result.completion.text) == expected
+    assert result.total_cost_usd_nanos == sum(a.cost_usd_nanos for a in result.attempts)
+    paid = {a.model for a in result.attempts if a.outcome is AttemptOutcome.SUCCESS}
+    assert paid == answered - ({"strong"} if agreed else set())
