@@ -26,6 +26,9 @@ Routes (CHEAP = mixtral-8x7b, FRONTIER = gpt-4-1106-preview; the config is `rout
                calibrated for the target, else FRONTIER first.
     learned-n  The shipped `predicted_success` over all 11 models (quality 0.95): the cheapest model
                whose predicted success is within 95% of the best one's goes first.
+    consensus  Rules by task type, then a consensus stage. Code -> gpt-3.5-turbo (FRONTIER as a
+               fallback). Multiple choice -> mixtral, Yi-34B and llama-2-70b asked at once; their
+               letter is accepted when all three agree, else FRONTIER answers. Every call is paid.
     cascade    CHEAP first, escalating to FRONTIER on what a cascade can observe without the answer
                key. (1) A format check (`expected_patterns`): escalate when the answer is neither
                a bare choice letter nor contains code. (2) Low confidence: a mean token
@@ -87,6 +90,8 @@ MODELS_FILE = Path(__file__).resolve().parent / "replay" / "models.yaml"
 SKIPPED = "../shared/data not found"
 FRONTIER = "gpt-4-1106-preview"
 CHEAP = "mistralai/mixtral-8x7b-chat"
+VOTERS = (CHEAP, "zero-one-ai/Yi-34B-Chat", "meta/llama-2-70b-chat")
+CODER = "gpt-3.5-turbo-1106"
 TASK_TYPES = {"arc-challenge": "multiple_choice", "winogrande": "multiple_choice", "mbpp": "code"}
 QUICK_SAMPLE = 100
 SEED = 7
@@ -105,6 +110,15 @@ def routes(models: Sequence[str]) -> dict[str, dict[str, Any]]:
         "match": {"task_types": ["multiple_choice"]},
         "models": [CHEAP, FRONTIER],
     }
+    # Chosen on the train split only (docs/decisions/050-answer-aware-cascades.md): code goes to the
+    # cheap model that codes as well as the frontier there (two models: no vote, a fallback); a
+    # choice is accepted when all three voters give the same letter, else the frontier answers.
+    vote_code = {"name": "code", "match": {"task_types": ["code"]}, "models": [CODER, FRONTIER]}
+    vote_choice = {
+        "name": "multiple-choice",
+        "match": {"task_types": ["multiple_choice"]},
+        "models": [*VOTERS, FRONTIER],
+    }
     return {
         "frontier": {"models": [FRONTIER]},
         "rules": {"models": [FRONTIER, CHEAP], "strategies": [{"rules": {"rules": [code, choice]}}]},
@@ -115,6 +129,13 @@ def routes(models: Sequence[str]) -> dict[str, dict[str, Any]]:
         "learned-n": {
             "models": list(models),
             "strategies": [{"predicted_success": {"models": {m: m for m in models}, "quality": 0.95}}],
+        },
+        "consensus": {
+            "models": [FRONTIER, *VOTERS, CODER],
+            "strategies": [
+                {"rules": {"rules": [vote_code, vote_choice]}},
+                {"consensus": {"voters": len(VOTERS), "agree": "choice"}},
+            ],
         },
         "cascade": {
             "models": [CHEAP, FRONTIER],

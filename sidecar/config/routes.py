@@ -41,6 +41,7 @@ from sidecar.policy.specs import (
     CapabilitySpec,
     CascadeSpec,
     ClassifierSpec,
+    ConsensusSpec,
     RouteSpec,
     Rule,
     RulesSpec,
@@ -240,6 +241,20 @@ class CascadeSettings(Strict):
     min_quality_gain: float = Field(0.05, ge=0, le=1)
 
 
+class ConsensusSettings(Strict):
+    kind: Literal["consensus"]
+    voters: int = Field(2, ge=2, le=5)
+    need: int | None = Field(None, ge=2)  # default: every voter
+    agree: Literal["choice", "number", "text", "json"] = "choice"
+    escalate_on: list[Literal["length", "refusal", "low_confidence"]] = ["length", "refusal"]
+
+    @model_validator(mode="after")
+    def _need_within_voters(self) -> ConsensusSettings:
+        if self.need is not None and self.need > self.voters:
+            raise ValueError(f"need ({self.need}) is more than voters ({self.voters})")
+        return self
+
+
 class ExecutionSettings(Strict):
     """How plans of this route are executed (see README, Execution)."""
 
@@ -282,7 +297,8 @@ StrategySettings = Annotated[
     | ScoringSettings
     | ClassifierSettings
     | SuccessSettings
-    | CascadeSettings,
+    | CascadeSettings
+    | ConsensusSettings,
     Field(discriminator="kind"),
 ]
 
@@ -320,6 +336,14 @@ class RouteSettings(Strict):
         twice = sorted({k for k in kinds if kinds.count(k) > 1})
         if twice:
             raise ValueError(f"strategies {twice} are listed more than once")
+        if "cascade" in kinds and "consensus" in kinds:
+            raise ValueError("cascade and consensus both set the stages: use one of them")
+        for s in self.strategies:
+            if isinstance(s, ConsensusSettings) and self.max_candidates < s.voters + 1:
+                raise ValueError(
+                    f"max_candidates ({self.max_candidates}) leaves no room for {s.voters} consensus "
+                    "voters and a model to escalate to"
+                )
         return self
 
     def model_references(self) -> list[tuple[str, list[str]]]:
@@ -374,6 +398,8 @@ def _spec(s: StrategySettings) -> StrategySpec:
             return SuccessSpec(s.classifier, tuple(sorted(s.models.items())), s.quality)
         case CascadeSettings():
             return CascadeSpec(s.max_stages, frozenset(s.escalate_on), s.min_quality_gain)
+        case ConsensusSettings():
+            return ConsensusSpec(s.voters, s.need or s.voters, s.agree, frozenset(s.escalate_on))
 
 
 def _rule(r: RuleSettings) -> Rule:

@@ -67,11 +67,21 @@ class Consideration:
 
 
 @dataclass(frozen=True, slots=True)
+class Consensus:
+    """A stage whose candidates all answer at once and are accepted only when enough agree."""
+
+    need: int  # how many answers must agree (at least 2)
+    agree: str  # how answers are compared: "choice", "number", "text" or "json"
+
+
+@dataclass(frozen=True, slots=True)
 class Stage:
     candidates: tuple[Candidate, ...]
     # What moves the request on to the next stage besides every candidate failing, e.g.
     # "invalid_output", "length", "refusal", "low_confidence". Empty for the last stage.
     escalate_on: frozenset[str] = frozenset()
+    # Set on a consensus stage: every candidate is a voter (no fallback among them).
+    consensus: Consensus | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ class ExecutionResult:
     attempts: tuple[AttemptRecord, ...]  # in start order
     parsed_json: Any | None = None  # the answer as JSON, when the request asked for JSON output
     winner: int = 0  # the number of the attempt that answered
+    agreement: str = ""  # a consensus stage's tally when it accepted, e.g. "2 of 2 agreed on 'B'"
 
     @property
     def cost_usd_nanos(self) -> int:

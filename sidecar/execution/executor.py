@@ -28,18 +28,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from sidecar.domain.model import ProviderSpec
 from sidecar.domain.observe import QUIET, CallObserver
 from sidecar.domain.outcome import FailureClass, ProviderError
-from sidecar.domain.plan import ExecutionPolicy, Plan, Stage
+from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk
 from sidecar.domain.result import ExecutionResult
 from sidecar.execution.admission import Admission
+from sidecar.execution.agreement import tally
 from sidecar.execution.attempt import AttemptStack, Clock, Resilience
 from sidecar.execution.ledger import Ledger, loop_clock
 from sidecar.execution.race import FailureVerdict, Launch, RaceLost
@@ -94,6 +95,13 @@ class Executor:
             async with asyncio.timeout_at(deadline + DEADLINE_GRACE_S):
                 for index, stage in enumerate(plan.stages):
                     final = index == len(plan.stages) - 1
+                    if stage.consensus is not None and not final:
+                        voted = await self._vote(plan, index, request, deadline, ledger)
+                        if isinstance(voted, ExecutionResult):
+                            return voted
+                        if voted:  # every voter failed for a reason no other model can help
+                            break
+                        continue  # a rejected vote is never returned, even if every later stage fails
                     try:
                         launch, (completion, parsed) = await self._race(
                             plan, index, request, deadline, ledger
@@ -119,12 +127,63 @@ class Executor:
         """A new ledger for one request, reporting its attempts to the call's observer."""
         return Ledger(self._clock, call)
 
-    async def _race(
+    async def _vote(
         self, plan: Plan, stage_index: int, request: ChatRequest, deadline: float, ledger: Ledger
-    ) -> tuple[Launch, tuple[Completion, Any]]:
+    ) -> ExecutionResult | bool:
+        """A consensus stage: every candidate answers at once; the result when enough agree.
+
+        Else marks every answer escalated with the tally and returns whether the request should
+        stop (every voter failed with a final error). An answer the stage's own escalation rules
+        pass over (refusal, length, low confidence) counts as no vote.
+        """
         stage = plan.stages[stage_index]
+        consensus = stage.consensus
+        assert consensus is not None
+        voters = stage.candidates
+
+        async def one(c: Candidate) -> tuple[Launch, tuple[Completion, Any]] | RaceLost:
+            try:
+                return await self._race(plan, stage_index, request, deadline, ledger, (c,))
+            except RaceLost as lost:
+                return lost
+
+        async with asyncio.TaskGroup() as tasks:
+            running = [tasks.create_task(one(c)) for c in voters]
+        outcomes = [t.result() for t in running]
+        answers = [
+            (
+                c.model.name,
+                None
+                if isinstance(o, RaceLost) or _escalation(o[1][0], stage, plan.execution)
+                else o[1][0].text,
+            )
+            for c, o in zip(voters, outcomes, strict=True)
+        ]
+        verdict = tally(answers, consensus.agree, consensus.need)
+        if verdict.accepted is not None:
+            won = outcomes[verdict.accepted]
+            assert not isinstance(won, RaceLost)
+            launch, (completion, parsed) = won
+            return replace(_result(completion, launch, ledger, parsed), agreement=verdict.reason)
+        for o in outcomes:
+            if not isinstance(o, RaceLost):
+                ledger.escalated(o[0].number, verdict.reason)
+        return all(isinstance(o, RaceLost) and _is_final(o) for o in outcomes)
+
+    async def _race(
+        self,
+        plan: Plan,
+        stage_index: int,
+        request: ChatRequest,
+        deadline: float,
+        ledger: Ledger,
+        candidates: Sequence[Candidate] | None = None,
+    ) -> tuple[Launch, tuple[Completion, Any]]:
+        """A race over the stage's candidates (or the `candidates` given: one consensus voter)."""
+        stage = plan.stages[stage_index]
+        among = stage.candidates if candidates is None else tuple(candidates)
         want_logprobs = plan.execution.low_confidence_logprob is not None
-        scope = self._stack.race_scope(stage.candidates, plan, deadline, ledger, stage_index)
+        scope = self._stack.race_scope(among, plan, deadline, ledger, stage_index)
         violations: dict[str, str] = {}
         adapters = self._stack.adapters
 

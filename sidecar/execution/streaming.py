@@ -10,7 +10,7 @@
       another candidate continues the answer from where it stopped, given the partial answer as
       context, and the stream goes on. Never a silent cut.
     - A cascade's escalation on output problems does not apply to streams (the output is already
-      with the caller); its stages serve as one fallback chain.
+      with the caller); its stages serve as one fallback chain. A consensus stage is skipped.
 
 Each attempt goes through the same stack as a unary call (attempt.py: admission, deadline,
 breaker, timeout, the ledger); what a stream adds is reading to the first token within its own
@@ -70,7 +70,9 @@ class StreamRun:
 
     async def events(self) -> AsyncIterator[StreamChunk | ExecutionResult]:
         ledger, policy = self._ledger, self._plan.execution
-        remaining = list(self._plan.candidates)
+        # A consensus stage's answers cannot be compared before they are streamed: skip to the
+        # stage it escalates to, so a stream never carries an unchecked cheap answer.
+        remaining = [c for s in self._plan.stages if s.consensus is None for c in s.candidates]
         request = self._request
         acc = _Accumulator()
         try:

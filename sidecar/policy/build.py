@@ -13,6 +13,7 @@ from sidecar.policy.specs import (
     CapabilitySpec,
     CascadeSpec,
     ClassifierSpec,
+    ConsensusSpec,
     RouteSpec,
     RulesSpec,
     ScoringSpec,
@@ -24,6 +25,7 @@ from sidecar.policy.strategies.base import Strategy
 from sidecar.policy.strategies.capability import CapabilityStrategy
 from sidecar.policy.strategies.cascade import CascadeStrategy
 from sidecar.policy.strategies.classify import ClassifierStrategy
+from sidecar.policy.strategies.consensus import ConsensusStrategy
 from sidecar.policy.strategies.constraints import HintConstraints
 from sidecar.policy.strategies.rules import RulesStrategy
 from sidecar.policy.strategies.scoring import ScoringStrategy
@@ -96,6 +98,8 @@ def _strategy(
             return SuccessStrategy(spec, model)
         case CascadeSpec():
             return CascadeStrategy(spec)
+        case ConsensusSpec():
+            return ConsensusStrategy(spec)
     raise TypeError(f"unknown strategy spec {spec!r}")
 
 

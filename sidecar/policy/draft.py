@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sidecar.domain.model import ModelSpec
-from sidecar.domain.plan import Note, Truncation
+from sidecar.domain.plan import Consensus, Note, Truncation
 from sidecar.domain.request import ChatRequest, Message
 from sidecar.policy.health import ModelStats
 from sidecar.policy.tokens import TokenCounter, count_request, request_extras
@@ -66,6 +66,7 @@ class Draft:
         "_tokens",
         "alive",
         "classifier_score",
+        "consensus",
         "dropped",
         "escalate_on",
         "listed_by",
@@ -90,6 +91,7 @@ class Draft:
         self.dropped: set[str] = set()
         self.stages: list[list[Entry]] | None = None
         self.escalate_on: frozenset[str] = frozenset()
+        self.consensus: Consensus | None = None  # set on the first stage by the consensus strategy
         self.truncation: Truncation | None = None
         self.classifier_score: float | None = None
         self.shortfall = ""  # why nothing fits, when it is the input's size

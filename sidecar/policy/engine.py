@@ -139,6 +139,7 @@ def _freeze(draft: Draft, route: CompiledRoute, started: int) -> Plan:
         Stage(
             tuple(Candidate(e.model, round(cost(e)), e.latency_s, _score(scores.get(e.name))) for e in group),
             draft.escalate_on if i < last else frozenset(),
+            draft.consensus if i == 0 < last else None,
         )
         for i, group in enumerate(groups)
     )

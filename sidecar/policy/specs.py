@@ -124,7 +124,27 @@ class CascadeSpec:
     min_quality_gain: float = 0.05  # a later stage must be at least this much better
 
 
-StrategySpec = RulesSpec | CapabilitySpec | SlaSpec | ScoringSpec | ClassifierSpec | SuccessSpec | CascadeSpec
+@dataclass(frozen=True, slots=True)
+class ConsensusSpec:
+    """The `voters` cheapest survivors answer at once; `need` agreeing answers are accepted, else
+    the rest of the survivors, best quality first, answer as the escalation stage."""
+
+    voters: int = 2
+    need: int = 2
+    agree: str = "choice"  # see sidecar/execution/agreement.py
+    escalate_on: frozenset[str] = frozenset({"length", "refusal"})  # a voter's answer that is no vote
+
+
+StrategySpec = (
+    RulesSpec
+    | CapabilitySpec
+    | SlaSpec
+    | ScoringSpec
+    | ClassifierSpec
+    | SuccessSpec
+    | CascadeSpec
+    | ConsensusSpec
+)
 
 
 @dataclass(frozen=True, slots=True)

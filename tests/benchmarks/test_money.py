@@ -193,7 +193,7 @@ def test_the_routes_validate_as_a_sidecar_config() -> None:
         money_bench.sidecar_config(money_bench.load_models(), "http://127.0.0.1:9/v1"), source="test", env={}
     )
 
-    assert list(config.routes) == ["frontier", "rules", "learned", "learned-n", "cascade"]
+    assert list(config.routes) == ["frontier", "rules", "learned", "learned-n", "consensus", "cascade"]
 
 
 @pytest.mark.slow
@@ -203,7 +203,7 @@ def test_end_to_end_through_the_sidecar_on_synthetic_data(data: Path, tmp_path: 
     results = money_bench.run(quick=False, out_dir=out, data=data, time_scale=0.0, concurrency=4)
 
     routes = results["routes"]
-    assert list(routes) == ["frontier", "rules", "learned", "learned-n", "cascade"]
+    assert list(routes) == ["frontier", "rules", "learned", "learned-n", "consensus", "cascade"]
     for figures in routes.values():
         assert (figures["requests"], figures["errors"], figures["answers_verified"]) == (6, 0, 6)
     frontier = routes["frontier"]
@@ -215,6 +215,8 @@ def test_end_to_end_through_the_sidecar_on_synthetic_data(data: Path, tmp_path: 
     assert results["vs_frontier"]["rules"]["cost_reduction"] > 0
     lines = money_bench.report(results)
     assert any(line.startswith("| **cascade** |") for line in lines)
+    # Code goes to the coder, never to a vote: a consensus stage needs three voters and a frontier.
+    assert set(routes["consensus"]["model_share"]) <= {money_bench.CODER, *money_bench.VOTERS, FRONTIER}
     if results.get("plot"):
         assert (out / "money.png").stat().st_size > 0
 

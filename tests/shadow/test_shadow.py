@@ -15,8 +15,9 @@ from sidecar.domain.observe import QUIET, Answered
 from sidecar.domain.plan import Candidate, Plan, Stage
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import Completion, FinishReason, Usage
+from sidecar.domain.result import ExecutionResult
 from sidecar.domain.shadow import Compare, ShadowSpec
-from sidecar.execution.executor import ExecutionResult, Executor
+from sidecar.execution.executor import Executor
 from sidecar.providers.base import MockAdapter, ProviderCall
 from sidecar.registry.registry import Registry
 from sidecar.shadow.compare import exact_match, json_match, judge_verdict
