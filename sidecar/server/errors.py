@@ -1,15 +1,8 @@
-"""The one place where errors become gRPC statuses, with google.rpc.Status details.
+"""Errors as gRPC statuses with google.rpc.Status details, from the one error table.
 
-InvalidRequest       INVALID_ARGUMENT    ErrorInfo + BadRequest (every field violation)
-NotFound             NOT_FOUND           ErrorInfo + BadRequest (the field that named it)
-NoCandidate          FAILED_PRECONDITION ErrorInfo (each rejection in metadata)
-DeadlineExceeded     DEADLINE_EXCEEDED   ErrorInfo (attempts in metadata)
-ResourceExhausted    RESOURCE_EXHAUSTED  ErrorInfo + RetryInfo
-AllCandidatesFailed  UNAVAILABLE         ErrorInfo (+ RetryInfo when every failure was transient);
-                     INVALID_ARGUMENT when the provider rejected the request as malformed
-StreamInterrupted    UNAVAILABLE         ErrorInfo (what was delivered)
-Unavailable          UNAVAILABLE         ErrorInfo + RetryInfo
-anything else        INTERNAL            ErrorInfo (no internals in the message)
+Which code each domain error gets is decided in sidecar/domain/status.py (the HTTP front door
+reads the same table); here an ErrorStatus becomes a Status: ErrorInfo (reason and metadata)
+always, BadRequest when there are field violations, RetryInfo when there is a retry delay.
 
 Every status is bounded in size. Its message travels as `grpc-message` (percent-encoded: a
 non-ASCII byte takes three) and again, with the details, in `grpc-status-details-bin` (base64);
@@ -30,22 +23,10 @@ from datetime import timedelta
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from sidecar.domain.errors import (
-    AllCandidatesFailed,
-    DeadlineExceeded,
-    InvalidRequest,
-    NoCandidate,
-    NotFound,
-    ResourceExhausted,
-    StreamInterrupted,
-    TurnoutError,
-    Unauthenticated,
-    Unavailable,
-)
-from sidecar.domain.outcome import FailureClass
+from sidecar.domain.status import ErrorStatus, error_status
 
 DOMAIN = "turnout.dev"
 MAX_MESSAGE_BYTES = 1024  # UTF-8; as grpc-message at most 3 KB
@@ -73,10 +54,9 @@ def _shorten_bytes(text: str, limit: int) -> str:
 
 
 def to_status(exc: BaseException) -> grpc.Status:
-    code, details = _code_and_details(exc)
-    message = _shorten_bytes(
-        str(exc) if isinstance(exc, TurnoutError) else "internal error", MAX_MESSAGE_BYTES
-    )
+    error = error_status(exc)
+    code, details = int(error.code), _details(error)
+    message = _shorten_bytes(error.message, MAX_MESSAGE_BYTES)
     listed = MAX_VIOLATIONS, MAX_METADATA
     status = _pack(code, message, details, *listed)
     while status.ByteSize() > MAX_STATUS_BYTES and listed != (0, 0):
@@ -120,8 +100,16 @@ def _trimmed_info(
     return trimmed
 
 
-def _info(exc: TurnoutError) -> error_details_pb2.ErrorInfo:
-    return error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata)
+def _details(status: ErrorStatus) -> list[Message]:
+    """ErrorInfo always; BadRequest with the field violations, RetryInfo with a retry delay."""
+    details: list[Message] = [
+        error_details_pb2.ErrorInfo(reason=status.reason, domain=DOMAIN, metadata=status.metadata)
+    ]
+    if status.violations:
+        details.append(_bad_request(status.violations))
+    if status.retry_after_s is not None:
+        details.append(_retry(status.retry_after_s))
+    return details
 
 
 def _retry(seconds: float) -> error_details_pb2.RetryInfo:
@@ -130,7 +118,7 @@ def _retry(seconds: float) -> error_details_pb2.RetryInfo:
     return error_details_pb2.RetryInfo(retry_delay=delay)
 
 
-def _bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequest:
+def _bad_request(violations: tuple[tuple[str, str], ...]) -> error_details_pb2.BadRequest:
     return error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(
@@ -139,35 +127,6 @@ def _bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequ
             for f, d in violations
         ]
     )
-
-
-def _code_and_details(exc: BaseException) -> tuple[int, list[Message]]:
-    match exc:
-        case InvalidRequest():
-            fields = [(v.field, v.description) for v in exc.violations]
-            return code_pb2.INVALID_ARGUMENT, [_info(exc), _bad_request(fields)]
-        case NotFound():
-            return code_pb2.NOT_FOUND, [_info(exc), _bad_request([(exc.field, exc.message)])]
-        case NoCandidate():
-            return code_pb2.FAILED_PRECONDITION, [_info(exc)]
-        case DeadlineExceeded():
-            return code_pb2.DEADLINE_EXCEEDED, [_info(exc)]
-        case ResourceExhausted():
-            return code_pb2.RESOURCE_EXHAUSTED, [_info(exc), _retry(exc.retry_after_s)]
-        case AllCandidatesFailed():
-            if exc.final_failure is FailureClass.BAD_REQUEST:
-                return code_pb2.INVALID_ARGUMENT, [_info(exc)]
-            retry = exc.retry_after_s
-            return code_pb2.UNAVAILABLE, [_info(exc)] + ([_retry(retry)] if retry is not None else [])
-        case StreamInterrupted():
-            return code_pb2.UNAVAILABLE, [_info(exc)]
-        case Unavailable():
-            return code_pb2.UNAVAILABLE, [_info(exc), _retry(1.0)]
-        case Unauthenticated():
-            return code_pb2.UNAUTHENTICATED, [_info(exc)]
-        case TurnoutError():
-            return code_pb2.INTERNAL, [_info(exc)]
-    return code_pb2.INTERNAL, [error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN)]
 
 
 class LogLimiter:
