@@ -178,10 +178,10 @@ def test_a_failed_first_choice_falls_back_and_the_headers_say_so(client: openai.
 
 def test_a_stream_broken_after_its_first_chunk_raises_in_the_sdk(client: openai.OpenAI, front: Front) -> None:
     front.fault(model="gpt-4o-mini", kind="stream_cut", after_chunks=2, count=1)
-    received = []
+    received: list[Any] = []
+    stream = client.chat.completions.create(model="auto", messages=HELLO, max_tokens=60, stream=True)
     with pytest.raises(openai.APIError, match="the stream from gpt-4o-mini failed") as caught:
-        for chunk in client.chat.completions.create(model="auto", messages=HELLO, max_tokens=60, stream=True):
-            received.append(chunk)
+        received.extend(stream)
     assert received, "the error came after the first chunk, as an error event"
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["code"] == "stream_interrupted"
