@@ -8,6 +8,10 @@ and each error type the SDK raises for Turnout's statuses.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -223,3 +227,11 @@ def test_models_lists_the_registry_and_the_routes(client: openai.OpenAI) -> None
     assert {"gpt-4o-mini", "claude-sonnet-4", "default", "long-context"} <= set(models)
     assert models["gpt-4o-mini"].owned_by == "openai"
     assert models["default"].owned_by == "turnout"
+
+
+def test_the_readme_example_runs(front: Front) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "openai_sdk.py"
+    env = {**os.environ, "TURNOUT_HTTP_URL": front.base_url}
+    done = subprocess.run([sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "model: gpt-4.1-nano, route: default, cost: 0.0000" in done.stdout
