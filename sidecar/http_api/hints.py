@@ -19,7 +19,7 @@ out before the answer, so it carries the route and request id only.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Container, Mapping
 from dataclasses import replace
 
 from sidecar.domain.errors import NotFound
@@ -41,7 +41,7 @@ def annotate(
     headers: Mapping[str, str],
     model: str,
     routes: Collection[str],
-    models: Collection[str],
+    models: Container[str],
 ) -> ChatRequest:
     """`chat` with the hints of its headers and its `model`; violations go to `r`.
 

@@ -246,8 +246,7 @@ class HttpApi:
         body = await self._body(request)
         r = Reader()
         inbound = wire.read(r, body)
-        models = {m.name for m in registry.models}
-        chat = hints.annotate(r, inbound.chat, request.headers, inbound.model, self._routes(), models)
+        chat = hints.annotate(r, inbound.chat, request.headers, inbound.model, self._routes(), registry)
         return Inbound(chat, inbound.model, inbound.stream, inbound.stream_usage)
 
     async def _body(self, request: web.BaseRequest) -> dict[str, Any]:

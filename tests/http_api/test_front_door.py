@@ -186,3 +186,13 @@ async def test_the_request_log_and_metrics_record_http_calls_as_rpcs(
     assert lines[0]["rpc"] == "POST /v1/chat/completions"
     assert lines[0]["status"] == "OK"
     assert lines[0]["model"] == headers["x-turnout-model"]
+
+
+async def test_a_latency_budget_that_runs_out_is_a_504(door: str, http: aiohttp.ClientSession) -> None:
+    # Pinned: a route would drop every model whose expected latency is over the budget (a 400).
+    headers = {"x-turnout-latency-budget-ms": "0.5"}  # the simulator takes milliseconds to answer
+    pinned = {**HELLO, "model": "gpt-4o-mini"}
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", pinned, **headers)
+    assert status == 504, body
+    assert body["error"]["type"] == "timeout_error"
+    assert "latency budget" in body["error"]["message"]
