@@ -43,11 +43,14 @@ from sidecar.http_api.openai import OpenAIChat
 from sidecar.http_api.reading import Reader
 from sidecar.http_api.wire import Inbound, Wire
 from sidecar.listener import bound_port, listen, url
+from sidecar.log_limit import LogLimiter
 from sidecar.pipeline import Pipeline
 from sidecar.registry.registry import Registry
 from sidecar.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+# Unexpected failures are logged with their traceback, but a burst of them must not flood the log.
+_log_limit = LogLimiter(per_second=1.0, burst=10)
 
 MAX_LINE_BYTES = 8190  # aiohttp's default request line and header field limits, made explicit
 MAX_FIELD_BYTES = 8190
@@ -308,8 +311,9 @@ def _too_large(size: int, limit: int) -> InvalidRequest:
 
 def _record(exc: Exception, call: Observed | None) -> ErrorStatus:
     """The failure's status, logged if it is ours (a client's mistake is in its answer) and recorded."""
-    if not isinstance(exc, TurnoutError):
-        log.error("HTTP request failed unexpectedly: %s", type(exc).__name__, exc_info=exc)
+    if not isinstance(exc, TurnoutError) and (dropped := _log_limit.take()) is not None:
+        held = f" ({dropped} similar lines suppressed)" if dropped else ""
+        log.error("HTTP request failed unexpectedly: %s%s", type(exc).__name__, held, exc_info=exc)
     status = error_status(exc)
     if call is not None:
         call.failed(exc, status)

@@ -16,8 +16,6 @@ message is at most MAX_MESSAGE_BYTES of UTF-8, and the whole Status at most MAX_
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import grpc
@@ -27,6 +25,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from sidecar.domain.status import ErrorStatus, error_status
+from sidecar.log_limit import LogLimiter as LogLimiter  # the servicer's and its tests' import
 
 DOMAIN = "turnout.dev"
 MAX_MESSAGE_BYTES = 1024  # UTF-8; as grpc-message at most 3 KB
@@ -127,31 +126,3 @@ def _bad_request(violations: tuple[tuple[str, str], ...]) -> error_details_pb2.B
             for f, d in violations
         ]
     )
-
-
-class LogLimiter:
-    """A token bucket for log lines: `burst` at once, then `per_second`; a line let through after
-    some were held back says how many ("12 similar lines suppressed"). A burst of 4,000 bad
-    requests once wrote 26,500 lines of tracebacks; the log must stay readable and cheap."""
-
-    def __init__(
-        self, per_second: float = 1.0, burst: int = 10, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._rate = per_second
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._clock = clock
-        self._last = clock()
-        self.suppressed = 0
-
-    def take(self) -> int | None:
-        """None: drop this line. Otherwise how many lines were dropped since the last one let through."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens < 1:
-            self.suppressed += 1
-            return None
-        self._tokens -= 1
-        dropped, self.suppressed = self.suppressed, 0
-        return dropped

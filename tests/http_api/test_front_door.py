@@ -14,6 +14,7 @@ import yaml
 
 from sidecar.app import ListenOverrides, Sidecar
 from sidecar.config import ConfigError, parse_config
+from sidecar.http_api import server
 from sidecar.simulator.server import Simulator
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator
 from tests.processes import free_port
@@ -196,3 +197,16 @@ async def test_a_latency_budget_that_runs_out_is_a_504(door: str, http: aiohttp.
     assert status == 504, body
     assert body["error"]["type"] == "timeout_error"
     assert "latency budget" in body["error"]["message"]
+
+
+async def test_an_unexpected_failure_is_a_500_that_says_nothing_of_it(
+    door: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("internal detail: /srv/secret-path")
+
+    monkeypatch.setattr(server.OPENAI, "answer", broken)
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", HELLO)
+    assert status == 500
+    assert body["error"]["message"] == "internal error"
+    assert "secret" not in json.dumps(body)
