@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUF := tools/buf/node_modules/.bin/buf
+NODE_SDK := tests/http_api/node/node_modules/.installed
+HTTP_PORT ?= 8080
 CONFIG ?= examples/turnout.yaml
 SIM_CONFIG ?= examples/simulator.yaml
 
@@ -23,14 +25,18 @@ $(STAMP): pyproject.toml simulator/pyproject.toml
 
 install: $(STAMP) ## create .venv and install Turnout, its dev tools and the provider simulator (simulator/)
 
-run: $(STAMP) ## start the provider simulator and the sidecar with examples/ (no API key needed)
-	@echo "Starting Turnout on 127.0.0.1:50051 with $(CONFIG), simulator on 127.0.0.1:8400."
+run: $(STAMP) ## start the provider simulator and the sidecar with examples/ (no API key needed); OpenAI/Anthropic HTTP API on :8080
+	@echo "Starting Turnout on 127.0.0.1:50051 (gRPC) and 127.0.0.1:$(HTTP_PORT) (OpenAI/Anthropic HTTP) with $(CONFIG), simulator on 127.0.0.1:8400."
 	@echo "Try, in another shell:  $(BIN)/turnout generate --task-type classify 'Is this email spam? Win a prize now'"
-	@echo "                        $(BIN)/turnout generate --json 'Explain circuit breakers in one paragraph'"
-	$(BIN)/turnout serve --config $(CONFIG) --simulator $(SIM_CONFIG)
+	@echo "                        curl -s 127.0.0.1:$(HTTP_PORT)/v1/chat/completions -d '{\"model\": \"auto\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}'"
+	$(BIN)/turnout serve --config $(CONFIG) --simulator $(SIM_CONFIG) --http-port $(HTTP_PORT)
 
-test: $(STAMP) test-deps ## run the test suite
+test: $(STAMP) test-deps $(NODE_SDK) ## run the test suite
 	$(BIN)/pytest -q
+
+$(NODE_SDK): tests/http_api/node/package.json tests/http_api/node/package-lock.json
+	npm ci --prefix tests/http_api/node --no-audit --no-fund --loglevel=error
+	@touch $@
 
 fuzz: $(STAMP) ## the property (request and config) and byte-level fuzz tests, longer (~19 min; `make test`: ~25 s)
 	TURNOUT_FUZZ_SECONDS=600 TURNOUT_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider -o timeout=1800 tests/server/test_fuzz.py tests/test_config_property.py
@@ -109,4 +115,4 @@ image-test: $(STAMP) ## build the container image with podman (local Debian base
 	bash scripts/image-test.sh
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) tools/buf/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) tools/buf/node_modules tests/http_api/node/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -5,7 +5,8 @@ rate), in its own process, printing one JSON line. It sends one request body to
 `<base_url>/chat/completions` over keep-alive connections (aiohttp) and checks each answer: a 200
 with a message for unary calls; for streams, a first content token (its time is the TTFT) and the
 closing `data: [DONE]`. A bearer token, when the target wants one, comes from the environment
-variable LOADGEN_API_KEY, never from the command line (where `ps` would show it).
+variable LOADGEN_API_KEY, never from the command line (where `ps` would show it); other headers a
+target needs (Portkey's routing config) are given with --header.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ async def run_http(
 ) -> dict[str, Any]:
     url = base_url.rstrip("/") + "/chat/completions"
     headers = {"Content-Type": "application/json"}
+    for header in getattr(args, "header", None) or ():
+        name, _, value = header.partition(":")
+        headers[name.strip()] = value.strip()
     key = os.environ.get(API_KEY_ENV)
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -85,6 +89,7 @@ def main() -> None:
     parser.add_argument("base_url", help="e.g. http://127.0.0.1:8400/v1")
     parser.add_argument("--body", required=True, help="the chat completion request as JSON (file)")
     parser.add_argument("--stream", action="store_true", help="ask for SSE and measure time to first token")
+    parser.add_argument("--header", action="append", help="'Name: value', sent with every request")
     add_load_arguments(parser)
     args = parser.parse_args()
     with open(args.body, encoding="utf-8") as f:

@@ -4,24 +4,30 @@ One workload, one provider simulator (its own process), and every target up at o
 
     direct            the simulator's /v1/chat/completions over HTTP (the baseline), unary and streamed
     turnout           the sidecar's Generate and GenerateStream over gRPC (one process)
+    turnout http      the sidecar's OpenAI-compatible /v1/chat/completions (one process of its own)
     litellm Nw        the LiteLLM proxy (`litellm[proxy]`, pinned, in its own venv made by
                       scripts/litellm-venv.sh) with N uvicorn workers, unary and streamed
+    portkey           Portkey's open-source gateway (`@portkey-ai/gateway`, pinned by
+                      tools/portkey/package-lock.json, installed by scripts/bench-deps.sh) on the
+                      machine's Node.js, one process, unary only (PORTKEY_STREAMS says why)
 
-Both proxies have the same setup: two models on the simulator, the second the fallback of the first,
+Every proxy has the same setup: two models on the simulator, the second the fallback of the first,
 no retries, no database, no callbacks, telemetry off (Turnout: no traces, metrics, Prometheus
-endpoint or request log; LiteLLM: no callbacks, LITELLM_LOG=ERROR). The load comes from
-benchmarks/loadgen_http.py and benchmarks/loadgen.py, a process per round (never in the server's
-interpreter), after one warm-up per target: closed loops at concurrency 1, 16, 64, then open loops
-at fixed rates. Each load point runs in rounds (4 in full mode), each round alternating between the
-targets, forward then backward, so that the machine's drift lands on every target alike; the
-rounds' samples are pooled. Before each point the servers are left to go quiet (`settle`).
-A rate is sent to a target only when it is under 80 % of that target's best closed-loop
-throughput (above it the queue grows and the figures say more about queueing than overhead: the
-row says "over capacity"), except the goal rate (500 req/s), which every target that reached it
-in closed loop is sent, marked with its share of that best. Added latency is a
-target's percentile minus the direct target's at the same level (streams against direct streams).
-CPU is utime + stime over the server's process tree (/proc), per request; memory is the tree's RSS
-idle after start and the sum of its peaks (VmHWM).
+endpoint or request log; LiteLLM: no callbacks, LITELLM_LOG=ERROR; Portkey: its fallback strategy in
+the x-portkey-config header, no cache, no retries). The three HTTP front doors get the same
+`/v1/chat/completions` request; Turnout's names its route, LiteLLM's and Portkey's the first model.
+The load comes from benchmarks/loadgen_http.py and benchmarks/loadgen.py, a process per round (never
+in the server's interpreter), after one warm-up per target: closed loops at concurrency 1, 16, 64,
+then open loops at fixed rates. Each load point runs in rounds (4 in full mode), each round
+alternating between the targets, forward then backward, so that the machine's drift lands on every
+target alike; the rounds' samples are pooled. Before each point the servers are left to go quiet
+(`settle`). A rate is sent to a target only when it is under 80 % of that target's best closed-loop
+throughput (above it the queue grows and the figures say more about queueing than overhead: the row
+says "over capacity"), except the goal rate (500 req/s), which every target that reached it in
+closed loop is sent, marked with its share of that best. Added latency is a target's percentile
+minus the direct target's at the same level (streams against direct streams). CPU is utime + stime
+over the server's process tree (/proc), per request; memory is the tree's RSS idle after start and
+the sum of its peaks (VmHWM).
 
 The simulator answers every request after a fixed 10 ms to the first token and 16 tokens at 2,000
 tokens/s (no jitter, no tail): about 20 ms direct, so that an overhead of a millisecond is visible
@@ -41,6 +47,7 @@ import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +74,17 @@ LITELLM_VERSION = "1.106.2"
 LITELLM_SCRIPT = ROOT / "scripts" / "litellm-venv.sh"
 # Set to "skip" to leave LiteLLM out (e.g. offline without its venv); any other value runs it.
 LITELLM_SWITCH = "TURNOUT_BENCH_LITELLM"
+PORTKEY_DIR = ROOT / "tools" / "portkey"
+PORTKEY_START = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+PORTKEY_SWITCH = "TURNOUT_BENCH_PORTKEY"  # "skip" leaves Portkey's gateway out
+# Measured with @portkey-ai/gateway 1.15.2 on Node.js 20.20: every streamed request through an
+# OpenAI-compatible target fails (HTTP 500 "Something went wrong"); the gateway's log says
+# "TypeError: immutable" in updateHeaders: it appends its x-portkey-* headers to the upstream
+# fetch() Response, whose headers Node's fetch makes immutable. So its streams are not measured.
+PORTKEY_STREAMS = (
+    "streams not measured: @portkey-ai/gateway 1.15.2 answers every streamed request with HTTP 500 on "
+    "this Node.js (TypeError: immutable, appending its headers to the upstream fetch() response)"
+)
 
 PROFILE = {
     "ttft_ms": 10,
@@ -119,6 +137,8 @@ class Target:
     stream: bool
     grpc: bool
     baseline: str  # the direct target this one's added latency is measured against
+    body: str = "body"  # the key of its request body in the run's files (HTTP targets)
+    headers: tuple[str, ...] = ()  # 'Name: value' sent with each request (HTTP targets)
 
 
 # --- processes ---------------------------------------------------------------------------------------
@@ -352,6 +372,8 @@ def _write_configs(tmp: Path, sim_url: str) -> dict[str, Path]:
         "messages": [{"role": "user", "content": PROMPT}],
         "max_tokens": OUTPUT_TOKENS,
     }
+    # Turnout's HTTP front door names the route (its fallback is the route's), not a model (a pin).
+    body_turnout = {**body, "model": "bench"}
     files = {
         "simulator": (sim, "simulator.yaml"),
         "turnout": (turnout, "turnout.yaml"),
@@ -359,6 +381,7 @@ def _write_configs(tmp: Path, sim_url: str) -> dict[str, Path]:
         "litellm": (litellm, "litellm.yaml"),
         "generate": (generate, "generate.json"),
         "body": (body, "body.json"),
+        "body_turnout": (body_turnout, "body-turnout.json"),
     }
     paths = {}
     for key, (content, filename) in files.items():
@@ -418,7 +441,7 @@ def _point(
         ]
         argv += ["--method", method, *common]
     else:
-        argv = [sys.executable, "-m", "benchmarks.loadgen_http", target.address, "--body", str(paths["body"])]
+        argv = _http_argv(target, paths)
         argv += ["--stream", *common] if target.stream else common
     env = {**os.environ, "LOADGEN_API_KEY": api_key} if api_key else None
     pids = server.pids()
@@ -435,6 +458,34 @@ def _point(
     result["cpu_s"] = cpu
     result["requests"] = result["calls"] + mode.warmup  # the warm-up's CPU is in cpu_s too
     return result
+
+
+def _http_argv(target: Target, paths: dict[str, Path]) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.loadgen_http",
+        target.address,
+        "--body",
+        str(paths[target.body]),
+    ]
+    for header in target.headers:
+        argv += ["--header", header]
+    return argv
+
+
+def portkey_config(sim_url: str) -> str:
+    """Portkey's routing for the run: the two models on the simulator, the second the fallback."""
+    targets = [
+        {
+            "provider": "openai",
+            "api_key": "sk-simulator",
+            "custom_host": sim_url,
+            "override_params": {"model": m},
+        }
+        for m in MODELS
+    ]
+    return json.dumps({"strategy": {"mode": "fallback"}, "targets": targets, "retry": {"attempts": 0}})
 
 
 def _pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -469,7 +520,7 @@ def _fallback_check(target: Target, paths: dict[str, Path], sim_url: str, api_ke
             "Generate",
         ]
     else:
-        argv += ["benchmarks.loadgen_http", target.address, "--body", str(paths["body"])]
+        argv = _http_argv(target, paths)
     argv += ["--calls", "1", "--warmup", "0"]
     env = {**os.environ, "LOADGEN_API_KEY": api_key} if api_key else None
     done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=60)
@@ -501,6 +552,7 @@ class _Bench:
         self.cpu_s: dict[str, float] = {}
         self.requests: dict[str, int] = {}
         self.litellm_failed = ""
+        self.portkey_skipped = ""
         self.settle_s: list[float] = []  # before each point, the wait for the servers to go quiet
 
     def _start(self, name: str, argv: list[str], ready: Callable[[], bool], **kw: Any) -> Server:
@@ -509,13 +561,14 @@ class _Bench:
         self.cpu_s[name], self.requests[name] = 0.0, 0
         return server
 
-    def _add(self, name: str, server: str, address: str, *, grpc: bool, streams: bool = True) -> None:
-        self.targets.append(Target(name, server, address, stream=False, grpc=grpc, baseline="direct"))
+    def _add(
+        self, name: str, server: str, address: str, *, grpc: bool, streams: bool = True, **http: Any
+    ) -> None:
+        """A target, and its streamed twin unless `streams` is false; `http`: body= and headers=."""
+        unary = Target(name, server, address, stream=False, grpc=grpc, baseline="direct", **http)
+        self.targets.append(unary)
         if streams:
-            stream = Target(
-                f"{name} stream", server, address, stream=True, grpc=grpc, baseline="direct stream"
-            )
-            self.targets.append(stream)
+            self.targets.append(replace(unary, name=f"{name} stream", stream=True, baseline="direct stream"))
 
     def _turnout(
         self, name: str, config: Path, env: dict[str, str] | None = None, *, streams: bool = True
@@ -533,6 +586,17 @@ class _Bench:
         self._start("simulator", [*argv, "--port", str(self.sim_port)], healthz)
         self._add("direct", "simulator", self.sim_url, grpc=False)
         self._turnout("turnout", paths["turnout"])
+        # The same config in a process of its own serving the OpenAI-compatible HTTP API: one
+        # process per proxy, as LiteLLM's and Portkey's are measured.
+        port = _free_port()
+        argv = [py, "-m", "sidecar", "serve", "--config", str(paths["turnout"]), "--port", "0"]
+        self._start(
+            "turnout http", [*argv, "--http-port", str(port)], _http_ok(f"http://127.0.0.1:{port}/readyz")
+        )
+        self._add(
+            "turnout http", "turnout http", f"http://127.0.0.1:{port}/v1", grpc=False, body="body_turnout"
+        )
+        self._portkey()
         # The same sidecar with telemetry on as a pod runs it by default: traces over OTLP to a sink
         # that does not decode (its CPU is its own, not billed to the sidecar) with the default
         # sampling (10% of root requests), metrics on the Prometheus endpoint, the request log
@@ -560,6 +624,31 @@ class _Bench:
                 return
             server.workers = workers
             self._add(name, name, f"http://127.0.0.1:{port}/v1", grpc=False)
+
+    def _portkey(self) -> None:
+        """Portkey's gateway on the machine's Node.js, when scripts/bench-deps.sh installed it."""
+        node = shutil.which("node")
+        if os.environ.get(PORTKEY_SWITCH, "").lower() == "skip":
+            self.portkey_skipped = f"skipped: {PORTKEY_SWITCH}=skip"
+        elif node is None or not PORTKEY_START.is_file():
+            self.portkey_skipped = (
+                "skipped: no Node.js, or tools/portkey not installed (scripts/bench-deps.sh)"
+            )
+        if self.portkey_skipped:
+            return
+        assert node is not None
+        port = _free_port()
+        argv = [node, str(PORTKEY_START), f"--port={port}", "--headless"]
+        env = {**os.environ, "NODE_ENV": "production"}
+        try:
+            self._start("portkey", argv, _http_ok(f"http://127.0.0.1:{port}/"), env=env, cwd=PORTKEY_DIR)
+        except RuntimeError as exc:
+            self.portkey_skipped = f"skipped: {exc}"[:1500]
+            return
+        header = f"x-portkey-config: {portkey_config(self.sim_url)}"
+        self._add(
+            "portkey", "portkey", f"http://127.0.0.1:{port}/v1", grpc=False, streams=False, headers=(header,)
+        )
 
     def key(self, target: Target) -> str:
         return self.master_key if target.server.startswith("litellm") else ""
@@ -674,6 +763,11 @@ def run(quick: bool) -> dict[str, Any]:
         "processes": processes,
         "fallback_check": fallback,
         "litellm": {"version": LITELLM_VERSION, "skipped": litellm_skipped or bench.litellm_failed or None},
+        "portkey": {
+            "version": portkey_version(),
+            "skipped": bench.portkey_skipped or None,
+            "streams": PORTKEY_STREAMS,
+        },
         "settle": {
             "points": len(bench.settle_s),
             "total_s": round(sum(bench.settle_s), 1),
@@ -684,6 +778,45 @@ def run(quick: bool) -> dict[str, Any]:
     }
     results["comparison"] = _compare(results)
     return results
+
+
+def portkey_version() -> str:
+    """The gateway's version as pinned by tools/portkey/package.json."""
+    manifest = json.loads((PORTKEY_DIR / "package.json").read_text())
+    return str(manifest["devDependencies"]["@portkey-ai/gateway"])
+
+
+# comparison key -> (Turnout's target, the rival's): one process each, the same workload and
+# fallback. The issue's goals (GOAL_THROUGHPUT_RATIO, GOAL_ADDED_RATIO) are set against LiteLLM;
+# against Portkey the ratios are reported without a verdict.
+VERSUS = (
+    ("vs_litellm_1w", "turnout", "litellm 1w"),
+    ("http_vs_litellm_1w", "turnout http", "litellm 1w"),
+    ("http_vs_portkey", "turnout http", "portkey"),
+)
+
+
+def _versus(closed: dict[str, Any], best: dict[str, float], ours: str, rival: str) -> dict[str, Any]:
+    """Best throughput over the rival's (and streams', where both streamed), added latency at
+    concurrency 1 as a share of the rival's, and the streams' TTFT at concurrency 1."""
+    ratios: dict[str, Any] = {"throughput": round(best[ours] / best[rival], 1)}
+    streams = f"{ours} stream", f"{rival} stream"
+    if all(name in best for name in streams):
+        ratios["throughput_stream"] = round(best[streams[0]] / best[streams[1]], 1)
+        ratios["ttft_p50_ms_c1"] = {
+            name: closed[name]["c1"].get("ttft_p50_ms") for name in (streams[0], streams[1])
+        }
+    t1, l1 = closed[ours]["c1"], closed[rival]["c1"]
+    for q in ("p50", "p99"):
+        # A negative or zero overhead for Turnout is as good as it gets: ratio 0.
+        ratios[f"added_{q}_c1"] = round(max(t1[f"added_{q}_ms"], 0.0) / max(l1[f"added_{q}_ms"], 1e-9), 3)
+    if not rival.startswith("litellm"):
+        return ratios
+    return ratios | {
+        "met": ratios["throughput"] >= GOAL_THROUGHPUT_RATIO
+        and ratios["added_p50_c1"] <= GOAL_ADDED_RATIO
+        and ratios["added_p99_c1"] <= GOAL_ADDED_RATIO
+    }
 
 
 def _telemetry_slices(bench: _Bench, mode: Mode) -> dict[str, Any]:
@@ -779,21 +912,11 @@ def _compare(r: dict[str, Any]) -> dict[str, Any]:
             }
     idle = r["processes"]["turnout"]["idle_rss_mb"]
     out["turnout_idle_rss"] = {"mb": idle, "met": idle <= GOAL_IDLE_RSS_MB}
+    for key, ours, rival in VERSUS:
+        if ours in closed and rival in closed:
+            out[key] = _versus(closed, best, ours, rival)
     if "litellm 1w" in closed:
-        ratios: dict[str, Any] = {}
-        for suffix in ("", " stream"):
-            ratios[f"throughput{suffix.replace(' ', '_')}"] = round(
-                best[f"turnout{suffix}"] / best[f"litellm 1w{suffix}"], 1
-            )
-        t1, l1 = closed["turnout"]["c1"], closed["litellm 1w"]["c1"]
-        for q in ("p50", "p99"):
-            # A negative or zero overhead for Turnout is as good as it gets: ratio 0.
-            ratios[f"added_{q}_c1"] = round(max(t1[f"added_{q}_ms"], 0.0) / max(l1[f"added_{q}_ms"], 1e-9), 3)
-        out["vs_litellm_1w"] = ratios | {
-            "met": ratios["throughput"] >= GOAL_THROUGHPUT_RATIO
-            and ratios["added_p50_c1"] <= GOAL_ADDED_RATIO
-            and ratios["added_p99_c1"] <= GOAL_ADDED_RATIO
-        }
+        l1 = closed["litellm 1w"]["c1"]
         lp = r["processes"]["litellm 1w"]
         out["litellm_vs_reference"] = {
             "reference": LITELLM_REFERENCE,
@@ -814,6 +937,9 @@ LABELS = {
     "turnout telemetry": "Turnout Generate, telemetry on",
     "turnout telemetry stream": "Turnout GenerateStream, telemetry on",
     "turnout telemetry all": "Turnout Generate, telemetry on, every trace",
+    "turnout http": "Turnout /v1/chat/completions (HTTP)",
+    "turnout http stream": "Turnout /v1/chat/completions, stream",
+    "portkey": "Portkey gateway",
 }
 
 
@@ -922,14 +1048,24 @@ def report(results: dict[str, Any]) -> list[str]:
         goals.append(f"- {added_at_goal_rate(g)}.")
     else:
         goals.append(f"- Added latency at {GOAL_RATE} req/s: not measured in this mode.")
-    v = c.get("vs_litellm_1w")
-    if v:
-        goals.append(
-            f"- Against LiteLLM, one worker / process each: best throughput {v['throughput']}x "
-            f"(streams {v['throughput_stream']}x; goal >= {GOAL_THROUGHPUT_RATIO:g}x); added latency at "
-            f"concurrency 1, Turnout's over LiteLLM's: p50 {v['added_p50_c1']}, p99 {v['added_p99_c1']} "
-            f"(goal <= {GOAL_ADDED_RATIO}): {_met(v['met'])}."
-        )
+    for key, what in VERSUS_WORDS.items():
+        v = c.get(key)
+        if v:
+            judged = "met" in v
+            streams = f"streams {v['throughput_stream']}x" if "throughput_stream" in v else ""
+            goal = f"goal >= {GOAL_THROUGHPUT_RATIO:g}x" if judged else ""
+            ttft = v.get("ttft_p50_ms_c1")
+            ttfts = (
+                f"; TTFT p50 at concurrency 1 {' vs '.join(f'{t} ms' for t in ttft.values())}" if ttft else ""
+            )
+            goals.append(
+                f"- {what}, one worker / process each: best throughput {v['throughput']}x"
+                f"{' (' + '; '.join(x for x in (streams, goal) if x) + ')' if streams or goal else ''}; "
+                f"added latency at concurrency 1, Turnout's over theirs: p50 {v['added_p50_c1']}, "
+                f"p99 {v['added_p99_c1']}{f' (goal <= {GOAL_ADDED_RATIO})' if judged else ''}{ttfts}"
+                + (f": {_met(v['met'])}." if judged else ".")
+            )
+    if "vs_litellm_1w" in c:
         ref = c["litellm_vs_reference"]
         lr = ref["reference"]
         goals.append(
@@ -940,6 +1076,10 @@ def report(results: dict[str, Any]) -> list[str]:
         )
     else:
         goals.append("- Against LiteLLM: not measured (LiteLLM was skipped).")
+    portkey = r.get("portkey")
+    if portkey:
+        state = portkey["skipped"] or portkey["streams"]
+        goals.append(f"- Portkey's gateway {portkey['version']}: {state}.")
     for key, what in TELEMETRY_RUNS.items():
         t = c.get(key)
         if t:
@@ -962,6 +1102,12 @@ def report(results: dict[str, Any]) -> list[str]:
     goals.append(f"- Turnout idle RSS {i['mb']} MB (goal <= {GOAL_IDLE_RSS_MB:g}): {_met(i['met'])}.")
     return [*lines, "Goals:", "", *goals, ""]
 
+
+VERSUS_WORDS = {
+    "vs_litellm_1w": "Turnout gRPC against LiteLLM",
+    "http_vs_litellm_1w": "Turnout's HTTP front door against LiteLLM's proxy",
+    "http_vs_portkey": "Turnout's HTTP front door against Portkey's gateway",
+}
 
 # comparison key -> what was on
 TELEMETRY_RUNS = {

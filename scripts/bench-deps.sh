@@ -1,10 +1,25 @@
 #!/usr/bin/env bash
-# What `make bench` needs beyond the Python environment: valgrind, for the instruction counts
-# (benchmarks/instructions_bench.py). Installed with apt-get when missing and we are root;
-# otherwise that section is skipped, with the reason, and the rest of the benchmarks run.
+# What `make bench` needs beyond the Python environment:
+#   Portkey's gateway (tools/portkey, pinned by its package-lock.json) for the proxy comparison,
+#   installed with npm ci when npm is there; without it that target is skipped, with the reason.
+#   valgrind, for the instruction counts (benchmarks/instructions_bench.py). Installed with apt-get
+#   when missing and we are root; otherwise that section is skipped, with the reason.
+# The rest of the benchmarks run either way.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 note() { echo "bench-deps: $*" >&2; }
+
+PORTKEY_STAMP=tools/portkey/node_modules/.installed
+if [[ -f "$PORTKEY_STAMP" && "$PORTKEY_STAMP" -nt tools/portkey/package-lock.json ]]; then
+    :
+elif ! command -v npm >/dev/null 2>&1; then
+    note "npm is not on PATH; Portkey's gateway is left out of the proxy comparison"
+elif npm ci --prefix tools/portkey --no-audit --no-fund --loglevel=error >/dev/null; then
+    touch "$PORTKEY_STAMP"
+else
+    note "npm ci in tools/portkey failed; Portkey's gateway is left out of the proxy comparison"
+fi
 
 if command -v valgrind >/dev/null 2>&1; then
     exit 0

@@ -1,10 +1,12 @@
 """Composition root: the only module that names concrete classes, and the start/stop order.
 
 start:  telemetry -> HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline)
-        -> gRPC server -> probe listener (/readyz 200) -> config watcher (`serve_until_signalled`)
+        -> gRPC server -> HTTP front door (when server.http_port) -> probe listener (/readyz 200)
+        -> config watcher (`serve_until_signalled`)
 reload: runtime rebuilt from the new file on the same session, health and telemetry, swapped in whole
-stop:   config watcher -> /readyz 503 "draining" -> gRPC server (graceful) -> HTTP session
-        -> telemetry (flushes spans) -> probe listener (/livez answers until here)
+stop:   config watcher -> /readyz 503 "draining" -> gRPC server and HTTP front door (graceful,
+        side by side) -> HTTP session -> telemetry (flushes spans) -> probe listener (/livez
+        answers until here)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sidecar.execution.admission import Admission
 from sidecar.execution.breaker import BreakerSet
 from sidecar.execution.budget import Budget
 from sidecar.execution.executor import Executor, Resilience
+from sidecar.http_api.server import HttpApi
 from sidecar.pipeline import Pipeline
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
@@ -61,6 +64,9 @@ RESTART_ONLY = (
     "auth_token_env",
     "tls",
     "unix_socket_mode",
+    "http_host",
+    "http_port",
+    "http_auth_token_env",
 )
 
 
@@ -82,6 +88,8 @@ class ListenOverrides:
     metrics_port: int | None = None
     # --allow-remote-metrics: the metrics host may be off loopback (telemetry.prometheus.allow_remote)
     allow_remote_metrics: bool | None = None
+    http_host: str | None = None
+    http_port: int | None = None  # 0 turns the HTTP front door off, as server.http_port does
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +179,7 @@ class Sidecar:
         self.health = HealthTracker()
         self._session: aiohttp.ClientSession | None = None
         self._server: GrpcServer | None = None
+        self._http: HttpApi | None = None
         self._readiness = Readiness.STARTING
         self._probes: ProbeListener | None = None
         self._runtime: Runtime | None = None
@@ -185,6 +194,11 @@ class Sidecar:
     def server(self) -> GrpcServer:
         assert self._server is not None, "start() first"
         return self._server
+
+    @property
+    def http(self) -> HttpApi | None:
+        """The HTTP front door once started; None while server.http_port is unset or 0."""
+        return self._http
 
     @property
     def telemetry(self) -> Telemetry:
@@ -235,6 +249,7 @@ class Sidecar:
             server = GrpcServer(servicer, listen)
             await server.start()
             self._server = server
+            self._http = await self._start_http(config)
             self._readiness = Readiness.SERVING
             # The probe listener starts after the gRPC server, not before: start-up work runs on
             # the event loop without yielding, so an earlier listener could not answer "starting"
@@ -242,12 +257,34 @@ class Sidecar:
             # Started here, its first answer is true, and an open probe port means the API serves.
             self._probes = await self._start_probes(config.server)
         except BaseException:
+            if self._http is not None:
+                await self._http.close()
+                self._http = None
             if self._server is not None:
                 await self._server.stop(0)
                 self._server = None
             await self._session.close()
             telemetry.shutdown()
             raise
+
+    async def _start_http(self, config: Config) -> HttpApi | None:
+        o, settings = self._overrides, config.server
+        port = o.http_port if o.http_port is not None else settings.http_port
+        if not port:
+            return None
+        http = HttpApi(
+            self.runtime,
+            lambda: self.config.routes.keys(),
+            lambda: self._readiness is Readiness.SERVING,
+            host=o.http_host if o.http_host is not None else settings.http_host,
+            port=port,
+            token=config.http_auth_token,
+            max_request_bytes=int(settings.max_request_mb * 1024 * 1024),
+            default_timeout_s=settings.default_timeout_s,
+        )
+        await http.start()
+        log.info("HTTP front door (OpenAI and Anthropic APIs) at %s/v1", http.url)
+        return http
 
     async def _start_probes(self, settings: ServerSettings) -> ProbeListener | None:
         o = self._overrides
@@ -264,6 +301,8 @@ class Sidecar:
         """The config's check of listen addresses off loopback, again with the command line's."""
         o, server = self._overrides, self.config.server
         prometheus = self.config.telemetry.prometheus
+        if o.http_port is not None:
+            server = server.model_copy(update={"http_port": o.http_port})
         problems = exposure_problems(
             server,
             o.host if o.host is not None else server.host,
@@ -272,6 +311,8 @@ class Sidecar:
             host_field="--host" if o.host is not None else "server.host",
             metrics_field="--metrics-host" if o.metrics_host is not None else "telemetry.prometheus.host",
             allow_remote_metrics=bool(o.allow_remote_metrics),
+            http_host=o.http_host,
+            http_field="--http-host" if o.http_host is not None else "server.http_host",
         )
         if problems:
             raise ConfigError(
@@ -346,9 +387,12 @@ class Sidecar:
         # the probe listener closes last, so that /livez answers (and kubelet does not restart the
         # container) for as long as the drain and the span flush take.
         self._readiness = Readiness.DRAINING
+        grace = self.config.server.shutdown_grace_s if grace_s is None else grace_s
         try:
-            if self._server is not None:
-                await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
+            stopping = [self._server.stop(grace)] if self._server is not None else []
+            if self._http is not None:
+                stopping.append(self._http.close(grace))
+            await asyncio.gather(*stopping)
             if self._shared is not None:
                 await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
             if self._session is not None:
@@ -421,6 +465,8 @@ async def serve_until_signalled(
             where = sidecar.address + (
                 f" and unix:{sidecar.server.unix_socket}" if sidecar.server.unix_socket else ""
             )
+            if sidecar.http is not None:  # before the line below, which tools wait for
+                announce(f"turnout: OpenAI- and Anthropic-compatible HTTP API at {sidecar.http.url}/v1")
             announce(
                 f"turnout: listening on {where} (config {config.source}); SIGTERM or Ctrl-C stops, "
                 "SIGHUP reloads the config"

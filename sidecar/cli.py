@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
         "(default: server.probe_port, off)",
     )
     serve.add_argument(
+        "--http-host",
+        help="the OpenAI/Anthropic-compatible HTTP API's address (default: server.http_host, 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--http-port",
+        type=_port,
+        help="serve the OpenAI- and Anthropic-compatible HTTP API (/v1/chat/completions, /v1/messages, "
+        "/v1/models) on this port; 0: off (default: server.http_port, off)",
+    )
+    serve.add_argument(
         "--metrics-host",
         help="Prometheus scrape address, when telemetry.prometheus.enabled "
         "(default: telemetry.prometheus.host, 127.0.0.1)",
@@ -148,6 +158,8 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
         allow_remote_metrics=args.allow_remote_metrics,
+        http_host=args.http_host,
+        http_port=args.http_port,
     )
     try:
         asyncio.run(_serving(config, overrides, args))

@@ -14,24 +14,19 @@ kubelet restarts the container.
     any other path     404;  any other method on these paths  405
 
 Bounded: no request body is read and no request data is echoed; aiohttp caps the request line and
-header sizes (below), and a request it cannot parse gets a constant 400 and a debug log line (not
-aiohttp's error with a traceback and a quote of the request); each answer is a few constant bytes,
-so a client cannot make the loop work.
+header sizes (below), and a request it cannot parse gets a constant 400 and a debug log line
+(sidecar/listener.py); each answer is a few constant bytes, so a client cannot make the loop work.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from enum import Enum
 from http import HTTPStatus
-from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 
-log = logging.getLogger(__name__)
+from sidecar.listener import bound_port, listen, url
 
 # Kubelet sends a request line and a handful of short headers; anything larger is refused (400).
 MAX_LINE_BYTES = 1024
@@ -63,12 +58,16 @@ class ProbeListener:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return url(self.host, self.port)
 
     async def start(self) -> None:
-        server = _Server(
+        self._runner = await listen(
             self._answer,
+            _refusal,
+            self.host,
+            self.port,
+            "probes",
+            "server.probe_host / server.probe_port, or --probe-host / --probe-port",
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_FIELD_BYTES,
             max_headers=MAX_HEADERS,
@@ -76,18 +75,7 @@ class ProbeListener:
             lingering_time=0,  # a request body is never read: the connection closes instead
             access_log=None,  # a probe every few seconds in every pod is not worth a log line
         )
-        runner = web.ServerRunner(server, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise OSError(
-                f"cannot listen for probes on {self.host}:{self.port} (server.probe_host / "
-                f"server.probe_port, or --probe-host / --probe-port): {exc.strerror or exc}"
-            ) from None
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self.port = bound_port(self._runner)
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -105,37 +93,8 @@ class ProbeListener:
         return _plain(200 if readiness is Readiness.SERVING else 503, readiness.value)
 
 
-class _Server(web.Server):
-    """aiohttp's low-level server, its connections handled by _Quiet."""
-
-    def __init__(self, handler: Callable[[web.BaseRequest], Awaitable[web.Response]], **options: Any) -> None:
-        super().__init__(handler, **options)
-        self._options = options
-
-    def __call__(self) -> RequestHandler:  # the protocol factory the listening socket calls
-        return _Quiet(self, loop=asyncio.get_running_loop(), **self._options)
-
-
-class _Quiet(RequestHandler):
-    """Answers a request aiohttp refuses (too long, malformed) with a constant body.
-
-    aiohttp's own answer quotes up to 100 bytes of the request and logs an ERROR with a traceback:
-    on a port open to the pod network, anyone could fill the log. See the oversized-header test.
-    """
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        log.debug("probes: refused a request from %s: %s", request.remote, type(exc).__name__)
-        if request.writer.output_size > 0:  # as aiohttp does: an answer is already on its way
-            raise ConnectionError("the response was sent already")
-        response = _plain(status, HTTPStatus(status).phrase.lower())
-        response.force_close()
-        return response
+def _refusal(status: int) -> web.Response:
+    return _plain(status, HTTPStatus(status).phrase.lower())
 
 
 def _plain(status: int, word: str, allow: str = "") -> web.Response:

@@ -74,10 +74,16 @@ def _without(node: object, names: set[str]) -> object:
 
 
 @contextmanager
-def serve(tmp: Path, simulator: dict, *extra: str, **server: object) -> Iterator[Served]:
-    """Start the sidecar with an embedded simulator; yield once it prints where it listens."""
+def serve(
+    tmp: Path, simulator: dict, *extra: str, edit: Callable[[dict], None] | None = None, **server: object
+) -> Iterator[Served]:
+    """Start the sidecar with an embedded simulator; yield once it prints where it listens.
+
+    `edit`, if given, changes the config (as a dict) before the sidecar reads it."""
     sim_port = free_port()
     config, sim_config = write_configs(tmp, simulator, sim_port, **server)
+    if edit is not None:
+        rewrite_config(config, edit)
     process = subprocess.Popen(
         [
             sys.executable,

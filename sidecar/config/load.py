@@ -42,6 +42,7 @@ class Config:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     shadow: Mapping[str, ShadowSpec] = field(default_factory=dict)
     auth_token: Secret | None = None  # from server.auth_token_env
+    http_auth_token: Secret | None = None  # from server.http_auth_token_env
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -176,4 +177,5 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         telemetry=s.telemetry,
         shadow={sh.route: ShadowSpec(**sh.model_dump()) for sh in s.shadow},
         auth_token=Secret(env[s.server.auth_token_env]) if s.server.auth_token_env else None,
+        http_auth_token=Secret(env[s.server.http_auth_token_env]) if s.server.http_auth_token_env else None,
     )

@@ -42,6 +42,11 @@ class ServerSettings(Strict):
     tls: TlsSettings | None = None
     # The unix socket's file mode: owner only by default (who may connect is who may open it).
     unix_socket_mode: Annotated[int, Field(ge=0, le=0o777)] = 0o600
+    # The OpenAI- and Anthropic-compatible HTTP front door (sidecar/http_api): unset or 0 is off.
+    # Off loopback it needs its own bearer token (clients send it as their SDK's api_key).
+    http_host: str = "127.0.0.1"
+    http_port: int | None = Field(None, ge=0, le=65535)
+    http_auth_token_env: Annotated[str, Field(pattern=ENV_NAME)] | None = None
 
     @field_validator("unix_socket_mode", mode="before")
     @classmethod
@@ -60,13 +65,16 @@ MIN_TOKEN_CHARS = 16
 
 def server_problems(server: ServerSettings, env: Mapping[str, str]) -> list[str]:
     problems = []
-    if server.auth_token_env:
-        token = env.get(server.auth_token_env, "")
+    for setting in ("auth_token_env", "http_auth_token_env"):
+        name = getattr(server, setting)
+        if not name:
+            continue
+        token = env.get(name, "")
         if not token:
-            problems.append(f"server.auth_token_env: environment variable {server.auth_token_env} is not set")
+            problems.append(f"server.{setting}: environment variable {name} is not set")
         elif len(token.strip()) < MIN_TOKEN_CHARS or token != token.strip():
             problems.append(
-                f"server.auth_token_env: the token in {server.auth_token_env} must be at least "
+                f"server.{setting}: the token in {name} must be at least "
                 f"{MIN_TOKEN_CHARS} characters, without surrounding spaces"
             )
     if server.tls is not None:
@@ -97,13 +105,24 @@ def exposure_problems(
     host_field: str = "server.host",
     metrics_field: str = "telemetry.prometheus.host",
     allow_remote_metrics: bool = False,
+    http_host: str | None = None,
+    http_field: str = "server.http_host",
 ) -> list[str]:
     """Listen addresses off loopback that were not chosen deliberately (README, Access control).
 
     The routing API spends money and returns answers: off loopback it needs a token or TLS. The
     metrics endpoint is read-only aggregates: off loopback it needs to be allowed in so many words.
+    The HTTP front door (when its port is set; `http_host` None: its config's) has TLS nowhere in
+    front of it, so off loopback it needs its own token.
     """
     problems = []
+    http_host = server.http_host if http_host is None else http_host
+    if server.http_port and not is_loopback(http_host) and not server.http_auth_token_env:
+        problems.append(
+            f"{http_field}: {http_host!r} is not a loopback address, and anyone who can reach it could "
+            "spend your provider credit: set server.http_auth_token_env (clients then send the token "
+            "as their SDK's api_key) or listen on 127.0.0.1"
+        )
     if not is_loopback(host) and not server.auth_token_env and server.tls is None:
         problems.append(
             f"{host_field}: {host!r} is not a loopback address, and anyone who can reach it could "

@@ -14,8 +14,10 @@ subscribed every event goes to QUIET, which does nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol
 
 from sidecar.domain.outcome import AttemptRecord, AttemptStart
@@ -165,3 +167,31 @@ class _FanOutCall:
     def rpc_ended(self, event: RpcEnded) -> None:
         for c in self._calls:
             c.rpc_ended(event)
+
+
+class ObservedRpc:
+    """One call's observation as a context, for a front door (gRPC or HTTP): the call observer
+    started on entry, ended on exit. `with ObservedRpc(observer, method, metadata) as rpc:` ...
+    `rpc.call` is the call's observer. The handler sets `ended` when it chose a status; an
+    exception that cut the handler short (the client went away, a bug) ends it as CANCELLED or
+    INTERNAL."""
+
+    __slots__ = ("call", "ended")
+
+    def __init__(self, observer: Observer, method: str, metadata: Iterable[tuple[str, Any]] | None) -> None:
+        self.call = observer.rpc_started(RpcStarted(method, metadata))
+        self.ended = OK
+
+    def __enter__(self) -> ObservedRpc:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        ended = self.ended
+        if exc is not None and ended.status == "OK":  # not a status the handler chose
+            if isinstance(exc, asyncio.CancelledError):
+                ended = RpcEnded("CANCELLED", 1, "cancelled")
+            else:
+                ended = RpcEnded("INTERNAL", 13, type(exc).__name__)
+        self.call.rpc_ended(ended)

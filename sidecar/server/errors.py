@@ -1,15 +1,8 @@
-"""The one place where errors become gRPC statuses, with google.rpc.Status details.
+"""Errors as gRPC statuses with google.rpc.Status details, from the one error table.
 
-InvalidRequest       INVALID_ARGUMENT    ErrorInfo + BadRequest (every field violation)
-NotFound             NOT_FOUND           ErrorInfo + BadRequest (the field that named it)
-NoCandidate          FAILED_PRECONDITION ErrorInfo (each rejection in metadata)
-DeadlineExceeded     DEADLINE_EXCEEDED   ErrorInfo (attempts in metadata)
-ResourceExhausted    RESOURCE_EXHAUSTED  ErrorInfo + RetryInfo
-AllCandidatesFailed  UNAVAILABLE         ErrorInfo (+ RetryInfo when every failure was transient);
-                     INVALID_ARGUMENT when the provider rejected the request as malformed
-StreamInterrupted    UNAVAILABLE         ErrorInfo (what was delivered)
-Unavailable          UNAVAILABLE         ErrorInfo + RetryInfo
-anything else        INTERNAL            ErrorInfo (no internals in the message)
+Which code each domain error gets is decided in sidecar/domain/status.py (the HTTP front door
+reads the same table); here an ErrorStatus becomes a Status: ErrorInfo (reason and metadata)
+always, BadRequest when there are field violations, RetryInfo when there is a retry delay.
 
 Every status is bounded in size. Its message travels as `grpc-message` (percent-encoded: a
 non-ASCII byte takes three) and again, with the details, in `grpc-status-details-bin` (base64);
@@ -23,29 +16,16 @@ message is at most MAX_MESSAGE_BYTES of UTF-8, and the whole Status at most MAX_
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from sidecar.domain.errors import (
-    AllCandidatesFailed,
-    DeadlineExceeded,
-    InvalidRequest,
-    NoCandidate,
-    NotFound,
-    ResourceExhausted,
-    StreamInterrupted,
-    TurnoutError,
-    Unauthenticated,
-    Unavailable,
-)
-from sidecar.domain.outcome import FailureClass
+from sidecar.domain.status import ErrorStatus, error_status
+from sidecar.log_limit import LogLimiter as LogLimiter  # the servicer's and its tests' import
 
 DOMAIN = "turnout.dev"
 MAX_MESSAGE_BYTES = 1024  # UTF-8; as grpc-message at most 3 KB
@@ -73,10 +53,9 @@ def _shorten_bytes(text: str, limit: int) -> str:
 
 
 def to_status(exc: BaseException) -> grpc.Status:
-    code, details = _code_and_details(exc)
-    message = _shorten_bytes(
-        str(exc) if isinstance(exc, TurnoutError) else "internal error", MAX_MESSAGE_BYTES
-    )
+    error = error_status(exc)
+    code, details = int(error.code), _details(error)
+    message = _shorten_bytes(error.message, MAX_MESSAGE_BYTES)
     listed = MAX_VIOLATIONS, MAX_METADATA
     status = _pack(code, message, details, *listed)
     while status.ByteSize() > MAX_STATUS_BYTES and listed != (0, 0):
@@ -120,8 +99,16 @@ def _trimmed_info(
     return trimmed
 
 
-def _info(exc: TurnoutError) -> error_details_pb2.ErrorInfo:
-    return error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata)
+def _details(status: ErrorStatus) -> list[Message]:
+    """ErrorInfo always; BadRequest with the field violations, RetryInfo with a retry delay."""
+    details: list[Message] = [
+        error_details_pb2.ErrorInfo(reason=status.reason, domain=DOMAIN, metadata=status.metadata)
+    ]
+    if status.violations:
+        details.append(_bad_request(status.violations))
+    if status.retry_after_s is not None:
+        details.append(_retry(status.retry_after_s))
+    return details
 
 
 def _retry(seconds: float) -> error_details_pb2.RetryInfo:
@@ -130,7 +117,7 @@ def _retry(seconds: float) -> error_details_pb2.RetryInfo:
     return error_details_pb2.RetryInfo(retry_delay=delay)
 
 
-def _bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequest:
+def _bad_request(violations: tuple[tuple[str, str], ...]) -> error_details_pb2.BadRequest:
     return error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(
@@ -139,60 +126,3 @@ def _bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequ
             for f, d in violations
         ]
     )
-
-
-def _code_and_details(exc: BaseException) -> tuple[int, list[Message]]:
-    match exc:
-        case InvalidRequest():
-            fields = [(v.field, v.description) for v in exc.violations]
-            return code_pb2.INVALID_ARGUMENT, [_info(exc), _bad_request(fields)]
-        case NotFound():
-            return code_pb2.NOT_FOUND, [_info(exc), _bad_request([(exc.field, exc.message)])]
-        case NoCandidate():
-            return code_pb2.FAILED_PRECONDITION, [_info(exc)]
-        case DeadlineExceeded():
-            return code_pb2.DEADLINE_EXCEEDED, [_info(exc)]
-        case ResourceExhausted():
-            return code_pb2.RESOURCE_EXHAUSTED, [_info(exc), _retry(exc.retry_after_s)]
-        case AllCandidatesFailed():
-            if exc.final_failure is FailureClass.BAD_REQUEST:
-                return code_pb2.INVALID_ARGUMENT, [_info(exc)]
-            retry = exc.retry_after_s
-            return code_pb2.UNAVAILABLE, [_info(exc)] + ([_retry(retry)] if retry is not None else [])
-        case StreamInterrupted():
-            return code_pb2.UNAVAILABLE, [_info(exc)]
-        case Unavailable():
-            return code_pb2.UNAVAILABLE, [_info(exc), _retry(1.0)]
-        case Unauthenticated():
-            return code_pb2.UNAUTHENTICATED, [_info(exc)]
-        case TurnoutError():
-            return code_pb2.INTERNAL, [_info(exc)]
-    return code_pb2.INTERNAL, [error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN)]
-
-
-class LogLimiter:
-    """A token bucket for log lines: `burst` at once, then `per_second`; a line let through after
-    some were held back says how many ("12 similar lines suppressed"). A burst of 4,000 bad
-    requests once wrote 26,500 lines of tracebacks; the log must stay readable and cheap."""
-
-    def __init__(
-        self, per_second: float = 1.0, burst: int = 10, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._rate = per_second
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._clock = clock
-        self._last = clock()
-        self.suppressed = 0
-
-    def take(self) -> int | None:
-        """None: drop this line. Otherwise how many lines were dropped since the last one let through."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens < 1:
-            self.suppressed += 1
-            return None
-        self._tokens -= 1
-        dropped, self.suppressed = self.suppressed, 0
-        return dropped

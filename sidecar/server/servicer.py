@@ -31,7 +31,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, Unavailable
-from sidecar.domain.observe import QUIET, Observer, RpcEnded
+from sidecar.domain.observe import QUIET, ObservedRpc, Observer, RpcEnded
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
 from sidecar.domain.result import ExecutionResult
@@ -43,7 +43,6 @@ from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.server.convert_in import AnyRequest, to_chat_request
 from sidecar.server.errors import LogLimiter, to_status
-from sidecar.server.observed import ObservedRpc
 from sidecar.shadow.runner import ShadowRunner
 
 log = logging.getLogger(__name__)

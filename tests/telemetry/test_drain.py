@@ -18,8 +18,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from sidecar.domain.observe import QUIET, RpcEnded
-from sidecar.server.observed import ObservedRpc
+from sidecar.domain.observe import QUIET, ObservedRpc, RpcEnded
 from sidecar.telemetry import TelemetryOptions, build_telemetry
 from sidecar.telemetry.pending import DRAIN_DELAY_S
 from sidecar.telemetry.recorder import Telemetry

@@ -11,10 +11,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from sidecar.domain.context import outbound_headers
 from sidecar.domain.model import ProviderSpec
-from sidecar.domain.observe import AttemptEnded
+from sidecar.domain.observe import AttemptEnded, ObservedRpc
 from sidecar.domain.outcome import AttemptCause, AttemptOutcome, AttemptRecord, AttemptStart, FailureClass
 from sidecar.domain.response import Completion, Usage
-from sidecar.server.observed import ObservedRpc
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 from tests.factories import chat, model, provider
 

@@ -31,8 +31,7 @@ from opentelemetry.trace import Link, SpanKind, StatusCode, TraceState, get_curr
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
-from sidecar.domain.observe import RpcEnded
-from sidecar.server.observed import ObservedRpc
+from sidecar.domain.observe import ObservedRpc, RpcEnded
 from sidecar.telemetry import TelemetryOptions, build_telemetry
 from sidecar.telemetry.fast.finished_spans import FastSpans
 

@@ -1,0 +1,151 @@
+"""Routing hints in request headers, and the decision in response headers.
+
+The SDKs send a fixed body, but every one of them lets an app add headers (`extra_headers`,
+`default_headers`), so hints travel as `x-turnout-*` headers and the body stays what the SDK
+built. `model` picks a route by name, pins a registry model, or (`auto`, absent) takes the
+default route.
+
+    x-turnout-tier               user tier            x-turnout-priority   batch|normal|interactive|critical
+    x-turnout-task-type          task type            x-turnout-tenant     tenant id
+    x-turnout-tags               a,b,c                x-turnout-labels     k=v,k2=v2
+    x-turnout-latency-budget-ms  a positive number    x-turnout-max-cost-usd-nanos  a whole number
+    x-request-id                 the request id (else one is made); echoed back
+
+Answers carry x-request-id, x-turnout-route, x-turnout-model (the model that answered),
+x-turnout-attempts and x-turnout-cost-usd-nanos (every attempt's cost); a stream's headers go
+out before the answer, so it carries the route and request id only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Container, Mapping
+from dataclasses import replace
+
+from sidecar.domain.errors import NotFound
+from sidecar.domain.plan import Plan
+from sidecar.domain.request import ChatRequest, Priority
+from sidecar.domain.result import ExecutionResult
+from sidecar.http_api.reading import MAX_NAME, MAX_NAMES, Reader
+
+PREFIX = "x-turnout-"
+REQUEST_ID = "x-request-id"
+MAX_ID = 128
+AUTO = "auto"
+_PRIORITIES = {p.name.lower(): p for p in Priority}
+
+
+def annotate(
+    r: Reader,
+    chat: ChatRequest,
+    headers: Mapping[str, str],
+    model: str,
+    routes: Collection[str],
+    models: Container[str],
+) -> ChatRequest:
+    """`chat` with the hints of its headers and its `model`; violations go to `r`.
+
+    Raises NotFound (404) for a `model` that is neither a route nor a registry model, once the
+    request is otherwise valid.
+    """
+    hints = chat.hints
+    get = headers.get
+    tags = _list(r, PREFIX + "tags", get(PREFIX + "tags", ""))
+    labels = dict(chat.labels)
+    for item in _list(r, PREFIX + "labels", get(PREFIX + "labels", "")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            r.bad(PREFIX + "labels", f"each label is key=value (got {item[:64]!r})")
+        labels[key.strip()] = value.strip()
+    priority = hints.priority
+    if word := get(PREFIX + "priority", "").strip().lower():
+        if word in _PRIORITIES:
+            priority = _PRIORITIES[word]
+        else:
+            r.bad(PREFIX + "priority", f"one of {', '.join(_PRIORITIES)} (got {word[:64]!r})")
+    budget = hints.latency_budget_s
+    if text := get(PREFIX + "latency-budget-ms", ""):
+        budget = _number(r, PREFIX + "latency-budget-ms", text, whole=False)
+        budget = budget / 1000 if budget else None
+    max_cost = hints.max_cost_usd_nanos
+    if text := get(PREFIX + "max-cost-usd-nanos", ""):
+        max_cost = int(_number(r, PREFIX + "max-cost-usd-nanos", text, whole=True) or 0)
+    route, pinned = hints.route, hints.pinned_model
+    if model and model != AUTO:
+        if model in routes:
+            route = model
+        elif model in models:
+            pinned = model
+    request_id = get(REQUEST_ID, "") or chat.request_id
+    if len(request_id) > MAX_ID:
+        r.bad(REQUEST_ID, f"at most {MAX_ID} characters")
+    task_type = _name(r, PREFIX + "task-type", get(PREFIX + "task-type", hints.task_type))
+    tier = _name(r, PREFIX + "tier", get(PREFIX + "tier", hints.user_tier))
+    tenant = _name(r, PREFIX + "tenant", get(PREFIX + "tenant", chat.tenant_id))
+    r.check()
+    if model and model != AUTO and not (route or pinned):
+        raise NotFound(
+            "MODEL_NOT_FOUND",
+            "model",
+            f"model {model[:MAX_NAME]!r} is neither a route ({', '.join(sorted(routes))}) nor a model "
+            "of the registry (GET /v1/models lists both), nor 'auto'",
+        )
+    return replace(
+        chat,
+        hints=replace(
+            hints,
+            task_type=task_type,
+            user_tier=tier,
+            priority=priority,
+            latency_budget_s=budget,
+            max_cost_usd_nanos=max_cost,
+            route=route,
+            pinned_model=pinned,
+            tags=hints.tags | frozenset(tags),
+        ),
+        request_id=request_id or uuid.uuid4().hex,
+        tenant_id=tenant,
+        labels=labels,
+    )
+
+
+def answered(plan: Plan, result: ExecutionResult, request_id: str) -> dict[str, str]:
+    return {
+        REQUEST_ID: request_id,
+        PREFIX + "route": plan.route,
+        PREFIX + "model": result.candidate.model.name,
+        PREFIX + "attempts": str(len(result.attempts)),
+        PREFIX + "cost-usd-nanos": str(result.total_cost_usd_nanos),
+    }
+
+
+def streaming(plan: Plan, request_id: str) -> dict[str, str]:
+    return {REQUEST_ID: request_id, PREFIX + "route": plan.route}
+
+
+def _name(r: Reader, field: str, value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_NAME:
+        r.bad(field, f"at most {MAX_NAME} characters (got {len(value):,})")
+        return ""
+    return value
+
+
+def _list(r: Reader, field: str, text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if len(items) > MAX_NAMES:
+        r.bad(field, f"at most {MAX_NAMES} entries (got {len(items):,})")
+        return []
+    return [_name(r, field, item) for item in items]
+
+
+def _number(r: Reader, field: str, text: str, *, whole: bool) -> float | None:
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        r.bad(field, f"must be a {'whole ' if whole else ''}number (got {text[:64]!r})")
+        return None
+    if not value >= 0 or value == float("inf") or (not whole and value == 0):
+        r.bad(field, "must be positive" if not whole else "must not be negative")
+        return None
+    return float(value)

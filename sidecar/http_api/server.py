@@ -1,0 +1,355 @@
+"""The HTTP front door's listener: routes, limits, auth, and the unary and streamed call flow.
+
+    POST /v1/chat/completions   OpenAI Chat Completions (openai.py)
+    POST /v1/messages           Anthropic Messages (anthropic.py)
+    GET  /v1/models             the registry's models and the route names, in OpenAI's list shape
+    GET  /healthz               200 while the event loop answers
+    GET  /readyz                200 while the sidecar serves; 503 while it starts or drains
+
+Every call goes through the one pipeline the gRPC API uses (policy -> executor): this module
+converts, bounds and reports, and holds no routing logic. A body over server.max_request_mb is
+refused (413) as it arrives, before it is parsed; request lines and headers are capped by aiohttp
+(MAX_*), and a request it cannot parse gets a constant JSON 400 (sidecar/listener.py).
+
+A stream's first bytes go out only with its first chunk: a failure before it (every candidate
+failed, a deadline) is an ordinary error response with its status, which the SDKs raise as
+typed errors. A failure after it ends the stream with the API's error event, never a silent stop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
+from contextlib import suppress
+from dataclasses import replace
+from typing import Any, Protocol, cast
+
+import orjson
+from aiohttp import web
+
+from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, Unauthenticated
+from sidecar.domain.model import Secret
+from sidecar.domain.observe import Observer
+from sidecar.domain.plan import Plan
+from sidecar.domain.response import StreamChunk
+from sidecar.domain.result import ExecutionResult
+from sidecar.domain.status import ErrorStatus, error_status
+from sidecar.http_api import errors, hints
+from sidecar.http_api.anthropic import AnthropicMessages
+from sidecar.http_api.errors import TOO_LARGE
+from sidecar.http_api.observe import Observed
+from sidecar.http_api.openai import OpenAIChat
+from sidecar.http_api.reading import Reader
+from sidecar.http_api.wire import Inbound, Wire
+from sidecar.listener import bound_port, listen, url
+from sidecar.log_limit import LogLimiter
+from sidecar.pipeline import Pipeline
+from sidecar.registry.registry import Registry
+
+log = logging.getLogger(__name__)
+# Unexpected failures are logged with their traceback, but a burst of them must not flood the log.
+_log_limit = LogLimiter(per_second=1.0, burst=10)
+
+MAX_LINE_BYTES = 8190  # aiohttp's default request line and header field limits, made explicit
+MAX_FIELD_BYTES = 8190
+MAX_HEADERS = 100
+MAX_MESSAGE = 1024  # characters of an error message
+KEEPALIVE_S = 75.0  # SDKs keep a pool of connections; closing idle ones sooner makes them reconnect
+# A client's timeout, which the Stainless-built SDKs (openai, anthropic) send in seconds: work
+# past it is wasted, so it bounds the call's deadline like a gRPC deadline does.
+CLIENT_TIMEOUT = "x-stainless-timeout"
+OPENAI, ANTHROPIC = OpenAIChat(), AnthropicMessages()
+_JSON = "application/json"
+
+
+class Serving(Protocol):
+    """What the front door needs of the runtime in effect (server.servicer.Runtime has it)."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def observer(self) -> Observer: ...
+
+
+class HttpApi:
+    """`await start()` binds host:port (0: a free one, see `port`); `await close(grace_s)` drains."""
+
+    def __init__(
+        self,
+        runtime: Callable[[], Serving],
+        routes: Callable[[], Collection[str]],
+        ready: Callable[[], bool],
+        *,
+        host: str,
+        port: int,
+        token: Secret | None,
+        max_request_bytes: int,
+        default_timeout_s: float,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._runtime = runtime
+        self._routes = routes
+        self._ready = ready
+        self._token = token.reveal().encode() if token is not None else None
+        self._max_request_bytes = max_request_bytes
+        self._default_timeout_s = default_timeout_s
+        self._runner: web.ServerRunner | None = None
+        self._handlers: dict[tuple[str, str], Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]] = {
+            ("POST", "/v1/chat/completions"): lambda request: self._generate(request, OPENAI),
+            ("POST", "/v1/messages"): lambda request: self._generate(request, ANTHROPIC),
+            ("GET", "/v1/models"): self._models,
+            ("GET", "/healthz"): self._healthz,
+            ("GET", "/readyz"): self._readyz,
+        }
+
+    @property
+    def url(self) -> str:
+        return url(self.host, self.port)
+
+    async def start(self) -> None:
+        self._runner = await listen(
+            self._dispatch,
+            _refusal,
+            self.host,
+            self.port,
+            "HTTP",
+            "server.http_host / server.http_port, or --http-host / --http-port",
+            handler_cancellation=True,  # a client that hangs up cancels its provider calls
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_FIELD_BYTES,
+            max_headers=MAX_HEADERS,
+            keepalive_timeout=KEEPALIVE_S,
+            access_log=None,  # telemetry's request log has one line per call already
+        )
+        self.port = bound_port(self._runner)
+
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop listening; calls in flight get `grace_s` to finish, then are cancelled."""
+        if self._runner is None:
+            return
+        runner, self._runner = self._runner, None
+        for site in list(runner.sites):
+            await site.stop()
+        server = runner.server
+        if server is not None:
+            server.pre_shutdown()  # idle keep-alive connections close now
+            await server.shutdown(grace_s)
+        await runner.cleanup()
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        handler = self._handlers.get((request.method, request.path))
+        if handler is not None:
+            return await handler(request)
+        wire = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
+        known = any(path == request.path for _, path in self._handlers)
+        word = "method not allowed" if known else "not found"
+        return _error(
+            wire,
+            InvalidRequest([FieldViolation("", f"{request.method} {request.path[:200]}: {word}")]),
+            405 if known else 404,
+        )
+
+    async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:
+        return _plain(200, "ok")
+
+    async def _readyz(self, request: web.BaseRequest) -> web.StreamResponse:
+        ready = self._ready()
+        return _plain(200 if ready else 503, "ok" if ready else "not serving")
+
+    async def _models(self, request: web.BaseRequest) -> web.StreamResponse:
+        if (refused := self._refused(request, OPENAI)) is not None:
+            return refused
+        registry = self._runtime().registry
+        entries = [
+            {
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.provider,
+                "turnout": {"kind": "model"},
+            }
+            for m in registry.models
+        ]
+        entries += [
+            {"id": name, "object": "model", "created": 0, "owned_by": "turnout", "turnout": {"kind": "route"}}
+            for name in sorted(self._routes())
+        ]
+        return _json({"object": "list", "data": entries})
+
+    async def _generate(self, request: web.BaseRequest, wire: Wire) -> web.StreamResponse:
+        if (refused := self._refused(request, wire)) is not None:
+            return refused
+        runtime = self._runtime()
+        with Observed(runtime.observer, wire.operation, request.headers) as call:
+            try:
+                inbound = await self._read(request, wire, runtime.registry)
+                deadline = self._deadline(request)
+                if inbound.stream:
+                    return await self._stream(request, wire, inbound, runtime.pipeline, deadline, call)
+                generated = await runtime.pipeline.generate(inbound.chat, deadline, call.call)
+                return _json(
+                    wire.answer(inbound.chat, generated.plan, generated.result),
+                    hints.answered(generated.plan, generated.result, inbound.chat.request_id),
+                )
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a crash
+                return _error(wire, exc, call=call)
+
+    async def _stream(
+        self,
+        request: web.BaseRequest,
+        wire: Wire,
+        inbound: Inbound,
+        pipeline: Pipeline,
+        deadline: float,
+        call: Observed,
+    ) -> web.StreamResponse:
+        events = cast(
+            AsyncGenerator[Plan | StreamChunk | ExecutionResult, None],
+            pipeline.generate_stream(inbound.chat, deadline, call.call),
+        )
+        try:
+            plan = await anext(events)
+            assert isinstance(plan, Plan), "the pipeline yields the plan first"
+            first = await anext(events)  # raises before any byte is sent: an ordinary error response
+            response = web.StreamResponse(
+                headers={
+                    "content-type": "text/event-stream; charset=utf-8",
+                    "cache-control": "no-cache",
+                    "server": "turnout",
+                    **hints.streaming(plan, inbound.chat.request_id),
+                }
+            )
+            await response.prepare(request)
+            writer = wire.stream(inbound.chat, plan, inbound)
+            try:
+                async for event in _starting_with(first, events):
+                    if isinstance(event, StreamChunk):
+                        await response.write(writer.chunk(event))
+                    elif isinstance(event, ExecutionResult):
+                        await response.write(writer.end(event))
+            except Exception as exc:  # noqa: BLE001 - the stream ends with the API's error event
+                status = _record(exc, call)
+                with suppress(ConnectionError):  # the client may be gone: that is how it broke
+                    await response.write(writer.failed(status))
+            with suppress(ConnectionError):
+                await response.write_eof()
+            return response
+        finally:
+            await events.aclose()  # an abandoned stream's attempts are cancelled now, not at GC
+
+    async def _read(self, request: web.BaseRequest, wire: Wire, registry: Registry) -> Inbound:
+        body = await self._body(request)
+        r = Reader()
+        inbound = wire.read(r, body)
+        chat = hints.annotate(r, inbound.chat, request.headers, inbound.model, self._routes(), registry)
+        return replace(inbound, chat=chat)
+
+    async def _body(self, request: web.BaseRequest) -> dict[str, Any]:
+        limit = self._max_request_bytes
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise _too_large(declared, limit)
+        data = bytearray()
+        async for piece in request.content.iter_chunked(64 * 1024):
+            data += piece
+            if len(data) > limit:
+                raise _too_large(len(data), limit)
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            why = f"the body is not valid JSON ({exc.msg} at byte {exc.pos})" if data else "the body is empty"
+            raise InvalidRequest([FieldViolation("", why)], reason="MALFORMED_JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest(
+                [FieldViolation("", "the body must be a JSON object")], reason="MALFORMED_JSON"
+            )
+        return body
+
+    def _deadline(self, request: web.BaseRequest) -> float:
+        budget = self._default_timeout_s
+        with suppress(ValueError):
+            asked = float(request.headers.get(CLIENT_TIMEOUT, "inf"))
+            if asked > 0:
+                budget = min(budget, asked)
+        return time.monotonic() + budget
+
+    def _refused(self, request: web.BaseRequest, wire: Wire) -> web.StreamResponse | None:
+        """401 unless the call carries the token (when one is configured), as the SDKs send it:
+        `Authorization: Bearer <api_key>` (OpenAI) or `x-api-key: <api_key>` (Anthropic)."""
+        if self._token is None:
+            return None
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            given = request.headers.get("x-api-key", "")
+        # compare_digest: the time taken says nothing about how much of the token matched
+        if hmac.compare_digest(given.strip().encode(), self._token):
+            return None
+        why = "missing or wrong token: send it as the SDK's api_key (Authorization: Bearer or x-api-key)"
+        return _error(wire, Unauthenticated(why))
+
+
+async def _starting_with(
+    first: Plan | StreamChunk | ExecutionResult, rest: AsyncIterator[Plan | StreamChunk | ExecutionResult]
+) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+def _too_large(size: int, limit: int) -> InvalidRequest:
+    why = f"the request is {size:,} bytes or more, over the limit of {limit:,} (server.max_request_mb)"
+    return InvalidRequest([FieldViolation("", why)], reason=TOO_LARGE)
+
+
+def _record(exc: Exception, call: Observed | None) -> ErrorStatus:
+    """The failure's status, logged if it is ours (a client's mistake is in its answer) and recorded."""
+    if not isinstance(exc, TurnoutError) and (dropped := _log_limit.take()) is not None:
+        held = f" ({dropped} similar lines suppressed)" if dropped else ""
+        log.error("HTTP request failed unexpectedly: %s%s", type(exc).__name__, held, exc_info=exc)
+    status = error_status(exc)
+    if call is not None:
+        call.failed(exc, status)
+    return status
+
+
+def _error(
+    wire: Wire, exc: Exception, code: int | None = None, *, call: Observed | None = None
+) -> web.Response:
+    status = _record(exc, call)
+    if len(status.message) > MAX_MESSAGE:
+        status = _shortened(status)
+    http = code or errors.http_status(status)
+    return _json(wire.error(status, http), errors.headers(status), status=http)
+
+
+def _shortened(status: ErrorStatus) -> ErrorStatus:
+    cut = len(status.message) - MAX_MESSAGE
+    return replace(status, message=f"{status.message[:MAX_MESSAGE]}…({cut:,} more)")
+
+
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None, *, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type=_JSON,
+        headers={"server": "turnout", **(headers or {})},
+    )
+
+
+def _plain(status: int, word: str) -> web.Response:
+    return web.Response(
+        status=status, text=word + "\n", headers={"server": "turnout", "cache-control": "no-store"}
+    )
+
+
+def _refusal(status: int) -> web.Response:
+    """The answer to a request aiohttp cannot parse: constant, quoting nothing of the request."""
+    body = {"error": {"message": "the request could not be read", "type": "invalid_request_error"}}
+    return _json(body, status=status)

@@ -1,0 +1,32 @@
+"""The proxy bench's HTTP comparison: Portkey's routing config, and the verdicts each rival gets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from benchmarks import proxy_bench
+
+
+def _point(rps: float, added_p50: float, added_p99: float) -> dict[str, Any]:
+    return {"c1": {"rps": rps, "added_p50_ms": added_p50, "added_p99_ms": added_p99}}
+
+
+def test_portkey_gets_both_models_as_a_fallback_chain_on_the_simulator() -> None:
+    config = json.loads(proxy_bench.portkey_config("http://127.0.0.1:9/v1"))
+    assert config["strategy"] == {"mode": "fallback"}
+    assert [t["override_params"]["model"] for t in config["targets"]] == list(proxy_bench.MODELS)
+    assert {t["custom_host"] for t in config["targets"]} == {"http://127.0.0.1:9/v1"}
+
+
+def test_the_goals_are_judged_against_litellm_and_portkey_is_only_reported() -> None:
+    closed = {
+        "turnout http": _point(300, 0.5, 1.0),
+        "litellm 1w": _point(20, 10.0, 20.0),
+        "portkey": _point(100, 2.0, 4.0),
+    }
+    best = {name: points["c1"]["rps"] for name, points in closed.items()}
+    litellm = proxy_bench._versus(closed, best, "turnout http", "litellm 1w")
+    assert litellm == {"throughput": 15.0, "added_p50_c1": 0.05, "added_p99_c1": 0.05, "met": True}
+    portkey = proxy_bench._versus(closed, best, "turnout http", "portkey")
+    assert portkey == {"throughput": 3.0, "added_p50_c1": 0.25, "added_p99_c1": 0.25}

@@ -1,0 +1,212 @@
+"""The HTTP front door at the wire: limits, malformed input, auth, health, hints and the config's checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from turnout_simulator.server import Simulator
+
+from sidecar.app import ListenOverrides, Sidecar
+from sidecar.config import ConfigError, parse_config
+from sidecar.http_api import server
+from tests.conftest import EXAMPLE_CONFIG, point_at_simulator
+from tests.processes import free_port
+
+TOKEN = "front-door-token-0123456789"
+HELLO = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 5}
+
+
+def _config(sim: Simulator, env: dict[str, str] | None = None, **server: Any) -> Any:
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    point_at_simulator(raw, sim.root_url)
+    raw["server"].update({"http_port": free_port(), "max_request_mb": 0.01, **server})
+    return parse_config(raw, source="test", env=env or {})
+
+
+@pytest.fixture
+async def door(simulator: Simulator) -> AsyncIterator[str]:
+    running = Sidecar(_config(simulator), ListenOverrides(host="127.0.0.1", port=0))
+    await running.start()
+    assert running.http is not None
+    yield running.http.url
+    await running.stop(grace_s=0)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: Any, **headers: str) -> tuple[int, Any, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with http.post(url, data=data, headers=headers) as response:
+        return response.status, await response.json(content_type=None), response.headers
+
+
+async def test_malformed_json_is_a_400_saying_where(door: str, http: aiohttp.ClientSession) -> None:
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", b'{"messages": [')
+    assert status == 400
+    assert body["error"]["code"] == "malformed_json"
+    assert "not valid JSON" in body["error"]["message"]
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", b"[1, 2]")
+    assert status == 400
+    assert body["error"]["message"].endswith("the body must be a JSON object")
+
+
+async def test_every_violation_is_listed_with_its_field(door: str, http: aiohttp.ClientSession) -> None:
+    body = {
+        "messages": [{"role": "wizard", "content": "x"}, {"role": "user", "content": [{"type": "audio"}]}],
+        "temperature": "hot",
+        "top_p": 0,
+        "tools": [{"type": "function", "function": {"name": "bad name!"}}],
+    }
+    status, answer, _ = await _post(http, f"{door}/v1/chat/completions", body)
+    assert status == 400
+    fields = [v["field"] for v in answer["error"]["violations"]]
+    assert fields == [
+        "messages[0].role",
+        "messages[1].content[0]",
+        "tools[0].function.name",
+        "temperature",
+        "top_p",
+    ]
+    assert answer["error"]["param"] == "messages[0].role"
+
+
+async def test_a_body_over_the_limit_is_refused_with_413(door: str, http: aiohttp.ClientSession) -> None:
+    big = {"messages": [{"role": "user", "content": "x" * 20_000}]}  # max_request_mb 0.01: ~10 KB
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", big)
+    assert status == 413
+    assert body["error"]["code"] == "request_too_large"
+    status, body, _ = await _post(http, f"{door}/v1/messages", {**big, "max_tokens": 5})
+    assert status == 413
+    assert body["error"]["type"] == "request_too_large"
+
+
+async def test_an_oversized_header_gets_a_constant_400(door: str) -> None:
+    host, port = door.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read(4096)
+    writer.close()
+    assert answer.split(b" ", 2)[1] == b"400"
+    assert b"aaaa" not in answer  # nothing of the request is quoted back
+
+
+async def test_bad_hint_headers_are_400s_naming_the_header(door: str, http: aiohttp.ClientSession) -> None:
+    headers = {"x-turnout-latency-budget-ms": "soon", "x-turnout-priority": "urgent"}
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", HELLO, **headers)
+    assert status == 400
+    fields = {v["field"] for v in body["error"]["violations"]}
+    assert fields == {"x-turnout-latency-budget-ms", "x-turnout-priority"}
+
+
+async def test_a_max_cost_hint_that_no_model_meets_is_a_400(door: str, http: aiohttp.ClientSession) -> None:
+    status, body, _ = await _post(
+        http, f"{door}/v1/chat/completions", HELLO, **{"x-turnout-max-cost-usd-nanos": "1"}
+    )
+    assert status == 400
+    assert body["error"]["code"] == "no_candidate"
+
+
+async def test_health_readiness_and_unknown_paths(door: str, http: aiohttp.ClientSession) -> None:
+    for path in ("/healthz", "/readyz"):
+        async with http.get(door + path) as response:
+            assert response.status == 200
+            assert await response.text() == "ok\n"
+    async with http.get(door + "/v1/nothing") as response:
+        assert response.status == 404
+    async with http.get(door + "/v1/chat/completions") as response:
+        assert response.status == 405
+
+
+async def test_a_token_is_required_when_configured(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    config = _config(simulator, env={"HTTP_TOKEN": TOKEN}, http_auth_token_env="HTTP_TOKEN")
+    running = Sidecar(config, ListenOverrides(host="127.0.0.1", port=0))
+    await running.start()
+    try:
+        assert running.http is not None
+        url = running.http.url
+        status, body, _ = await _post(http, f"{url}/v1/chat/completions", HELLO)
+        assert status == 401
+        assert body["error"]["type"] == "authentication_error"
+        assert TOKEN not in json.dumps(body)
+        status, _, _ = await _post(http, f"{url}/v1/chat/completions", HELLO, authorization="Bearer wrong")
+        assert status == 401
+        status, _, _ = await _post(http, f"{url}/v1/chat/completions", HELLO, authorization=f"Bearer {TOKEN}")
+        assert status == 200
+        anthropic_style = {**HELLO, "max_tokens": 5}
+        status, _, _ = await _post(http, f"{url}/v1/messages", anthropic_style, **{"x-api-key": TOKEN})
+        assert status == 200
+        async with http.get(f"{url}/healthz") as response:  # probes need no token
+            assert response.status == 200
+    finally:
+        await running.stop(grace_s=0)
+
+
+def test_off_loopback_the_http_port_needs_a_token(simulator: Simulator) -> None:
+    with pytest.raises(ConfigError, match=re.escape("server.http_host: '0.0.0.0' is not a loopback address")):
+        _config(simulator, http_host="0.0.0.0")
+    with pytest.raises(
+        ConfigError, match=re.escape("server.http_auth_token_env: environment variable T is not set")
+    ):
+        _config(simulator, http_host="0.0.0.0", http_auth_token_env="T")
+    assert _config(simulator, env={"T": TOKEN}, http_host="0.0.0.0", http_auth_token_env="T").http_auth_token
+
+
+async def test_the_command_line_port_is_checked_too(simulator: Simulator) -> None:
+    config = _config(simulator, http_port=None)
+    sidecar = Sidecar(
+        config, ListenOverrides(host="127.0.0.1", port=0, http_host="0.0.0.0", http_port=free_port())
+    )
+    with pytest.raises(ConfigError, match=re.escape("--http-host: '0.0.0.0' is not a loopback address")):
+        await sidecar.start()
+
+
+async def test_the_request_log_and_metrics_record_http_calls_as_rpcs(
+    door: str, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="turnout.access")
+    status, _, headers = await _post(http, f"{door}/v1/chat/completions", HELLO, **{"x-request-id": "log-me"})
+    assert status == 200
+    for _ in range(50):  # the line is written at the telemetry's next drain
+        lines = [json.loads(r.getMessage()) for r in caplog.records if "log-me" in r.getMessage()]
+        if lines:
+            break
+        await asyncio.sleep(0.02)
+    assert lines, "no request log line"
+    assert lines[0]["rpc"] == "POST /v1/chat/completions"
+    assert lines[0]["status"] == "OK"
+    assert lines[0]["model"] == headers["x-turnout-model"]
+
+
+async def test_a_latency_budget_that_runs_out_is_a_504(door: str, http: aiohttp.ClientSession) -> None:
+    # Pinned: a route would drop every model whose expected latency is over the budget (a 400).
+    headers = {"x-turnout-latency-budget-ms": "0.5"}  # the simulator takes milliseconds to answer
+    pinned = {**HELLO, "model": "gpt-4o-mini"}
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", pinned, **headers)
+    assert status == 504, body
+    assert body["error"]["type"] == "timeout_error"
+    assert "latency budget" in body["error"]["message"]
+
+
+async def test_an_unexpected_failure_is_a_500_that_says_nothing_of_it(
+    door: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("internal detail: /srv/secret-path")
+
+    monkeypatch.setattr(server.OPENAI, "answer", broken)
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", HELLO)
+    assert status == 500
+    assert body["error"]["message"] == "internal error"
+    assert "secret" not in json.dumps(body)
