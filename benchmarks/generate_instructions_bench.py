@@ -60,6 +60,11 @@ async def _child(mode: str, calls: int) -> None:
     import sidecar.telemetry.pending as pending
     from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON, config_dict, route_request_json
     from sidecar import app
+
+    try:  # where the adapters are built: runtime.py since issue 22, app.py before (an older tree)
+        from sidecar import runtime
+    except ImportError:
+        runtime = app  # type: ignore[assignment,no-redef]
     from sidecar.config import parse_config
     from sidecar.domain.response import Completion, FinishReason, Usage
     from sidecar.providers.base import MockAdapter
@@ -85,7 +90,7 @@ async def _child(mode: str, calls: int) -> None:
 
     with (
         mock.patch.object(app, "RouterServicer", Kept),
-        mock.patch.object(app, "build_adapter", return_value=MockAdapter(lambda call: answer)),
+        mock.patch.object(runtime, "build_adapter", return_value=MockAdapter(lambda call: answer)),
     ):
         sidecar = app.Sidecar(config, app.ListenOverrides(host="127.0.0.1", port=0))
         await sidecar.start()

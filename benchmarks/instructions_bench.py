@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import sidecar.telemetry.pending as pending
 from benchmarks.workload import TELEMETRY_OFF, TELEMETRY_ON, config_dict, route_request_json
-from sidecar import app
+from sidecar import app, process
 from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server.servicer import RouterServicer
@@ -135,7 +135,7 @@ async def _child(variant: str, calls: int) -> None:
     ):
         sidecar = app.Sidecar(config, app.ListenOverrides(host="127.0.0.1", port=0))
         await sidecar.start()
-    app._freeze_startup_heap()  # as `turnout serve` does after start (its garbage-collector settings)
+    process._freeze_startup_heap()  # as `turnout serve` does after start (its garbage-collector settings)
     [servicer] = made
     context = _Context()
     for i in range(WARMUP + calls):

@@ -1,8 +1,8 @@
-"""Composition root: the only module that names concrete classes, and the start/stop order.
+"""Composition root: the sidecar's parts, named here (and in runtime.py) only, and their start/stop order.
 
 start:  telemetry -> HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline)
         -> gRPC server -> HTTP front door (when server.http_port) -> probe listener (/readyz 200)
-        -> config watcher (`serve_until_signalled`)
+        -> config watcher (process.serve_until_signalled)
 reload: runtime rebuilt from the new file on the same session, health and telemetry, swapped in whole
 stop:   config watcher -> /readyz 503 "draining" -> gRPC server and HTTP front door (graceful,
         side by side) -> HTTP session -> telemetry (flushes spans) -> probe listener (/livez
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import logging
-import signal
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,24 +27,15 @@ from sidecar.config import (
     exposure_problems,
     load_config,
 )
-from sidecar.domain.observe import Observer, fan_out
-from sidecar.execution.admission import Admission
-from sidecar.execution.breaker import BreakerSet
-from sidecar.execution.budget import Budget
-from sidecar.execution.executor import Executor, Resilience
 from sidecar.http_api.server import HttpApi
-from sidecar.pipeline import Pipeline
-from sidecar.policy.build import build_engine
-from sidecar.policy.cache import DecisionCache
 from sidecar.policy.health import HealthTracker
 from sidecar.probes import ProbeListener, Readiness
-from sidecar.providers.factory import build_adapter
 from sidecar.providers.session import make_session
-from sidecar.reload import ConfigWatcher, ReloadResult
+from sidecar.reload import ReloadResult
+from sidecar.runtime import Shared, build_runtime
 from sidecar.server.access import Access, TlsFiles
 from sidecar.server.serve import GrpcServer, Listen
 from sidecar.server.servicer import RouterServicer, Runtime
-from sidecar.shadow.runner import ShadowBook, ShadowRunner
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry, redact_log_records
 
 log = logging.getLogger(__name__)
@@ -90,78 +78,6 @@ class ListenOverrides:
     allow_remote_metrics: bool | None = None
     http_host: str | None = None
     http_port: int | None = None  # 0 turns the HTTP front door off, as server.http_port does
-
-
-@dataclass(frozen=True, slots=True)
-class Shared:
-    """State that outlives a config snapshot: live health, circuit breakers, retry/hedge budgets.
-
-    Built once at start from the first config; a reload keeps them (and their thresholds).
-    """
-
-    health: HealthTracker
-    breakers: BreakerSet
-    hedge_budget: Budget
-    retry_budget: Budget
-    telemetry: Telemetry
-    shadow: ShadowBook
-
-    @staticmethod
-    def build(config: Config, health: HealthTracker, telemetry: Telemetry) -> Shared:
-        r = config.resilience
-
-        def breaker_changed(model: str, state: str) -> None:
-            log.info("circuit breaker for %s is now %s", model, state)
-            health.set_breaker(model, state == "open")
-            telemetry.breaker_changed(model, state)
-
-        return Shared(
-            health=health,
-            breakers=BreakerSet(
-                fail_max=r.breaker.fail_max,
-                reset_timeout_s=r.breaker.reset_timeout_s,
-                probe_after_s=r.breaker.probe_after_s,
-                on_change=breaker_changed,
-            ),
-            hedge_budget=Budget(ratio=r.hedge_budget.ratio, min_per_s=r.hedge_budget.min_per_s),
-            retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
-            telemetry=telemetry,
-            shadow=ShadowBook(),
-        )
-
-
-def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared) -> Runtime:
-    """Everything one config snapshot serves with. Start and reload both build it here.
-
-    The session (one connection pool) and the shared state are kept across reloads; adapters,
-    admission limits, executor and policy are rebuilt from the config.
-    """
-    health = shared.health
-    adapters = {name: build_adapter(spec, session) for name, spec in config.providers.items()}
-    admission = Admission(
-        config.provider_limits, config.model_limits, max_wait_s=config.resilience.max_queue_wait_s
-    )
-    resilience = Resilience(shared.breakers, shared.hedge_budget, shared.retry_budget, admission)
-    telemetry = shared.telemetry
-    executor = Executor(adapters, config.providers, resilience=resilience, health=health)
-    c = config.decision_cache
-    # A new cache per snapshot: a reload drops every cached decision with the old registry.
-    cache = DecisionCache(c.max_entries, c.ttl_s, max_bytes=c.max_bytes) if c.enabled else None
-    policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
-    shadow = (
-        ShadowRunner(config.shadow, config.registry, executor, shared.shadow, observers=[telemetry])
-        if config.shadow
-        else None
-    )
-    pipeline = Pipeline(policy, executor)
-    # Each RPC's events, in this order: live health first (the policy reads it), then telemetry,
-    # then shadows (which report their own attempts back to the same call).
-    subscribers: list[Observer] = [health]
-    if telemetry.active:
-        subscribers.append(telemetry)
-    if shadow is not None:
-        subscribers.append(shadow)
-    return Runtime(pipeline, config.registry, shadow, fan_out(subscribers))
 
 
 class Sidecar:
@@ -431,73 +347,3 @@ def telemetry_options(
 
 def _without_reference(s: TelemetrySettings) -> TelemetrySettings:
     return s.model_copy(update={"reference_model": ""})
-
-
-async def serve_until_signalled(
-    config: Config,
-    overrides: ListenOverrides,
-    announce: Callable[[str], None] = print,
-    reload_interval_s: float | None = None,
-) -> None:
-    """`turnout serve`: start, wait for SIGTERM/SIGINT, stop.
-
-    While serving, the config file is reloaded when its content changes (polled every
-    `reload_interval_s`, default server.reload_interval_s) and on SIGHUP. On SIGTERM/SIGINT the
-    sidecar stops accepting, lets in-flight requests finish within server.shutdown_grace_s, and
-    returns, so the process exits 0.
-    """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    sidecar = Sidecar(config, overrides)
-    watcher = ConfigWatcher(
-        config.source,
-        sidecar.reload,
-        interval_s=config.server.reload_interval_s if reload_interval_s is None else reload_interval_s,
-        follow_config_interval=reload_interval_s is None,
-    )
-    try:
-        await sidecar.start()
-        _freeze_startup_heap()
-        watcher.start()  # before the announcement: once it is out, SIGHUP reloads
-        try:
-            where = sidecar.address + (
-                f" and unix:{sidecar.server.unix_socket}" if sidecar.server.unix_socket else ""
-            )
-            if sidecar.http is not None:  # before the line below, which tools wait for
-                announce(f"turnout: OpenAI- and Anthropic-compatible HTTP API at {sidecar.http.url}/v1")
-            announce(
-                f"turnout: listening on {where} (config {config.source}); SIGTERM or Ctrl-C stops, "
-                "SIGHUP reloads the config"
-            )
-            await stop.wait()
-        finally:
-            await watcher.stop()
-        grace = sidecar.config.server.shutdown_grace_s
-        announce(f"turnout: stopping; in-flight requests have {grace:g}s to finish")
-        await sidecar.stop()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-def _freeze_startup_heap() -> None:
-    """Move everything built at start (modules, registry, tokenizers, the OTel SDK) out of the
-    cyclic garbage collector's sight, so that a full collection scans only what requests made:
-    a scan of the whole startup heap stops the event loop long enough to show in p99.
-
-    Objects frozen here are still freed by reference counting; only cyclic garbage among them
-    (a config replaced by a reload, say) is kept, which is small and rare. Then the youngest
-    generation's threshold is raised (GC_YOUNG_THRESHOLD, below). Decision 006.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-
-
-# The youngest generation is collected after this many more container objects were made than
-# freed (CPython's default: 700). A request's objects mostly die by reference counting within
-# milliseconds, but many requests in flight keep thousands alive, and at 700 each collection
-# scanned them all, every few requests. Decision 006.
-GC_YOUNG_THRESHOLD = 10_000

@@ -184,7 +184,7 @@ async def _serving(config: Config, overrides: ListenOverrides, args: argparse.Na
 
     The simulator is a separate package (simulator/) that stands in for providers across the
     network; the sidecar never imports it, only this command line does, and only when asked."""
-    from sidecar.app import serve_until_signalled
+    from sidecar.process import serve_until_signalled
 
     simulator = await _start_simulator(args.simulator, args.simulator_port) if args.simulator else None
     try:

@@ -145,18 +145,18 @@ def test_sighup_reloads_the_config_and_a_broken_file_leaves_the_old_one_serving(
 
 def test_the_startup_heap_is_frozen_out_of_the_garbage_collectors_scans():
     """`turnout serve` freezes what start-up built, so a full collection under load scans only
-    what requests made, and collects the young generation less often (see app._freeze_startup_heap
+    what requests made, and collects the young generation less often (see process._freeze_startup_heap
     and GC_YOUNG_THRESHOLD for the measurements)."""
     import gc
 
-    from sidecar import app
+    from sidecar import process
 
     assert gc.get_freeze_count() == 0
     thresholds = gc.get_threshold()
     try:
-        app._freeze_startup_heap()
+        process._freeze_startup_heap()
         assert gc.get_freeze_count() > 10_000  # the interpreter's and the sidecar's modules at least
-        assert gc.get_threshold() == (app.GC_YOUNG_THRESHOLD, *thresholds[1:])
+        assert gc.get_threshold() == (process.GC_YOUNG_THRESHOLD, *thresholds[1:])
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)

@@ -57,6 +57,9 @@ RPC_SERVICE: Final = "rpc.service"
 RPC_METHOD: Final = "rpc.method"
 RPC_GRPC_STATUS_CODE: Final = "rpc.grpc.status_code"
 RPC_SERVICE_NAME: Final = "turnout.v1.RouterService"
+# The HTTP front door's calls: operations named "POST /v1/chat/completions", HTTP server spans.
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
 
 # --- Turnout's own attributes ---------------------------------------------------------------------
 ROUTE: Final = "turnout.route"

@@ -41,11 +41,20 @@ _NO_USAGE = Usage()
 _SPAN_NAMES = {m: f"{n.RPC_SERVICE_NAME}/{m}" for m in ("Route", "Generate", "GenerateStream")}
 
 
+def _is_http(method: str) -> bool:
+    """An HTTP front door operation ("POST /v1/chat/completions"), not an RPC's method name."""
+    return " /" in method
+
+
 def _span_name(method: str) -> str:
-    return _SPAN_NAMES.get(method) or f"{n.RPC_SERVICE_NAME}/{method}"
+    # HTTP server spans are named "{method} {route}" by the HTTP conventions, which is the operation
+    return _SPAN_NAMES.get(method) or (method if _is_http(method) else f"{n.RPC_SERVICE_NAME}/{method}")
 
 
 def _server_attributes(method: str) -> dict[str, Any]:
+    if _is_http(method):
+        verb, route = method.split(" ", 1)
+        return {n.HTTP_REQUEST_METHOD: verb, n.HTTP_ROUTE: route}
     return {n.RPC_SYSTEM: "grpc", n.RPC_SERVICE: n.RPC_SERVICE_NAME, n.RPC_METHOD: method}
 
 
@@ -264,11 +273,9 @@ class RpcCall(_Attempts):
 
     def _write_span(self, span: Started, tenant: str, winner: AttemptRecord | None, cost: int) -> None:
         assert span.attributes is not None
-        attrs: dict[str, Any] = {
-            **span.attributes,
-            n.RPC_GRPC_STATUS_CODE: self._code,
-            n.ATTEMPTS: len(self.attempts),
-        }
+        attrs: dict[str, Any] = {**span.attributes, n.ATTEMPTS: len(self.attempts)}
+        if not _is_http(self.method):  # an HTTP call's status is the error table's code name (error.type)
+            attrs[n.RPC_GRPC_STATUS_CODE] = self._code
         plan, chat = self.plan, self.chat
         if plan is not None and plan.route:
             attrs[n.ROUTE] = plan.route

@@ -210,3 +210,34 @@ async def test_an_unexpected_failure_is_a_500_that_says_nothing_of_it(
     assert status == 500
     assert body["error"]["message"] == "internal error"
     assert "secret" not in json.dumps(body)
+
+
+async def test_an_http_call_is_an_http_server_span_with_its_attempts_under_it(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from sidecar.telemetry import TelemetryOptions, build_telemetry
+
+    exporter = InMemorySpanExporter()
+    options = TelemetryOptions(traces="none", metrics="none", prometheus=False, trace_sample_ratio=1.0)
+    telemetry = build_telemetry(options, env={}, span_exporter=exporter)
+    running = Sidecar(_config(simulator), ListenOverrides(host="127.0.0.1", port=0), telemetry=telemetry)
+    await running.start()
+    try:
+        assert running.http is not None
+        status, _, _ = await _post(http, f"{running.http.url}/v1/chat/completions", HELLO)
+        assert status == 200
+    finally:
+        await running.stop(grace_s=0)  # flushes the spans
+    spans = exporter.get_finished_spans()
+    [server_span] = [s for s in spans if s.kind.name == "SERVER"]
+    assert server_span.name == "POST /v1/chat/completions"
+    attributes = dict(server_span.attributes or {})
+    assert attributes["http.request.method"] == "POST"
+    assert attributes["http.route"] == "/v1/chat/completions"
+    assert "rpc.system" not in attributes
+    assert "rpc.grpc.status_code" not in attributes
+    attempts = [s for s in spans if s.kind.name == "CLIENT"]
+    assert attempts, "no provider attempt span"
+    assert all(s.parent is not None and s.parent.span_id == server_span.context.span_id for s in attempts)
