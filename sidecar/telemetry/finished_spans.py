@@ -17,12 +17,9 @@ from typing import Any, NamedTuple
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 UNSET = Status(StatusCode.UNSET)
-# A root span's flags with the SDK's random id generator: its trace id is random, sampled or not.
-_ROOT_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
-_ROOT_DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
 
 
 class Started(NamedTuple):
@@ -54,23 +51,10 @@ class FinishedSpans:
         extracted from a request; None: the current context)."""
         raise NotImplementedError
 
-    def draw_root(self) -> tuple[int, int, bool] | None:
-        """A new root span's (trace id, span id, sampled) drawn without asking the sampler; None:
-        ask `start`. Both implementations ask the sampler (decision 030: drawing inline read the
-        sampler's private parts and bought under 3%)."""
-        return None
-
     @staticmethod
     def child_context(parent: SpanContext, span_id: int) -> SpanContext:
         """The context of a child of `parent` with this id: same trace, flags and trace state."""
         return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
-
-    @staticmethod
-    def root_started(trace_id: int, span_id: int, sampled: bool, attributes: Mapping[str, Any]) -> Started:
-        """A drawn root span's start (`draw_root`)."""
-        if sampled:
-            return Started(SpanContext(trace_id, span_id, False, _ROOT_SAMPLED), None, attributes)
-        return Started(SpanContext(trace_id, span_id, False, _ROOT_DROPPED), None, None)
 
     def record(
         self,

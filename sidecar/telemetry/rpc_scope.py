@@ -30,7 +30,7 @@ from sidecar.domain.response import Usage
 from sidecar.telemetry import attempts
 from sidecar.telemetry import names as n
 from sidecar.telemetry.access_log import write as write_line
-from sidecar.telemetry.finished_spans import UNSET, FinishedSpans, Started
+from sidecar.telemetry.finished_spans import UNSET, Started
 from sidecar.telemetry.plan_facts import PlanFacts, facts, record_decision
 from sidecar.telemetry.request_line import THOUSANDTHS, attempt_entry, json_string, timestamp
 from sidecar.telemetry.shared import NANOS_PER_USD, Shared
@@ -103,7 +103,6 @@ class RpcCall(_Attempts):
         "_duration_ns",
         "_end_ns",
         "_error",
-        "_root",
         "_span",
         "_start_ns",
         "_started",
@@ -132,9 +131,6 @@ class RpcCall(_Attempts):
         self._error = ""
         self.traced = shared.tracing
         self._span: Started | None = None  # the server span, written finished when the RPC ends
-        # An unsampled root span's (trace id, span id, False): its Started is made only if asked
-        # for (`span`), the common case never
-        self._root: tuple[int, int, bool] | None = None
         # Where children go: the server span's context when it is recorded; else False (not made)
         self.children_parent: SpanContext | Literal[False] = False
         self._token: object | None = None
@@ -167,15 +163,8 @@ class RpcCall(_Attempts):
         assert finished is not None  # made with every tracer provider (setup.build_sdk)
         method = event.method
         attributes = _SERVER_ATTRIBUTES.get(method) or _server_attributes(method)
-        drawn = finished.draw_root() if carrier is None else None
-        if drawn is None:
-            parent = propagate.extract(carrier) if carrier else None
-            span = self._span = finished.start(_span_name(method), SpanKind.SERVER, parent, attributes)
-        elif drawn[2]:
-            span = self._span = finished.root_started(*drawn, attributes)
-        else:
-            self._root = drawn
-            return
+        parent = propagate.extract(carrier) if carrier else None
+        span = self._span = finished.start(_span_name(method), SpanKind.SERVER, parent, attributes)
         if span.attributes is not None:  # recorded
             self._start_ns = time.time_ns()
             self.children_parent = span.context
@@ -183,15 +172,11 @@ class RpcCall(_Attempts):
     @property
     def span(self) -> Started | None:
         """The server span's start (None without tracing)."""
-        if self._span is None and self._root is not None:
-            self._span = FinishedSpans.root_started(*self._root, {})
         return self._span
 
     @property
     def trace_id(self) -> str:
         """The request's trace id in hex ("" without tracing): in its log line and its response."""
-        if self._root is not None:
-            return self._root[0].to_bytes(16, "big").hex()
         span = self._span
         return span.context.trace_id.to_bytes(16, "big").hex() if span is not None else ""
 
