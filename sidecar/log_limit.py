@@ -1,9 +1,12 @@
-"""A token bucket for log lines, so that a burst of failures cannot flood the log (both front doors)."""
+"""How both front doors log a failed call: rate-limited, and with the failure's frames let go after."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+
+from sidecar.domain.errors import TurnoutError
 
 
 class LogLimiter:
@@ -32,3 +35,32 @@ class LogLimiter:
         self._tokens -= 1
         dropped, self.suppressed = self.suppressed, 0
         return dropped
+
+
+def log_failure(logger: logging.Logger, limiter: LogLimiter, exc: BaseException, what: str) -> None:
+    """Log a failed call's error if it is ours, then drop its tracebacks.
+
+    A client's mistake (a TurnoutError) is the client's to read in its answer: no line. Ours get one
+    line with the traceback, as the limiter allows. Then the tracebacks go: they hold every frame
+    the failure passed through, and a frame that still holds the exception closes a reference
+    cycle with the whole request in it, freed only by a full garbage collection
+    (docs/decisions/002-soak.md).
+    """
+    if not isinstance(exc, TurnoutError) and (dropped := limiter.take()) is not None:
+        held = f" ({dropped} similar lines suppressed)" if dropped else ""
+        logger.error("%s failed unexpectedly: %s%s", what, type(exc).__name__, held, exc_info=exc)
+    drop_tracebacks(exc)
+
+
+def drop_tracebacks(exc: BaseException) -> None:
+    """Clear `__traceback__` on `exc` and everything chained to it (cause, context, group members)."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)

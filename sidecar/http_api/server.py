@@ -29,7 +29,7 @@ from typing import Any, Protocol, cast
 import orjson
 from aiohttp import web
 
-from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, Unauthenticated
+from sidecar.domain.errors import FieldViolation, InvalidRequest, Unauthenticated
 from sidecar.domain.model import Secret
 from sidecar.domain.observe import Observer
 from sidecar.domain.plan import Plan
@@ -44,7 +44,7 @@ from sidecar.http_api.openai import OpenAIChat
 from sidecar.http_api.reading import Reader
 from sidecar.http_api.wire import Inbound, Wire
 from sidecar.listener import bound_port, listen, url
-from sidecar.log_limit import LogLimiter
+from sidecar.log_limit import LogLimiter, log_failure
 from sidecar.pipeline import Pipeline
 from sidecar.registry.registry import Registry
 
@@ -310,12 +310,10 @@ def _too_large(size: int, limit: int) -> InvalidRequest:
 
 def _record(exc: Exception, call: Observed | None) -> ErrorStatus:
     """The failure's status, logged if it is ours (a client's mistake is in its answer) and recorded."""
-    if not isinstance(exc, TurnoutError) and (dropped := _log_limit.take()) is not None:
-        held = f" ({dropped} similar lines suppressed)" if dropped else ""
-        log.error("HTTP request failed unexpectedly: %s%s", type(exc).__name__, held, exc_info=exc)
     status = error_status(exc)
     if call is not None:
         call.failed(exc, status)
+    log_failure(log, _log_limit, exc, "HTTP request")
     return status
 
 

@@ -25,7 +25,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from sidecar.domain.status import ErrorStatus, error_status
-from sidecar.log_limit import LogLimiter as LogLimiter  # the servicer's and its tests' import
+from sidecar.log_limit import LogLimiter as LogLimiter  # the gRPC server's tests' import
 
 DOMAIN = "turnout.dev"
 MAX_MESSAGE_BYTES = 1024  # UTF-8; as grpc-message at most 3 KB

@@ -30,11 +30,12 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from sidecar.domain.errors import FieldViolation, InvalidRequest, TurnoutError, Unavailable
+from sidecar.domain.errors import FieldViolation, InvalidRequest, Unavailable
 from sidecar.domain.observe import QUIET, ObservedRpc, Observer, RpcEnded
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
 from sidecar.domain.result import ExecutionResult
+from sidecar.log_limit import LogLimiter, log_failure
 from sidecar.pipeline import Pipeline
 from sidecar.policy.health import HealthTracker
 from sidecar.registry.registry import Registry
@@ -42,7 +43,7 @@ from sidecar.server import convert_out as out
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.server.convert_in import AnyRequest, to_chat_request
-from sidecar.server.errors import LogLimiter, to_status
+from sidecar.server.errors import to_status
 from sidecar.shadow.runner import ShadowRunner
 
 log = logging.getLogger(__name__)
@@ -239,36 +240,15 @@ def _fail(context: Context, exc: Exception) -> RpcEnded:
 
     The status is set on the context, not raised by `context.abort`: grpc keeps abort's
     AbortError in the call's state, and that error's traceback holds the handler's frame, which
-    holds the context. And the failure's own tracebacks are dropped: they hold every frame it
-    passed through, and a frame that still holds the exception (a local `error`) closes a cycle.
-    Either way a reference cycle per failed call, with the whole request in it, freed only by a
-    full garbage collection (docs/decisions/002-soak.md). A handler that returns after setting a
-    non-OK code sends that status; its response (None) is discarded.
+    holds the context, a reference cycle per failed call; the failure's own tracebacks are let go
+    by `log_failure` (docs/decisions/002-soak.md). A handler that returns after setting a non-OK
+    code sends that status; its response (None) is discarded.
     """
-    # A client's mistake is the client's to read in the status (and the request log's, if on):
-    # no line here. Ours get one line with the traceback, rate-limited.
-    if not isinstance(exc, TurnoutError) and (dropped := _log_limit.take()) is not None:
-        held = f" ({dropped} similar lines suppressed)" if dropped else ""
-        log.error("request failed unexpectedly: %s%s", type(exc).__name__, held, exc_info=exc)
+    log_failure(log, _log_limit, exc, "request")
     status = to_status(exc)
     code: grpc.StatusCode = status.code
     ended = RpcEnded(code.name, code.value[0], type(exc).__name__, getattr(exc, "attempts", ()))
-    _drop_tracebacks(exc)
     context.set_code(code)
     context.set_details(status.details)
     context.set_trailing_metadata(status.trailing_metadata)
     return ended
-
-
-def _drop_tracebacks(exc: BaseException) -> None:
-    """Clear `__traceback__` on `exc` and everything chained to it (cause, context, group members)."""
-    pending, seen = [exc], set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        current.__traceback__ = None
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
