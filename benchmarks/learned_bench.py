@@ -70,6 +70,8 @@ def run(quick: bool) -> dict[str, Any]:
         "prompt_source": source,
         "median_prompt_chars": sorted(len(p) for p in prompts)[len(prompts) // 2],
         "predict": _time(classifier.predict, requests, calls),
+        # what a `classifier: learned` route pays: the score and the familiarity check
+        "assess_with_familiarity": _time(classifier.assess, requests, calls),
         "predict_success_3_models": _time(lambda r: classifier.success(r, three), requests, calls),
         "features_only": _time(router.features, prompts, calls),
     }

@@ -24,6 +24,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from benchmarks.router_research.recorded import ROOT
 from benchmarks.router_research.static_embedding import token_ids
 from sidecar.offline.metrics import Pair, apgr, random_metrics, routing_curve
 from sidecar.offline.training.data import Example, normalized, read_examples
-from sidecar.offline.training.fit import FeatureCache, Vocabulary, fit_logistic
+from sidecar.offline.training.fit import FeatureCache, Linear, Vocabulary, fit_logistic
 from sidecar.policy.learned import FeatureConfig
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"
@@ -159,8 +160,17 @@ class MFRouter:
 # --- today's recipe, refitted per fold ---------------------------------------------------------
 
 
-def today_scores(train: Sequence[Example], held: Sequence[Example]) -> np.ndarray:
-    cache = FeatureCache(FeatureConfig())
+@dataclass(frozen=True)
+class Today:
+    """Today's recipe fitted on a fold: its labelled rows, their features, vocabulary and model."""
+
+    labelled: list[Example]
+    docs: list[frozenset[str]]
+    vocab: Vocabulary
+    model: Linear
+
+
+def fit_today(train: Sequence[Example], cache: FeatureCache) -> Today:
     labelled = [e for e in train if e.weak_suffices(STRONG, WEAK) is not None]
     docs = [cache(e.question) for e in labelled]
     vocab = Vocabulary.build(docs, min_df=3, max_features=20000)
@@ -170,7 +180,13 @@ def today_scores(train: Sequence[Example], held: Sequence[Example]) -> np.ndarra
         [1.0] * len(labelled),
         c=3.0,
     )
-    return 1.0 - model.predict(vocab.matrix([cache(e.question) for e in held]))
+    return Today(labelled, docs, vocab, model)
+
+
+def today_scores(train: Sequence[Example], held: Sequence[Example]) -> np.ndarray:
+    cache = FeatureCache(FeatureConfig())
+    today = fit_today(train, cache)
+    return 1.0 - today.model.predict(today.vocab.matrix([cache(e.question) for e in held]))
 
 
 def pair_head_scores(emb_tr: np.ndarray, train: Sequence[Example], emb_te: np.ndarray) -> np.ndarray:

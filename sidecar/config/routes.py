@@ -181,6 +181,8 @@ class ClassifierSettings(Strict):
     # P(a cheap model suffices) at or above which cheap models go first (0.5 when neither is given)
     threshold: float | None = Field(None, ge=0, le=1)
     target: TargetSettings | None = None  # instead of threshold: resolved from the calibration table
+    # a prompt unlike the classifier's training data (classifiers that can tell: `learned`)
+    unfamiliar: Literal["length", "strong", "ignore"] = "length"
 
     @field_validator("name")
     @classmethod
@@ -393,7 +395,7 @@ def _spec(s: StrategySettings) -> StrategySpec:
             return ScoringSpec(s.cost, s.latency, s.quality, s.errors)
         case ClassifierSettings():
             target = s.target.to_target() if s.target else None
-            return ClassifierSpec(s.name, 0.5 if s.threshold is None else s.threshold, target)
+            return ClassifierSpec(s.name, 0.5 if s.threshold is None else s.threshold, target, s.unfamiliar)
         case SuccessSettings():
             return SuccessSpec(s.classifier, tuple(sorted(s.models.items())), s.quality)
         case CascadeSettings():

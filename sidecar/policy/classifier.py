@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from sidecar.domain.request import ChatRequest, Role
-from sidecar.policy.learned import LearnedClassifier
+from sidecar.policy.learned import Assessment, LearnedClassifier
 from sidecar.policy.specs import Target
 
 
@@ -39,6 +39,19 @@ class SuccessModel(Protocol):
     def models(self) -> tuple[str, ...]: ...  # the models it predicts for (its training names)
 
     def success(self, request: ChatRequest, models: Sequence[str]) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class KnowsItsDomain(Protocol):
+    """A classifier that can tell a prompt unlike its training data (see learned.Familiarity)."""
+
+    def assess(self, request: ChatRequest) -> Assessment: ...
+
+    def on_own_scale(self, length_p: float) -> float | None: ...
+
+    def assess_success(
+        self, request: ChatRequest, models: Sequence[str]
+    ) -> tuple[dict[str, float], Assessment]: ...
 
 
 # Cues of a hard request, looked for in the start and end of the last user message (where the

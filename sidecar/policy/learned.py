@@ -10,17 +10,25 @@ sees; training imports it from here, so training and serving cannot drift apart.
 Scoring: z = bias + sum(weight[f] for f in features) / sqrt(number of distinct features), and
 P = 1 / (1 + exp(-z)). Features the artifact does not know contribute nothing but still count in
 the normaliser, which is what lets training prune near-zero weights without moving predictions.
+
+Familiarity: a prompt whose words and bigrams the artifact mostly does not know is unlike its
+training prompts, and its score is a guess (docs/decisions/059 measured it below random there).
+The artifact carries the coverage below which a prompt counts as unfamiliar (a low quantile of
+the training prompts' own coverage) and two score distributions that let a strategy read the
+length heuristic on this model's scale instead, so a route's threshold keeps its meaning.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gzip
 import itertools
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +100,19 @@ def features(text: str, config: FeatureConfig) -> set[str]:
     return out
 
 
+def coverage(feats: AbstractSet[str], known: AbstractSet[str]) -> float:
+    """The share of a prompt's word and bigram features the model knows (shape features aside).
+
+    0.0 for a prompt without words: nothing in it is evidence the model has seen its like."""
+    words = 0
+    hits = 0
+    for f in feats:
+        if f[0] != "#":
+            words += 1
+            hits += f in known
+    return hits / words if words else 0.0
+
+
 def last_user_text(request: ChatRequest) -> str:
     """What the router reads: the last user message (its training prompts were single user turns)."""
     return next((m.text for m in reversed(request.messages) if m.role is Role.USER), "")
@@ -154,6 +175,71 @@ def resolve_threshold(points: Sequence[CalibrationPoint], target: Target) -> flo
     return max(within) if within else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Familiarity:
+    """Where the training prompts were, for telling an unlike prompt (see the module docstring)."""
+
+    min_coverage: float  # below this a prompt is unfamiliar
+    quantile: float  # the share of training prompts below min_coverage
+    # P(weak suffices) out of fold, and the length heuristic's P, on the calibration rows, each at
+    # evenly spaced quantiles (0, 1/n, ..., 1): the same rank maps one score onto the other.
+    pair_quantiles: tuple[float, ...]
+    length_quantiles: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "min_coverage": self.min_coverage,
+            "quantile": self.quantile,
+            "pair_quantiles": list(self.pair_quantiles),
+            "length_quantiles": list(self.length_quantiles),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Familiarity:
+        pair = tuple(float(v) for v in d["pair_quantiles"])
+        length = tuple(float(v) for v in d["length_quantiles"])
+        if len(pair) != len(length) or len(pair) < 2:
+            raise ArtifactError(
+                "familiarity: pair_quantiles and length_quantiles must be equal and >= 2 long"
+            )
+        return cls(float(d["min_coverage"]), float(d["quantile"]), pair, length)
+
+    def on_pair_scale(self, length_p: float) -> float:
+        """The length heuristic's P read as the pair head's P of the same rank on training data."""
+        rank = _rank(self.length_quantiles, length_p)
+        return _at_rank(self.pair_quantiles, rank)
+
+
+def _rank(quantiles: Sequence[float], value: float) -> float:
+    """The fraction of the distribution below `value`, interpolated between its quantiles."""
+    n = len(quantiles) - 1
+    i = bisect.bisect_left(quantiles, value)
+    if i == 0:
+        return 0.0
+    if i > n:
+        return 1.0
+    lo, hi = quantiles[i - 1], quantiles[i]
+    within = (value - lo) / (hi - lo) if hi > lo else 0.5
+    return (i - 1 + within) / n
+
+
+def _at_rank(quantiles: Sequence[float], rank: float) -> float:
+    n = len(quantiles) - 1
+    x = min(max(rank, 0.0), 1.0) * n
+    i = min(int(x), n - 1)
+    return quantiles[i] + (quantiles[i + 1] - quantiles[i]) * (x - i)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The pair head's P for a prompt, and whether the prompt is like the training prompts."""
+
+    p: float
+    coverage: float  # the share of its words and bigrams the model knows
+    familiar: bool
+    floor: float  # the coverage below which a prompt is unfamiliar
+
+
 class LearnedRouter:
     """A loaded artifact: the pair head, one success head per trained model, the calibration table."""
 
@@ -176,6 +262,9 @@ class LearnedRouter:
         self.weak: str = doc["pair"]["weak"]
         self.models: tuple[str, ...] = tuple(doc["models"])
         self.calibration = tuple(CalibrationPoint(*p) for p in doc["calibration"]["points"])
+        self.known = frozenset(vocab)
+        fam = doc.get("familiarity")  # absent in artifacts written before it: every prompt is familiar
+        self.familiarity = Familiarity.from_json(fam) if fam is not None else None
 
     def features(self, text: str) -> set[str]:
         return features(text, self.config)
@@ -183,11 +272,30 @@ class LearnedRouter:
     def weak_suffices(self, text: str) -> float:
         return _sigmoid(self.heads[PAIR_HEAD].logit(self.features(text)))
 
+    def assess(self, text: str) -> Assessment:
+        feats = self.features(text)
+        p = _sigmoid(self.heads[PAIR_HEAD].logit(feats))
+        return self._assessment(p, feats)
+
+    def _assessment(self, p: float, feats: set[str]) -> Assessment:
+        fam = self.familiarity
+        if fam is None:
+            return Assessment(p, 1.0, True, 0.0)
+        cov = coverage(feats, self.known)
+        return Assessment(p, cov, cov >= fam.min_coverage, fam.min_coverage)
+
     def success(self, text: str, models: Sequence[str] | None = None) -> dict[str, float]:
         """P(success) per trained model (all of them, or those named)."""
+        return self.assess_success(text, models)[0]
+
+    def assess_success(
+        self, text: str, models: Sequence[str] | None = None
+    ) -> tuple[dict[str, float], Assessment]:
+        """P(success) per trained model, and the prompt's familiarity (its `p` is unused: NaN)."""
         feats = self.features(text)
         heads = self.heads
-        return {m: _sigmoid(heads["success:" + m].logit(feats)) for m in (models or self.models)}
+        chances = {m: _sigmoid(heads["success:" + m].logit(feats)) for m in (models or self.models)}
+        return chances, self._assessment(math.nan, feats)
 
     def threshold_for(self, target: Target) -> float:
         return resolve_threshold(self.calibration, target)
@@ -223,8 +331,21 @@ class LearnedClassifier:
     def predict(self, request: ChatRequest) -> float:
         return self.router.weak_suffices(last_user_text(request))
 
+    def assess(self, request: ChatRequest) -> Assessment:
+        return self.router.assess(last_user_text(request))
+
+    def on_own_scale(self, length_p: float) -> float | None:
+        """The length heuristic's P on this model's scale; None when the artifact cannot map it."""
+        fam = self.router.familiarity
+        return None if fam is None else fam.on_pair_scale(length_p)
+
     def success(self, request: ChatRequest, models: Sequence[str]) -> dict[str, float]:
         return self.router.success(last_user_text(request), models)
+
+    def assess_success(
+        self, request: ChatRequest, models: Sequence[str]
+    ) -> tuple[dict[str, float], Assessment]:
+        return self.router.assess_success(last_user_text(request), models)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -242,12 +363,24 @@ class LearnedScorer:
 
     name = "learned"
 
-    def __init__(self, router: LearnedRouter | None = None) -> None:
+    def __init__(
+        self, router: LearnedRouter | None = None, unfamiliar: Callable[[str], float] | None = None
+    ) -> None:
+        """`unfamiliar`: the P(weak suffices) heuristic that scores a prompt unlike the training
+        data instead (read on this model's scale), as a route's `unfamiliar: length` does."""
         self.router = router or load()
         self.models = self.router.models
+        self._unfamiliar = unfamiliar
 
     def scores(self, prompts: Sequence[str]) -> list[float]:
-        return [1.0 - self.router.weak_suffices(p) for p in prompts]
+        return [1.0 - self._weak_suffices(p) for p in prompts]
+
+    def _weak_suffices(self, text: str) -> float:
+        fam = self.router.familiarity
+        if self._unfamiliar is None or fam is None:
+            return self.router.weak_suffices(text)
+        judged = self.router.assess(text)
+        return judged.p if judged.familiar else fam.on_pair_scale(self._unfamiliar(text))
 
     def success(self, prompts: Sequence[str]) -> list[dict[str, float]]:
         return [self.router.success(p) for p in prompts]

@@ -104,6 +104,9 @@ class ClassifierSpec:
     # Set when the route stated a target; `threshold` is then the one the classifier's
     # calibration table gives for it (resolved when the config is read).
     target: Target | None = None
+    # A prompt unlike the classifier's training data: "length" (the length heuristic decides, read
+    # on the classifier's scale), "strong" (best quality first) or "ignore" (trust the score).
+    unfamiliar: str = "length"
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,9 +112,14 @@ REGISTRY = Registry(
 )
 
 
-def plan(strategy: Any, request: ChatRequest, models: tuple[str, ...] = ("cheap", "pricey", "other")) -> Any:
+def plan(
+    strategy: Any,
+    request: ChatRequest,
+    models: tuple[str, ...] = ("cheap", "pricey", "other"),
+    classifier: LearnedClassifier | None = None,
+) -> Any:
     routes = {"r": RouteSpec("r", models, (strategy,))}
-    classifier = LearnedClassifier(LearnedRouter(tiny_doc()))
+    classifier = classifier or LearnedClassifier(LearnedRouter(tiny_doc()))
     return build_engine(routes, "r", REGISTRY, HealthTracker(), None, {"learned": classifier}).plan(request)
 
 

@@ -139,8 +139,17 @@ SCORERS: dict[str, Callable[[], PromptScorer]] = {
     "length": LengthScorer,
     "random": RandomScorer,
     # The shipped learned router (sidecar/policy/artifacts): imported only when asked for.
-    "learned": lambda: importlib.import_module("sidecar.policy.learned").LearnedScorer(),
+    "learned": lambda: _learned(),
 }
+
+
+def _learned() -> PromptScorer:
+    """The shipped router as a route runs it by default: an unfamiliar prompt scored by length."""
+    learned = importlib.import_module("sidecar.policy.learned")
+    length = importlib.import_module("sidecar.policy.classifier").LengthClassifier()
+    scorer: PromptScorer = learned.LearnedScorer(unfamiliar=lambda text: length.predict(_as_request(text)))
+    return scorer
+
 
 DEFAULT_ROUTER_FALLBACK = "builtin:length"
 

@@ -43,7 +43,9 @@ from sidecar.policy.learned import (
     FORMAT_VERSION,
     PAIR_HEAD,
     CalibrationPoint,
+    Familiarity,
     FeatureConfig,
+    coverage,
     resolve_threshold,
 )
 from sidecar.policy.specs import Target
@@ -87,6 +89,9 @@ class TrainConfig:
     # without them (docs/router.md); they then serve as unseen-source tests instead.
     proxy_weight: float = 0.0
     folds: int = 5
+    # A prompt whose coverage (learned.coverage) is below this quantile of the training prompts'
+    # own is unfamiliar: the safety net measured leave-one-source-out in docs/decisions/059.
+    unfamiliar_quantile: float = 0.05
     success_models: tuple[str, ...] = SUCCESS_MODELS
     name: str = "router-v1"
 
@@ -149,7 +154,56 @@ def train(config: TrainConfig, paths: Sequence[Path]) -> Trained:
     report["test"] = _test_report(config, splits.test, lambda exs: predict(PAIR_HEAD, exs), calibration)
     report["test"]["n_model"] = _n_model_report(trained, splits.train, splits.test, predict)
     doc = _artifact(config, trained, vocab.terms, heads, calibration, report)
+    known = frozenset(doc["vocabulary"])  # what serving will know: the artifact's, not the fit's
+    familiarity = _familiarity(
+        config, [coverage(cache(t), known) for t in texts], held.oof[calib], [target[i] for i in calib]
+    )
+    doc["familiarity"] = familiarity.to_json()
+    report["test"]["unfamiliar"] = _unfamiliar_report(config, splits.test, predict, familiarity, known, cache)
     return Trained(doc, report)
+
+
+QUANTILES = 100  # steps of the score distributions the artifact keeps for on_pair_scale
+
+
+def _familiarity(
+    config: TrainConfig, coverages: Sequence[float], oof: Scores, calib: Sequence[Labelled]
+) -> Familiarity:
+    """The coverage floor, and the out-of-fold pair score's and the length score's distributions on
+    the calibration rows (the rows whose thresholds a route's target resolves to)."""
+    qs = np.linspace(0.0, 1.0, QUANTILES + 1)
+    lengths = [length_score(r.example.question) for r in calib]
+    return Familiarity(
+        round(float(np.quantile(coverages, config.unfamiliar_quantile)), 6),
+        config.unfamiliar_quantile,
+        tuple(round(float(v), 6) for v in np.quantile(np.asarray(oof), qs)),
+        tuple(round(float(v), 6) for v in np.quantile(np.asarray(lengths), qs)),
+    )
+
+
+def _unfamiliar_report(
+    config: TrainConfig,
+    test: Sequence[Example],
+    predict: Any,
+    familiarity: Familiarity,
+    known: frozenset[str],
+    cache: FeatureCache,
+) -> dict[str, Any]:
+    """On the (in-domain) test split: how many prompts count as unfamiliar, and what the length
+    fallback does to the routing figures there (it should cost little where the router is at home)."""
+    rows = _test_rows(config, test)
+    if not rows:
+        return {"rows": 0}
+    exs = [r.example for r in rows]
+    p = np.asarray(predict(PAIR_HEAD, exs))
+    unfamiliar = np.array([coverage(cache(e.question), known) < familiarity.min_coverage for e in exs])
+    mapped = np.array([familiarity.on_pair_scale(length_score(e.question)) for e in exs])
+    return {
+        "rows": len(rows),
+        "min_coverage": familiarity.min_coverage,
+        "unfamiliar_share": round(float(unfamiliar.mean()), 4),
+        "with_length_fallback": figures(rows, np.where(unfamiliar, mapped, p)),
+    }
 
 
 def _outcomes(rows: Sequence[Labelled], p: Scores) -> Outcomes:
@@ -179,11 +233,7 @@ def _test_report(
     calibration: list[list[float]],
 ) -> dict[str, Any]:
     """The deduplicated test split of the target pair: learned vs random vs length; targets checked."""
-    rows = [
-        Labelled(e, y, 1.0, True, config.strong, config.weak)
-        for e in test
-        if (y := e.weak_suffices(config.strong, config.weak)) is not None
-    ]
+    rows = _test_rows(config, test)
     if not rows:
         return {"rows": 0}
     exs = [r.example for r in rows]
@@ -208,6 +258,15 @@ def _test_report(
     }
     out["rows"] = c["rows"]
     return out
+
+
+def _test_rows(config: TrainConfig, test: Sequence[Example]) -> list[Labelled]:
+    """The test split's rows that label the target pair."""
+    return [
+        Labelled(e, y, 1.0, True, config.strong, config.weak)
+        for e in test
+        if (y := e.weak_suffices(config.strong, config.weak)) is not None
+    ]
 
 
 def _resolve(points: list[Any], target: Target) -> dict[str, float]:

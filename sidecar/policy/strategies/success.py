@@ -17,12 +17,15 @@ Order: the cheapest mapped candidate whose predicted success is at least `qualit
 candidate's goes first, then the other candidates that reach that bar by price, then the mapped
 ones below it by predicted success, then the unmapped ones by registry quality (fallbacks only:
 the classifier knows nothing about them). Price is the draft's cost estimate for this request.
+
+A prompt unlike the classifier's training data (see learned.Familiarity) leaves the route's order
+as it is: its predictions there are guesses, and the decision says so.
 """
 
 from __future__ import annotations
 
 from sidecar.domain.plan import Why
-from sidecar.policy.classifier import SuccessModel
+from sidecar.policy.classifier import KnowsItsDomain, SuccessModel
 from sidecar.policy.draft import Draft
 from sidecar.policy.specs import SuccessSpec
 
@@ -45,7 +48,21 @@ class SuccessStrategy:
                 f"predicted success ({self._model.name}): no candidate is mapped; order kept"
             )
             return
-        p = self._model.success(draft.request, self._trained)
+        if isinstance(self._model, KnowsItsDomain):
+            p, judged = self._model.assess_success(draft.request, self._trained)
+            if not judged.familiar:
+                draft.reasons.append(
+                    Why(
+                        "predicted success ({}): prompt unlike its training data ({:.0%} of its words"
+                        " known, below {:.0%}); order kept",
+                        self._model.name,
+                        judged.coverage,
+                        judged.floor,
+                    )
+                )
+                return
+        else:
+            p = self._model.success(draft.request, self._trained)
         chance = {e.name: p[self._map[e.name]] for e in mapped}
         bar = self._quality * max(chance.values())
         good = sorted((e for e in mapped if chance[e.name] >= bar), key=draft.cost)

@@ -76,6 +76,12 @@ def test_artifact_round_trips_and_predicts_like_the_trained_model(
     success = router.success("prove the theorem rigorously about item 7")
     assert set(success) == {synthetic.STRONG, synthetic.WEAK}
     assert all(0 < p < 1 for p in success.values())
+    # the familiarity floor came from the training prompts: theirs pass it, a foreign one does not
+    assert router.familiarity is not None
+    assert 0 < router.familiarity.min_coverage <= 1
+    assert router.assess("what is 3 plus 4 about item 7").familiar
+    assert not router.assess("quelle est la capitale du pays voisin").familiar
+    assert trained.report["test"]["unfamiliar"]["rows"] > 0
 
 
 def test_training_and_serving_compute_the_same_features_and_scores(data: Path) -> None:
