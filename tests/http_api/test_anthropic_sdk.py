@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -25,8 +26,12 @@ WEATHER: Any = {
 
 
 @pytest.fixture
-def client(front: Front) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=front.url, api_key="unused-on-loopback", max_retries=0, timeout=30)
+def client(front: Front) -> Iterator[anthropic.Anthropic]:
+    # closed: an SDK client left to the garbage collector leaks its pooled sockets
+    with anthropic.Anthropic(
+        base_url=front.url, api_key="unused-on-loopback", max_retries=0, timeout=30
+    ) as c:
+        yield c
 
 
 def test_a_message_names_the_model_that_answered(client: anthropic.Anthropic) -> None:

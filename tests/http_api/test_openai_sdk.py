@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,11 @@ REPORT: dict[str, Any] = {
 
 
 @pytest.fixture
-def client(front: Front) -> openai.OpenAI:
+def client(front: Front) -> Iterator[openai.OpenAI]:
     # max_retries=0: the sidecar already retries and falls back; a test sees its first answer.
-    return openai.OpenAI(base_url=front.base_url, api_key="unused-on-loopback", max_retries=0, timeout=30)
+    # Closed: an SDK client left to the garbage collector leaks its pooled sockets.
+    with openai.OpenAI(base_url=front.base_url, api_key="unused-on-loopback", max_retries=0, timeout=30) as c:
+        yield c
 
 
 def test_a_completion_names_the_model_that_answered(client: openai.OpenAI) -> None:
