@@ -97,9 +97,7 @@ class AllCandidatesFailed(TurnoutError):
     def __init__(self, attempts: tuple[AttemptRecord, ...]) -> None:
         self.attempts = attempts
         tried = "; ".join(
-            f"{a.model}: {a.failure_class.value if a.failure_class else a.outcome.value}"
-            f"{' - ' + a.error_message if a.error_message else ''}"
-            for a in attempts
+            f"{a.model}: {_verdict(a)}{' - ' + a.error_message if a.error_message else ''}" for a in attempts
         )
         super().__init__(f"every candidate failed ({tried})")
 
@@ -118,10 +116,14 @@ class AllCandidatesFailed(TurnoutError):
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {
-            f"attempt.{a.number}.{a.model}": a.failure_class.value if a.failure_class else a.outcome.value
-            for a in self.attempts
-        }
+        return {f"attempt.{a.number}.{a.model}": _verdict(a) for a in self.attempts}
+
+
+def _verdict(a: AttemptRecord) -> str:
+    """What became of one attempt: its failure, a cascade's rejection of its answer, or its outcome."""
+    if a.failure_class:
+        return a.failure_class.value
+    return f"rejected ({a.escalated})" if a.escalated else a.outcome.value
 
 
 class Unavailable(TurnoutError):

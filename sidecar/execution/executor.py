@@ -37,7 +37,7 @@ from sidecar.domain.observe import QUIET, CallObserver
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
-from sidecar.domain.response import Completion, FinishReason, StreamChunk
+from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta
 from sidecar.domain.result import ExecutionResult
 from sidecar.execution.admission import Admission
 from sidecar.execution.agreement import tally
@@ -88,40 +88,44 @@ class Executor:
         """Run the stages in turn until one answers acceptably; raise with every attempt otherwise.
         `call` sees every attempt start and end."""
         ledger = self.ledger(call)
-        last_answer: tuple[Launch, Completion, Any] | None = None
         try:
             # Attempts time out at the deadline themselves (and are recorded as timeouts); this
             # outer bound is the safety net that ends anything else a moment later.
             async with asyncio.timeout_at(deadline + DEADLINE_GRACE_S):
-                for index, stage in enumerate(plan.stages):
-                    final = index == len(plan.stages) - 1
-                    if stage.consensus is not None and not final:
-                        voted = await self._vote(plan, index, request, deadline, ledger)
-                        if isinstance(voted, ExecutionResult):
-                            return voted
-                        if voted:  # every voter failed for a reason no other model can help
-                            break
-                        continue  # a rejected vote is never returned, even if every later stage fails
-                    try:
-                        launch, (completion, parsed) = await self._race(
-                            plan, index, request, deadline, ledger
-                        )
-                    except RaceLost as lost:
-                        if _is_final(lost) or final:
-                            break
-                        continue
-                    reason = "" if final else _escalation(completion, stage, plan.execution)
-                    if not reason:
-                        return _result(completion, launch, ledger, parsed)
-                    ledger.escalated(launch.number, reason)
-                    last_answer = (launch, completion, parsed)
+                outcome = await self._stages(plan, request, deadline, ledger, len(plan.stages))
+                if isinstance(outcome, ExecutionResult):
+                    return outcome
         except TimeoutError:
             pass
         finally:
             ledger.close_open()
-        if last_answer is not None:  # every later stage failed: the escalated answer is still an answer
-            return _result(last_answer[1], last_answer[0], ledger, last_answer[2])
         raise ledger.final_error(deadline)
+
+    async def _stages(
+        self, plan: Plan, request: ChatRequest, deadline: float, ledger: Ledger, upto: int
+    ) -> ExecutionResult | bool:
+        """Stages [0, upto) in turn: the first acceptable answer, else whether the request should
+        stop (a failure no later stage can help with). An answer a stage rejects (escalate_on, a
+        consensus vote) is never returned, even when every later stage fails: the caller asked
+        for it to be rejected, and gets an error naming every attempt instead."""
+        for index, stage in enumerate(plan.stages[:upto]):
+            final = index == len(plan.stages) - 1
+            if stage.consensus is not None and not final:
+                voted = await self._vote(plan, index, request, deadline, ledger)
+                if isinstance(voted, ExecutionResult) or voted:
+                    return voted  # accepted, or every voter failed for a reason no model can help
+                continue
+            try:
+                launch, (completion, parsed) = await self._race(plan, index, request, deadline, ledger)
+            except RaceLost as lost:
+                if _is_final(lost) or final:
+                    return True
+                continue
+            reason = "" if final else _escalation(completion, stage, plan.execution)
+            if not reason:
+                return _result(completion, launch, ledger, parsed)
+            ledger.escalated(launch.number, reason)
+        return False
 
     def ledger(self, call: CallObserver = QUIET) -> Ledger:
         """A new ledger for one request, reporting its attempts to the call's observer."""
@@ -217,8 +221,60 @@ class Executor:
     def stream(
         self, plan: Plan, request: ChatRequest, deadline: float, call: CallObserver = QUIET
     ) -> AsyncIterator[StreamChunk | ExecutionResult]:
-        """Yield text/tool chunks, then one ExecutionResult (see streaming.py)."""
-        return StreamRun(self._stack, self.ledger(call), plan, request, deadline).events()
+        """Yield text/tool chunks, then one ExecutionResult (see streaming.py).
+
+        A cascade's stages that check their answer (escalate_on, a consensus vote) run whole before
+        anything is sent, as in a unary call: an answer they reject must never reach the caller,
+        and a streamed token cannot be taken back. An accepted answer goes out as one chunk;
+        otherwise the stages after them stream."""
+        ledger = self.ledger(call)
+        checked = _checked_stages(plan)
+        if not checked:
+            return StreamRun(self._stack, ledger, plan, request, deadline).events()
+        return self._checked_stream(plan, checked, request, deadline, ledger)
+
+    async def _checked_stream(
+        self, plan: Plan, checked: int, request: ChatRequest, deadline: float, ledger: Ledger
+    ) -> AsyncIterator[StreamChunk | ExecutionResult]:
+        outcome: ExecutionResult | bool = True
+        try:
+            async with asyncio.timeout_at(deadline + DEADLINE_GRACE_S):
+                outcome = await self._stages(plan, request, deadline, ledger, checked)
+        except TimeoutError:
+            pass
+        finally:
+            ledger.close_open()
+        if isinstance(outcome, ExecutionResult):
+            yield _whole(outcome.completion)
+            yield outcome
+            return
+        if outcome:
+            raise ledger.final_error(deadline)
+        async for event in StreamRun(self._stack, ledger, plan, request, deadline, checked).events():
+            yield event
+
+
+def _checked_stages(plan: Plan) -> int:
+    """How many leading stages must answer whole before a stream may start: up to the last
+    non-final stage that checks its answer (0: the whole plan streams)."""
+    last = len(plan.stages) - 1
+    checks = (i + 1 for i, s in enumerate(plan.stages[:last]) if s.escalate_on or s.consensus)
+    return max(checks, default=0)
+
+
+def _whole(completion: Completion) -> StreamChunk:
+    """An answer accepted before streaming began, as the stream's one chunk."""
+    tools = tuple(
+        ToolCallDelta(i, t.id, t.name, t.arguments_json) for i, t in enumerate(completion.tool_calls)
+    )
+    return StreamChunk(
+        completion.text,
+        tools,
+        completion.finish_reason,
+        completion.usage,
+        completion.response_model,
+        completion.refusal,
+    )
 
 
 def _is_final(lost: RaceLost) -> bool:

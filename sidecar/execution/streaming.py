@@ -9,8 +9,9 @@
       (StreamInterrupted: what was delivered stays delivered) or, with `stream_failover: continue`,
       another candidate continues the answer from where it stopped, given the partial answer as
       context, and the stream goes on. Never a silent cut.
-    - A cascade's escalation on output problems does not apply to streams (the output is already
-      with the caller); its stages serve as one fallback chain. A consensus stage is skipped.
+    - A cascade's stages that check their answer have run whole before a stream starts (the
+      executor's `stream`); the stages after them serve as one fallback chain here. A consensus
+      stage among them is skipped: its answers cannot be compared before they are streamed.
 
 Each attempt goes through the same stack as a unary call (attempt.py: admission, deadline,
 breaker, timeout, the ledger); what a stream adds is reading to the first token within its own
@@ -60,9 +61,17 @@ class StreamRun:
     """One streamed request: the stack's attempts race to a first token; the winner is relayed."""
 
     def __init__(
-        self, stack: AttemptStack, ledger: Ledger, plan: Plan, request: ChatRequest, deadline: float
+        self,
+        stack: AttemptStack,
+        ledger: Ledger,
+        plan: Plan,
+        request: ChatRequest,
+        deadline: float,
+        first_stage: int = 0,
     ) -> None:
+        """`first_stage`: the plan's stages before it have run already (a cascade's checked ones)."""
         self._stack = stack
+        self._first_stage = first_stage
         self._plan = plan
         self._request = request
         self._deadline = deadline
@@ -72,7 +81,8 @@ class StreamRun:
         ledger, policy = self._ledger, self._plan.execution
         # A consensus stage's answers cannot be compared before they are streamed: skip to the
         # stage it escalates to, so a stream never carries an unchecked cheap answer.
-        remaining = [c for s in self._plan.stages if s.consensus is None for c in s.candidates]
+        stages = self._plan.stages[self._first_stage :]
+        remaining = [c for s in stages if s.consensus is None for c in s.candidates]
         request = self._request
         acc = _Accumulator()
         try:
@@ -121,8 +131,8 @@ class StreamRun:
         self, candidates: list[Candidate], request: ChatRequest, delivered_chars: int
     ) -> tuple[Launch, _Opened]:
         ledger = self._ledger
-        # Stages serve as one fallback chain here: every attempt is reported as stage 0.
-        scope = self._stack.race_scope(candidates, self._plan, self._deadline, ledger)
+        # Stages serve as one fallback chain here: every attempt is reported as the first streamed.
+        scope = self._stack.race_scope(candidates, self._plan, self._deadline, ledger, self._first_stage)
 
         async def start(launch: Launch) -> _Opened:
             return await self._open(scope, launch, request)

@@ -12,8 +12,9 @@ default route.
     x-request-id                 the request id (else one is made); echoed back
 
 Answers carry x-request-id, x-turnout-route, x-turnout-model (the model that answered),
-x-turnout-attempts and x-turnout-cost-usd-nanos (every attempt's cost); a stream's headers go
-out before the answer, so it carries the route and request id only.
+x-turnout-attempts, x-turnout-cost-usd-nanos (every attempt's cost) and, when a consensus vote
+accepted the answer, x-turnout-agreement (its tally, e.g. `2 of 2 agreed on 'B'`, non-ASCII
+escaped); a stream's headers go out before the answer, so it carries the route and request id only.
 """
 
 from __future__ import annotations
@@ -116,7 +117,12 @@ def answered(plan: Plan, result: ExecutionResult, request_id: str) -> dict[str, 
         PREFIX + "model": result.candidate.model.name,
         PREFIX + "attempts": str(len(result.attempts)),
         PREFIX + "cost-usd-nanos": str(result.total_cost_usd_nanos),
-    }
+    } | ({PREFIX + "agreement": _header_safe(result.agreement)} if result.agreement else {})
+
+
+def _header_safe(text: str) -> str:
+    """The tally quotes the agreed answer: escape what a header cannot carry (non-ASCII, controls)."""
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in text)
 
 
 def streaming(plan: Plan, request_id: str) -> dict[str, str]:

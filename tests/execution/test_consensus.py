@@ -207,19 +207,21 @@ async def test_a_rejected_vote_is_never_returned_even_when_every_escalation_fail
     assert "strong" in str(caught.value)
 
 
-async def test_a_stream_skips_the_vote_and_streams_from_the_escalation_stage():
-    adapter = MockAdapter(answering({"cheap1": "B", "cheap2": "B", "strong": "C"}))
+@pytest.mark.parametrize(
+    ("cheap2", "expected"), [("(B)", ("cheap1", "B", "2 of 2 agreed on 'B'")), ("A", ("strong", "C", ""))]
+)
+async def test_a_stream_votes_before_it_sends_anything(cheap2, expected):
+    adapter = MockAdapter(answering({"cheap1": "B", "cheap2": cheap2, "strong": "C"}))
     ex = Executor({"p1": adapter}, {"p1": provider("p1")})
-    text, result = "", None
+    chunks, result = [], None
     async for event in ex.stream(VOTE, chat(), time.monotonic() + 30):
         if isinstance(event, StreamChunk):
-            text += event.text
+            chunks.append(event.text)
         else:
             result = event
-    assert text == "C"
     assert result is not None
-    assert result.candidate.model.name == "strong"
-    assert [c.model.name for c in adapter.calls] == ["strong"]
+    assert (result.candidate.model.name, "".join(chunks), result.agreement) == expected
+    assert len(result.attempts) == (2 if expected[0] == "cheap1" else 3)  # every vote is counted
 
 
 # Every mix of answers and failures: the answer returned is one that enough voters agreed on, or

@@ -104,13 +104,48 @@ def test_the_last_stage_answers_even_if_it_would_escalate():
     assert run(x, plan((BIG,), escalate=frozenset({"length"}))).completion.text == "cut"
 
 
-def test_an_escalated_answer_stands_when_every_later_stage_fails():
-    err = ProviderError(FailureClass.SERVER_ERROR, "down", status=500)
-    x, _ = executor(by_model({"small": answer("cut", FinishReason.LENGTH), "big": err}))
-    result = run(
-        x, plan((SMALL,), (BIG,), policy=ExecutionPolicy(max_retries=0), escalate=frozenset({"length"}))
+REJECTED = {
+    "length": answer("cut", FinishReason.LENGTH),
+    "refusal": answer("I'm sorry, I can't help with that."),
+    "expected_patterns": answer("no letter here"),
+}
+STRICT = ExecutionPolicy(max_retries=0, expected_patterns=(r"\b[A-D]\b",))
+
+
+@pytest.mark.parametrize("why", sorted(REJECTED))
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_a_rejected_answer_is_never_returned_even_when_every_later_stage_fails(why, stream):
+    down = ProviderError(FailureClass.SERVER_ERROR, "down", status=500)
+    x, _ = executor(by_model({"small": REJECTED[why], "big": down}))
+    p = plan((SMALL,), (BIG,), policy=STRICT, escalate=frozenset({"length", "refusal"}))
+    with pytest.raises(AllCandidatesFailed) as info:
+        collect(x, p) if stream else run(x, p)
+    small, big = info.value.attempts
+    reason = "refusal" if why == "expected_patterns" else why  # an unexpected form reads as a refusal
+    assert (small.model, small.outcome, small.escalated) == ("small", AttemptOutcome.SUCCESS, reason)
+    assert (big.model, big.failure_class) == ("big", FailureClass.SERVER_ERROR)
+    assert small.cost_usd_nanos == SMALL.price.cost_usd_nanos(Usage(10, 5)) > 0  # paid for, though rejected
+    assert f"small: rejected ({reason})" in str(info.value)
+    assert "big: server_error" in str(info.value)
+
+
+def test_a_stream_sends_nothing_of_a_rejected_answer_and_streams_the_next_stage():
+    x, adapter = executor(by_model({"small": answer("cut", FinishReason.LENGTH), "big": answer("whole")}))
+    text, result = collect(x, plan((SMALL,), (BIG,), escalate=frozenset({"length"})))
+    assert (text, result.completion.text, result.candidate.model.name) == ("whole", "whole", "big")
+    assert [(a.model, a.escalated) for a in result.attempts] == [("small", "length"), ("big", "")]
+    assert result.total_cost_usd_nanos == sum(a.cost_usd_nanos for a in result.attempts) > 0
+    assert [c.model.name for c in adapter.calls] == ["small", "big"]
+
+
+def test_a_stream_sends_a_checked_answer_once_it_is_accepted():
+    x, _ = executor(by_model({"small": answer("fine"), "big": answer("unused")}))
+    text, result = collect(x, plan((SMALL,), (BIG,), escalate=frozenset({"length"})))
+    assert (text, result.candidate.model.name, result.completion.finish_reason) == (
+        "fine",
+        "small",
+        FinishReason.STOP,
     )
-    assert result.completion.text == "cut"
 
 
 SCHEMA = {"type": "object", "required": ["label"], "properties": {"label": {"enum": ["spam", "ham"]}}}

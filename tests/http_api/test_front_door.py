@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from turnout_simulator.config import FaultKind, FaultSpec
 from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
@@ -241,3 +242,61 @@ async def test_an_http_call_is_an_http_server_span_with_its_attempts_under_it(
     attempts = [s for s in spans if s.kind.name == "CLIENT"]
     assert attempts, "no provider attempt span"
     assert all(s.parent is not None and s.parent.span_id == server_span.context.span_id for s in attempts)
+
+
+# A cascade whose cheap stage refuses and whose strong stage is down, and a vote of two cheap
+# models (the simulator's answer depends on the prompt only, so they agree on it).
+CHECKED_ROUTES = [
+    {
+        "name": "checked",
+        "models": ["gpt-4o-mini", "gpt-4o"],
+        "strategies": [{"cascade": {"max_stages": 2, "escalate_on": ["refusal"], "min_quality_gain": 0.0}}],
+        "execution": {"max_retries": 0},
+    },
+    {
+        "name": "vote",
+        "models": ["gpt-4o-mini", "gpt-4.1-nano", "gpt-4o"],
+        "strategies": [{"consensus": {"voters": 2, "agree": "text", "escalate_on": ["refusal"]}}],
+    },
+]
+
+
+@pytest.fixture
+async def checked_door(simulator: Simulator) -> AsyncIterator[str]:
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    point_at_simulator(raw, simulator.root_url)
+    raw["server"]["http_port"] = free_port()
+    raw["routes"].extend(CHECKED_ROUTES)
+    running = Sidecar(parse_config(raw, source="test", env={}), ListenOverrides(host="127.0.0.1", port=0))
+    await running.start()
+    assert running.http is not None
+    yield running.http.url
+    await running.stop(grace_s=0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_refused_cheap_answer_is_never_returned_when_the_escalation_fails(
+    checked_door: str, http: aiohttp.ClientSession, simulator: Simulator, stream: bool
+) -> None:
+    simulator.state.faults.add(FaultSpec(model="gpt-4o-mini", kind=FaultKind.REFUSAL, rate=1.0))
+    simulator.state.faults.add(FaultSpec(model="gpt-4o", kind=FaultKind.SERVER_ERROR, rate=1.0))
+    body = {**HELLO, "model": "checked", "stream": stream}
+    async with http.post(f"{checked_door}/v1/chat/completions", json=body) as response:
+        text = await response.text()
+        assert response.status >= 500, text
+    error = json.loads(text)["error"]["message"]
+    assert "gpt-4o-mini: rejected (refusal)" in error
+    assert "gpt-4o: server_error" in error
+    assert "can't help" not in text  # the rejected answer reaches the caller in no form
+
+
+async def test_an_accepted_vote_carries_its_tally_in_a_header(
+    checked_door: str, http: aiohttp.ClientSession
+) -> None:
+    status, body, headers = await _post(
+        http, f"{checked_door}/v1/chat/completions", {**HELLO, "model": "vote"}
+    )
+    assert status == 200, body
+    assert headers["x-turnout-attempts"] == "2"
+    assert headers["x-turnout-agreement"].startswith("2 of 2 agreed on '")
+    assert headers["x-turnout-model"] in ("gpt-4o-mini", "gpt-4.1-nano")
