@@ -181,6 +181,7 @@ def _summary(plan: Plan, result: ExecutionResult, request_id: str, trace_id: str
         "usage": usage(c.usage),
         "cost_usd_nanos": result.cost_usd_nanos,
         "total_cost_usd_nanos": result.total_cost_usd_nanos,
+        "agreement": result.agreement,
         "model": result.candidate.model.name,
         "provider": result.candidate.model.provider,
         "decision": decision(plan),

@@ -9,9 +9,13 @@ import pytest
 from google.protobuf import duration_pb2
 
 from benchmarks.workload import config, requests, warmed_health
+from sidecar.domain.plan import Candidate, Plan, Stage
+from sidecar.domain.response import Completion, FinishReason, Usage
+from sidecar.domain.result import ExecutionResult
 from sidecar.policy.build import build_engine
 from sidecar.server import convert_out
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
+from tests.factories import model
 
 
 def _plain(seconds: float) -> duration_pb2.Duration:
@@ -52,3 +56,13 @@ def test_a_50_model_decision_lists_every_consideration_with_its_rendered_notes()
     terms = plan.score_terms[scored[0].model]
     expected = "score {:.3f} (cost {:.2f}, latency {:.2f}, quality gap {:.2f}, errors {:.2f})".format(*terms)
     assert expected in scored[0].notes
+
+
+@pytest.mark.parametrize("agreement", ["2 of 2 agreed on 'B'", ""])
+def test_a_votes_tally_reaches_the_response_and_the_streams_end(agreement: str) -> None:
+    small = model("small")
+    plan = Plan("r", "consensus", (Stage((Candidate(small),)),))
+    answer = Completion("B", FinishReason.STOP, Usage(10, 1))
+    result = ExecutionResult(answer, Candidate(small), (), agreement=agreement)
+    assert convert_out.generate_response(plan, result, "id", "").agreement == agreement
+    assert convert_out.stream_end(plan, result, "id", "").agreement == agreement

@@ -939,8 +939,10 @@ type GenerateResponse struct {
 	RequestId string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Cost of every attempt that was billed, in usd_nanos; at least cost_usd_nanos.
 	TotalCostUsdNanos int64 `protobuf:"varint,11,opt,name=total_cost_usd_nanos,json=totalCostUsdNanos,proto3" json:"total_cost_usd_nanos,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+	Agreement     string `protobuf:"bytes,12,opt,name=agreement,proto3" json:"agreement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateResponse) Reset() {
@@ -1048,6 +1050,13 @@ func (x *GenerateResponse) GetTotalCostUsdNanos() int64 {
 		return x.TotalCostUsdNanos
 	}
 	return 0
+}
+
+func (x *GenerateResponse) GetAgreement() string {
+	if x != nil {
+		return x.Agreement
+	}
+	return ""
 }
 
 // GenerateStreamRequest is a GenerateRequest whose answer is streamed.
@@ -1387,8 +1396,10 @@ type StreamEnd struct {
 	// The output parsed as JSON, when a JSON response format was requested.
 	ParsedJson        *structpb.Value `protobuf:"bytes,11,opt,name=parsed_json,json=parsedJson,proto3" json:"parsed_json,omitempty"`
 	TotalCostUsdNanos int64           `protobuf:"varint,12,opt,name=total_cost_usd_nanos,json=totalCostUsdNanos,proto3" json:"total_cost_usd_nanos,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+	Agreement     string `protobuf:"bytes,13,opt,name=agreement,proto3" json:"agreement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamEnd) Reset() {
@@ -1503,6 +1514,13 @@ func (x *StreamEnd) GetTotalCostUsdNanos() int64 {
 		return x.TotalCostUsdNanos
 	}
 	return 0
+}
+
+func (x *StreamEnd) GetAgreement() string {
+	if x != nil {
+		return x.Agreement
+	}
+	return ""
 }
 
 // ListModelsRequest asks for the registry.
@@ -3447,7 +3465,7 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"\x06labels\x18\t \x03(\v2'.turnout.v1.GenerateRequest.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xea\x03\n" +
 	"\x10GenerateResponse\x12*\n" +
 	"\x06output\x18\x01 \x01(\v2\x12.turnout.v1.OutputR\x06output\x12=\n" +
 	"\rfinish_reason\x18\x02 \x01(\x0e2\x18.turnout.v1.FinishReasonR\ffinishReason\x12'\n" +
@@ -3461,7 +3479,8 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\n" +
 	" \x01(\tR\trequestId\x12/\n" +
-	"\x14total_cost_usd_nanos\x18\v \x01(\x03R\x11totalCostUsdNanos\"\x92\x04\n" +
+	"\x14total_cost_usd_nanos\x18\v \x01(\x03R\x11totalCostUsdNanos\x12\x1c\n" +
+	"\tagreement\x18\f \x01(\tR\tagreement\"\x92\x04\n" +
 	"\x15GenerateStreamRequest\x12/\n" +
 	"\bmessages\x18\x01 \x03(\v2\x13.turnout.v1.MessageR\bmessages\x12&\n" +
 	"\x05tools\x18\x02 \x03(\v2\x10.turnout.v1.ToolR\x05tools\x127\n" +
@@ -3489,7 +3508,7 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12%\n" +
-	"\x0earguments_json\x18\x04 \x01(\tR\rargumentsJson\"\x87\x04\n" +
+	"\x0earguments_json\x18\x04 \x01(\tR\rargumentsJson\"\xa5\x04\n" +
 	"\tStreamEnd\x12=\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x18.turnout.v1.FinishReasonR\ffinishReason\x12'\n" +
 	"\x05usage\x18\x02 \x01(\v2\x11.turnout.v1.UsageR\x05usage\x12$\n" +
@@ -3506,7 +3525,8 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	" \x03(\v2\x14.turnout.v1.ToolCallR\ttoolCalls\x127\n" +
 	"\vparsed_json\x18\v \x01(\v2\x16.google.protobuf.ValueR\n" +
 	"parsedJson\x12/\n" +
-	"\x14total_cost_usd_nanos\x18\f \x01(\x03R\x11totalCostUsdNanos\"\x13\n" +
+	"\x14total_cost_usd_nanos\x18\f \x01(\x03R\x11totalCostUsdNanos\x12\x1c\n" +
+	"\tagreement\x18\r \x01(\tR\tagreement\"\x13\n" +
 	"\x11ListModelsRequest\"C\n" +
 	"\x12ListModelsResponse\x12-\n" +
 	"\x06models\x18\x01 \x03(\v2\x15.turnout.v1.ModelInfoR\x06models\"\xcd\x01\n" +

@@ -222,7 +222,7 @@ class GenerateRequest(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., params: _Optional[_Union[GenerationParams, _Mapping]] = ..., hints: _Optional[_Union[RoutingHints, _Mapping]] = ..., request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("output", "finish_reason", "usage", "cost_usd_nanos", "model", "provider", "decision", "attempts", "trace_id", "request_id", "total_cost_usd_nanos")
+    __slots__ = ("output", "finish_reason", "usage", "cost_usd_nanos", "model", "provider", "decision", "attempts", "trace_id", "request_id", "total_cost_usd_nanos", "agreement")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +234,7 @@ class GenerateResponse(_message.Message):
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_COST_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     output: Output
     finish_reason: FinishReason
     usage: Usage
@@ -245,7 +246,8 @@ class GenerateResponse(_message.Message):
     trace_id: str
     request_id: str
     total_cost_usd_nanos: int
-    def __init__(self, output: _Optional[_Union[Output, _Mapping]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd_nanos: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., trace_id: _Optional[str] = ..., request_id: _Optional[str] = ..., total_cost_usd_nanos: _Optional[int] = ...) -> None: ...
+    agreement: str
+    def __init__(self, output: _Optional[_Union[Output, _Mapping]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd_nanos: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., trace_id: _Optional[str] = ..., request_id: _Optional[str] = ..., total_cost_usd_nanos: _Optional[int] = ..., agreement: _Optional[str] = ...) -> None: ...
 
 class GenerateStreamRequest(_message.Message):
     __slots__ = ("messages", "tools", "tool_choice", "response_format", "params", "hints", "request_id", "tenant_id", "labels")
@@ -305,7 +307,7 @@ class ToolCallDelta(_message.Message):
     def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
-    __slots__ = ("finish_reason", "usage", "cost_usd_nanos", "model", "provider", "decision", "attempts", "trace_id", "request_id", "tool_calls", "parsed_json", "total_cost_usd_nanos")
+    __slots__ = ("finish_reason", "usage", "cost_usd_nanos", "model", "provider", "decision", "attempts", "trace_id", "request_id", "tool_calls", "parsed_json", "total_cost_usd_nanos", "agreement")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     COST_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +320,7 @@ class StreamEnd(_message.Message):
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     PARSED_JSON_FIELD_NUMBER: _ClassVar[int]
     TOTAL_COST_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     finish_reason: FinishReason
     usage: Usage
     cost_usd_nanos: int
@@ -330,7 +333,8 @@ class StreamEnd(_message.Message):
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     parsed_json: _struct_pb2.Value
     total_cost_usd_nanos: int
-    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd_nanos: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., trace_id: _Optional[str] = ..., request_id: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., parsed_json: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., total_cost_usd_nanos: _Optional[int] = ...) -> None: ...
+    agreement: str
+    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd_nanos: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., trace_id: _Optional[str] = ..., request_id: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., parsed_json: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., total_cost_usd_nanos: _Optional[int] = ..., agreement: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

@@ -253,6 +253,8 @@ export interface GenerateResponse {
   requestId: string;
   /** Cost of every attempt that was billed, in usd_nanos; at least cost_usd_nanos. */
   totalCostUsdNanos: bigint;
+  /** When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty. */
+  agreement: string;
 }
 
 /** GenerateStreamRequest is a GenerateRequest whose answer is streamed. */
@@ -319,6 +321,8 @@ export interface StreamEnd {
   /** The output parsed as JSON, when a JSON response format was requested. */
   parsedJson: any | undefined;
   totalCostUsdNanos: bigint;
+  /** When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty. */
+  agreement: string;
 }
 
 /** ListModelsRequest asks for the registry. */
@@ -1202,6 +1206,7 @@ function createBaseGenerateResponse(): GenerateResponse {
     traceId: "",
     requestId: "",
     totalCostUsdNanos: 0n,
+    agreement: "",
   };
 }
 
@@ -1245,6 +1250,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
         throw new globalThis.Error("value provided for field message.totalCostUsdNanos of type int64 too large");
       }
       writer.uint32(88).int64(message.totalCostUsdNanos);
+    }
+    if (message.agreement !== "") {
+      writer.uint32(98).string(message.agreement);
     }
     return writer;
   },
@@ -1350,6 +1358,14 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
             message.totalCostUsdNanos = reader.int64() as bigint;
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.agreement = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1386,6 +1402,7 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     message.totalCostUsdNanos = (object.totalCostUsdNanos !== undefined && object.totalCostUsdNanos !== null)
       ? BigInt(object.totalCostUsdNanos)
       : 0n;
+    message.agreement = object.agreement ?? "";
     return message;
   },
 };
@@ -1890,6 +1907,7 @@ function createBaseStreamEnd(): StreamEnd {
     toolCalls: [],
     parsedJson: undefined,
     totalCostUsdNanos: 0n,
+    agreement: "",
   };
 }
 
@@ -1936,6 +1954,9 @@ export const StreamEnd: MessageFns<StreamEnd> = {
         throw new globalThis.Error("value provided for field message.totalCostUsdNanos of type int64 too large");
       }
       writer.uint32(96).int64(message.totalCostUsdNanos);
+    }
+    if (message.agreement !== "") {
+      writer.uint32(106).string(message.agreement);
     }
     return writer;
   },
@@ -2049,6 +2070,14 @@ export const StreamEnd: MessageFns<StreamEnd> = {
             message.totalCostUsdNanos = reader.int64() as bigint;
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.agreement = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2084,6 +2113,7 @@ export const StreamEnd: MessageFns<StreamEnd> = {
     message.totalCostUsdNanos = (object.totalCostUsdNanos !== undefined && object.totalCostUsdNanos !== null)
       ? BigInt(object.totalCostUsdNanos)
       : 0n;
+    message.agreement = object.agreement ?? "";
     return message;
   },
 };

@@ -240,7 +240,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
       "\022\033\n\ttenant_id\030\010 \001(\tR\010tenantId\022?\n\006labels\030" +
       "\t \003(\0132\'.turnout.v1.GenerateRequest.Label" +
       "sEntryR\006labels\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001" +
-      "(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\314\003\n\020Ge" +
+      "(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\352\003\n\020Ge" +
       "nerateResponse\022*\n\006output\030\001 \001(\0132\022.turnout" +
       ".v1.OutputR\006output\022=\n\rfinish_reason\030\002 \001(" +
       "\0162\030.turnout.v1.FinishReasonR\014finishReaso" +
@@ -252,221 +252,222 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
       ".turnout.v1.AttemptR\010attempts\022\031\n\010trace_i" +
       "d\030\t \001(\tR\007traceId\022\035\n\nrequest_id\030\n \001(\tR\tre" +
       "questId\022/\n\024total_cost_usd_nanos\030\013 \001(\003R\021t" +
-      "otalCostUsdNanos\"\222\004\n\025GenerateStreamReque" +
-      "st\022/\n\010messages\030\001 \003(\0132\023.turnout.v1.Messag" +
-      "eR\010messages\022&\n\005tools\030\002 \003(\0132\020.turnout.v1." +
-      "ToolR\005tools\0227\n\013tool_choice\030\003 \001(\0132\026.turno" +
-      "ut.v1.ToolChoiceR\ntoolChoice\022C\n\017response" +
-      "_format\030\004 \001(\0132\032.turnout.v1.ResponseForma" +
-      "tR\016responseFormat\0224\n\006params\030\005 \001(\0132\034.turn" +
-      "out.v1.GenerationParamsR\006params\022.\n\005hints" +
-      "\030\006 \001(\0132\030.turnout.v1.RoutingHintsR\005hints\022" +
-      "\035\n\nrequest_id\030\007 \001(\tR\trequestId\022\033\n\ttenant" +
-      "_id\030\010 \001(\tR\010tenantId\022E\n\006labels\030\t \003(\0132-.tu" +
-      "rnout.v1.GenerateStreamRequest.LabelsEnt" +
-      "ryR\006labels\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001(\tR\003" +
-      "key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"}\n\026Generat" +
-      "eStreamResponse\022/\n\005delta\030\001 \001(\0132\027.turnout" +
-      ".v1.OutputDeltaH\000R\005delta\022)\n\003end\030\002 \001(\0132\025." +
-      "turnout.v1.StreamEndH\000R\003endB\007\n\005event\"[\n\013" +
-      "OutputDelta\022\022\n\004text\030\001 \001(\tR\004text\0228\n\ntool_" +
-      "calls\030\002 \003(\0132\031.turnout.v1.ToolCallDeltaR\t" +
-      "toolCalls\"p\n\rToolCallDelta\022\024\n\005index\030\001 \001(" +
-      "\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004" +
-      "name\022%\n\016arguments_json\030\004 \001(\tR\rargumentsJ" +
-      "son\"\207\004\n\tStreamEnd\022=\n\rfinish_reason\030\001 \001(\016" +
-      "2\030.turnout.v1.FinishReasonR\014finishReason" +
-      "\022\'\n\005usage\030\002 \001(\0132\021.turnout.v1.UsageR\005usag" +
-      "e\022$\n\016cost_usd_nanos\030\003 \001(\003R\014costUsdNanos\022" +
-      "\024\n\005model\030\004 \001(\tR\005model\022\032\n\010provider\030\005 \001(\tR" +
-      "\010provider\0220\n\010decision\030\006 \001(\0132\024.turnout.v1" +
-      ".DecisionR\010decision\022/\n\010attempts\030\007 \003(\0132\023." +
-      "turnout.v1.AttemptR\010attempts\022\031\n\010trace_id" +
-      "\030\010 \001(\tR\007traceId\022\035\n\nrequest_id\030\t \001(\tR\treq" +
-      "uestId\0223\n\ntool_calls\030\n \003(\0132\024.turnout.v1." +
-      "ToolCallR\ttoolCalls\0227\n\013parsed_json\030\013 \001(\013" +
-      "2\026.google.protobuf.ValueR\nparsedJson\022/\n\024" +
-      "total_cost_usd_nanos\030\014 \001(\003R\021totalCostUsd" +
-      "Nanos\"\023\n\021ListModelsRequest\"C\n\022ListModels" +
-      "Response\022-\n\006models\030\001 \003(\0132\025.turnout.v1.Mo" +
-      "delInfoR\006models\"\315\001\n\007Message\022$\n\004role\030\001 \001(" +
-      "\0162\020.turnout.v1.RoleR\004role\0221\n\007content\030\002 \003" +
-      "(\0132\027.turnout.v1.ContentPartR\007content\022\022\n\004" +
-      "name\030\003 \001(\tR\004name\0223\n\ntool_calls\030\004 \003(\0132\024.t" +
-      "urnout.v1.ToolCallR\ttoolCalls\022 \n\014tool_ca" +
-      "ll_id\030\005 \001(\tR\ntoolCallId\"V\n\013ContentPart\022\024" +
-      "\n\004text\030\001 \001(\tH\000R\004text\022)\n\005image\030\002 \001(\0132\021.tu" +
-      "rnout.v1.ImageH\000R\005imageB\006\n\004part\"\213\001\n\005Imag" +
-      "e\022\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001(\014H\000R\004d" +
-      "ata\022\035\n\nmedia_type\030\003 \001(\tR\tmediaType\022/\n\006de" +
-      "tail\030\004 \001(\0162\027.turnout.v1.ImageDetailR\006det" +
-      "ailB\010\n\006source\"\215\001\n\004Tool\022\022\n\004name\030\001 \001(\tR\004na" +
-      "me\022 \n\013description\030\002 \001(\tR\013description\0227\n\n" +
-      "parameters\030\003 \001(\0132\027.google.protobuf.Struc" +
-      "tR\nparameters\022\026\n\006strict\030\004 \001(\010R\006strict\"a\n" +
-      "\nToolChoice\022.\n\004mode\030\001 \001(\0162\032.turnout.v1.T" +
-      "oolChoiceModeR\004mode\022#\n\rfunction_name\030\002 \001" +
-      "(\tR\014functionName\"U\n\010ToolCall\022\016\n\002id\030\001 \001(\t" +
-      "R\002id\022\022\n\004name\030\002 \001(\tR\004name\022%\n\016arguments_js" +
-      "on\030\003 \001(\tR\rargumentsJson\"}\n\016ResponseForma" +
-      "t\0222\n\004type\030\001 \001(\0162\036.turnout.v1.ResponseFor" +
-      "matTypeR\004type\0227\n\013json_schema\030\002 \001(\0132\026.tur" +
-      "nout.v1.JsonSchemaR\njsonSchema\"i\n\nJsonSc" +
-      "hema\022\022\n\004name\030\001 \001(\tR\004name\022/\n\006schema\030\002 \001(\013" +
-      "2\027.google.protobuf.StructR\006schema\022\026\n\006str" +
-      "ict\030\003 \001(\010R\006strict\"\352\001\n\020GenerationParams\022/" +
-      "\n\021max_output_tokens\030\001 \001(\005H\000R\017maxOutputTo" +
-      "kens\210\001\001\022%\n\013temperature\030\002 \001(\002H\001R\013temperat" +
-      "ure\210\001\001\022\030\n\005top_p\030\003 \001(\002H\002R\004topP\210\001\001\022\022\n\004stop" +
-      "\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004seed\210\001\001B\024\n" +
-      "\022_max_output_tokensB\016\n\014_temperatureB\010\n\006_" +
-      "top_pB\007\n\005_seed\"\343\004\n\014RoutingHints\022\033\n\ttask_" +
-      "type\030\001 \001(\tR\010taskType\022\033\n\tuser_tier\030\002 \001(\tR" +
-      "\010userTier\0220\n\010priority\030\003 \001(\0162\024.turnout.v1" +
-      ".PriorityR\010priority\022@\n\016latency_budget\030\004 " +
-      "\001(\0132\031.google.protobuf.DurationR\rlatencyB" +
-      "udget\022+\n\022max_cost_usd_nanos\030\005 \001(\003R\017maxCo" +
-      "stUsdNanos\022(\n\rquality_floor\030\006 \001(\002H\000R\014qua" +
-      "lityFloor\210\001\001\022K\n\025required_capabilities\030\007 " +
-      "\003(\0162\026.turnout.v1.CapabilityR\024requiredCap" +
-      "abilities\022%\n\016allowed_models\030\010 \003(\tR\rallow" +
-      "edModels\022+\n\021allowed_providers\030\t \003(\tR\020all" +
-      "owedProviders\022#\n\rdenied_models\030\n \003(\tR\014de" +
-      "niedModels\022)\n\020denied_providers\030\013 \003(\tR\017de" +
-      "niedProviders\022!\n\014pinned_model\030\014 \001(\tR\013pin" +
-      "nedModel\022\024\n\005route\030\r \001(\tR\005route\022\022\n\004tags\030\016" +
-      " \003(\tR\004tagsB\020\n\016_quality_floor\"\333\005\n\010Decisio" +
-      "n\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(" +
-      "\tR\010provider\0223\n\tfallbacks\030\003 \003(\0132\025.turnout" +
-      ".v1.CandidateR\tfallbacks\022\024\n\005route\030\004 \001(\tR" +
-      "\005route\022\032\n\010strategy\030\005 \001(\tR\010strategy\022\030\n\007re" +
-      "asons\030\006 \003(\tR\007reasons\0221\n\010rejected\030\007 \003(\0132\025" +
-      ".turnout.v1.RejectionR\010rejected\0224\n\026estim" +
-      "ated_input_tokens\030\010 \001(\003R\024estimatedInputT" +
-      "okens\0227\n\030estimated_cost_usd_nanos\030\t \001(\003R" +
-      "\025estimatedCostUsdNanos\022F\n\021estimated_late" +
-      "ncy\030\n \001(\0132\031.google.protobuf.DurationR\020es" +
-      "timatedLatency\0220\n\024decision_time_micros\030\013" +
-      " \001(\003R\022decisionTimeMicros\022)\n\006stages\030\014 \003(\013" +
-      "2\021.turnout.v1.StageR\006stages\0229\n\nconsidere" +
-      "d\030\r \003(\0132\031.turnout.v1.ConsiderationR\ncons" +
-      "idered\022\033\n\tcache_hit\030\016 \001(\010R\010cacheHit\0226\n\nt" +
-      "runcation\030\017 \001(\0132\026.turnout.v1.TruncationR" +
-      "\ntruncation\022/\n\021cheap_model_score\030\020 \001(\002H\000" +
-      "R\017cheapModelScore\210\001\001B\024\n\022_cheap_model_sco" +
-      "re\"_\n\005Stage\0225\n\ncandidates\030\001 \003(\0132\025.turnou" +
-      "t.v1.CandidateR\ncandidates\022\037\n\013escalate_o" +
-      "n\030\002 \003(\tR\nescalateOn\"k\n\rConsideration\022\024\n\005" +
-      "model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010pr" +
-      "ovider\022\022\n\004kept\030\003 \001(\010R\004kept\022\024\n\005notes\030\004 \003(" +
-      "\tR\005notes\"z\n\nTruncation\022\032\n\010strategy\030\001 \001(\t" +
-      "R\010strategy\022)\n\020dropped_messages\030\002 \001(\005R\017dr" +
-      "oppedMessages\022%\n\016removed_tokens\030\003 \001(\003R\rr" +
-      "emovedTokens\"\343\001\n\tCandidate\022\024\n\005model\030\001 \001(" +
-      "\tR\005model\022\032\n\010provider\030\002 \001(\tR\010provider\0227\n\030" +
-      "estimated_cost_usd_nanos\030\003 \001(\003R\025estimate" +
-      "dCostUsdNanos\022F\n\021estimated_latency\030\004 \001(\013" +
-      "2\031.google.protobuf.DurationR\020estimatedLa" +
-      "tency\022\031\n\005score\030\005 \001(\001H\000R\005score\210\001\001B\010\n\006_sco" +
-      "re\"U\n\tRejection\022\024\n\005model\030\001 \001(\tR\005model\022\032\n" +
-      "\010provider\030\002 \001(\tR\010provider\022\026\n\006reason\030\003 \001(" +
-      "\tR\006reason\"\214\004\n\007Attempt\022\026\n\006number\030\001 \001(\005R\006n" +
-      "umber\022\024\n\005model\030\002 \001(\tR\005model\022\032\n\010provider\030" +
-      "\003 \001(\tR\010provider\0224\n\007outcome\030\004 \001(\0162\032.turno" +
-      "ut.v1.AttemptOutcomeR\007outcome\022=\n\rfailure" +
-      "_class\030\005 \001(\0162\030.turnout.v1.FailureClassR\014" +
-      "failureClass\022#\n\rerror_message\030\006 \001(\tR\014err" +
-      "orMessage\0223\n\007latency\030\007 \001(\0132\031.google.prot" +
-      "obuf.DurationR\007latency\022H\n\023time_to_first_" +
-      "token\030\010 \001(\0132\031.google.protobuf.DurationR\020" +
-      "timeToFirstToken\022\026\n\006hedged\030\t \001(\010R\006hedged" +
-      "\022\'\n\005usage\030\n \001(\0132\021.turnout.v1.UsageR\005usag" +
-      "e\022$\n\016cost_usd_nanos\030\013 \001(\003R\014costUsdNanos\022" +
-      "\034\n\tescalated\030\014 \001(\tR\tescalated\022\031\n\010retry_o" +
-      "f\030\r \001(\005R\007retryOf\"\244\001\n\006Output\022\022\n\004text\030\001 \001(" +
-      "\tR\004text\0223\n\ntool_calls\030\002 \003(\0132\024.turnout.v1" +
-      ".ToolCallR\ttoolCalls\0227\n\013parsed_json\030\003 \001(" +
-      "\0132\026.google.protobuf.ValueR\nparsedJson\022\030\n" +
-      "\007refusal\030\004 \001(\tR\007refusal\"\177\n\005Usage\022!\n\014inpu" +
-      "t_tokens\030\001 \001(\003R\013inputTokens\022#\n\routput_to" +
-      "kens\030\002 \001(\003R\014outputTokens\022.\n\023cached_input" +
-      "_tokens\030\003 \001(\003R\021cachedInputTokens\"\304\004\n\tMod" +
-      "elInfo\022\022\n\004name\030\001 \001(\tR\004name\022\032\n\010provider\030\002" +
-      " \001(\tR\010provider\022%\n\016upstream_model\030\003 \001(\tR\r" +
-      "upstreamModel\022\032\n\010endpoint\030\004 \001(\tR\010endpoin" +
-      "t\022A\n\036input_price_usd_nanos_per_mtok\030\005 \001(" +
-      "\003R\031inputPriceUsdNanosPerMtok\022C\n\037output_p" +
-      "rice_usd_nanos_per_mtok\030\006 \001(\003R\032outputPri" +
-      "ceUsdNanosPerMtok\022N\n%cached_input_price_" +
-      "usd_nanos_per_mtok\030\007 \001(\003R\037cachedInputPri" +
-      "ceUsdNanosPerMtok\022%\n\016context_window\030\010 \001(" +
-      "\005R\rcontextWindow\022*\n\021max_output_tokens\030\t " +
-      "\001(\005R\017maxOutputTokens\022:\n\014capabilities\030\n \003" +
-      "(\0162\026.turnout.v1.CapabilityR\014capabilities" +
-      "\022\022\n\004tags\030\013 \003(\tR\004tags\022\030\n\007quality\030\014 \001(\002R\007q" +
-      "uality\022/\n\006health\030\r \001(\0132\027.turnout.v1.Mode" +
-      "lHealthR\006health\"\362\001\n\013ModelHealth\022-\n\005state" +
-      "\030\001 \001(\0162\027.turnout.v1.HealthStateR\005state\022\035" +
-      "\n\nerror_rate\030\002 \001(\001R\terrorRate\022<\n\014latency" +
-      "_ewma\030\003 \001(\0132\031.google.protobuf.DurationR\013" +
-      "latencyEwma\022\032\n\010attempts\030\004 \001(\003R\010attempts\022" +
-      ";\n\014last_failure\030\005 \001(\0162\030.turnout.v1.Failu" +
-      "reClassR\013lastFailure*_\n\004Role\022\024\n\020ROLE_UNS" +
-      "PECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER" +
-      "\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*o\n" +
-      "\013ImageDetail\022\034\n\030IMAGE_DETAIL_UNSPECIFIED" +
-      "\020\000\022\024\n\020IMAGE_DETAIL_LOW\020\001\022\025\n\021IMAGE_DETAIL" +
-      "_HIGH\020\002\022\025\n\021IMAGE_DETAIL_AUTO\020\003*\246\001\n\016ToolC" +
-      "hoiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIE" +
-      "D\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_C" +
-      "HOICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_RE" +
-      "QUIRED\020\003\022\035\n\031TOOL_CHOICE_MODE_FUNCTION\020\004*" +
-      "\245\001\n\022ResponseFormatType\022$\n RESPONSE_FORMA" +
-      "T_TYPE_UNSPECIFIED\020\000\022\035\n\031RESPONSE_FORMAT_" +
-      "TYPE_TEXT\020\001\022$\n RESPONSE_FORMAT_TYPE_JSON" +
-      "_OBJECT\020\002\022$\n RESPONSE_FORMAT_TYPE_JSON_S" +
-      "CHEMA\020\003*\211\001\n\nCapability\022\032\n\026CAPABILITY_UNS" +
-      "PECIFIED\020\000\022\024\n\020CAPABILITY_TOOLS\020\001\022\025\n\021CAPA" +
-      "BILITY_VISION\020\002\022\030\n\024CAPABILITY_JSON_MODE\020" +
-      "\003\022\030\n\024CAPABILITY_STREAMING\020\004*~\n\010Priority\022" +
-      "\030\n\024PRIORITY_UNSPECIFIED\020\000\022\022\n\016PRIORITY_BA" +
-      "TCH\020\001\022\023\n\017PRIORITY_NORMAL\020\002\022\030\n\024PRIORITY_I" +
-      "NTERACTIVE\020\003\022\025\n\021PRIORITY_CRITICAL\020\004*\212\001\n\016" +
-      "AttemptOutcome\022\037\n\033ATTEMPT_OUTCOME_UNSPEC" +
-      "IFIED\020\000\022\033\n\027ATTEMPT_OUTCOME_SUCCESS\020\001\022\033\n\027" +
-      "ATTEMPT_OUTCOME_FAILURE\020\002\022\035\n\031ATTEMPT_OUT" +
-      "COME_CANCELLED\020\003*\361\003\n\014FailureClass\022\035\n\031FAI" +
-      "LURE_CLASS_UNSPECIFIED\020\000\022\036\n\032FAILURE_CLAS" +
-      "S_RATE_LIMITED\020\001\022\034\n\030FAILURE_CLASS_OVERLO" +
-      "ADED\020\002\022\036\n\032FAILURE_CLASS_SERVER_ERROR\020\003\022\031" +
-      "\n\025FAILURE_CLASS_TIMEOUT\020\004\022\"\n\036FAILURE_CLA" +
-      "SS_CONTEXT_TOO_LONG\020\005\022\035\n\031FAILURE_CLASS_B" +
-      "AD_REQUEST\020\006\022\026\n\022FAILURE_CLASS_AUTH\020\007\022$\n " +
-      "FAILURE_CLASS_MALFORMED_RESPONSE\020\010\022\034\n\030FA" +
-      "ILURE_CLASS_CONNECTION\020\t\022$\n FAILURE_CLAS" +
-      "S_STREAM_INTERRUPTED\020\n\022\"\n\036FAILURE_CLASS_" +
-      "CONTENT_FILTERED\020\013\022 \n\034FAILURE_CLASS_INVA" +
-      "LID_OUTPUT\020\014\022\036\n\032FAILURE_CLASS_CIRCUIT_OP" +
-      "EN\020\r\022\036\n\032FAILURE_CLASS_NOT_ADMITTED\020\016*\237\001\n" +
-      "\014FinishReason\022\035\n\031FINISH_REASON_UNSPECIFI" +
-      "ED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n\024FINISH_R" +
-      "EASON_LENGTH\020\002\022\034\n\030FINISH_REASON_TOOL_CAL" +
-      "LS\020\003\022 \n\034FINISH_REASON_CONTENT_FILTER\020\004*\226" +
-      "\001\n\013HealthState\022\034\n\030HEALTH_STATE_UNSPECIFI" +
-      "ED\020\000\022\030\n\024HEALTH_STATE_UNKNOWN\020\001\022\030\n\024HEALTH" +
-      "_STATE_HEALTHY\020\002\022\031\n\025HEALTH_STATE_DEGRADE" +
-      "D\020\003\022\032\n\026HEALTH_STATE_UNHEALTHY\020\0042\274\002\n\rRout" +
-      "erService\022<\n\005Route\022\030.turnout.v1.RouteReq" +
-      "uest\032\031.turnout.v1.RouteResponse\022E\n\010Gener" +
-      "ate\022\033.turnout.v1.GenerateRequest\032\034.turno" +
-      "ut.v1.GenerateResponse\022Y\n\016GenerateStream" +
-      "\022!.turnout.v1.GenerateStreamRequest\032\".tu" +
-      "rnout.v1.GenerateStreamResponse0\001\022K\n\nLis" +
-      "tModels\022\035.turnout.v1.ListModelsRequest\032\036" +
-      ".turnout.v1.ListModelsResponseBb\n\016dev.tu" +
-      "rnout.v1B\013RouterProtoP\001ZAgithub.com/turn" +
-      "out-router/turnout/clients/go/turnout/v1" +
-      ";turnoutv1b\006proto3"
+      "otalCostUsdNanos\022\034\n\tagreement\030\014 \001(\tR\tagr" +
+      "eement\"\222\004\n\025GenerateStreamRequest\022/\n\010mess" +
+      "ages\030\001 \003(\0132\023.turnout.v1.MessageR\010message" +
+      "s\022&\n\005tools\030\002 \003(\0132\020.turnout.v1.ToolR\005tool" +
+      "s\0227\n\013tool_choice\030\003 \001(\0132\026.turnout.v1.Tool" +
+      "ChoiceR\ntoolChoice\022C\n\017response_format\030\004 " +
+      "\001(\0132\032.turnout.v1.ResponseFormatR\016respons" +
+      "eFormat\0224\n\006params\030\005 \001(\0132\034.turnout.v1.Gen" +
+      "erationParamsR\006params\022.\n\005hints\030\006 \001(\0132\030.t" +
+      "urnout.v1.RoutingHintsR\005hints\022\035\n\nrequest" +
+      "_id\030\007 \001(\tR\trequestId\022\033\n\ttenant_id\030\010 \001(\tR" +
+      "\010tenantId\022E\n\006labels\030\t \003(\0132-.turnout.v1.G" +
+      "enerateStreamRequest.LabelsEntryR\006labels" +
+      "\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005val" +
+      "ue\030\002 \001(\tR\005value:\0028\001\"}\n\026GenerateStreamRes" +
+      "ponse\022/\n\005delta\030\001 \001(\0132\027.turnout.v1.Output" +
+      "DeltaH\000R\005delta\022)\n\003end\030\002 \001(\0132\025.turnout.v1" +
+      ".StreamEndH\000R\003endB\007\n\005event\"[\n\013OutputDelt" +
+      "a\022\022\n\004text\030\001 \001(\tR\004text\0228\n\ntool_calls\030\002 \003(" +
+      "\0132\031.turnout.v1.ToolCallDeltaR\ttoolCalls\"" +
+      "p\n\rToolCallDelta\022\024\n\005index\030\001 \001(\005R\005index\022\016" +
+      "\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004name\022%\n\016ar" +
+      "guments_json\030\004 \001(\tR\rargumentsJson\"\245\004\n\tSt" +
+      "reamEnd\022=\n\rfinish_reason\030\001 \001(\0162\030.turnout" +
+      ".v1.FinishReasonR\014finishReason\022\'\n\005usage\030" +
+      "\002 \001(\0132\021.turnout.v1.UsageR\005usage\022$\n\016cost_" +
+      "usd_nanos\030\003 \001(\003R\014costUsdNanos\022\024\n\005model\030\004" +
+      " \001(\tR\005model\022\032\n\010provider\030\005 \001(\tR\010provider\022" +
+      "0\n\010decision\030\006 \001(\0132\024.turnout.v1.DecisionR" +
+      "\010decision\022/\n\010attempts\030\007 \003(\0132\023.turnout.v1" +
+      ".AttemptR\010attempts\022\031\n\010trace_id\030\010 \001(\tR\007tr" +
+      "aceId\022\035\n\nrequest_id\030\t \001(\tR\trequestId\0223\n\n" +
+      "tool_calls\030\n \003(\0132\024.turnout.v1.ToolCallR\t" +
+      "toolCalls\0227\n\013parsed_json\030\013 \001(\0132\026.google." +
+      "protobuf.ValueR\nparsedJson\022/\n\024total_cost" +
+      "_usd_nanos\030\014 \001(\003R\021totalCostUsdNanos\022\034\n\ta" +
+      "greement\030\r \001(\tR\tagreement\"\023\n\021ListModelsR" +
+      "equest\"C\n\022ListModelsResponse\022-\n\006models\030\001" +
+      " \003(\0132\025.turnout.v1.ModelInfoR\006models\"\315\001\n\007" +
+      "Message\022$\n\004role\030\001 \001(\0162\020.turnout.v1.RoleR" +
+      "\004role\0221\n\007content\030\002 \003(\0132\027.turnout.v1.Cont" +
+      "entPartR\007content\022\022\n\004name\030\003 \001(\tR\004name\0223\n\n" +
+      "tool_calls\030\004 \003(\0132\024.turnout.v1.ToolCallR\t" +
+      "toolCalls\022 \n\014tool_call_id\030\005 \001(\tR\ntoolCal" +
+      "lId\"V\n\013ContentPart\022\024\n\004text\030\001 \001(\tH\000R\004text" +
+      "\022)\n\005image\030\002 \001(\0132\021.turnout.v1.ImageH\000R\005im" +
+      "ageB\006\n\004part\"\213\001\n\005Image\022\022\n\003url\030\001 \001(\tH\000R\003ur" +
+      "l\022\024\n\004data\030\002 \001(\014H\000R\004data\022\035\n\nmedia_type\030\003 " +
+      "\001(\tR\tmediaType\022/\n\006detail\030\004 \001(\0162\027.turnout" +
+      ".v1.ImageDetailR\006detailB\010\n\006source\"\215\001\n\004To" +
+      "ol\022\022\n\004name\030\001 \001(\tR\004name\022 \n\013description\030\002 " +
+      "\001(\tR\013description\0227\n\nparameters\030\003 \001(\0132\027.g" +
+      "oogle.protobuf.StructR\nparameters\022\026\n\006str" +
+      "ict\030\004 \001(\010R\006strict\"a\n\nToolChoice\022.\n\004mode\030" +
+      "\001 \001(\0162\032.turnout.v1.ToolChoiceModeR\004mode\022" +
+      "#\n\rfunction_name\030\002 \001(\tR\014functionName\"U\n\010" +
+      "ToolCall\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004name\030\002 \001(\tR\004" +
+      "name\022%\n\016arguments_json\030\003 \001(\tR\rargumentsJ" +
+      "son\"}\n\016ResponseFormat\0222\n\004type\030\001 \001(\0162\036.tu" +
+      "rnout.v1.ResponseFormatTypeR\004type\0227\n\013jso" +
+      "n_schema\030\002 \001(\0132\026.turnout.v1.JsonSchemaR\n" +
+      "jsonSchema\"i\n\nJsonSchema\022\022\n\004name\030\001 \001(\tR\004" +
+      "name\022/\n\006schema\030\002 \001(\0132\027.google.protobuf.S" +
+      "tructR\006schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\352\001" +
+      "\n\020GenerationParams\022/\n\021max_output_tokens\030" +
+      "\001 \001(\005H\000R\017maxOutputTokens\210\001\001\022%\n\013temperatu" +
+      "re\030\002 \001(\002H\001R\013temperature\210\001\001\022\030\n\005top_p\030\003 \001(" +
+      "\002H\002R\004topP\210\001\001\022\022\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed" +
+      "\030\005 \001(\003H\003R\004seed\210\001\001B\024\n\022_max_output_tokensB" +
+      "\016\n\014_temperatureB\010\n\006_top_pB\007\n\005_seed\"\343\004\n\014R" +
+      "outingHints\022\033\n\ttask_type\030\001 \001(\tR\010taskType" +
+      "\022\033\n\tuser_tier\030\002 \001(\tR\010userTier\0220\n\010priorit" +
+      "y\030\003 \001(\0162\024.turnout.v1.PriorityR\010priority\022" +
+      "@\n\016latency_budget\030\004 \001(\0132\031.google.protobu" +
+      "f.DurationR\rlatencyBudget\022+\n\022max_cost_us" +
+      "d_nanos\030\005 \001(\003R\017maxCostUsdNanos\022(\n\rqualit" +
+      "y_floor\030\006 \001(\002H\000R\014qualityFloor\210\001\001\022K\n\025requ" +
+      "ired_capabilities\030\007 \003(\0162\026.turnout.v1.Cap" +
+      "abilityR\024requiredCapabilities\022%\n\016allowed" +
+      "_models\030\010 \003(\tR\rallowedModels\022+\n\021allowed_" +
+      "providers\030\t \003(\tR\020allowedProviders\022#\n\rden" +
+      "ied_models\030\n \003(\tR\014deniedModels\022)\n\020denied" +
+      "_providers\030\013 \003(\tR\017deniedProviders\022!\n\014pin" +
+      "ned_model\030\014 \001(\tR\013pinnedModel\022\024\n\005route\030\r " +
+      "\001(\tR\005route\022\022\n\004tags\030\016 \003(\tR\004tagsB\020\n\016_quali" +
+      "ty_floor\"\333\005\n\010Decision\022\024\n\005model\030\001 \001(\tR\005mo" +
+      "del\022\032\n\010provider\030\002 \001(\tR\010provider\0223\n\tfallb" +
+      "acks\030\003 \003(\0132\025.turnout.v1.CandidateR\tfallb" +
+      "acks\022\024\n\005route\030\004 \001(\tR\005route\022\032\n\010strategy\030\005" +
+      " \001(\tR\010strategy\022\030\n\007reasons\030\006 \003(\tR\007reasons" +
+      "\0221\n\010rejected\030\007 \003(\0132\025.turnout.v1.Rejectio" +
+      "nR\010rejected\0224\n\026estimated_input_tokens\030\010 " +
+      "\001(\003R\024estimatedInputTokens\0227\n\030estimated_c" +
+      "ost_usd_nanos\030\t \001(\003R\025estimatedCostUsdNan" +
+      "os\022F\n\021estimated_latency\030\n \001(\0132\031.google.p" +
+      "rotobuf.DurationR\020estimatedLatency\0220\n\024de" +
+      "cision_time_micros\030\013 \001(\003R\022decisionTimeMi" +
+      "cros\022)\n\006stages\030\014 \003(\0132\021.turnout.v1.StageR" +
+      "\006stages\0229\n\nconsidered\030\r \003(\0132\031.turnout.v1" +
+      ".ConsiderationR\nconsidered\022\033\n\tcache_hit\030" +
+      "\016 \001(\010R\010cacheHit\0226\n\ntruncation\030\017 \001(\0132\026.tu" +
+      "rnout.v1.TruncationR\ntruncation\022/\n\021cheap" +
+      "_model_score\030\020 \001(\002H\000R\017cheapModelScore\210\001\001" +
+      "B\024\n\022_cheap_model_score\"_\n\005Stage\0225\n\ncandi" +
+      "dates\030\001 \003(\0132\025.turnout.v1.CandidateR\ncand" +
+      "idates\022\037\n\013escalate_on\030\002 \003(\tR\nescalateOn\"" +
+      "k\n\rConsideration\022\024\n\005model\030\001 \001(\tR\005model\022\032" +
+      "\n\010provider\030\002 \001(\tR\010provider\022\022\n\004kept\030\003 \001(\010" +
+      "R\004kept\022\024\n\005notes\030\004 \003(\tR\005notes\"z\n\nTruncati" +
+      "on\022\032\n\010strategy\030\001 \001(\tR\010strategy\022)\n\020droppe" +
+      "d_messages\030\002 \001(\005R\017droppedMessages\022%\n\016rem" +
+      "oved_tokens\030\003 \001(\003R\rremovedTokens\"\343\001\n\tCan" +
+      "didate\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider" +
+      "\030\002 \001(\tR\010provider\0227\n\030estimated_cost_usd_n" +
+      "anos\030\003 \001(\003R\025estimatedCostUsdNanos\022F\n\021est" +
+      "imated_latency\030\004 \001(\0132\031.google.protobuf.D" +
+      "urationR\020estimatedLatency\022\031\n\005score\030\005 \001(\001" +
+      "H\000R\005score\210\001\001B\010\n\006_score\"U\n\tRejection\022\024\n\005m" +
+      "odel\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010pro" +
+      "vider\022\026\n\006reason\030\003 \001(\tR\006reason\"\214\004\n\007Attemp" +
+      "t\022\026\n\006number\030\001 \001(\005R\006number\022\024\n\005model\030\002 \001(\t" +
+      "R\005model\022\032\n\010provider\030\003 \001(\tR\010provider\0224\n\007o" +
+      "utcome\030\004 \001(\0162\032.turnout.v1.AttemptOutcome" +
+      "R\007outcome\022=\n\rfailure_class\030\005 \001(\0162\030.turno" +
+      "ut.v1.FailureClassR\014failureClass\022#\n\rerro" +
+      "r_message\030\006 \001(\tR\014errorMessage\0223\n\007latency" +
+      "\030\007 \001(\0132\031.google.protobuf.DurationR\007laten" +
+      "cy\022H\n\023time_to_first_token\030\010 \001(\0132\031.google" +
+      ".protobuf.DurationR\020timeToFirstToken\022\026\n\006" +
+      "hedged\030\t \001(\010R\006hedged\022\'\n\005usage\030\n \001(\0132\021.tu" +
+      "rnout.v1.UsageR\005usage\022$\n\016cost_usd_nanos\030" +
+      "\013 \001(\003R\014costUsdNanos\022\034\n\tescalated\030\014 \001(\tR\t" +
+      "escalated\022\031\n\010retry_of\030\r \001(\005R\007retryOf\"\244\001\n" +
+      "\006Output\022\022\n\004text\030\001 \001(\tR\004text\0223\n\ntool_call" +
+      "s\030\002 \003(\0132\024.turnout.v1.ToolCallR\ttoolCalls" +
+      "\0227\n\013parsed_json\030\003 \001(\0132\026.google.protobuf." +
+      "ValueR\nparsedJson\022\030\n\007refusal\030\004 \001(\tR\007refu" +
+      "sal\"\177\n\005Usage\022!\n\014input_tokens\030\001 \001(\003R\013inpu" +
+      "tTokens\022#\n\routput_tokens\030\002 \001(\003R\014outputTo" +
+      "kens\022.\n\023cached_input_tokens\030\003 \001(\003R\021cache" +
+      "dInputTokens\"\304\004\n\tModelInfo\022\022\n\004name\030\001 \001(\t" +
+      "R\004name\022\032\n\010provider\030\002 \001(\tR\010provider\022%\n\016up" +
+      "stream_model\030\003 \001(\tR\rupstreamModel\022\032\n\010end" +
+      "point\030\004 \001(\tR\010endpoint\022A\n\036input_price_usd" +
+      "_nanos_per_mtok\030\005 \001(\003R\031inputPriceUsdNano" +
+      "sPerMtok\022C\n\037output_price_usd_nanos_per_m" +
+      "tok\030\006 \001(\003R\032outputPriceUsdNanosPerMtok\022N\n" +
+      "%cached_input_price_usd_nanos_per_mtok\030\007" +
+      " \001(\003R\037cachedInputPriceUsdNanosPerMtok\022%\n" +
+      "\016context_window\030\010 \001(\005R\rcontextWindow\022*\n\021" +
+      "max_output_tokens\030\t \001(\005R\017maxOutputTokens" +
+      "\022:\n\014capabilities\030\n \003(\0162\026.turnout.v1.Capa" +
+      "bilityR\014capabilities\022\022\n\004tags\030\013 \003(\tR\004tags" +
+      "\022\030\n\007quality\030\014 \001(\002R\007quality\022/\n\006health\030\r \001" +
+      "(\0132\027.turnout.v1.ModelHealthR\006health\"\362\001\n\013" +
+      "ModelHealth\022-\n\005state\030\001 \001(\0162\027.turnout.v1." +
+      "HealthStateR\005state\022\035\n\nerror_rate\030\002 \001(\001R\t" +
+      "errorRate\022<\n\014latency_ewma\030\003 \001(\0132\031.google" +
+      ".protobuf.DurationR\013latencyEwma\022\032\n\010attem" +
+      "pts\030\004 \001(\003R\010attempts\022;\n\014last_failure\030\005 \001(" +
+      "\0162\030.turnout.v1.FailureClassR\013lastFailure" +
+      "*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_S" +
+      "YSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT" +
+      "\020\003\022\r\n\tROLE_TOOL\020\004*o\n\013ImageDetail\022\034\n\030IMAG" +
+      "E_DETAIL_UNSPECIFIED\020\000\022\024\n\020IMAGE_DETAIL_L" +
+      "OW\020\001\022\025\n\021IMAGE_DETAIL_HIGH\020\002\022\025\n\021IMAGE_DET" +
+      "AIL_AUTO\020\003*\246\001\n\016ToolChoiceMode\022 \n\034TOOL_CH" +
+      "OICE_MODE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHOICE_M" +
+      "ODE_AUTO\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE\020\002\022\035\n" +
+      "\031TOOL_CHOICE_MODE_REQUIRED\020\003\022\035\n\031TOOL_CHO" +
+      "ICE_MODE_FUNCTION\020\004*\245\001\n\022ResponseFormatTy" +
+      "pe\022$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\020\000" +
+      "\022\035\n\031RESPONSE_FORMAT_TYPE_TEXT\020\001\022$\n RESPO" +
+      "NSE_FORMAT_TYPE_JSON_OBJECT\020\002\022$\n RESPONS" +
+      "E_FORMAT_TYPE_JSON_SCHEMA\020\003*\211\001\n\nCapabili" +
+      "ty\022\032\n\026CAPABILITY_UNSPECIFIED\020\000\022\024\n\020CAPABI" +
+      "LITY_TOOLS\020\001\022\025\n\021CAPABILITY_VISION\020\002\022\030\n\024C" +
+      "APABILITY_JSON_MODE\020\003\022\030\n\024CAPABILITY_STRE" +
+      "AMING\020\004*~\n\010Priority\022\030\n\024PRIORITY_UNSPECIF" +
+      "IED\020\000\022\022\n\016PRIORITY_BATCH\020\001\022\023\n\017PRIORITY_NO" +
+      "RMAL\020\002\022\030\n\024PRIORITY_INTERACTIVE\020\003\022\025\n\021PRIO" +
+      "RITY_CRITICAL\020\004*\212\001\n\016AttemptOutcome\022\037\n\033AT" +
+      "TEMPT_OUTCOME_UNSPECIFIED\020\000\022\033\n\027ATTEMPT_O" +
+      "UTCOME_SUCCESS\020\001\022\033\n\027ATTEMPT_OUTCOME_FAIL" +
+      "URE\020\002\022\035\n\031ATTEMPT_OUTCOME_CANCELLED\020\003*\361\003\n" +
+      "\014FailureClass\022\035\n\031FAILURE_CLASS_UNSPECIFI" +
+      "ED\020\000\022\036\n\032FAILURE_CLASS_RATE_LIMITED\020\001\022\034\n\030" +
+      "FAILURE_CLASS_OVERLOADED\020\002\022\036\n\032FAILURE_CL" +
+      "ASS_SERVER_ERROR\020\003\022\031\n\025FAILURE_CLASS_TIME" +
+      "OUT\020\004\022\"\n\036FAILURE_CLASS_CONTEXT_TOO_LONG\020" +
+      "\005\022\035\n\031FAILURE_CLASS_BAD_REQUEST\020\006\022\026\n\022FAIL" +
+      "URE_CLASS_AUTH\020\007\022$\n FAILURE_CLASS_MALFOR" +
+      "MED_RESPONSE\020\010\022\034\n\030FAILURE_CLASS_CONNECTI" +
+      "ON\020\t\022$\n FAILURE_CLASS_STREAM_INTERRUPTED" +
+      "\020\n\022\"\n\036FAILURE_CLASS_CONTENT_FILTERED\020\013\022 " +
+      "\n\034FAILURE_CLASS_INVALID_OUTPUT\020\014\022\036\n\032FAIL" +
+      "URE_CLASS_CIRCUIT_OPEN\020\r\022\036\n\032FAILURE_CLAS" +
+      "S_NOT_ADMITTED\020\016*\237\001\n\014FinishReason\022\035\n\031FIN" +
+      "ISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINISH_REASO" +
+      "N_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH\020\002\022\034\n\030FI" +
+      "NISH_REASON_TOOL_CALLS\020\003\022 \n\034FINISH_REASO" +
+      "N_CONTENT_FILTER\020\004*\226\001\n\013HealthState\022\034\n\030HE" +
+      "ALTH_STATE_UNSPECIFIED\020\000\022\030\n\024HEALTH_STATE" +
+      "_UNKNOWN\020\001\022\030\n\024HEALTH_STATE_HEALTHY\020\002\022\031\n\025" +
+      "HEALTH_STATE_DEGRADED\020\003\022\032\n\026HEALTH_STATE_" +
+      "UNHEALTHY\020\0042\274\002\n\rRouterService\022<\n\005Route\022\030" +
+      ".turnout.v1.RouteRequest\032\031.turnout.v1.Ro" +
+      "uteResponse\022E\n\010Generate\022\033.turnout.v1.Gen" +
+      "erateRequest\032\034.turnout.v1.GenerateRespon" +
+      "se\022Y\n\016GenerateStream\022!.turnout.v1.Genera" +
+      "teStreamRequest\032\".turnout.v1.GenerateStr" +
+      "eamResponse0\001\022K\n\nListModels\022\035.turnout.v1" +
+      ".ListModelsRequest\032\036.turnout.v1.ListMode" +
+      "lsResponseBb\n\016dev.turnout.v1B\013RouterProt" +
+      "oP\001ZAgithub.com/turnout-router/turnout/c" +
+      "lients/go/turnout/v1;turnoutv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -509,7 +510,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     internal_static_turnout_v1_GenerateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_GenerateResponse_descriptor,
-        new java.lang.String[] { "Output", "FinishReason", "Usage", "CostUsdNanos", "Model", "Provider", "Decision", "Attempts", "TraceId", "RequestId", "TotalCostUsdNanos", });
+        new java.lang.String[] { "Output", "FinishReason", "Usage", "CostUsdNanos", "Model", "Provider", "Decision", "Attempts", "TraceId", "RequestId", "TotalCostUsdNanos", "Agreement", });
     internal_static_turnout_v1_GenerateStreamRequest_descriptor =
       getDescriptor().getMessageType(4);
     internal_static_turnout_v1_GenerateStreamRequest_fieldAccessorTable = new
@@ -545,7 +546,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     internal_static_turnout_v1_StreamEnd_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_StreamEnd_descriptor,
-        new java.lang.String[] { "FinishReason", "Usage", "CostUsdNanos", "Model", "Provider", "Decision", "Attempts", "TraceId", "RequestId", "ToolCalls", "ParsedJson", "TotalCostUsdNanos", });
+        new java.lang.String[] { "FinishReason", "Usage", "CostUsdNanos", "Model", "Provider", "Decision", "Attempts", "TraceId", "RequestId", "ToolCalls", "ParsedJson", "TotalCostUsdNanos", "Agreement", });
     internal_static_turnout_v1_ListModelsRequest_descriptor =
       getDescriptor().getMessageType(9);
     internal_static_turnout_v1_ListModelsRequest_fieldAccessorTable = new

@@ -39,6 +39,7 @@ private static final long serialVersionUID = 0L;
     traceId_ = "";
     requestId_ = "";
     toolCalls_ = java.util.Collections.emptyList();
+    agreement_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -443,6 +444,53 @@ private static final long serialVersionUID = 0L;
     return totalCostUsdNanos_;
   }
 
+  public static final int AGREEMENT_FIELD_NUMBER = 13;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object agreement_ = "";
+  /**
+   * <pre>
+   * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+   * </pre>
+   *
+   * <code>string agreement = 13 [json_name = "agreement"];</code>
+   * @return The agreement.
+   */
+  @java.lang.Override
+  public java.lang.String getAgreement() {
+    java.lang.Object ref = agreement_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      agreement_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+   * </pre>
+   *
+   * <code>string agreement = 13 [json_name = "agreement"];</code>
+   * @return The bytes for agreement.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getAgreementBytes() {
+    java.lang.Object ref = agreement_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      agreement_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -492,6 +540,9 @@ private static final long serialVersionUID = 0L;
     }
     if (totalCostUsdNanos_ != 0L) {
       output.writeInt64(12, totalCostUsdNanos_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(agreement_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 13, agreement_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -546,6 +597,9 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeInt64Size(12, totalCostUsdNanos_);
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(agreement_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(13, agreement_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -593,6 +647,8 @@ private static final long serialVersionUID = 0L;
     }
     if (getTotalCostUsdNanos()
         != other.getTotalCostUsdNanos()) return false;
+    if (!getAgreement()
+        .equals(other.getAgreement())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -640,6 +696,8 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + TOTAL_COST_USD_NANOS_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
         getTotalCostUsdNanos());
+    hash = (37 * hash) + AGREEMENT_FIELD_NUMBER;
+    hash = (53 * hash) + getAgreement().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -821,6 +879,7 @@ private static final long serialVersionUID = 0L;
         parsedJsonBuilder_ = null;
       }
       totalCostUsdNanos_ = 0L;
+      agreement_ = "";
       return this;
     }
 
@@ -915,6 +974,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000800) != 0)) {
         result.totalCostUsdNanos_ = totalCostUsdNanos_;
+      }
+      if (((from_bitField0_ & 0x00001000) != 0)) {
+        result.agreement_ = agreement_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -1020,6 +1082,11 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getTotalCostUsdNanos() != 0L) {
         setTotalCostUsdNanos(other.getTotalCostUsdNanos());
+      }
+      if (!other.getAgreement().isEmpty()) {
+        agreement_ = other.agreement_;
+        bitField0_ |= 0x00001000;
+        onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1129,6 +1196,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000800;
               break;
             } // case 96
+            case 106: {
+              agreement_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00001000;
+              break;
+            } // case 106
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2496,6 +2568,98 @@ private static final long serialVersionUID = 0L;
     public Builder clearTotalCostUsdNanos() {
       bitField0_ = (bitField0_ & ~0x00000800);
       totalCostUsdNanos_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object agreement_ = "";
+    /**
+     * <pre>
+     * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+     * </pre>
+     *
+     * <code>string agreement = 13 [json_name = "agreement"];</code>
+     * @return The agreement.
+     */
+    public java.lang.String getAgreement() {
+      java.lang.Object ref = agreement_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        agreement_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+     * </pre>
+     *
+     * <code>string agreement = 13 [json_name = "agreement"];</code>
+     * @return The bytes for agreement.
+     */
+    public com.google.protobuf.ByteString
+        getAgreementBytes() {
+      java.lang.Object ref = agreement_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        agreement_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+     * </pre>
+     *
+     * <code>string agreement = 13 [json_name = "agreement"];</code>
+     * @param value The agreement to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAgreement(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      agreement_ = value;
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+     * </pre>
+     *
+     * <code>string agreement = 13 [json_name = "agreement"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAgreement() {
+      agreement_ = getDefaultInstance().getAgreement();
+      bitField0_ = (bitField0_ & ~0x00001000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+     * </pre>
+     *
+     * <code>string agreement = 13 [json_name = "agreement"];</code>
+     * @param value The bytes for agreement to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAgreementBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      agreement_ = value;
+      bitField0_ |= 0x00001000;
       onChanged();
       return this;
     }

@@ -205,4 +205,24 @@ public interface StreamEndOrBuilder extends
    * @return The totalCostUsdNanos.
    */
   long getTotalCostUsdNanos();
+
+  /**
+   * <pre>
+   * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+   * </pre>
+   *
+   * <code>string agreement = 13 [json_name = "agreement"];</code>
+   * @return The agreement.
+   */
+  java.lang.String getAgreement();
+  /**
+   * <pre>
+   * When a consensus vote accepted the answer, its tally, e.g. "3 of 3 agreed on 'C'"; else empty.
+   * </pre>
+   *
+   * <code>string agreement = 13 [json_name = "agreement"];</code>
+   * @return The bytes for agreement.
+   */
+  com.google.protobuf.ByteString
+      getAgreementBytes();
 }
