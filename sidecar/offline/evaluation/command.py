@@ -54,6 +54,21 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         help="a model's cost per call where the data has none (repeatable)",
     )
+    p.add_argument(
+        "--cascade",
+        metavar="A+B@N>C",
+        action="append",
+        default=[],
+        help="also replay this cascade on the answer:<model> columns (repeatable): stages joined by '>', "
+        "a stage's models by '+' (they answer at once; @N of them must agree, default all), the last "
+        "stage one model",
+    )
+    p.add_argument(
+        "--agree",
+        choices=("choice", "number", "text", "json"),
+        default="choice",
+        help="how --cascade compares answers: a choice letter, a number, normalised text, a JSON value",
+    )
     p.add_argument("--json", metavar="FILE", type=Path, help="write every number, curves included, as JSON")
     p.add_argument("--plot", metavar="FILE.png", type=Path, help="draw the curves into a PNG (matplotlib)")
     p.add_argument(
@@ -97,6 +112,8 @@ def run_eval(args: argparse.Namespace) -> int:
         cost_per_call=dict(args.cost_per_call),
         skip_malformed=args.skip_malformed,
         seed=args.seed,
+        cascades=tuple(args.cascade),
+        agree=args.agree,
     )
     try:
         report = evaluate(options)

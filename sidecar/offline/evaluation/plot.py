@@ -6,9 +6,12 @@ the sidecar nor `turnout eval` without --plot ever imports it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sidecar.offline.evaluation.cascade import CascadeReport
 from sidecar.offline.evaluation.run import PAIR_ROLES, EvalReport, FrontierReport, PairReport
 
 if TYPE_CHECKING:
@@ -51,6 +54,8 @@ def plot_report(report: EvalReport, path: Path) -> None:
             else:
                 assert report.frontier is not None
                 _frontier(ax, report.frontier)
+            if panel != "pair-pgr":  # the cost/quality panels: cascades sit beside the routers
+                _cascades(ax, report.cascades)
         title = Path(report.dataset).name + (f" ({report.split})" if report.split else "")
         fig.suptitle(f"{title}, {report.rows} rows")
         fig.tight_layout()
@@ -118,3 +123,26 @@ def _frontier(ax: Axes, frontier: FrontierReport) -> None:
     ax.set_ylabel("mean quality")
     ax.set_title(f"{len(frontier.models)}-model cost/quality", fontsize=9)
     ax.legend(fontsize=8)
+
+
+def _cascades(ax: Axes, cascades: Sequence[CascadeReport]) -> None:
+    if not cascades:
+        return
+    for i, c in enumerate(cascades):
+        color = f"C{4 + i % 6}"
+        ax.plot(
+            [p.cost for p in c.curve],
+            [p.quality for p in c.curve],
+            color=color,
+            marker="s",
+            ms=4,
+            lw=1,
+            label="cascade " + _short(c.spec),
+        )
+        ax.scatter([c.point.cost], [c.point.quality], color=color, marker="*", s=80, zorder=4)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _short(spec: str) -> str:
+    """A cascade's models without their organisation prefixes (`mistralai/`), so the legend fits."""
+    return re.sub(r"[^+>@/\s]+/", "", spec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sidecar.offline.evaluation.cascade import CascadePoint, CascadeReport
 from sidecar.offline.evaluation.run import PAIR_ROLES, EvalReport, FrontierReport, PairReport
 from sidecar.offline.metrics import Curve, Frontier, PairMetrics
 
@@ -28,7 +29,37 @@ def render_text(report: EvalReport) -> str:
         lines += ["", *_pair_text(report.pair)]
     if report.frontier is not None:
         lines += ["", *_frontier_text(report.frontier)]
+    for cascade in report.cascades:
+        lines += ["", *_cascade_text(cascade)]
     return "\n".join(lines) + "\n"
+
+
+def _cascade_text(c: CascadeReport) -> list[str]:
+    top = c.spec.rpartition(">")[2].strip()
+    out = [f"cascade {c.spec} (answers compared as {c.agree}) on {c.rows} rows"]
+    if c.dropped:
+        out[0] += f" ({c.dropped} rows without every model's score and cost left out)"
+    out.append(f"{top} alone: quality {c.top_quality:.4f}, mean cost {c.top_cost:.6g} USD")
+    rows = [
+        ("first stage needs", "quality", "vs top (points)", "mean cost (USD)", "cost vs top", "escalated")
+    ]
+    for p in c.curve:
+        mark = " (as written)" if p.need == c.point.need else ""
+        rows.append(
+            (
+                f"{p.need} agreeing{mark}",
+                f"{p.quality:.4f}",
+                f"{100 * (p.quality - c.top_quality):+.2f}",
+                f"{p.cost:.6g}",
+                _pct(p.cost / c.top_cost if c.top_cost > 0 else None),
+                _pct(p.escalated),
+            )
+        )
+    out.extend(_table(rows))
+    out.append(
+        "every call a stage makes is paid for, accepted or not; escalated: rows the first stage passed on"
+    )
+    return out
 
 
 def _pair_text(pair: PairReport) -> list[str]:
@@ -109,6 +140,23 @@ def to_json(report: EvalReport) -> dict[str, Any]:
         "notes": list(report.notes),
         "pair": None if report.pair is None else _pair_json(report.pair),
         "frontier": None if report.frontier is None else _frontier_json(report.frontier),
+        "cascades": [_cascade_json(c) for c in report.cascades],
+    }
+
+
+def _cascade_json(c: CascadeReport) -> dict[str, Any]:
+    def point(p: CascadePoint) -> dict[str, Any]:
+        return {"need": p.need, "quality": p.quality, "mean_cost": p.cost, "escalated": p.escalated}
+
+    return {
+        "spec": c.spec,
+        "agree": c.agree,
+        "rows": c.rows,
+        "dropped": c.dropped,
+        "as_written": point(c.point),
+        "curve": [point(p) for p in c.curve],
+        "top_quality": c.top_quality,
+        "top_mean_cost": c.top_cost,
     }
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.offline import metrics
+from sidecar.offline.evaluation.cascade import CascadeError, CascadeReport, evaluate_cascade
 from sidecar.offline.evaluation.dataset import Dataset, DatasetError, RowProblem, load_dataset
 from sidecar.offline.evaluation.scorer import (
     LengthScorer,
@@ -58,6 +59,8 @@ class EvalOptions:
     cost_per_call: Mapping[str, float] = field(default_factory=dict)  # USD, where the data has no cost
     skip_malformed: bool = False
     seed: int = 0
+    cascades: tuple[str, ...] = ()  # cascade.py's spelling, e.g. "A+B@2>C"; needs answer:<model> columns
+    agree: str = "choice"  # how the cascades compare answers (sidecar/execution/agreement.py)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class EvalReport:
     ids: tuple[str, ...]
     router_scores: tuple[float, ...] | None  # per evaluated row; None for a SuccessPredictor-only router
     router_success: tuple[Mapping[str, float], ...] | None
+    cascades: tuple[CascadeReport, ...] = ()
 
 
 def evaluate(options: EvalOptions) -> EvalReport:
@@ -141,6 +145,15 @@ def evaluate(options: EvalOptions) -> EvalReport:
     frontier = None
     if options.models is not None or pair is None:
         frontier = _frontier_report(data, options, success)
+    try:
+        cascades = tuple(
+            evaluate_cascade(
+                data, spec, options.agree, lambda m: _cost_array(data, m, options.cost_per_call)[0]
+            )
+            for spec in options.cascades
+        )
+    except CascadeError as exc:
+        raise EvalError(str(exc)) from None
 
     notes: list[str] = []
     if frontier is not None and frontier.router is None:
@@ -174,6 +187,7 @@ def evaluate(options: EvalOptions) -> EvalReport:
         ids=data.ids,
         router_scores=scores,
         router_success=success,
+        cascades=cascades,
     )
 
 
