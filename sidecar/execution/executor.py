@@ -4,7 +4,8 @@ The resilience layers, outermost first, written down once:
 
     total deadline (gRPC deadline and the latency budget)            Executor.run / stream
       -> cascade stage (escalate on failure, or on length /
-         refusal / low confidence of a stage's answer)                Executor.run
+         refusal / low confidence of a stage's answer; a rejected
+         answer is never returned, streamed or not)                  Executor._stages
         -> race over the stage's candidates: fallback on failure,
            hedge on slowness, retries after backoff; hedges and
            retries gated by per-provider budgets                      race.Race
