@@ -300,3 +300,17 @@ async def test_an_accepted_vote_carries_its_tally_in_a_header(
     assert headers["x-turnout-attempts"] == "2"
     assert headers["x-turnout-agreement"].startswith("2 of 2 agreed on '")
     assert headers["x-turnout-model"] in ("gpt-4o-mini", "gpt-4.1-nano")
+
+
+async def test_a_voted_stream_sends_the_agreed_answer_whole(
+    checked_door: str, http: aiohttp.ClientSession, simulator: Simulator
+) -> None:
+    body = {**HELLO, "model": "vote", "stream": True}
+    async with http.post(f"{checked_door}/v1/chat/completions", json=body) as response:
+        assert response.status == 200
+        events = [line.removeprefix("data: ") for line in (await response.text()).splitlines() if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
+    assert len([t for t in texts if t]) == 1  # checked before it was sent: one piece
+    assert sum(simulator.state.stats.requests.values()) == 2  # the two voters, no escalation
