@@ -42,7 +42,8 @@ def plot_report(report: EvalReport, path: Path) -> None:
         panels.append("pair-pgr")
     if report.frontier is not None:
         panels.append("frontier")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.8), squeeze=False)
+    height = 4.8 + (1.6 if report.cascades else 0.0)  # room for the legend under the curves
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), height), squeeze=False)
     try:
         for ax, panel in zip(axes[0], panels, strict=True):
             if panel == "pair-cost":
@@ -140,7 +141,8 @@ def _cascades(ax: Axes, cascades: Sequence[CascadeReport]) -> None:
             label="cascade " + _short(c.spec),
         )
         ax.scatter([c.point.cost], [c.point.quality], color=color, marker="*", s=80, zorder=4)
-    ax.legend(fontsize=7, loc="lower right")
+    # under the panel: inside it, the routers' and the cascades' entries cover the curves
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 
 
 def _short(spec: str) -> str:
