@@ -1,9 +1,11 @@
 """Composition root: the only module that names concrete classes, and the start/stop order.
 
-start:  telemetry -> HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline)
-        -> gRPC server -> probe listener (/readyz 200) -> config watcher (`serve_until_signalled`)
+start:  telemetry -> HTTP session -> health, shared counters
+        -> runtime (adapters -> executor -> policy -> pipeline) -> gRPC server
+        -> probe listener (/readyz 200) -> config watcher (`serve_until_signalled`)
 reload: runtime rebuilt from the new file on the same session, health and telemetry, swapped in whole
-stop:   config watcher -> /readyz 503 "draining" -> gRPC server (graceful) -> HTTP session
+stop:   config watcher -> /readyz 503 "draining" -> gRPC server (graceful) -> shared counters (sends
+        what is unsent) -> HTTP session
         -> telemetry (flushes spans) -> probe listener (/livez answers until here)
 """
 
@@ -32,7 +34,11 @@ from sidecar.execution.admission import Admission
 from sidecar.execution.breaker import BreakerSet
 from sidecar.execution.budget import Budget
 from sidecar.execution.executor import Executor, Resilience
-from sidecar.pipeline import Pipeline
+from sidecar.limits.budgets import BudgetBook, SoftAction
+from sidecar.limits.counters import Counters, LocalCounters
+from sidecar.limits.policy import BudgetedPolicy
+from sidecar.limits.redis_counters import RedisCounters, connect
+from sidecar.pipeline import Pipeline, Policy
 from sidecar.policy.build import build_engine
 from sidecar.policy.cache import DecisionCache
 from sidecar.policy.health import HealthTracker
@@ -61,6 +67,7 @@ RESTART_ONLY = (
     "tls",
     "unix_socket_mode",
 )
+# limits.store: the counters and their connection are kept across reloads, like health.
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +92,8 @@ class ListenOverrides:
 
 @dataclass(frozen=True, slots=True)
 class Shared:
-    """State that outlives a config snapshot: live health, circuit breakers, retry/hedge budgets.
+    """State that outlives a config snapshot: live health, circuit breakers, retry/hedge budgets,
+    the counters that spend budgets are kept in.
 
     Built once at start from the first config; a reload keeps them (and their thresholds).
     """
@@ -96,6 +104,7 @@ class Shared:
     retry_budget: Budget
     telemetry: Telemetry
     shadow: ShadowBook
+    counters: Counters
 
     @staticmethod
     def build(config: Config, health: HealthTracker, telemetry: Telemetry) -> Shared:
@@ -118,7 +127,24 @@ class Shared:
             retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
             telemetry=telemetry,
             shadow=ShadowBook(),
+            counters=build_counters(config),
         )
+
+
+def build_counters(config: Config) -> Counters:
+    """Redis when limits.store.redis_url is set, else this process's memory (limits per pod)."""
+    store = config.limits.store
+    if not store.redis_url:
+        if store.replicas > 1 and config.budgets:
+            log.warning(
+                "limits: %d replicas but no limits.store.redis_url: each pod keeps its own budgets",
+                store.replicas,
+            )
+        return LocalCounters()
+    password = config.store_password.reveal() if config.store_password else None
+    timeout_s = store.timeout_ms / 1000
+    client = connect(store.redis_url, timeout_s, store.max_connections, password=password)
+    return RedisCounters(client, prefix=store.key_prefix, timeout_s=timeout_s, replicas=store.replicas)
 
 
 def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared) -> Runtime:
@@ -135,18 +161,22 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     resilience = Resilience(shared.breakers, shared.hedge_budget, shared.retry_budget, admission)
     telemetry = shared.telemetry
     watching = telemetry.tracing or telemetry.metering
+    budgets = BudgetBook(config.budgets, shared.counters, config.default_route) if config.budgets else None
     executor = Executor(
         adapters,
         config.providers,
         observers=[health.observe],
-        attempt_hooks=[telemetry.attempt_started] if watching else [],
+        attempt_hooks=([telemetry.attempt_started] if watching else [])
+        + ([budgets.attempt_started] if budgets else []),
         resilience=resilience,
         health=health,
     )
     c = config.decision_cache
     # A new cache per snapshot: a reload drops every cached decision with the old registry.
     cache = DecisionCache(c.max_entries, c.ttl_s, max_bytes=c.max_bytes) if c.enabled else None
-    policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
+    policy: Policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
+    if budgets and any(b.on_soft is SoftAction.CHEAPER for b in config.budgets):
+        policy = BudgetedPolicy(policy, budgets, config.registry.models, config.default_route)
     shadow = (
         ShadowRunner(config.shadow, config.registry, executor, shared.shadow, observers=[telemetry])
         if config.shadow
@@ -157,6 +187,7 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
         executor,
         observers=[telemetry] if telemetry.active else [],
         answer_observers=[shadow] if shadow is not None else [],
+        spending=budgets,
     )
     return Runtime(pipeline, config.registry, shadow)
 
@@ -318,6 +349,12 @@ class Sidecar:
                 ", ".join(pending),
                 "s" if len(pending) == 1 else "",
             )
+        if loaded.limits.store != previous.limits.store:
+            log.warning(
+                "config reload: %s: limits.store changed but takes effect only after a restart "
+                "(the budgets apply now)",
+                loaded.source,
+            )
         if _without_reference(loaded.telemetry) != _without_reference(previous.telemetry):
             log.warning(
                 "config reload: %s: telemetry settings changed but take effect only after a restart "
@@ -357,6 +394,7 @@ class Sidecar:
                 await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
             if self._shared is not None:
                 await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
+                await self._shared.counters.close()
             if self._session is not None:
                 await self._session.close()
             if self._telemetry is not None:

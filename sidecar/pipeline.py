@@ -4,9 +4,11 @@
       -> Pipeline.route:     policy.plan(request) -> Plan                  (pure, microseconds)
                              observers.routed(request, plan)               (the routing span)
                              answer_observers.answered(...)                (shadow evaluation)
-      -> Pipeline.generate:  deadline = min(rpc deadline, now + hints.latency_budget)
+      -> Pipeline.generate:  spending.admit(request, plan): budgets charged (or BudgetExceeded)
+                             deadline = min(rpc deadline, now + hints.latency_budget)
                              the request as planned (truncated if the plan cut it)
                              executor.run(plan, request, deadline)         (attempts -> observers)
+                             hold.release()                                (the estimate given back)
       -> server (Plan + ExecutionResult -> pb)
 
 The pipeline owns no I/O of its own; it only wires the policy's output into the executor.
@@ -42,6 +44,17 @@ class AnswerObserver(Protocol):
     def answered(self, request: ChatRequest, plan: Plan, result: ExecutionResult) -> None: ...
 
 
+class Hold(Protocol):
+    def release(self) -> None: ...
+
+
+class Spending(Protocol):
+    """Budgets (sidecar/limits): a request's estimate is charged before its first attempt, a hard
+    limit refuses it (BudgetExceeded); the hold is released when the request ends."""
+
+    async def admit(self, request: ChatRequest, plan: Plan) -> Hold: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Generated:
     plan: Plan
@@ -56,12 +69,14 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         observers: Sequence[RouteObserver] = (),
         answer_observers: Sequence[AnswerObserver] = (),
+        spending: Spending | None = None,
     ) -> None:
         self.policy = policy
         self.executor = executor
         self._clock = clock
         self._observers = tuple(observers)
         self._answer_observers = tuple(answer_observers)
+        self._spending = spending
 
     def route(self, request: ChatRequest) -> Plan:
         plan = self.policy.plan(request)
@@ -71,12 +86,16 @@ class Pipeline:
 
     async def generate(self, request: ChatRequest, deadline: float) -> Generated:
         plan = self.route(request)
+        hold = await self._spending.admit(request, plan) if self._spending else None
         bounded, by_budget = self._deadline(request, deadline)
         sent = _as_planned(request, plan)
         try:
             result = await self.executor.run(plan, sent, bounded)
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None
+        finally:
+            if hold is not None:
+                hold.release()
         for observer in self._answer_observers:
             observer.answered(sent, plan, result)
         return Generated(plan, result)
@@ -86,17 +105,22 @@ class Pipeline:
     ) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
         """Yield the plan first, then the executor's chunks, then its result."""
         plan = self.route(request)
-        yield plan
-        bounded, by_budget = self._deadline(request, deadline)
-        sent = _as_planned(request, plan)
+        hold = await self._spending.admit(request, plan) if self._spending else None
         try:
-            async for event in self.executor.stream(plan, sent, bounded):
-                if isinstance(event, ExecutionResult):
-                    for observer in self._answer_observers:
-                        observer.answered(sent, plan, event)
-                yield event
-        except DeadlineExceeded as exc:
-            raise _explained(exc, by_budget, request) from None
+            yield plan
+            bounded, by_budget = self._deadline(request, deadline)
+            sent = _as_planned(request, plan)
+            try:
+                async for event in self.executor.stream(plan, sent, bounded):
+                    if isinstance(event, ExecutionResult):
+                        for observer in self._answer_observers:
+                            observer.answered(sent, plan, event)
+                    yield event
+            except DeadlineExceeded as exc:
+                raise _explained(exc, by_budget, request) from None
+        finally:
+            if hold is not None:
+                hold.release()
 
     def _deadline(self, request: ChatRequest, deadline: float) -> tuple[float, bool]:
         """The earlier of the RPC deadline and the latency budget, and whether the budget binds."""

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sidecar.config.common import Strict
+from sidecar.config.limits import LimitsSettings
 from sidecar.config.models import ModelSettings, ProviderSettings
 from sidecar.config.routes import RouteSettings
 from sidecar.config.server import ServerSettings
@@ -78,6 +79,7 @@ class FileSettings(Strict):
     resilience: ResilienceSettings = ResilienceSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     shadow: list[ShadowSettings] = []
+    limits: LimitsSettings = LimitsSettings()
 
     @model_validator(mode="after")
     def _references(self) -> FileSettings:

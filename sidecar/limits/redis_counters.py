@@ -28,6 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
 from sidecar.limits.counters import Claim, Verdict, first_refused
@@ -120,7 +121,9 @@ class _Seen:
     sending: int = 0  # the part of `unsent` in the batch on its way
 
 
-def connect(url: str, timeout_s: float, max_connections: int = 32) -> aioredis.Redis:
+def connect(
+    url: str, timeout_s: float, max_connections: int = 32, password: str | None = None
+) -> aioredis.Redis:
     """A pooled client that fails fast: no retries of its own (the counters fall back instead).
 
     The pool blocks for a free connection rather than failing at once (the plain pool raises
@@ -135,6 +138,7 @@ def connect(url: str, timeout_s: float, max_connections: int = 32) -> aioredis.R
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
+        password=password,
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
@@ -168,6 +172,7 @@ class RedisCounters:
         self._seq = 0
         self._seen: dict[str, _Seen] = {}
         self._batch: _Batch | None = None  # sent (perhaps applied), not confirmed: resent as it is
+        self._sending = False  # the batch is on its way (in a charge's pipeline or the flusher's)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
@@ -213,10 +218,11 @@ class RedisCounters:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = None
+        self._sending = False  # a batch a cancelled pipeline carried is sent again below
         if self.up or await self._ping():
             with contextlib.suppress(*_STORE_ERRORS):
-                while self._has_unsent():
-                    await self._send()
+                while await self._send():
+                    pass
         await self._client.aclose()
 
     # --- hot path -------------------------------------------------------------------------------
@@ -253,19 +259,29 @@ class RedisCounters:
         return Verdict(totals, refused, shared=False)
 
     async def _send_charges(self) -> None:
-        """Send the queued charges in one pipeline, again while more came in, until none is left."""
+        """Send the queued charges in one pipeline, again while more came in, until none is left.
+
+        What was added meanwhile (real costs, estimates given back) rides in front of them in the
+        same pipeline: the charges see it, and it costs no round trip of its own.
+        """
         try:
             while self._queue:
-                batch, self._queue = self._queue, []
+                queued, self._queue = self._queue, []
+                batch = self._next_batch()
+                calls = [self._flush_call(batch)] if batch else []
+                calls += [(self._charge, keys, args) for keys, args, _ in queued]
                 try:
                     async with asyncio.timeout(self._timeout_s):
-                        replies = await self._evalsha(CHARGE, self._charge.sha, [(k, a) for k, a, _ in batch])
+                        replies = await self._evalsha(calls)
                 except _STORE_ERRORS as exc:
-                    for *_, reply in batch:
+                    self._sending = False
+                    for *_, reply in queued:
                         if not reply.done():
                             reply.set_exception(exc)
                     continue
-                for (*_, reply), value in zip(batch, replies, strict=True):
+                if batch:
+                    self._flushed(batch, replies.pop(0))
+                for (*_, reply), value in zip(queued, replies, strict=True):
                     if reply.done():
                         continue
                     if isinstance(value, Exception):
@@ -275,19 +291,18 @@ class RedisCounters:
         finally:
             self._pump = None
 
-    async def _evalsha(
-        self, script: str, sha: str, calls: Sequence[tuple[Sequence[str], Sequence[int]]]
-    ) -> list[Any]:
-        """Run one script for each call in one pipeline; load it once if Redis does not know it
-        (a restarted Redis has forgotten every script)."""
+    async def _evalsha(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[int]]]) -> list[Any]:
+        """Run the scripts in one pipeline; load them if Redis does not know them (a restarted
+        Redis has forgotten every script) and run them once more."""
         for loaded in (False, True):
             async with self._client.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pipe.evalsha(sha, len(keys), *keys, *args)
+                for script, keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
                 replies = await pipe.execute(raise_on_error=False)
             if loaded or not any(isinstance(r, NoScriptError) for r in replies):
                 return list(replies)
-            await self._client.script_load(script)
+            for script in (self._charge, self._flush):
+                await self._client.script_load(script.script)
         raise AssertionError("unreachable")
 
     # --- background: batches, outage, reconciliation --------------------------------------------
@@ -307,8 +322,8 @@ class RedisCounters:
                     continue
             self._wake.clear()
             try:
-                while self._has_unsent():
-                    await self._send()
+                while await self._send():
+                    pass
             except _STORE_ERRORS as exc:
                 self._went_down(exc)
                 continue
@@ -326,32 +341,57 @@ class RedisCounters:
     def _has_unsent(self) -> bool:
         return self._batch is not None or any(s.unsent for s in self._seen.values())
 
-    async def _send(self) -> None:
+    async def _send(self) -> bool:
+        """Send one batch; False if there is nothing to send or a charge is sending it."""
+        batch = self._next_batch()
+        if batch is None:
+            return False
+        try:
+            async with asyncio.timeout(self._timeout_s * 4):  # a batch may be larger than a charge
+                (values,) = await self._evalsha([self._flush_call(batch)])
+        except BaseException:
+            self._sending = False
+            raise
+        self._flushed(batch, values)
+        return True
+
+    def _next_batch(self) -> _Batch | None:
+        """The unconfirmed batch again, else a new one of what is unsent; None while one is on its
+        way (one batch at a time keeps the sequence numbers in order) or when nothing is unsent."""
+        if self._sending:
+            return None
         if self._batch is None:
+            amounts = {k: s.unsent for k, s in self._seen.items() if s.unsent}
+            if not amounts:
+                return None
             self._seq += 1
-            batch = _Batch(self._seq, {}, {})
-            for key, seen in self._seen.items():
-                if seen.unsent:
-                    batch.amounts[key] = seen.unsent
-                    batch.ttls[key] = seen.ttl_s
-                    seen.sending, seen.unsent = seen.unsent, 0
-            self._batch = batch
-        batch = self._batch
+            self._batch = _Batch(self._seq, amounts, {k: self._seen[k].ttl_s for k in amounts})
+            for k in amounts:
+                seen = self._seen[k]
+                seen.sending, seen.unsent = seen.unsent, 0
+        self._sending = True
+        return self._batch
+
+    def _flush_call(self, batch: _Batch) -> tuple[AsyncScript, list[str], list[int]]:
         keys = list(batch.amounts)
         args: list[int] = [batch.seq, _SEQ_TTL_MS]
         for k in keys:
             args += [batch.amounts[k], batch.ttls[k] * 1000, self._floor(k)]
-        async with asyncio.timeout(self._timeout_s * 4):  # a batch may be larger than a charge
-            call = ([self._seq_key, *(self._prefix + k for k in keys)], args)
-            (values,) = await self._evalsha(FLUSH, self._flush.sha, [call])
+        return self._flush, [self._seq_key, *(self._prefix + k for k in keys)], args
+
+    def _flushed(self, batch: _Batch, values: list[int] | Exception) -> None:
+        self._sending = False
         if isinstance(values, Exception):
-            raise values
+            self._wake.set()  # the flusher sends it again (and notices an outage)
+            return
         self._batch = None
-        for k, v in zip(keys, values, strict=True):
+        for k, v in zip(batch.amounts, values, strict=True):
             seen = self._see(k, batch.ttls[k])
             seen.value, seen.sending = int(v), 0
         if not self.up:
-            self.reconciled += len(keys)
+            self.reconciled += len(batch.amounts)
+        if self._has_unsent():
+            self._wake.set()
         self._sweep()
 
     def _went_down(self, exc: BaseException) -> None:

@@ -1,0 +1,90 @@
+"""A sidecar with a tenant budget in a real Redis: Generate until the budget refuses, over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+import yaml
+from turnout_simulator.server import Simulator
+
+from sidecar.config import parse_config
+from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+from tests.conftest import EXAMPLE_CONFIG, point_at_simulator, serving
+from tests.limits.redis_server import RedisServer
+from tests.server.helpers import details, generate_request
+
+LIMIT_NANOS = 100_000  # $0.0001: a handful of the simulator's small answers
+
+
+def budget_config(simulator: Simulator, redis_url: str) -> Any:
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    point_at_simulator(raw, simulator.root_url)
+    raw["limits"] = {
+        "store": {"redis_url": redis_url, "timeout_ms": 500, "replicas": 2},
+        "budgets": [{"name": "tenant-daily", "per": "tenant", "usd": LIMIT_NANOS / 1e9, "window": "day"}],
+    }
+    return parse_config(raw, source=str(EXAMPLE_CONFIG), env={})
+
+
+@pytest.fixture
+async def stub(simulator: Simulator, redis_server: RedisServer) -> AsyncIterator[pb_grpc.RouterServiceStub]:
+    async with serving(budget_config(simulator, redis_server.url)) as stub:
+        yield stub
+
+
+async def stored_total(server: RedisServer, pattern: str) -> int:
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        keys = [k async for k in client.scan_iter(match=pattern)]
+        return sum(int(v) for v in await client.mget(keys)) if keys else 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_tenant_budget_refuses_with_budget_exceeded_and_counts_every_attempt(
+    stub: pb_grpc.RouterServiceStub, redis_server: RedisServer
+) -> None:
+    costs: list[int] = []
+    for _ in range(100):
+        try:
+            response = await stub.Generate(generate_request(tenant_id="acme"))
+        except grpc.aio.AioRpcError as error:
+            refused = error
+            break
+        costs.append(response.total_cost_usd_nanos)
+    else:
+        raise AssertionError("the budget never refused")
+    assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    found = details(refused)
+    assert found["ErrorInfo"].reason == "BUDGET_EXCEEDED"
+    assert found["ErrorInfo"].metadata["scope"] == "tenant=acme"
+    assert found["RetryInfo"].retry_delay.seconds > 0
+    assert sum(costs) >= LIMIT_NANOS > sum(costs[:-1])  # refused once spent, not before
+    # Another tenant still has its whole budget.
+    assert (await stub.Generate(generate_request(tenant_id="other"))).output.text
+    # What Redis holds for acme is the real cost of the answered requests: the estimates came back.
+    for _ in range(200):
+        if await stored_total(redis_server, "turnout:budget:tenant-daily:tenant=acme:*") == sum(costs):
+            break
+        await asyncio.sleep(0.01)
+    assert await stored_total(redis_server, "turnout:budget:tenant-daily:tenant=acme:*") == sum(costs)
+
+
+async def test_a_budget_keeps_serving_while_redis_is_down(
+    stub: pb_grpc.RouterServiceStub, redis_server: RedisServer
+) -> None:
+    first = await stub.Generate(generate_request(tenant_id="acme"))
+    redis_server.kill()
+    during = await stub.Generate(generate_request(tenant_id="acme"))  # served on the pod's share
+    redis_server.start()
+    expected = first.total_cost_usd_nanos + during.total_cost_usd_nanos
+    for _ in range(300):
+        if await stored_total(redis_server, "turnout:budget:*acme*") == expected:
+            break
+        await asyncio.sleep(0.01)
+    assert await stored_total(redis_server, "turnout:budget:*acme*") == expected
