@@ -32,10 +32,14 @@ class Served:
     lines: list[str]
 
 
-def write_configs(tmp: Path, simulator: dict, sim_port: int, **server: object) -> tuple[Path, Path]:
+def write_configs(
+    tmp: Path, simulator: dict, sim_port: int, edit: Callable[[dict], None] | None = None, **server: object
+) -> tuple[Path, Path]:
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     point_at_simulator(raw, f"http://127.0.0.1:{sim_port}")
     raw["server"].update({"port": 0, **server})
+    if edit is not None:
+        edit(raw)
     config, sim_config = tmp / "turnout.yaml", tmp / "simulator.yaml"
     config.write_text(yaml.safe_dump(raw))
     sim_config.write_text(yaml.safe_dump(simulator))
@@ -74,10 +78,14 @@ def _without(node: object, names: set[str]) -> object:
 
 
 @contextmanager
-def serve(tmp: Path, simulator: dict, *extra: str, **server: object) -> Iterator[Served]:
-    """Start the sidecar with an embedded simulator; yield once it prints where it listens."""
+def serve(
+    tmp: Path, simulator: dict, *extra: str, edit: Callable[[dict], None] | None = None, **server: object
+) -> Iterator[Served]:
+    """Start the sidecar with an embedded simulator; yield once it prints where it listens.
+
+    `edit` changes the config (as parsed YAML) before it is written."""
     sim_port = free_port()
-    config, sim_config = write_configs(tmp, simulator, sim_port, **server)
+    config, sim_config = write_configs(tmp, simulator, sim_port, edit, **server)
     process = subprocess.Popen(
         [
             sys.executable,

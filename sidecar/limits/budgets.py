@@ -247,4 +247,6 @@ class BudgetBook:
 
 
 def usd(nanos: int) -> str:
-    return f"${nanos / USD_NANOS:,.2f}"
+    """Dollars and cents, or four significant digits below a dollar (test budgets are small)."""
+    amount = nanos / USD_NANOS
+    return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:.4g}"
