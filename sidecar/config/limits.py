@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,7 +42,7 @@ class BudgetSettings(Strict):
     name: str = Field(pattern=NAME)
     usd: float = Field(gt=0, le=1e9)  # the limit, in US dollars per window
     # deployment | tenant | route | model | label:<name> (one budget per value of that label)
-    per: str = Field("deployment", pattern=r"^(deployment|tenant|route|model|label:[A-Za-z0-9_.-]{1,63})$")
+    per: str = "deployment"
     window: Period = Period.DAY
     rolling_s: int = Field(3600, ge=BUCKETS, le=90 * 86400)  # with window: rolling
     timezone: str = "UTC"  # calendar windows start at midnight (or the hour, the 1st) here
@@ -49,6 +50,13 @@ class BudgetSettings(Strict):
     soft_at: float = Field(0.8, gt=0, le=1)  # share of the limit past which on_soft applies
     on_soft: SoftAction = SoftAction.WARN
     cheaper_max_quality: float = Field(1.0, ge=0, le=1)  # on_soft: cheaper keeps to models at or below
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, per: str) -> str:
+        if not re.fullmatch(r"deployment|tenant|route|model|label:[A-Za-z0-9_.-]{1,63}", per):
+            raise ValueError(f"{per!r}: one of deployment, tenant, route, model or label:<label name>")
+        return per
 
     @field_validator("timezone")
     @classmethod
