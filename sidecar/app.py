@@ -36,7 +36,8 @@ from sidecar.execution.budget import Budget
 from sidecar.execution.executor import Executor, Resilience
 from sidecar.limits.budgets import BudgetBook, SoftAction
 from sidecar.limits.counters import Counters, LocalCounters
-from sidecar.limits.policy import BudgetedPolicy
+from sidecar.limits.escalation import EscalationCaps
+from sidecar.limits.policy import LimitedPolicy
 from sidecar.limits.redis_counters import RedisCounters, connect
 from sidecar.pipeline import Pipeline, Policy
 from sidecar.policy.build import build_engine
@@ -162,12 +163,18 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     telemetry = shared.telemetry
     watching = telemetry.tracing or telemetry.metering
     budgets = BudgetBook(config.budgets, shared.counters, config.default_route) if config.budgets else None
+    caps = (
+        EscalationCaps(config.escalation_caps, shared.counters, config.registry.models, config.default_route)
+        if config.escalation_caps
+        else None
+    )
+    hooks = [telemetry.attempt_started] if watching else []
+    hooks += [limit.attempt_started for limit in (budgets, caps) if limit is not None]
     executor = Executor(
         adapters,
         config.providers,
         observers=[health.observe],
-        attempt_hooks=([telemetry.attempt_started] if watching else [])
-        + ([budgets.attempt_started] if budgets else []),
+        attempt_hooks=hooks,
         resilience=resilience,
         health=health,
     )
@@ -175,8 +182,8 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     # A new cache per snapshot: a reload drops every cached decision with the old registry.
     cache = DecisionCache(c.max_entries, c.ttl_s, max_bytes=c.max_bytes) if c.enabled else None
     policy: Policy = build_engine(config.routes, config.default_route, config.registry, health, cache)
-    if budgets and any(b.on_soft is SoftAction.CHEAPER for b in config.budgets):
-        policy = BudgetedPolicy(policy, budgets, config.registry.models, config.default_route)
+    if caps or any(b.on_soft is SoftAction.CHEAPER for b in config.budgets):
+        policy = LimitedPolicy(policy, config.registry.models, config.default_route, budgets, caps)
     shadow = (
         ShadowRunner(config.shadow, config.registry, executor, shared.shadow, observers=[telemetry])
         if config.shadow

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from sidecar.config.common import ENV_NAME, NAME, Strict
 from sidecar.domain.model import usd_to_nanos
 from sidecar.limits.budgets import BudgetSpec, Scope, SoftAction
+from sidecar.limits.escalation import EscalationCap
 from sidecar.limits.windows import BUCKETS, Period, Window
 
 
@@ -61,11 +62,7 @@ class BudgetSettings(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (an IANA name, e.g. Europe/Berlin)") from None
-        return zone
+        return _known_zone(zone)
 
     def to_spec(self) -> BudgetSpec:
         scope, _, label = self.per.partition(":")
@@ -82,9 +79,36 @@ class BudgetSettings(Strict):
         )
 
 
+class EscalationSettings(Strict):
+    """At most `max_share` of a route's requests in a window go to models above `above_quality`."""
+
+    route: str = Field(pattern=NAME)
+    above_quality: float = Field(ge=0, le=1)
+    max_share: float = Field(ge=0, le=1)
+    window: Period = Period.HOUR
+    rolling_s: int = Field(3600, ge=BUCKETS, le=90 * 86400)
+    timezone: str = "UTC"
+    min_requests: int = Field(20, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        return _known_zone(zone)
+
+    def to_spec(self) -> EscalationCap:
+        return EscalationCap(
+            route=self.route,
+            above_quality=self.above_quality,
+            max_share=self.max_share,
+            window=Window(self.window, self.timezone, self.rolling_s),
+            min_requests=self.min_requests,
+        )
+
+
 class LimitsSettings(Strict):
     store: StoreSettings = StoreSettings()
     budgets: list[BudgetSettings] = []
+    escalation: list[EscalationSettings] = []
 
     @model_validator(mode="after")
     def _names(self) -> LimitsSettings:
@@ -93,4 +117,15 @@ class LimitsSettings(Strict):
             if b.name in seen:
                 raise ValueError(f"budgets: name {b.name!r} is used more than once")
             seen.add(b.name)
+        routes = [e.route for e in self.escalation]
+        for route in {r for r in routes if routes.count(r) > 1}:
+            raise ValueError(f"escalation: route {route!r} has more than one cap")
         return self
+
+
+def _known_zone(zone: str) -> str:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r} (an IANA name, e.g. Europe/Berlin)") from None
+    return zone

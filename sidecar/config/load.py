@@ -23,6 +23,7 @@ from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret, usd_to_
 from sidecar.domain.shadow import ShadowSpec
 from sidecar.execution.admission import Limits
 from sidecar.limits.budgets import BudgetSpec
+from sidecar.limits.escalation import EscalationCap
 from sidecar.policy.specs import RouteSpec
 from sidecar.registry.registry import Registry
 
@@ -46,6 +47,7 @@ class Config:
     auth_token: Secret | None = None  # from server.auth_token_env
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     budgets: tuple[BudgetSpec, ...] = ()
+    escalation_caps: tuple[EscalationCap, ...] = ()
     store_password: Secret | None = None  # from limits.store.password_env
 
 
@@ -186,5 +188,6 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         auth_token=Secret(env[s.server.auth_token_env]) if s.server.auth_token_env else None,
         limits=s.limits,
         budgets=tuple(b.to_spec() for b in s.limits.budgets),
+        escalation_caps=tuple(e.to_spec() for e in s.limits.escalation),
         store_password=Secret(env[store.password_env]) if (store := s.limits.store).password_env else None,
     )

@@ -109,6 +109,9 @@ class FileSettings(Strict):
             if sh.judge_model:
                 problems += _unknown(f"{where}.judge_model", [sh.judge_model], models)
         problems += _duplicates("shadow", [sh.route for sh in self.shadow])
+        for i, cap in enumerate(self.limits.escalation):
+            if cap.route not in routes:
+                problems.append(f"limits.escalation[{i}].route: unknown route {cap.route!r}")
         if problems:
             raise ValueError("\n".join(problems))  # one line each (see _describe)
         return self

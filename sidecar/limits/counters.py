@@ -1,9 +1,10 @@
 """Shared counters: the one plug-in point of the limits package, and its in-process implementation.
 
 A budget asks for one thing on the hot path: "if every total is under its limit, add this amount,
-atomically" (`charge`). Everything else is added after the fact without anyone waiting (`add`), or
-read for reports (`totals`). `LocalCounters` keeps them in this process (one pod, or tests);
-`RedisCounters` (limits/redis_counters.py) shares them between pods through Redis.
+atomically" (`charge`). Everything else is added after the fact without anyone waiting (`add`),
+read as last seen without I/O (`known`, for the policy), or read for reports (`totals`).
+`LocalCounters` keeps them in this process (one pod, or tests); `RedisCounters`
+(limits/redis_counters.py) shares them between pods through Redis.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class Counters(Protocol):
         ...
 
     async def totals(self, claims: Sequence[Claim]) -> tuple[int, ...]: ...
+
+    def known(self, claim: Claim) -> int:
+        """The claim's total as last seen, with what was added here since: no I/O (the policy's view)."""
+        ...
 
     async def close(self) -> None:
         """Send what is still unsent, as far as the store lets us."""
@@ -81,6 +86,9 @@ class LocalCounters:
 
     async def totals(self, claims: Sequence[Claim]) -> tuple[int, ...]:
         return tuple(self.total(c) for c in claims)
+
+    def known(self, claim: Claim) -> int:
+        return self.total(claim)
 
     async def close(self) -> None:
         return None

@@ -1,10 +1,10 @@
-"""Budgets as a routing constraint: past a soft limit with `on_soft: cheaper`, the policy keeps to
-models at or below the budget's quality, and the plan says so.
+"""Limits as a routing constraint: the policy keeps to models at or below a quality while a budget
+is past its soft limit (`on_soft: cheaper`) or a route's escalation cap is reached, and says why.
 
-It reads this pod's last view of the budgets (no I/O, like the rest of planning), so it reacts one
-request late at most. It narrows the request's own deny list, so every strategy and the decision
-cache see an ordinary constrained request. Were nothing left to serve the request, the usual plan
-stands and the reason says that too: a soft limit never refuses.
+It reads the limits as this pod last saw them (no I/O, like the rest of planning), so it reacts a
+request or a batch of adds late at most. It narrows the request's own deny list, so every strategy
+and the decision cache see an ordinary constrained request. Were nothing left to serve the request,
+the usual plan stands and the reason says so: these limits steer, they never refuse.
 """
 
 from __future__ import annotations
@@ -18,46 +18,69 @@ from sidecar.domain.model import ModelSpec
 from sidecar.domain.plan import Plan, Why
 from sidecar.domain.request import ChatRequest
 from sidecar.limits.budgets import BudgetBook, SoftAction
+from sidecar.limits.escalation import EscalationCaps
 
 
 class Policy(Protocol):
     def plan(self, request: ChatRequest) -> Plan: ...
 
 
-class BudgetedPolicy:
+class LimitedPolicy:
     def __init__(
-        self, inner: Policy, book: BudgetBook, models: Iterable[ModelSpec], default_route: str
+        self,
+        inner: Policy,
+        models: Iterable[ModelSpec],
+        default_route: str,
+        budgets: BudgetBook | None = None,
+        caps: EscalationCaps | None = None,
     ) -> None:
         self._inner = inner
-        self._book = book
         self._models = tuple(models)
         self._default_route = default_route
+        self._budgets = budgets
+        self._caps = caps
 
     def plan(self, request: ChatRequest) -> Plan:
-        hints = request.hints
-        route = hints.route or self._default_route
-        binding = [
-            u for u in self._book.seen(request, route) if u.soft and u.budget.on_soft is SoftAction.CHEAPER
-        ]
-        if not binding or hints.pinned_model:
-            return self._inner.plan(request)
-        ceiling = min(u.budget.cheaper_max_quality for u in binding)
-        worst = max(binding, key=lambda u: u.share)
+        route = request.hints.route or self._default_route
+        ceilings = [] if request.hints.pinned_model else self._ceilings(request, route)
+        plan = self._narrowed(request, ceilings) if ceilings else self._inner.plan(request)
+        if self._caps is not None:
+            self._caps.planned(plan)
+        return plan
+
+    def _ceilings(self, request: ChatRequest, route: str) -> list[tuple[float, str]]:
+        """(the best quality still allowed, why) for each limit that binds this request."""
+        out = []
+        if self._budgets is not None:
+            for u in self._budgets.seen(request, route):
+                if u.soft and u.budget.on_soft is SoftAction.CHEAPER:
+                    b, where = u.budget, f" for {u.scope}" if u.scope else ""
+                    why = f"budget: {b.name} {u.share:.0%} of its {b.window.label} limit used{where}"
+                    out.append((b.cheaper_max_quality, why))
+        seen = self._caps.seen(route) if self._caps is not None else None
+        if seen is not None and seen.binding:
+            cap = seen.cap
+            why = (
+                f"escalation cap: {seen.share:.0%} of route {route}'s requests this {cap.window.label} "
+                f"went above quality {cap.above_quality:g} (cap {cap.max_share:.0%})"
+            )
+            out.append((cap.above_quality, why))
+        return out
+
+    def _narrowed(self, request: ChatRequest, ceilings: list[tuple[float, str]]) -> Plan:
+        ceiling = min(c for c, _ in ceilings)
+        because = "; ".join(why for _, why in ceilings)
         denied = frozenset(m.name for m in self._models if m.quality > ceiling)
-        where = f" for {worst.scope}" if worst.scope else ""
+        hints = request.hints
         try:
             plan = self._inner.plan(
                 replace(request, hints=replace(hints, denied_models=hints.denied_models | denied))
             )
-            why = Why(
-                "budget: {} {:.0%} of its {} limit used{}, models above quality {:g} excluded",
-                worst.budget.name, worst.share, worst.budget.window.label, where, ceiling,
-            )  # fmt: skip
+            note = Why("{}, models above quality {:g} excluded", because, ceiling)
         except NoCandidate:
             plan = self._inner.plan(request)
-            why = Why(
-                "budget: {} {:.0%} of its {} limit used{}, but no model at or below quality {:g} "
-                "serves this request: the usual choice stands",
-                worst.budget.name, worst.share, worst.budget.window.label, where, ceiling,
+            note = Why(
+                "{}, but no model at or below quality {:g} serves this request: the usual choice stands",
+                because, ceiling,
             )  # fmt: skip
-        return replace(plan, reasons=(*plan.reasons, why))
+        return replace(plan, reasons=(*plan.reasons, note))

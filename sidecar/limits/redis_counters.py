@@ -176,6 +176,7 @@ class RedisCounters:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
+        self._closing = False
         self.up = True
         self.reconciled = 0  # counters sent after an outage (for tests and metrics)
 
@@ -210,13 +211,19 @@ class RedisCounters:
         """Read without adding: a charge of nothing (which still restores lost counters)."""
         return (await self.charge(claims, 0)).totals
 
+    def known(self, claim: Claim) -> int:
+        """What the last reply said of each counter, plus what was added here since."""
+        return sum(self._floor(k) + self._unsent(k) for k in claim.keys)
+
     async def close(self) -> None:
         """Stop the flusher and make one last attempt to send what is unsent."""
+        self._closing = True
         for task in (self._task, self._pump):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Bounded: a cancel that lands inside the client may come back as a connection error,
+                # which the flusher would take for an outage; `_closing` ends its loop then.
+                await asyncio.wait([task], timeout=4 * self._timeout_s + 1)
         self._task = None
         self._sending = False  # a batch a cancelled pipeline carried is sent again below
         if self.up or await self._ping():
@@ -308,11 +315,11 @@ class RedisCounters:
     # --- background: batches, outage, reconciliation --------------------------------------------
 
     def _ensure_flusher(self) -> None:
-        if self._task is None:
+        if self._task is None and not self._closing:
             self._task = asyncio.get_running_loop().create_task(self._flusher(), name="redis-counters")
 
     async def _flusher(self) -> None:
-        while True:
+        while not self._closing:
             if self.up:
                 await self._wake.wait()
                 await asyncio.sleep(self._flush_interval_s)  # let a burst of adds share one batch
@@ -352,6 +359,9 @@ class RedisCounters:
         except BaseException:
             self._sending = False
             raise
+        if isinstance(values, Exception):  # the script failed in Redis: kept, sent again later
+            self._sending = False
+            raise values
         self._flushed(batch, values)
         return True
 

@@ -15,7 +15,7 @@ from sidecar.domain.plan import Candidate, Plan, Stage
 from sidecar.domain.request import ChatRequest
 from sidecar.limits.budgets import BudgetBook, BudgetSpec, Scope, SoftAction
 from sidecar.limits.counters import LocalCounters
-from sidecar.limits.policy import BudgetedPolicy
+from sidecar.limits.policy import LimitedPolicy
 from sidecar.limits.windows import Period, Window
 from tests.factories import chat, model
 
@@ -117,7 +117,7 @@ class _Engine:
 
 async def test_past_a_soft_limit_the_policy_keeps_to_cheaper_models_and_says_why() -> None:
     b = book(day_budget(1.0, hard=False, soft_at=0.9, on_soft=SoftAction.CHEAPER, cheaper_max_quality=0.6))
-    policy = BudgetedPolicy(_Engine(), b, [CHEAP, FRONTIER], "default")
+    policy = LimitedPolicy(_Engine(), [CHEAP, FRONTIER], "default", budgets=b)
     request = team("x")
     assert policy.plan(request).stages[0].candidates[0].model is FRONTIER
     await b.admit(request, plan(0.95))
@@ -132,7 +132,7 @@ async def test_past_a_soft_limit_the_policy_keeps_to_cheaper_models_and_says_why
 
 async def test_when_no_cheaper_model_serves_the_usual_plan_stands() -> None:
     b = book(day_budget(1.0, hard=False, soft_at=0.5, on_soft=SoftAction.CHEAPER, cheaper_max_quality=0.1))
-    policy = BudgetedPolicy(_Engine(), b, [CHEAP, FRONTIER], "default")
+    policy = LimitedPolicy(_Engine(), [CHEAP, FRONTIER], "default", budgets=b)
     await b.admit(team("x"), plan(0.6))
     chosen = policy.plan(team("x"))
     assert chosen.stages[0].candidates[0].model is FRONTIER

@@ -43,6 +43,13 @@ def test_the_readme_example_loads() -> None:
     assert config.store_password is not None
     assert config.store_password.reveal() == "s3cret-redis"
     assert "s3cret" not in repr(config)
+    (cap,) = config.escalation_caps
+    assert (cap.route, cap.above_quality, cap.max_share, cap.window.period) == (
+        "default",
+        0.8,
+        0.15,
+        Period.HOUR,
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,6 +66,11 @@ def test_the_readme_example_loads() -> None:
         ),
         ({"budgets": [{"name": "b", "usd": 0}]}, {}, "limits.budgets[0] (b).usd"),
         ({"budgets": [{"name": "b", "usd": 1}, {"name": "b", "usd": 2}]}, {}, "'b' is used more than once"),
+        (
+            {"escalation": [{"route": "nowhere", "above_quality": 0.8, "max_share": 0.1}]},
+            {},
+            "limits.escalation[0].route: unknown route 'nowhere'",
+        ),
     ],
 )
 def test_mistakes_are_named(limits: Any, env: dict[str, str], message: str) -> None:
