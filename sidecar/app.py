@@ -34,6 +34,7 @@ from sidecar.execution.admission import Admission
 from sidecar.execution.breaker import BreakerSet
 from sidecar.execution.budget import Budget
 from sidecar.execution.executor import Executor, Resilience
+from sidecar.limits.board import Board
 from sidecar.limits.budgets import BudgetBook, SoftAction
 from sidecar.limits.counters import Counters, LocalCounters
 from sidecar.limits.escalation import EscalationCaps
@@ -105,7 +106,7 @@ class Shared:
     retry_budget: Budget
     telemetry: Telemetry
     shadow: ShadowBook
-    counters: Counters
+    limits: Board  # the counters, and the budgets and caps in effect (for gauges)
 
     @staticmethod
     def build(config: Config, health: HealthTracker, telemetry: Telemetry) -> Shared:
@@ -128,7 +129,7 @@ class Shared:
             retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
             telemetry=telemetry,
             shadow=ShadowBook(),
-            counters=build_counters(config),
+            limits=Board(build_counters(config)),
         )
 
 
@@ -162,9 +163,10 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     resilience = Resilience(shared.breakers, shared.hedge_budget, shared.retry_budget, admission)
     telemetry = shared.telemetry
     watching = telemetry.tracing or telemetry.metering
-    budgets = BudgetBook(config.budgets, shared.counters, config.default_route) if config.budgets else None
+    counters = shared.limits.counters
+    budgets = BudgetBook(config.budgets, counters, config.default_route) if config.budgets else None
     caps = (
-        EscalationCaps(config.escalation_caps, shared.counters, config.registry.models, config.default_route)
+        EscalationCaps(config.escalation_caps, counters, config.registry.models, config.default_route)
         if config.escalation_caps
         else None
     )
@@ -196,6 +198,9 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
         answer_observers=[shadow] if shadow is not None else [],
         spending=budgets,
     )
+    # The gauges read the budgets of the snapshot being built: the caller swaps it in next, without
+    # an await in between, so no collection sees the new budgets beside the old runtime.
+    shared.limits.budgets, shared.limits.caps = budgets, caps
     return Runtime(pipeline, config.registry, shadow)
 
 
@@ -260,6 +265,8 @@ class Sidecar:
         self._runtime = build_runtime(config, self._session, self._shared)
         telemetry.watch(self._shared.breakers.states, self._queue_depths)
         telemetry.watch_shadow(self._shadow_agreements)
+        board = self._shared.limits
+        telemetry.watch_limits(board.store_up, board.spend, board.escalation_shares)
         servicer = RouterServicer(
             self.runtime,
             self.health,
@@ -401,7 +408,7 @@ class Sidecar:
                 await self._server.stop(self.config.server.shutdown_grace_s if grace_s is None else grace_s)
             if self._shared is not None:
                 await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
-                await self._shared.counters.close()
+                await self._shared.limits.counters.close()
             if self._session is not None:
                 await self._session.close()
             if self._telemetry is not None:

@@ -179,10 +179,15 @@ class BudgetBook:
                 out.append(usage)
         return out
 
+    def usages(self) -> list[Usage]:
+        """Every budget in every scope this pod has seen this window, as last seen (no I/O)."""
+        now = self._clock()
+        return [u for u in self._seen.values() if u.resets_at > now]
+
     async def report(self) -> list[Usage]:
         """Every budget in every scope this pod has seen, with the store's current totals."""
         now = self._clock()
-        known = [u for u in self._seen.values() if u.resets_at > now]
+        known = self.usages()
         claims = [self._claim(u.budget, u.scope, now)[0] for u in known]
         totals = await self.counters.totals(claims) if claims else ()
         return [

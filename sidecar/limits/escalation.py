@@ -67,6 +67,10 @@ class EscalationCaps:
         requests, above = self._claims(cap)
         return Escalations(cap, self._counters.known(requests), self._counters.known(above))
 
+    @property
+    def routes(self) -> tuple[str, ...]:
+        return tuple(self._caps)
+
     def planned(self, plan: Plan) -> None:
         """Count a plan: one request, and one escalation if its first choice is above the quality."""
         cap = self._caps.get(plan.route)

@@ -40,7 +40,15 @@ from sidecar.domain.response import Completion
 from sidecar.telemetry import names as n
 from sidecar.telemetry.finished_spans import UNSET, AttemptSpan
 from sidecar.telemetry.metric_keys import MetricKeys
-from sidecar.telemetry.metrics import AgreementSource, DepthSource, Instruments, StateSource
+from sidecar.telemetry.metrics import (
+    AgreementSource,
+    DepthSource,
+    Instruments,
+    ShareSource,
+    SpendSource,
+    StateSource,
+    StoreSource,
+)
 from sidecar.telemetry.pending import Pending
 from sidecar.telemetry.plan_facts import facts
 from sidecar.telemetry.privacy import IdHasher, input_messages, output_messages
@@ -101,6 +109,10 @@ class Telemetry:
     def watch_shadow(self, agreements: AgreementSource) -> None:
         if self.metering:
             self._m.watch_shadow(agreements)
+
+    def watch_limits(self, store: StoreSource, spend: SpendSource, shares: ShareSource) -> None:
+        if self.metering:
+            self._m.watch_limits(store, spend, shares)
 
     # --- shadow evaluation -----------------------------------------------------------------------
 

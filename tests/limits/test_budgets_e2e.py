@@ -11,10 +11,13 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 import yaml
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from turnout_simulator.server import Simulator
 
+from sidecar.app import ListenOverrides, Sidecar
 from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
+from sidecar.telemetry import TelemetryOptions, build_telemetry
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator, serving
 from tests.limits.redis_server import RedisServer
 from tests.server.helpers import details, generate_request
@@ -112,3 +115,48 @@ async def test_killing_redis_under_load_fails_no_request_and_loses_no_spend(
         "limits: the shared store is unreachable",
         "limits: the shared store answers again",
     ]
+
+
+def gauges(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], float]]]:
+    """The limits' gauges: name -> (attributes, value) per point."""
+    data = reader.get_metrics_data()
+    out: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name.startswith(("turnout.limits", "turnout.budget", "turnout.escalation")):
+                    out[m.name] = [(dict(p.attributes or {}), p.value) for p in m.data.data_points]
+    return out
+
+
+async def test_metrics_show_spend_remaining_and_the_store_going_down_and_back(
+    simulator: Simulator, redis_server: RedisServer
+) -> None:
+    reader = InMemoryMetricReader()
+    telemetry = build_telemetry(TelemetryOptions(prometheus=False), env={}, metric_readers=(reader,))
+    sidecar = Sidecar(
+        budget_config(simulator, redis_server.url), ListenOverrides(host="127.0.0.1", port=0), telemetry
+    )
+    await sidecar.start()
+    try:
+        async with grpc.aio.insecure_channel(sidecar.address) as channel:
+            stub = pb_grpc.RouterServiceStub(channel)
+            await stub.Generate(generate_request(labels={"team": "metrics"}))
+            seen = gauges(reader)
+            assert seen["turnout.limits.store.up"] == [({}, 1)]
+            scope = {"turnout.budget": "team-hourly", "turnout.budget.scope": "team=metrics"}
+            (spent,) = [v for a, v in seen["turnout.budget.spent.usd"] if a == scope]
+            (left,) = [v for a, v in seen["turnout.budget.remaining.usd"] if a == scope]
+            assert 0 < spent < 0.01
+            assert left == pytest.approx(100 - spent)
+            redis_server.kill()
+            await stub.Generate(generate_request(labels={"team": "metrics"}))
+            assert gauges(reader)["turnout.limits.store.up"] == [({}, 0)]
+            redis_server.start()
+            for _ in range(300):
+                if gauges(reader)["turnout.limits.store.up"] == [({}, 1)]:
+                    break
+                await asyncio.sleep(0.01)
+            assert gauges(reader)["turnout.limits.store.up"] == [({}, 1)]
+    finally:
+        await sidecar.stop(grace_s=0)
