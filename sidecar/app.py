@@ -273,6 +273,7 @@ class Sidecar:
             max_request_bytes=int(config.server.max_request_mb * 1024 * 1024),
             default_timeout_s=config.server.default_timeout_s,
             telemetry=telemetry,
+            budgets=self._shared.limits.report,
         )
         o = self._overrides
         listen = Listen(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sidecar.domain.model import USD_NANOS
-from sidecar.limits.budgets import BudgetBook
+from sidecar.limits.budgets import BudgetBook, Usage
 from sidecar.limits.counters import Counters
 from sidecar.limits.escalation import EscalationCaps
 
@@ -25,6 +25,11 @@ class Board:
         """Whether the shared store answers; None without one (counters in this process)."""
         up = getattr(self.counters, "up", None)
         return up if isinstance(up, bool) else None
+
+    async def report(self) -> tuple[list[Usage], bool]:
+        """Every budget as GetBudgets reports it, and whether the figures come from the shared store."""
+        usages = await self.budgets.report() if self.budgets is not None else []
+        return usages, self.store_up() is True
 
     def spend(self) -> Iterator[tuple[str, str, float, float]]:
         """(budget, scope, spent USD, limit USD) for each budget and scope seen this window."""

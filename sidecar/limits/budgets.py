@@ -185,14 +185,18 @@ class BudgetBook:
         return [u for u in self._seen.values() if u.resets_at > now]
 
     async def report(self) -> list[Usage]:
-        """Every budget in every scope this pod has seen, with the store's current totals."""
+        """Each deployment-wide budget, and each other budget in every scope this pod has seen this
+        window, with the store's current totals."""
         now = self._clock()
-        known = self.usages()
-        claims = [self._claim(u.budget, u.scope, now)[0] for u in known]
-        totals = await self.counters.totals(claims) if claims else ()
+        known = {(u.budget.name, u.scope): u for u in self.usages()}
+        for spec in self.budgets:
+            if spec.scope is Scope.DEPLOYMENT and (spec.name, "") not in known:
+                known[(spec.name, "")] = Usage(spec, "", 0, 0.0)
+        placed = [(u, *self._claim(u.budget, u.scope, now)) for u in known.values()]
+        totals = await self.counters.totals([claim for _, claim, _ in placed]) if placed else ()
         return [
-            Usage(u.budget, u.scope, total, self._claim(u.budget, u.scope, now)[1])
-            for u, total in zip(known, totals, strict=True)
+            Usage(u.budget, u.scope, total, resets_at)
+            for (u, _, resets_at), total in zip(placed, totals, strict=True)
         ]
 
     # --- internals --------------------------------------------------------------------------------

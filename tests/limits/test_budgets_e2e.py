@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -15,9 +17,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
+from sidecar.cli import main
 from sidecar.config import parse_config
+from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from sidecar.telemetry import TelemetryOptions, build_telemetry
+from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator, serving
 from tests.limits.redis_server import RedisServer
 from tests.server.helpers import details, generate_request
@@ -42,6 +46,18 @@ def budget_config(simulator: Simulator, redis_url: str) -> Any:
 async def stub(simulator: Simulator, redis_server: RedisServer) -> AsyncIterator[pb_grpc.RouterServiceStub]:
     async with serving(budget_config(simulator, redis_server.url)) as stub:
         yield stub
+
+
+@contextlib.asynccontextmanager
+async def started(config: Any, telemetry: Telemetry | None = None) -> AsyncIterator[tuple[str, Any]]:
+    """A sidecar with `config` (and `telemetry`); its address and a stub."""
+    sidecar = Sidecar(config, ListenOverrides(host="127.0.0.1", port=0), telemetry)
+    await sidecar.start()
+    try:
+        async with grpc.aio.insecure_channel(sidecar.address) as channel:
+            yield sidecar.address, pb_grpc.RouterServiceStub(channel)
+    finally:
+        await sidecar.stop(grace_s=0)
 
 
 async def stored_total(server: RedisServer, pattern: str) -> int:
@@ -134,29 +150,55 @@ async def test_metrics_show_spend_remaining_and_the_store_going_down_and_back(
 ) -> None:
     reader = InMemoryMetricReader()
     telemetry = build_telemetry(TelemetryOptions(prometheus=False), env={}, metric_readers=(reader,))
-    sidecar = Sidecar(
-        budget_config(simulator, redis_server.url), ListenOverrides(host="127.0.0.1", port=0), telemetry
-    )
-    await sidecar.start()
-    try:
-        async with grpc.aio.insecure_channel(sidecar.address) as channel:
-            stub = pb_grpc.RouterServiceStub(channel)
-            await stub.Generate(generate_request(labels={"team": "metrics"}))
-            seen = gauges(reader)
-            assert seen["turnout.limits.store.up"] == [({}, 1)]
-            scope = {"turnout.budget": "team-hourly", "turnout.budget.scope": "team=metrics"}
-            (spent,) = [v for a, v in seen["turnout.budget.spent.usd"] if a == scope]
-            (left,) = [v for a, v in seen["turnout.budget.remaining.usd"] if a == scope]
-            assert 0 < spent < 0.01
-            assert left == pytest.approx(100 - spent)
-            redis_server.kill()
-            await stub.Generate(generate_request(labels={"team": "metrics"}))
-            assert gauges(reader)["turnout.limits.store.up"] == [({}, 0)]
-            redis_server.start()
-            for _ in range(300):
-                if gauges(reader)["turnout.limits.store.up"] == [({}, 1)]:
-                    break
-                await asyncio.sleep(0.01)
-            assert gauges(reader)["turnout.limits.store.up"] == [({}, 1)]
-    finally:
-        await sidecar.stop(grace_s=0)
+    async with started(budget_config(simulator, redis_server.url), telemetry) as (_, stub):
+        await stub.Generate(generate_request(labels={"team": "metrics"}))
+        seen = gauges(reader)
+        assert seen["turnout.limits.store.up"] == [({}, 1)]
+        scope = {"turnout.budget": "team-hourly", "turnout.budget.scope": "team=metrics"}
+        (spent,) = [v for a, v in seen["turnout.budget.spent.usd"] if a == scope]
+        (left,) = [v for a, v in seen["turnout.budget.remaining.usd"] if a == scope]
+        assert 0 < spent < 0.01
+        assert left == pytest.approx(100 - spent)
+        redis_server.kill()
+        await stub.Generate(generate_request(labels={"team": "metrics"}))
+        assert gauges(reader)["turnout.limits.store.up"] == [({}, 0)]
+        redis_server.start()
+        for _ in range(300):
+            if gauges(reader)["turnout.limits.store.up"] == [({}, 1)]:
+                break
+            await asyncio.sleep(0.01)
+        assert gauges(reader)["turnout.limits.store.up"] == [({}, 1)]
+
+
+async def test_get_budgets_and_turnout_budgets_report_spend_limit_and_reset(
+    simulator: Simulator, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with started(budget_config(simulator, redis_server.url)) as (address, stub):
+        await _report_and_print(address, stub, capsys)
+
+
+async def _report_and_print(
+    address: str, stub: pb_grpc.RouterServiceStub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answered = await stub.Generate(generate_request(tenant_id="acme", labels={"team": "search"}))
+    cost = answered.total_cost_usd_nanos
+    for _ in range(200):  # the real cost and the estimate given back reach Redis
+        report = await stub.GetBudgets(pb.GetBudgetsRequest())
+        if {b.scope: b.spent_usd_nanos for b in report.budgets}.get("tenant=acme") == cost:
+            break
+        await asyncio.sleep(0.01)
+    assert report.shared
+    found = {(b.name, b.scope): b for b in report.budgets}
+    assert set(found) == {("tenant-daily", "tenant=acme"), ("team-hourly", "team=search")}
+    tenant = found[("tenant-daily", "tenant=acme")]
+    assert (tenant.window, tenant.spent_usd_nanos, tenant.limit_usd_nanos) == ("day", cost, LIMIT_NANOS)
+    assert tenant.hard
+    assert tenant.resets_at.ToDatetime(tzinfo=UTC) > datetime.now(UTC)
+    # The command line prints the same, one line a budget and scope.
+    assert await asyncio.to_thread(main, ["budgets", "--target", address]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["budget", "scope", "window"]
+    assert sorted(line.split()[:3] for line in lines[1:]) == [
+        ["team-hourly", "team=search", "hour"],
+        ["tenant-daily", "tenant=acme", "day"],
+    ]
