@@ -83,4 +83,6 @@ class LimitedPolicy:
                 "{}, but no model at or below quality {:g} serves this request: the usual choice stands",
                 because, ceiling,
             )  # fmt: skip
-        return replace(plan, reasons=(*plan.reasons, note))
+        # A fresh memo: the plan may be the decision cache's, whose memo (renderings of the plan,
+        # shared by its copies) must not hold this request's note, nor hand it a stale one.
+        return replace(plan, reasons=(*plan.reasons, note), memo={})

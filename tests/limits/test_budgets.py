@@ -161,3 +161,24 @@ def test_a_rolling_window_reads_the_buckets_of_the_last_window() -> None:
     first, later = window.span(10_000.0), window.span(10_000.0 + 100)
     assert len(first.buckets) == 12
     assert later.buckets[1:] == first.buckets[:-1]  # one bucket (100 s) on, the oldest left
+
+
+async def test_a_narrowed_plan_from_the_decision_cache_gets_its_own_memo() -> None:
+    cached = Plan("default", "test", (Stage((Candidate(CHEAP, 0),)),))
+
+    class _Cache:
+        def plan(self, request: ChatRequest) -> Plan:
+            return dataclasses.replace(cached, cache_hit=True)  # shares the memo, as the cache does
+
+    b = book(day_budget(1.0, hard=False, soft_at=0.5, on_soft=SoftAction.CHEAPER, cheaper_max_quality=0.6))
+    policy = LimitedPolicy(_Cache(), [CHEAP, FRONTIER], "default", budgets=b)
+    cached.memo["pb.Decision"] = "rendered without any budget note"
+    await b.admit(team("x"), plan(0.6))
+    first = policy.plan(team("x"))
+    await b.admit(team("x"), plan(0.2))
+    second = policy.plan(team("x"))
+    assert (first.memo, second.memo) == ({}, {})
+    assert "60%" in str(first.reasons[-1])
+    assert "80%" in str(second.reasons[-1])
+    assert cached.memo == {"pb.Decision": "rendered without any budget note"}
+    assert cached.reasons == ()
