@@ -179,8 +179,8 @@ class Instruments:
                 "1",
                 "1 while the shared limits store (Redis) answers, 0 while down",
             ),
-            (n.M_BUDGET_SPENT, spent, "USD", "Spend in the budget's current window, per budget and scope"),
-            (n.M_BUDGET_REMAINING, remaining, "USD", "What is left of the budget in its current window"),
+            (n.M_BUDGET_SPENT, spent, "{USD}", "Spend in the budget's current window, per budget and scope"),
+            (n.M_BUDGET_REMAINING, remaining, "{USD}", "What is left of the budget in its current window"),
             (n.M_ESCALATION_SHARE, share, "1", "Share of a route's requests sent above its cap's quality"),
         ):
             self._meter.create_observable_gauge(
