@@ -23,6 +23,7 @@ from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.telemetry import Telemetry, TelemetryOptions, build_telemetry
 from tests.conftest import EXAMPLE_CONFIG, point_at_simulator, serving
+from tests.integration.services import free_port
 from tests.limits.redis_server import RedisServer
 from tests.server.helpers import details, generate_request
 
@@ -202,3 +203,15 @@ async def _report_and_print(
         ["team-hourly", "team=search", "hour"],
         ["tenant-daily", "tenant=acme", "day"],
     ]
+
+
+async def test_a_sidecar_started_without_its_redis_serves_on_its_share(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="sidecar.limits.redis_counters")
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    async with started(budget_config(simulator, nowhere)) as (_, stub):
+        assert (await stub.Generate(generate_request(tenant_id="acme"))).output.text
+        report = await stub.GetBudgets(pb.GetBudgetsRequest())
+    assert not report.shared
+    assert any("the shared store is unreachable" in r.getMessage() for r in caplog.records)
