@@ -97,6 +97,21 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_turnout_v1_ListModelsResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_GetBudgetsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_GetBudgetsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_GetBudgetsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_GetBudgetsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_BudgetUsage_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_BudgetUsage_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_turnout_v1_Message_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -212,267 +227,280 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     java.lang.String[] descriptorData = {
       "\n\027turnout/v1/router.proto\022\nturnout.v1\032\036g" +
       "oogle/protobuf/duration.proto\032\034google/pr" +
-      "otobuf/struct.proto\"\200\004\n\014RouteRequest\022/\n\010" +
-      "messages\030\001 \003(\0132\023.turnout.v1.MessageR\010mes" +
-      "sages\022&\n\005tools\030\002 \003(\0132\020.turnout.v1.ToolR\005" +
-      "tools\0227\n\013tool_choice\030\003 \001(\0132\026.turnout.v1." +
-      "ToolChoiceR\ntoolChoice\022C\n\017response_forma" +
-      "t\030\004 \001(\0132\032.turnout.v1.ResponseFormatR\016res" +
-      "ponseFormat\0224\n\006params\030\005 \001(\0132\034.turnout.v1" +
-      ".GenerationParamsR\006params\022.\n\005hints\030\006 \001(\013" +
-      "2\030.turnout.v1.RoutingHintsR\005hints\022\035\n\nreq" +
-      "uest_id\030\007 \001(\tR\trequestId\022\033\n\ttenant_id\030\010 " +
-      "\001(\tR\010tenantId\022<\n\006labels\030\t \003(\0132$.turnout." +
-      "v1.RouteRequest.LabelsEntryR\006labels\0329\n\013L" +
-      "abelsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 " +
-      "\001(\tR\005value:\0028\001\"`\n\rRouteResponse\0220\n\010decis" +
-      "ion\030\001 \001(\0132\024.turnout.v1.DecisionR\010decisio" +
-      "n\022\035\n\nrequest_id\030\002 \001(\tR\trequestId\"\206\004\n\017Gen" +
-      "erateRequest\022/\n\010messages\030\001 \003(\0132\023.turnout" +
-      ".v1.MessageR\010messages\022&\n\005tools\030\002 \003(\0132\020.t" +
-      "urnout.v1.ToolR\005tools\0227\n\013tool_choice\030\003 \001" +
-      "(\0132\026.turnout.v1.ToolChoiceR\ntoolChoice\022C" +
-      "\n\017response_format\030\004 \001(\0132\032.turnout.v1.Res" +
-      "ponseFormatR\016responseFormat\0224\n\006params\030\005 " +
-      "\001(\0132\034.turnout.v1.GenerationParamsR\006param" +
-      "s\022.\n\005hints\030\006 \001(\0132\030.turnout.v1.RoutingHin" +
-      "tsR\005hints\022\035\n\nrequest_id\030\007 \001(\tR\trequestId" +
-      "\022\033\n\ttenant_id\030\010 \001(\tR\010tenantId\022?\n\006labels\030" +
-      "\t \003(\0132\'.turnout.v1.GenerateRequest.Label" +
-      "sEntryR\006labels\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001" +
-      "(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\314\003\n\020Ge" +
-      "nerateResponse\022*\n\006output\030\001 \001(\0132\022.turnout" +
-      ".v1.OutputR\006output\022=\n\rfinish_reason\030\002 \001(" +
-      "\0162\030.turnout.v1.FinishReasonR\014finishReaso" +
-      "n\022\'\n\005usage\030\003 \001(\0132\021.turnout.v1.UsageR\005usa" +
-      "ge\022$\n\016cost_usd_nanos\030\004 \001(\003R\014costUsdNanos" +
-      "\022\024\n\005model\030\005 \001(\tR\005model\022\032\n\010provider\030\006 \001(\t" +
-      "R\010provider\0220\n\010decision\030\007 \001(\0132\024.turnout.v" +
-      "1.DecisionR\010decision\022/\n\010attempts\030\010 \003(\0132\023" +
-      ".turnout.v1.AttemptR\010attempts\022\031\n\010trace_i" +
-      "d\030\t \001(\tR\007traceId\022\035\n\nrequest_id\030\n \001(\tR\tre" +
-      "questId\022/\n\024total_cost_usd_nanos\030\013 \001(\003R\021t" +
-      "otalCostUsdNanos\"\222\004\n\025GenerateStreamReque" +
-      "st\022/\n\010messages\030\001 \003(\0132\023.turnout.v1.Messag" +
-      "eR\010messages\022&\n\005tools\030\002 \003(\0132\020.turnout.v1." +
-      "ToolR\005tools\0227\n\013tool_choice\030\003 \001(\0132\026.turno" +
-      "ut.v1.ToolChoiceR\ntoolChoice\022C\n\017response" +
-      "_format\030\004 \001(\0132\032.turnout.v1.ResponseForma" +
-      "tR\016responseFormat\0224\n\006params\030\005 \001(\0132\034.turn" +
-      "out.v1.GenerationParamsR\006params\022.\n\005hints" +
-      "\030\006 \001(\0132\030.turnout.v1.RoutingHintsR\005hints\022" +
-      "\035\n\nrequest_id\030\007 \001(\tR\trequestId\022\033\n\ttenant" +
-      "_id\030\010 \001(\tR\010tenantId\022E\n\006labels\030\t \003(\0132-.tu" +
-      "rnout.v1.GenerateStreamRequest.LabelsEnt" +
-      "ryR\006labels\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001(\tR\003" +
-      "key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"}\n\026Generat" +
-      "eStreamResponse\022/\n\005delta\030\001 \001(\0132\027.turnout" +
-      ".v1.OutputDeltaH\000R\005delta\022)\n\003end\030\002 \001(\0132\025." +
-      "turnout.v1.StreamEndH\000R\003endB\007\n\005event\"[\n\013" +
-      "OutputDelta\022\022\n\004text\030\001 \001(\tR\004text\0228\n\ntool_" +
-      "calls\030\002 \003(\0132\031.turnout.v1.ToolCallDeltaR\t" +
-      "toolCalls\"p\n\rToolCallDelta\022\024\n\005index\030\001 \001(" +
-      "\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004" +
-      "name\022%\n\016arguments_json\030\004 \001(\tR\rargumentsJ" +
-      "son\"\207\004\n\tStreamEnd\022=\n\rfinish_reason\030\001 \001(\016" +
-      "2\030.turnout.v1.FinishReasonR\014finishReason" +
-      "\022\'\n\005usage\030\002 \001(\0132\021.turnout.v1.UsageR\005usag" +
-      "e\022$\n\016cost_usd_nanos\030\003 \001(\003R\014costUsdNanos\022" +
-      "\024\n\005model\030\004 \001(\tR\005model\022\032\n\010provider\030\005 \001(\tR" +
-      "\010provider\0220\n\010decision\030\006 \001(\0132\024.turnout.v1" +
-      ".DecisionR\010decision\022/\n\010attempts\030\007 \003(\0132\023." +
-      "turnout.v1.AttemptR\010attempts\022\031\n\010trace_id" +
-      "\030\010 \001(\tR\007traceId\022\035\n\nrequest_id\030\t \001(\tR\treq" +
-      "uestId\0223\n\ntool_calls\030\n \003(\0132\024.turnout.v1." +
-      "ToolCallR\ttoolCalls\0227\n\013parsed_json\030\013 \001(\013" +
-      "2\026.google.protobuf.ValueR\nparsedJson\022/\n\024" +
-      "total_cost_usd_nanos\030\014 \001(\003R\021totalCostUsd" +
-      "Nanos\"\023\n\021ListModelsRequest\"C\n\022ListModels" +
-      "Response\022-\n\006models\030\001 \003(\0132\025.turnout.v1.Mo" +
-      "delInfoR\006models\"\315\001\n\007Message\022$\n\004role\030\001 \001(" +
-      "\0162\020.turnout.v1.RoleR\004role\0221\n\007content\030\002 \003" +
-      "(\0132\027.turnout.v1.ContentPartR\007content\022\022\n\004" +
-      "name\030\003 \001(\tR\004name\0223\n\ntool_calls\030\004 \003(\0132\024.t" +
-      "urnout.v1.ToolCallR\ttoolCalls\022 \n\014tool_ca" +
-      "ll_id\030\005 \001(\tR\ntoolCallId\"V\n\013ContentPart\022\024" +
-      "\n\004text\030\001 \001(\tH\000R\004text\022)\n\005image\030\002 \001(\0132\021.tu" +
-      "rnout.v1.ImageH\000R\005imageB\006\n\004part\"\213\001\n\005Imag" +
-      "e\022\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001(\014H\000R\004d" +
-      "ata\022\035\n\nmedia_type\030\003 \001(\tR\tmediaType\022/\n\006de" +
-      "tail\030\004 \001(\0162\027.turnout.v1.ImageDetailR\006det" +
-      "ailB\010\n\006source\"\215\001\n\004Tool\022\022\n\004name\030\001 \001(\tR\004na" +
-      "me\022 \n\013description\030\002 \001(\tR\013description\0227\n\n" +
-      "parameters\030\003 \001(\0132\027.google.protobuf.Struc" +
-      "tR\nparameters\022\026\n\006strict\030\004 \001(\010R\006strict\"a\n" +
-      "\nToolChoice\022.\n\004mode\030\001 \001(\0162\032.turnout.v1.T" +
-      "oolChoiceModeR\004mode\022#\n\rfunction_name\030\002 \001" +
-      "(\tR\014functionName\"U\n\010ToolCall\022\016\n\002id\030\001 \001(\t" +
-      "R\002id\022\022\n\004name\030\002 \001(\tR\004name\022%\n\016arguments_js" +
-      "on\030\003 \001(\tR\rargumentsJson\"}\n\016ResponseForma" +
-      "t\0222\n\004type\030\001 \001(\0162\036.turnout.v1.ResponseFor" +
-      "matTypeR\004type\0227\n\013json_schema\030\002 \001(\0132\026.tur" +
-      "nout.v1.JsonSchemaR\njsonSchema\"i\n\nJsonSc" +
-      "hema\022\022\n\004name\030\001 \001(\tR\004name\022/\n\006schema\030\002 \001(\013" +
-      "2\027.google.protobuf.StructR\006schema\022\026\n\006str" +
-      "ict\030\003 \001(\010R\006strict\"\352\001\n\020GenerationParams\022/" +
-      "\n\021max_output_tokens\030\001 \001(\005H\000R\017maxOutputTo" +
-      "kens\210\001\001\022%\n\013temperature\030\002 \001(\002H\001R\013temperat" +
-      "ure\210\001\001\022\030\n\005top_p\030\003 \001(\002H\002R\004topP\210\001\001\022\022\n\004stop" +
-      "\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004seed\210\001\001B\024\n" +
-      "\022_max_output_tokensB\016\n\014_temperatureB\010\n\006_" +
-      "top_pB\007\n\005_seed\"\343\004\n\014RoutingHints\022\033\n\ttask_" +
-      "type\030\001 \001(\tR\010taskType\022\033\n\tuser_tier\030\002 \001(\tR" +
-      "\010userTier\0220\n\010priority\030\003 \001(\0162\024.turnout.v1" +
-      ".PriorityR\010priority\022@\n\016latency_budget\030\004 " +
-      "\001(\0132\031.google.protobuf.DurationR\rlatencyB" +
-      "udget\022+\n\022max_cost_usd_nanos\030\005 \001(\003R\017maxCo" +
-      "stUsdNanos\022(\n\rquality_floor\030\006 \001(\002H\000R\014qua" +
-      "lityFloor\210\001\001\022K\n\025required_capabilities\030\007 " +
-      "\003(\0162\026.turnout.v1.CapabilityR\024requiredCap" +
-      "abilities\022%\n\016allowed_models\030\010 \003(\tR\rallow" +
-      "edModels\022+\n\021allowed_providers\030\t \003(\tR\020all" +
-      "owedProviders\022#\n\rdenied_models\030\n \003(\tR\014de" +
-      "niedModels\022)\n\020denied_providers\030\013 \003(\tR\017de" +
-      "niedProviders\022!\n\014pinned_model\030\014 \001(\tR\013pin" +
-      "nedModel\022\024\n\005route\030\r \001(\tR\005route\022\022\n\004tags\030\016" +
-      " \003(\tR\004tagsB\020\n\016_quality_floor\"\333\005\n\010Decisio" +
-      "n\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(" +
-      "\tR\010provider\0223\n\tfallbacks\030\003 \003(\0132\025.turnout" +
-      ".v1.CandidateR\tfallbacks\022\024\n\005route\030\004 \001(\tR" +
-      "\005route\022\032\n\010strategy\030\005 \001(\tR\010strategy\022\030\n\007re" +
-      "asons\030\006 \003(\tR\007reasons\0221\n\010rejected\030\007 \003(\0132\025" +
-      ".turnout.v1.RejectionR\010rejected\0224\n\026estim" +
-      "ated_input_tokens\030\010 \001(\003R\024estimatedInputT" +
-      "okens\0227\n\030estimated_cost_usd_nanos\030\t \001(\003R" +
-      "\025estimatedCostUsdNanos\022F\n\021estimated_late" +
-      "ncy\030\n \001(\0132\031.google.protobuf.DurationR\020es" +
-      "timatedLatency\0220\n\024decision_time_micros\030\013" +
-      " \001(\003R\022decisionTimeMicros\022)\n\006stages\030\014 \003(\013" +
-      "2\021.turnout.v1.StageR\006stages\0229\n\nconsidere" +
-      "d\030\r \003(\0132\031.turnout.v1.ConsiderationR\ncons" +
-      "idered\022\033\n\tcache_hit\030\016 \001(\010R\010cacheHit\0226\n\nt" +
-      "runcation\030\017 \001(\0132\026.turnout.v1.TruncationR" +
-      "\ntruncation\022/\n\021cheap_model_score\030\020 \001(\002H\000" +
-      "R\017cheapModelScore\210\001\001B\024\n\022_cheap_model_sco" +
-      "re\"_\n\005Stage\0225\n\ncandidates\030\001 \003(\0132\025.turnou" +
-      "t.v1.CandidateR\ncandidates\022\037\n\013escalate_o" +
-      "n\030\002 \003(\tR\nescalateOn\"k\n\rConsideration\022\024\n\005" +
-      "model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010pr" +
-      "ovider\022\022\n\004kept\030\003 \001(\010R\004kept\022\024\n\005notes\030\004 \003(" +
-      "\tR\005notes\"z\n\nTruncation\022\032\n\010strategy\030\001 \001(\t" +
-      "R\010strategy\022)\n\020dropped_messages\030\002 \001(\005R\017dr" +
-      "oppedMessages\022%\n\016removed_tokens\030\003 \001(\003R\rr" +
-      "emovedTokens\"\343\001\n\tCandidate\022\024\n\005model\030\001 \001(" +
-      "\tR\005model\022\032\n\010provider\030\002 \001(\tR\010provider\0227\n\030" +
-      "estimated_cost_usd_nanos\030\003 \001(\003R\025estimate" +
-      "dCostUsdNanos\022F\n\021estimated_latency\030\004 \001(\013" +
-      "2\031.google.protobuf.DurationR\020estimatedLa" +
-      "tency\022\031\n\005score\030\005 \001(\001H\000R\005score\210\001\001B\010\n\006_sco" +
-      "re\"U\n\tRejection\022\024\n\005model\030\001 \001(\tR\005model\022\032\n" +
-      "\010provider\030\002 \001(\tR\010provider\022\026\n\006reason\030\003 \001(" +
-      "\tR\006reason\"\214\004\n\007Attempt\022\026\n\006number\030\001 \001(\005R\006n" +
-      "umber\022\024\n\005model\030\002 \001(\tR\005model\022\032\n\010provider\030" +
-      "\003 \001(\tR\010provider\0224\n\007outcome\030\004 \001(\0162\032.turno" +
-      "ut.v1.AttemptOutcomeR\007outcome\022=\n\rfailure" +
-      "_class\030\005 \001(\0162\030.turnout.v1.FailureClassR\014" +
-      "failureClass\022#\n\rerror_message\030\006 \001(\tR\014err" +
-      "orMessage\0223\n\007latency\030\007 \001(\0132\031.google.prot" +
-      "obuf.DurationR\007latency\022H\n\023time_to_first_" +
-      "token\030\010 \001(\0132\031.google.protobuf.DurationR\020" +
-      "timeToFirstToken\022\026\n\006hedged\030\t \001(\010R\006hedged" +
-      "\022\'\n\005usage\030\n \001(\0132\021.turnout.v1.UsageR\005usag" +
-      "e\022$\n\016cost_usd_nanos\030\013 \001(\003R\014costUsdNanos\022" +
-      "\034\n\tescalated\030\014 \001(\tR\tescalated\022\031\n\010retry_o" +
-      "f\030\r \001(\005R\007retryOf\"\244\001\n\006Output\022\022\n\004text\030\001 \001(" +
-      "\tR\004text\0223\n\ntool_calls\030\002 \003(\0132\024.turnout.v1" +
-      ".ToolCallR\ttoolCalls\0227\n\013parsed_json\030\003 \001(" +
-      "\0132\026.google.protobuf.ValueR\nparsedJson\022\030\n" +
-      "\007refusal\030\004 \001(\tR\007refusal\"\177\n\005Usage\022!\n\014inpu" +
-      "t_tokens\030\001 \001(\003R\013inputTokens\022#\n\routput_to" +
-      "kens\030\002 \001(\003R\014outputTokens\022.\n\023cached_input" +
-      "_tokens\030\003 \001(\003R\021cachedInputTokens\"\304\004\n\tMod" +
-      "elInfo\022\022\n\004name\030\001 \001(\tR\004name\022\032\n\010provider\030\002" +
-      " \001(\tR\010provider\022%\n\016upstream_model\030\003 \001(\tR\r" +
-      "upstreamModel\022\032\n\010endpoint\030\004 \001(\tR\010endpoin" +
-      "t\022A\n\036input_price_usd_nanos_per_mtok\030\005 \001(" +
-      "\003R\031inputPriceUsdNanosPerMtok\022C\n\037output_p" +
-      "rice_usd_nanos_per_mtok\030\006 \001(\003R\032outputPri" +
-      "ceUsdNanosPerMtok\022N\n%cached_input_price_" +
-      "usd_nanos_per_mtok\030\007 \001(\003R\037cachedInputPri" +
-      "ceUsdNanosPerMtok\022%\n\016context_window\030\010 \001(" +
-      "\005R\rcontextWindow\022*\n\021max_output_tokens\030\t " +
-      "\001(\005R\017maxOutputTokens\022:\n\014capabilities\030\n \003" +
-      "(\0162\026.turnout.v1.CapabilityR\014capabilities" +
-      "\022\022\n\004tags\030\013 \003(\tR\004tags\022\030\n\007quality\030\014 \001(\002R\007q" +
-      "uality\022/\n\006health\030\r \001(\0132\027.turnout.v1.Mode" +
-      "lHealthR\006health\"\362\001\n\013ModelHealth\022-\n\005state" +
-      "\030\001 \001(\0162\027.turnout.v1.HealthStateR\005state\022\035" +
-      "\n\nerror_rate\030\002 \001(\001R\terrorRate\022<\n\014latency" +
-      "_ewma\030\003 \001(\0132\031.google.protobuf.DurationR\013" +
-      "latencyEwma\022\032\n\010attempts\030\004 \001(\003R\010attempts\022" +
-      ";\n\014last_failure\030\005 \001(\0162\030.turnout.v1.Failu" +
-      "reClassR\013lastFailure*_\n\004Role\022\024\n\020ROLE_UNS" +
-      "PECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER" +
-      "\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*o\n" +
-      "\013ImageDetail\022\034\n\030IMAGE_DETAIL_UNSPECIFIED" +
-      "\020\000\022\024\n\020IMAGE_DETAIL_LOW\020\001\022\025\n\021IMAGE_DETAIL" +
-      "_HIGH\020\002\022\025\n\021IMAGE_DETAIL_AUTO\020\003*\246\001\n\016ToolC" +
-      "hoiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIE" +
-      "D\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_C" +
-      "HOICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_RE" +
-      "QUIRED\020\003\022\035\n\031TOOL_CHOICE_MODE_FUNCTION\020\004*" +
-      "\245\001\n\022ResponseFormatType\022$\n RESPONSE_FORMA" +
-      "T_TYPE_UNSPECIFIED\020\000\022\035\n\031RESPONSE_FORMAT_" +
-      "TYPE_TEXT\020\001\022$\n RESPONSE_FORMAT_TYPE_JSON" +
-      "_OBJECT\020\002\022$\n RESPONSE_FORMAT_TYPE_JSON_S" +
-      "CHEMA\020\003*\211\001\n\nCapability\022\032\n\026CAPABILITY_UNS" +
-      "PECIFIED\020\000\022\024\n\020CAPABILITY_TOOLS\020\001\022\025\n\021CAPA" +
-      "BILITY_VISION\020\002\022\030\n\024CAPABILITY_JSON_MODE\020" +
-      "\003\022\030\n\024CAPABILITY_STREAMING\020\004*~\n\010Priority\022" +
-      "\030\n\024PRIORITY_UNSPECIFIED\020\000\022\022\n\016PRIORITY_BA" +
-      "TCH\020\001\022\023\n\017PRIORITY_NORMAL\020\002\022\030\n\024PRIORITY_I" +
-      "NTERACTIVE\020\003\022\025\n\021PRIORITY_CRITICAL\020\004*\212\001\n\016" +
-      "AttemptOutcome\022\037\n\033ATTEMPT_OUTCOME_UNSPEC" +
-      "IFIED\020\000\022\033\n\027ATTEMPT_OUTCOME_SUCCESS\020\001\022\033\n\027" +
-      "ATTEMPT_OUTCOME_FAILURE\020\002\022\035\n\031ATTEMPT_OUT" +
-      "COME_CANCELLED\020\003*\361\003\n\014FailureClass\022\035\n\031FAI" +
-      "LURE_CLASS_UNSPECIFIED\020\000\022\036\n\032FAILURE_CLAS" +
-      "S_RATE_LIMITED\020\001\022\034\n\030FAILURE_CLASS_OVERLO" +
-      "ADED\020\002\022\036\n\032FAILURE_CLASS_SERVER_ERROR\020\003\022\031" +
-      "\n\025FAILURE_CLASS_TIMEOUT\020\004\022\"\n\036FAILURE_CLA" +
-      "SS_CONTEXT_TOO_LONG\020\005\022\035\n\031FAILURE_CLASS_B" +
-      "AD_REQUEST\020\006\022\026\n\022FAILURE_CLASS_AUTH\020\007\022$\n " +
-      "FAILURE_CLASS_MALFORMED_RESPONSE\020\010\022\034\n\030FA" +
-      "ILURE_CLASS_CONNECTION\020\t\022$\n FAILURE_CLAS" +
-      "S_STREAM_INTERRUPTED\020\n\022\"\n\036FAILURE_CLASS_" +
-      "CONTENT_FILTERED\020\013\022 \n\034FAILURE_CLASS_INVA" +
-      "LID_OUTPUT\020\014\022\036\n\032FAILURE_CLASS_CIRCUIT_OP" +
-      "EN\020\r\022\036\n\032FAILURE_CLASS_NOT_ADMITTED\020\016*\237\001\n" +
-      "\014FinishReason\022\035\n\031FINISH_REASON_UNSPECIFI" +
-      "ED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n\024FINISH_R" +
-      "EASON_LENGTH\020\002\022\034\n\030FINISH_REASON_TOOL_CAL" +
-      "LS\020\003\022 \n\034FINISH_REASON_CONTENT_FILTER\020\004*\226" +
-      "\001\n\013HealthState\022\034\n\030HEALTH_STATE_UNSPECIFI" +
-      "ED\020\000\022\030\n\024HEALTH_STATE_UNKNOWN\020\001\022\030\n\024HEALTH" +
-      "_STATE_HEALTHY\020\002\022\031\n\025HEALTH_STATE_DEGRADE" +
-      "D\020\003\022\032\n\026HEALTH_STATE_UNHEALTHY\020\0042\274\002\n\rRout" +
-      "erService\022<\n\005Route\022\030.turnout.v1.RouteReq" +
-      "uest\032\031.turnout.v1.RouteResponse\022E\n\010Gener" +
-      "ate\022\033.turnout.v1.GenerateRequest\032\034.turno" +
-      "ut.v1.GenerateResponse\022Y\n\016GenerateStream" +
-      "\022!.turnout.v1.GenerateStreamRequest\032\".tu" +
-      "rnout.v1.GenerateStreamResponse0\001\022K\n\nLis" +
-      "tModels\022\035.turnout.v1.ListModelsRequest\032\036" +
-      ".turnout.v1.ListModelsResponseBb\n\016dev.tu" +
-      "rnout.v1B\013RouterProtoP\001ZAgithub.com/turn" +
-      "out-router/turnout/clients/go/turnout/v1" +
-      ";turnoutv1b\006proto3"
+      "otobuf/struct.proto\032\037google/protobuf/tim" +
+      "estamp.proto\"\200\004\n\014RouteRequest\022/\n\010message" +
+      "s\030\001 \003(\0132\023.turnout.v1.MessageR\010messages\022&" +
+      "\n\005tools\030\002 \003(\0132\020.turnout.v1.ToolR\005tools\0227" +
+      "\n\013tool_choice\030\003 \001(\0132\026.turnout.v1.ToolCho" +
+      "iceR\ntoolChoice\022C\n\017response_format\030\004 \001(\013" +
+      "2\032.turnout.v1.ResponseFormatR\016responseFo" +
+      "rmat\0224\n\006params\030\005 \001(\0132\034.turnout.v1.Genera" +
+      "tionParamsR\006params\022.\n\005hints\030\006 \001(\0132\030.turn" +
+      "out.v1.RoutingHintsR\005hints\022\035\n\nrequest_id" +
+      "\030\007 \001(\tR\trequestId\022\033\n\ttenant_id\030\010 \001(\tR\010te" +
+      "nantId\022<\n\006labels\030\t \003(\0132$.turnout.v1.Rout" +
+      "eRequest.LabelsEntryR\006labels\0329\n\013LabelsEn" +
+      "try\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005va" +
+      "lue:\0028\001\"`\n\rRouteResponse\0220\n\010decision\030\001 \001" +
+      "(\0132\024.turnout.v1.DecisionR\010decision\022\035\n\nre" +
+      "quest_id\030\002 \001(\tR\trequestId\"\206\004\n\017GenerateRe" +
+      "quest\022/\n\010messages\030\001 \003(\0132\023.turnout.v1.Mes" +
+      "sageR\010messages\022&\n\005tools\030\002 \003(\0132\020.turnout." +
+      "v1.ToolR\005tools\0227\n\013tool_choice\030\003 \001(\0132\026.tu" +
+      "rnout.v1.ToolChoiceR\ntoolChoice\022C\n\017respo" +
+      "nse_format\030\004 \001(\0132\032.turnout.v1.ResponseFo" +
+      "rmatR\016responseFormat\0224\n\006params\030\005 \001(\0132\034.t" +
+      "urnout.v1.GenerationParamsR\006params\022.\n\005hi" +
+      "nts\030\006 \001(\0132\030.turnout.v1.RoutingHintsR\005hin" +
+      "ts\022\035\n\nrequest_id\030\007 \001(\tR\trequestId\022\033\n\tten" +
+      "ant_id\030\010 \001(\tR\010tenantId\022?\n\006labels\030\t \003(\0132\'" +
+      ".turnout.v1.GenerateRequest.LabelsEntryR" +
+      "\006labels\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001(\tR\003key" +
+      "\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\314\003\n\020GenerateR" +
+      "esponse\022*\n\006output\030\001 \001(\0132\022.turnout.v1.Out" +
+      "putR\006output\022=\n\rfinish_reason\030\002 \001(\0162\030.tur" +
+      "nout.v1.FinishReasonR\014finishReason\022\'\n\005us" +
+      "age\030\003 \001(\0132\021.turnout.v1.UsageR\005usage\022$\n\016c" +
+      "ost_usd_nanos\030\004 \001(\003R\014costUsdNanos\022\024\n\005mod" +
+      "el\030\005 \001(\tR\005model\022\032\n\010provider\030\006 \001(\tR\010provi" +
+      "der\0220\n\010decision\030\007 \001(\0132\024.turnout.v1.Decis" +
+      "ionR\010decision\022/\n\010attempts\030\010 \003(\0132\023.turnou" +
+      "t.v1.AttemptR\010attempts\022\031\n\010trace_id\030\t \001(\t" +
+      "R\007traceId\022\035\n\nrequest_id\030\n \001(\tR\trequestId" +
+      "\022/\n\024total_cost_usd_nanos\030\013 \001(\003R\021totalCos" +
+      "tUsdNanos\"\222\004\n\025GenerateStreamRequest\022/\n\010m" +
+      "essages\030\001 \003(\0132\023.turnout.v1.MessageR\010mess" +
+      "ages\022&\n\005tools\030\002 \003(\0132\020.turnout.v1.ToolR\005t" +
+      "ools\0227\n\013tool_choice\030\003 \001(\0132\026.turnout.v1.T" +
+      "oolChoiceR\ntoolChoice\022C\n\017response_format" +
+      "\030\004 \001(\0132\032.turnout.v1.ResponseFormatR\016resp" +
+      "onseFormat\0224\n\006params\030\005 \001(\0132\034.turnout.v1." +
+      "GenerationParamsR\006params\022.\n\005hints\030\006 \001(\0132" +
+      "\030.turnout.v1.RoutingHintsR\005hints\022\035\n\nrequ" +
+      "est_id\030\007 \001(\tR\trequestId\022\033\n\ttenant_id\030\010 \001" +
+      "(\tR\010tenantId\022E\n\006labels\030\t \003(\0132-.turnout.v" +
+      "1.GenerateStreamRequest.LabelsEntryR\006lab" +
+      "els\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005" +
+      "value\030\002 \001(\tR\005value:\0028\001\"}\n\026GenerateStream" +
+      "Response\022/\n\005delta\030\001 \001(\0132\027.turnout.v1.Out" +
+      "putDeltaH\000R\005delta\022)\n\003end\030\002 \001(\0132\025.turnout" +
+      ".v1.StreamEndH\000R\003endB\007\n\005event\"[\n\013OutputD" +
+      "elta\022\022\n\004text\030\001 \001(\tR\004text\0228\n\ntool_calls\030\002" +
+      " \003(\0132\031.turnout.v1.ToolCallDeltaR\ttoolCal" +
+      "ls\"p\n\rToolCallDelta\022\024\n\005index\030\001 \001(\005R\005inde" +
+      "x\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004name\022%\n" +
+      "\016arguments_json\030\004 \001(\tR\rargumentsJson\"\207\004\n" +
+      "\tStreamEnd\022=\n\rfinish_reason\030\001 \001(\0162\030.turn" +
+      "out.v1.FinishReasonR\014finishReason\022\'\n\005usa" +
+      "ge\030\002 \001(\0132\021.turnout.v1.UsageR\005usage\022$\n\016co" +
+      "st_usd_nanos\030\003 \001(\003R\014costUsdNanos\022\024\n\005mode" +
+      "l\030\004 \001(\tR\005model\022\032\n\010provider\030\005 \001(\tR\010provid" +
+      "er\0220\n\010decision\030\006 \001(\0132\024.turnout.v1.Decisi" +
+      "onR\010decision\022/\n\010attempts\030\007 \003(\0132\023.turnout" +
+      ".v1.AttemptR\010attempts\022\031\n\010trace_id\030\010 \001(\tR" +
+      "\007traceId\022\035\n\nrequest_id\030\t \001(\tR\trequestId\022" +
+      "3\n\ntool_calls\030\n \003(\0132\024.turnout.v1.ToolCal" +
+      "lR\ttoolCalls\0227\n\013parsed_json\030\013 \001(\0132\026.goog" +
+      "le.protobuf.ValueR\nparsedJson\022/\n\024total_c" +
+      "ost_usd_nanos\030\014 \001(\003R\021totalCostUsdNanos\"\023" +
+      "\n\021ListModelsRequest\"C\n\022ListModelsRespons" +
+      "e\022-\n\006models\030\001 \003(\0132\025.turnout.v1.ModelInfo" +
+      "R\006models\"\023\n\021GetBudgetsRequest\"_\n\022GetBudg" +
+      "etsResponse\0221\n\007budgets\030\001 \003(\0132\027.turnout.v" +
+      "1.BudgetUsageR\007budgets\022\026\n\006shared\030\002 \001(\010R\006" +
+      "shared\"\217\002\n\013BudgetUsage\022\022\n\004name\030\001 \001(\tR\004na" +
+      "me\022\024\n\005scope\030\002 \001(\tR\005scope\022\026\n\006window\030\003 \001(\t" +
+      "R\006window\022&\n\017spent_usd_nanos\030\004 \001(\003R\rspent" +
+      "UsdNanos\022&\n\017limit_usd_nanos\030\005 \001(\003R\rlimit" +
+      "UsdNanos\0227\n\tresets_at\030\006 \001(\0132\032.google.pro" +
+      "tobuf.TimestampR\010resetsAt\022\022\n\004hard\030\007 \001(\010R" +
+      "\004hard\022!\n\014soft_reached\030\010 \001(\010R\013softReached" +
+      "\"\315\001\n\007Message\022$\n\004role\030\001 \001(\0162\020.turnout.v1." +
+      "RoleR\004role\0221\n\007content\030\002 \003(\0132\027.turnout.v1" +
+      ".ContentPartR\007content\022\022\n\004name\030\003 \001(\tR\004nam" +
+      "e\0223\n\ntool_calls\030\004 \003(\0132\024.turnout.v1.ToolC" +
+      "allR\ttoolCalls\022 \n\014tool_call_id\030\005 \001(\tR\nto" +
+      "olCallId\"V\n\013ContentPart\022\024\n\004text\030\001 \001(\tH\000R" +
+      "\004text\022)\n\005image\030\002 \001(\0132\021.turnout.v1.ImageH" +
+      "\000R\005imageB\006\n\004part\"\213\001\n\005Image\022\022\n\003url\030\001 \001(\tH" +
+      "\000R\003url\022\024\n\004data\030\002 \001(\014H\000R\004data\022\035\n\nmedia_ty" +
+      "pe\030\003 \001(\tR\tmediaType\022/\n\006detail\030\004 \001(\0162\027.tu" +
+      "rnout.v1.ImageDetailR\006detailB\010\n\006source\"\215" +
+      "\001\n\004Tool\022\022\n\004name\030\001 \001(\tR\004name\022 \n\013descripti" +
+      "on\030\002 \001(\tR\013description\0227\n\nparameters\030\003 \001(" +
+      "\0132\027.google.protobuf.StructR\nparameters\022\026" +
+      "\n\006strict\030\004 \001(\010R\006strict\"a\n\nToolChoice\022.\n\004" +
+      "mode\030\001 \001(\0162\032.turnout.v1.ToolChoiceModeR\004" +
+      "mode\022#\n\rfunction_name\030\002 \001(\tR\014functionNam" +
+      "e\"U\n\010ToolCall\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004name\030\002 " +
+      "\001(\tR\004name\022%\n\016arguments_json\030\003 \001(\tR\rargum" +
+      "entsJson\"}\n\016ResponseFormat\0222\n\004type\030\001 \001(\016" +
+      "2\036.turnout.v1.ResponseFormatTypeR\004type\0227" +
+      "\n\013json_schema\030\002 \001(\0132\026.turnout.v1.JsonSch" +
+      "emaR\njsonSchema\"i\n\nJsonSchema\022\022\n\004name\030\001 " +
+      "\001(\tR\004name\022/\n\006schema\030\002 \001(\0132\027.google.proto" +
+      "buf.StructR\006schema\022\026\n\006strict\030\003 \001(\010R\006stri" +
+      "ct\"\352\001\n\020GenerationParams\022/\n\021max_output_to" +
+      "kens\030\001 \001(\005H\000R\017maxOutputTokens\210\001\001\022%\n\013temp" +
+      "erature\030\002 \001(\002H\001R\013temperature\210\001\001\022\030\n\005top_p" +
+      "\030\003 \001(\002H\002R\004topP\210\001\001\022\022\n\004stop\030\004 \003(\tR\004stop\022\027\n" +
+      "\004seed\030\005 \001(\003H\003R\004seed\210\001\001B\024\n\022_max_output_to" +
+      "kensB\016\n\014_temperatureB\010\n\006_top_pB\007\n\005_seed\"" +
+      "\343\004\n\014RoutingHints\022\033\n\ttask_type\030\001 \001(\tR\010tas" +
+      "kType\022\033\n\tuser_tier\030\002 \001(\tR\010userTier\0220\n\010pr" +
+      "iority\030\003 \001(\0162\024.turnout.v1.PriorityR\010prio" +
+      "rity\022@\n\016latency_budget\030\004 \001(\0132\031.google.pr" +
+      "otobuf.DurationR\rlatencyBudget\022+\n\022max_co" +
+      "st_usd_nanos\030\005 \001(\003R\017maxCostUsdNanos\022(\n\rq" +
+      "uality_floor\030\006 \001(\002H\000R\014qualityFloor\210\001\001\022K\n" +
+      "\025required_capabilities\030\007 \003(\0162\026.turnout.v" +
+      "1.CapabilityR\024requiredCapabilities\022%\n\016al" +
+      "lowed_models\030\010 \003(\tR\rallowedModels\022+\n\021all" +
+      "owed_providers\030\t \003(\tR\020allowedProviders\022#" +
+      "\n\rdenied_models\030\n \003(\tR\014deniedModels\022)\n\020d" +
+      "enied_providers\030\013 \003(\tR\017deniedProviders\022!" +
+      "\n\014pinned_model\030\014 \001(\tR\013pinnedModel\022\024\n\005rou" +
+      "te\030\r \001(\tR\005route\022\022\n\004tags\030\016 \003(\tR\004tagsB\020\n\016_" +
+      "quality_floor\"\333\005\n\010Decision\022\024\n\005model\030\001 \001(" +
+      "\tR\005model\022\032\n\010provider\030\002 \001(\tR\010provider\0223\n\t" +
+      "fallbacks\030\003 \003(\0132\025.turnout.v1.CandidateR\t" +
+      "fallbacks\022\024\n\005route\030\004 \001(\tR\005route\022\032\n\010strat" +
+      "egy\030\005 \001(\tR\010strategy\022\030\n\007reasons\030\006 \003(\tR\007re" +
+      "asons\0221\n\010rejected\030\007 \003(\0132\025.turnout.v1.Rej" +
+      "ectionR\010rejected\0224\n\026estimated_input_toke" +
+      "ns\030\010 \001(\003R\024estimatedInputTokens\0227\n\030estima" +
+      "ted_cost_usd_nanos\030\t \001(\003R\025estimatedCostU" +
+      "sdNanos\022F\n\021estimated_latency\030\n \001(\0132\031.goo" +
+      "gle.protobuf.DurationR\020estimatedLatency\022" +
+      "0\n\024decision_time_micros\030\013 \001(\003R\022decisionT" +
+      "imeMicros\022)\n\006stages\030\014 \003(\0132\021.turnout.v1.S" +
+      "tageR\006stages\0229\n\nconsidered\030\r \003(\0132\031.turno" +
+      "ut.v1.ConsiderationR\nconsidered\022\033\n\tcache" +
+      "_hit\030\016 \001(\010R\010cacheHit\0226\n\ntruncation\030\017 \001(\013" +
+      "2\026.turnout.v1.TruncationR\ntruncation\022/\n\021" +
+      "cheap_model_score\030\020 \001(\002H\000R\017cheapModelSco" +
+      "re\210\001\001B\024\n\022_cheap_model_score\"_\n\005Stage\0225\n\n" +
+      "candidates\030\001 \003(\0132\025.turnout.v1.CandidateR" +
+      "\ncandidates\022\037\n\013escalate_on\030\002 \003(\tR\nescala" +
+      "teOn\"k\n\rConsideration\022\024\n\005model\030\001 \001(\tR\005mo" +
+      "del\022\032\n\010provider\030\002 \001(\tR\010provider\022\022\n\004kept\030" +
+      "\003 \001(\010R\004kept\022\024\n\005notes\030\004 \003(\tR\005notes\"z\n\nTru" +
+      "ncation\022\032\n\010strategy\030\001 \001(\tR\010strategy\022)\n\020d" +
+      "ropped_messages\030\002 \001(\005R\017droppedMessages\022%" +
+      "\n\016removed_tokens\030\003 \001(\003R\rremovedTokens\"\343\001" +
+      "\n\tCandidate\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010pro" +
+      "vider\030\002 \001(\tR\010provider\0227\n\030estimated_cost_" +
+      "usd_nanos\030\003 \001(\003R\025estimatedCostUsdNanos\022F" +
+      "\n\021estimated_latency\030\004 \001(\0132\031.google.proto" +
+      "buf.DurationR\020estimatedLatency\022\031\n\005score\030" +
+      "\005 \001(\001H\000R\005score\210\001\001B\010\n\006_score\"U\n\tRejection" +
+      "\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\t" +
+      "R\010provider\022\026\n\006reason\030\003 \001(\tR\006reason\"\214\004\n\007A" +
+      "ttempt\022\026\n\006number\030\001 \001(\005R\006number\022\024\n\005model\030" +
+      "\002 \001(\tR\005model\022\032\n\010provider\030\003 \001(\tR\010provider" +
+      "\0224\n\007outcome\030\004 \001(\0162\032.turnout.v1.AttemptOu" +
+      "tcomeR\007outcome\022=\n\rfailure_class\030\005 \001(\0162\030." +
+      "turnout.v1.FailureClassR\014failureClass\022#\n" +
+      "\rerror_message\030\006 \001(\tR\014errorMessage\0223\n\007la" +
+      "tency\030\007 \001(\0132\031.google.protobuf.DurationR\007" +
+      "latency\022H\n\023time_to_first_token\030\010 \001(\0132\031.g" +
+      "oogle.protobuf.DurationR\020timeToFirstToke" +
+      "n\022\026\n\006hedged\030\t \001(\010R\006hedged\022\'\n\005usage\030\n \001(\013" +
+      "2\021.turnout.v1.UsageR\005usage\022$\n\016cost_usd_n" +
+      "anos\030\013 \001(\003R\014costUsdNanos\022\034\n\tescalated\030\014 " +
+      "\001(\tR\tescalated\022\031\n\010retry_of\030\r \001(\005R\007retryO" +
+      "f\"\244\001\n\006Output\022\022\n\004text\030\001 \001(\tR\004text\0223\n\ntool" +
+      "_calls\030\002 \003(\0132\024.turnout.v1.ToolCallR\ttool" +
+      "Calls\0227\n\013parsed_json\030\003 \001(\0132\026.google.prot" +
+      "obuf.ValueR\nparsedJson\022\030\n\007refusal\030\004 \001(\tR" +
+      "\007refusal\"\177\n\005Usage\022!\n\014input_tokens\030\001 \001(\003R" +
+      "\013inputTokens\022#\n\routput_tokens\030\002 \001(\003R\014out" +
+      "putTokens\022.\n\023cached_input_tokens\030\003 \001(\003R\021" +
+      "cachedInputTokens\"\304\004\n\tModelInfo\022\022\n\004name\030" +
+      "\001 \001(\tR\004name\022\032\n\010provider\030\002 \001(\tR\010provider\022" +
+      "%\n\016upstream_model\030\003 \001(\tR\rupstreamModel\022\032" +
+      "\n\010endpoint\030\004 \001(\tR\010endpoint\022A\n\036input_pric" +
+      "e_usd_nanos_per_mtok\030\005 \001(\003R\031inputPriceUs" +
+      "dNanosPerMtok\022C\n\037output_price_usd_nanos_" +
+      "per_mtok\030\006 \001(\003R\032outputPriceUsdNanosPerMt" +
+      "ok\022N\n%cached_input_price_usd_nanos_per_m" +
+      "tok\030\007 \001(\003R\037cachedInputPriceUsdNanosPerMt" +
+      "ok\022%\n\016context_window\030\010 \001(\005R\rcontextWindo" +
+      "w\022*\n\021max_output_tokens\030\t \001(\005R\017maxOutputT" +
+      "okens\022:\n\014capabilities\030\n \003(\0162\026.turnout.v1" +
+      ".CapabilityR\014capabilities\022\022\n\004tags\030\013 \003(\tR" +
+      "\004tags\022\030\n\007quality\030\014 \001(\002R\007quality\022/\n\006healt" +
+      "h\030\r \001(\0132\027.turnout.v1.ModelHealthR\006health" +
+      "\"\362\001\n\013ModelHealth\022-\n\005state\030\001 \001(\0162\027.turnou" +
+      "t.v1.HealthStateR\005state\022\035\n\nerror_rate\030\002 " +
+      "\001(\001R\terrorRate\022<\n\014latency_ewma\030\003 \001(\0132\031.g" +
+      "oogle.protobuf.DurationR\013latencyEwma\022\032\n\010" +
+      "attempts\030\004 \001(\003R\010attempts\022;\n\014last_failure" +
+      "\030\005 \001(\0162\030.turnout.v1.FailureClassR\013lastFa" +
+      "ilure*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013R" +
+      "OLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSI" +
+      "STANT\020\003\022\r\n\tROLE_TOOL\020\004*o\n\013ImageDetail\022\034\n" +
+      "\030IMAGE_DETAIL_UNSPECIFIED\020\000\022\024\n\020IMAGE_DET" +
+      "AIL_LOW\020\001\022\025\n\021IMAGE_DETAIL_HIGH\020\002\022\025\n\021IMAG" +
+      "E_DETAIL_AUTO\020\003*\246\001\n\016ToolChoiceMode\022 \n\034TO" +
+      "OL_CHOICE_MODE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHO" +
+      "ICE_MODE_AUTO\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE" +
+      "\020\002\022\035\n\031TOOL_CHOICE_MODE_REQUIRED\020\003\022\035\n\031TOO" +
+      "L_CHOICE_MODE_FUNCTION\020\004*\245\001\n\022ResponseFor" +
+      "matType\022$\n RESPONSE_FORMAT_TYPE_UNSPECIF" +
+      "IED\020\000\022\035\n\031RESPONSE_FORMAT_TYPE_TEXT\020\001\022$\n " +
+      "RESPONSE_FORMAT_TYPE_JSON_OBJECT\020\002\022$\n RE" +
+      "SPONSE_FORMAT_TYPE_JSON_SCHEMA\020\003*\211\001\n\nCap" +
+      "ability\022\032\n\026CAPABILITY_UNSPECIFIED\020\000\022\024\n\020C" +
+      "APABILITY_TOOLS\020\001\022\025\n\021CAPABILITY_VISION\020\002" +
+      "\022\030\n\024CAPABILITY_JSON_MODE\020\003\022\030\n\024CAPABILITY" +
+      "_STREAMING\020\004*~\n\010Priority\022\030\n\024PRIORITY_UNS" +
+      "PECIFIED\020\000\022\022\n\016PRIORITY_BATCH\020\001\022\023\n\017PRIORI" +
+      "TY_NORMAL\020\002\022\030\n\024PRIORITY_INTERACTIVE\020\003\022\025\n" +
+      "\021PRIORITY_CRITICAL\020\004*\212\001\n\016AttemptOutcome\022" +
+      "\037\n\033ATTEMPT_OUTCOME_UNSPECIFIED\020\000\022\033\n\027ATTE" +
+      "MPT_OUTCOME_SUCCESS\020\001\022\033\n\027ATTEMPT_OUTCOME" +
+      "_FAILURE\020\002\022\035\n\031ATTEMPT_OUTCOME_CANCELLED\020" +
+      "\003*\361\003\n\014FailureClass\022\035\n\031FAILURE_CLASS_UNSP" +
+      "ECIFIED\020\000\022\036\n\032FAILURE_CLASS_RATE_LIMITED\020" +
+      "\001\022\034\n\030FAILURE_CLASS_OVERLOADED\020\002\022\036\n\032FAILU" +
+      "RE_CLASS_SERVER_ERROR\020\003\022\031\n\025FAILURE_CLASS" +
+      "_TIMEOUT\020\004\022\"\n\036FAILURE_CLASS_CONTEXT_TOO_" +
+      "LONG\020\005\022\035\n\031FAILURE_CLASS_BAD_REQUEST\020\006\022\026\n" +
+      "\022FAILURE_CLASS_AUTH\020\007\022$\n FAILURE_CLASS_M" +
+      "ALFORMED_RESPONSE\020\010\022\034\n\030FAILURE_CLASS_CON" +
+      "NECTION\020\t\022$\n FAILURE_CLASS_STREAM_INTERR" +
+      "UPTED\020\n\022\"\n\036FAILURE_CLASS_CONTENT_FILTERE" +
+      "D\020\013\022 \n\034FAILURE_CLASS_INVALID_OUTPUT\020\014\022\036\n" +
+      "\032FAILURE_CLASS_CIRCUIT_OPEN\020\r\022\036\n\032FAILURE" +
+      "_CLASS_NOT_ADMITTED\020\016*\237\001\n\014FinishReason\022\035" +
+      "\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINISH_" +
+      "REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH\020\002\022" +
+      "\034\n\030FINISH_REASON_TOOL_CALLS\020\003\022 \n\034FINISH_" +
+      "REASON_CONTENT_FILTER\020\004*\226\001\n\013HealthState\022" +
+      "\034\n\030HEALTH_STATE_UNSPECIFIED\020\000\022\030\n\024HEALTH_" +
+      "STATE_UNKNOWN\020\001\022\030\n\024HEALTH_STATE_HEALTHY\020" +
+      "\002\022\031\n\025HEALTH_STATE_DEGRADED\020\003\022\032\n\026HEALTH_S" +
+      "TATE_UNHEALTHY\020\0042\211\003\n\rRouterService\022<\n\005Ro" +
+      "ute\022\030.turnout.v1.RouteRequest\032\031.turnout." +
+      "v1.RouteResponse\022E\n\010Generate\022\033.turnout.v" +
+      "1.GenerateRequest\032\034.turnout.v1.GenerateR" +
+      "esponse\022Y\n\016GenerateStream\022!.turnout.v1.G" +
+      "enerateStreamRequest\032\".turnout.v1.Genera" +
+      "teStreamResponse0\001\022K\n\nListModels\022\035.turno" +
+      "ut.v1.ListModelsRequest\032\036.turnout.v1.Lis" +
+      "tModelsResponse\022K\n\nGetBudgets\022\035.turnout." +
+      "v1.GetBudgetsRequest\032\036.turnout.v1.GetBud" +
+      "getsResponseBb\n\016dev.turnout.v1B\013RouterPr" +
+      "otoP\001ZAgithub.com/turnout-router/turnout" +
+      "/clients/go/turnout/v1;turnoutv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
           com.google.protobuf.DurationProto.getDescriptor(),
           com.google.protobuf.StructProto.getDescriptor(),
+          com.google.protobuf.TimestampProto.getDescriptor(),
         });
     internal_static_turnout_v1_RouteRequest_descriptor =
       getDescriptor().getMessageType(0);
@@ -558,128 +586,146 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ListModelsResponse_descriptor,
         new java.lang.String[] { "Models", });
-    internal_static_turnout_v1_Message_descriptor =
+    internal_static_turnout_v1_GetBudgetsRequest_descriptor =
       getDescriptor().getMessageType(11);
+    internal_static_turnout_v1_GetBudgetsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_GetBudgetsRequest_descriptor,
+        new java.lang.String[] { });
+    internal_static_turnout_v1_GetBudgetsResponse_descriptor =
+      getDescriptor().getMessageType(12);
+    internal_static_turnout_v1_GetBudgetsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_GetBudgetsResponse_descriptor,
+        new java.lang.String[] { "Budgets", "Shared", });
+    internal_static_turnout_v1_BudgetUsage_descriptor =
+      getDescriptor().getMessageType(13);
+    internal_static_turnout_v1_BudgetUsage_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_BudgetUsage_descriptor,
+        new java.lang.String[] { "Name", "Scope", "Window", "SpentUsdNanos", "LimitUsdNanos", "ResetsAt", "Hard", "SoftReached", });
+    internal_static_turnout_v1_Message_descriptor =
+      getDescriptor().getMessageType(14);
     internal_static_turnout_v1_Message_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Message_descriptor,
         new java.lang.String[] { "Role", "Content", "Name", "ToolCalls", "ToolCallId", });
     internal_static_turnout_v1_ContentPart_descriptor =
-      getDescriptor().getMessageType(12);
+      getDescriptor().getMessageType(15);
     internal_static_turnout_v1_ContentPart_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ContentPart_descriptor,
         new java.lang.String[] { "Text", "Image", "Part", });
     internal_static_turnout_v1_Image_descriptor =
-      getDescriptor().getMessageType(13);
+      getDescriptor().getMessageType(16);
     internal_static_turnout_v1_Image_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Image_descriptor,
         new java.lang.String[] { "Url", "Data", "MediaType", "Detail", "Source", });
     internal_static_turnout_v1_Tool_descriptor =
-      getDescriptor().getMessageType(14);
+      getDescriptor().getMessageType(17);
     internal_static_turnout_v1_Tool_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Tool_descriptor,
         new java.lang.String[] { "Name", "Description", "Parameters", "Strict", });
     internal_static_turnout_v1_ToolChoice_descriptor =
-      getDescriptor().getMessageType(15);
+      getDescriptor().getMessageType(18);
     internal_static_turnout_v1_ToolChoice_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ToolChoice_descriptor,
         new java.lang.String[] { "Mode", "FunctionName", });
     internal_static_turnout_v1_ToolCall_descriptor =
-      getDescriptor().getMessageType(16);
+      getDescriptor().getMessageType(19);
     internal_static_turnout_v1_ToolCall_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ToolCall_descriptor,
         new java.lang.String[] { "Id", "Name", "ArgumentsJson", });
     internal_static_turnout_v1_ResponseFormat_descriptor =
-      getDescriptor().getMessageType(17);
+      getDescriptor().getMessageType(20);
     internal_static_turnout_v1_ResponseFormat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ResponseFormat_descriptor,
         new java.lang.String[] { "Type", "JsonSchema", });
     internal_static_turnout_v1_JsonSchema_descriptor =
-      getDescriptor().getMessageType(18);
+      getDescriptor().getMessageType(21);
     internal_static_turnout_v1_JsonSchema_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_JsonSchema_descriptor,
         new java.lang.String[] { "Name", "Schema", "Strict", });
     internal_static_turnout_v1_GenerationParams_descriptor =
-      getDescriptor().getMessageType(19);
+      getDescriptor().getMessageType(22);
     internal_static_turnout_v1_GenerationParams_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_GenerationParams_descriptor,
         new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "Seed", });
     internal_static_turnout_v1_RoutingHints_descriptor =
-      getDescriptor().getMessageType(20);
+      getDescriptor().getMessageType(23);
     internal_static_turnout_v1_RoutingHints_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_RoutingHints_descriptor,
         new java.lang.String[] { "TaskType", "UserTier", "Priority", "LatencyBudget", "MaxCostUsdNanos", "QualityFloor", "RequiredCapabilities", "AllowedModels", "AllowedProviders", "DeniedModels", "DeniedProviders", "PinnedModel", "Route", "Tags", });
     internal_static_turnout_v1_Decision_descriptor =
-      getDescriptor().getMessageType(21);
+      getDescriptor().getMessageType(24);
     internal_static_turnout_v1_Decision_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Decision_descriptor,
         new java.lang.String[] { "Model", "Provider", "Fallbacks", "Route", "Strategy", "Reasons", "Rejected", "EstimatedInputTokens", "EstimatedCostUsdNanos", "EstimatedLatency", "DecisionTimeMicros", "Stages", "Considered", "CacheHit", "Truncation", "CheapModelScore", });
     internal_static_turnout_v1_Stage_descriptor =
-      getDescriptor().getMessageType(22);
+      getDescriptor().getMessageType(25);
     internal_static_turnout_v1_Stage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Stage_descriptor,
         new java.lang.String[] { "Candidates", "EscalateOn", });
     internal_static_turnout_v1_Consideration_descriptor =
-      getDescriptor().getMessageType(23);
+      getDescriptor().getMessageType(26);
     internal_static_turnout_v1_Consideration_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Consideration_descriptor,
         new java.lang.String[] { "Model", "Provider", "Kept", "Notes", });
     internal_static_turnout_v1_Truncation_descriptor =
-      getDescriptor().getMessageType(24);
+      getDescriptor().getMessageType(27);
     internal_static_turnout_v1_Truncation_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Truncation_descriptor,
         new java.lang.String[] { "Strategy", "DroppedMessages", "RemovedTokens", });
     internal_static_turnout_v1_Candidate_descriptor =
-      getDescriptor().getMessageType(25);
+      getDescriptor().getMessageType(28);
     internal_static_turnout_v1_Candidate_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Candidate_descriptor,
         new java.lang.String[] { "Model", "Provider", "EstimatedCostUsdNanos", "EstimatedLatency", "Score", });
     internal_static_turnout_v1_Rejection_descriptor =
-      getDescriptor().getMessageType(26);
+      getDescriptor().getMessageType(29);
     internal_static_turnout_v1_Rejection_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Rejection_descriptor,
         new java.lang.String[] { "Model", "Provider", "Reason", });
     internal_static_turnout_v1_Attempt_descriptor =
-      getDescriptor().getMessageType(27);
+      getDescriptor().getMessageType(30);
     internal_static_turnout_v1_Attempt_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Attempt_descriptor,
         new java.lang.String[] { "Number", "Model", "Provider", "Outcome", "FailureClass", "ErrorMessage", "Latency", "TimeToFirstToken", "Hedged", "Usage", "CostUsdNanos", "Escalated", "RetryOf", });
     internal_static_turnout_v1_Output_descriptor =
-      getDescriptor().getMessageType(28);
+      getDescriptor().getMessageType(31);
     internal_static_turnout_v1_Output_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Output_descriptor,
         new java.lang.String[] { "Text", "ToolCalls", "ParsedJson", "Refusal", });
     internal_static_turnout_v1_Usage_descriptor =
-      getDescriptor().getMessageType(29);
+      getDescriptor().getMessageType(32);
     internal_static_turnout_v1_Usage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Usage_descriptor,
         new java.lang.String[] { "InputTokens", "OutputTokens", "CachedInputTokens", });
     internal_static_turnout_v1_ModelInfo_descriptor =
-      getDescriptor().getMessageType(30);
+      getDescriptor().getMessageType(33);
     internal_static_turnout_v1_ModelInfo_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ModelInfo_descriptor,
         new java.lang.String[] { "Name", "Provider", "UpstreamModel", "Endpoint", "InputPriceUsdNanosPerMtok", "OutputPriceUsdNanosPerMtok", "CachedInputPriceUsdNanosPerMtok", "ContextWindow", "MaxOutputTokens", "Capabilities", "Tags", "Quality", "Health", });
     internal_static_turnout_v1_ModelHealth_descriptor =
-      getDescriptor().getMessageType(31);
+      getDescriptor().getMessageType(34);
     internal_static_turnout_v1_ModelHealth_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ModelHealth_descriptor,
@@ -687,6 +733,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     descriptor.resolveAllFeaturesImmutable();
     com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.StructProto.getDescriptor();
+    com.google.protobuf.TimestampProto.getDescriptor();
   }
 
   // @@protoc_insertion_point(outer_class_scope)
