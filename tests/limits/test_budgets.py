@@ -178,7 +178,8 @@ async def test_a_narrowed_plan_from_the_decision_cache_is_a_decision_of_its_own(
     first = policy.plan(team("x"))
     await b.admit(team("x"), plan(0.2))
     second = policy.plan(team("x"))
-    assert rendered.get(first) is None and rendered.get(second) is None
+    assert rendered.get(first) is None
+    assert rendered.get(second) is None
     assert len({id(cached.decision), id(first.decision), id(second.decision)}) == 3
     assert "60%" in str(first.reasons[-1])
     assert "80%" in str(second.reasons[-1])

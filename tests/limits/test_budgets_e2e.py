@@ -1,4 +1,5 @@
-"""A sidecar with a tenant budget in a real Redis: Generate until the budget refuses, over gRPC."""
+"""A sidecar with a tenant budget in a real Redis: Generate until the budget refuses, over gRPC and
+over the HTTP front door (OpenAI and Anthropic shapes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 import redis.asyncio as aioredis
@@ -30,9 +32,10 @@ from tests.server.helpers import details, generate_request
 LIMIT_NANOS = 100_000  # $0.0001: a handful of the simulator's small answers
 
 
-def budget_config(simulator: Simulator, redis_url: str) -> Any:
+def budget_config(simulator: Simulator, redis_url: str, **server: Any) -> Any:
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     point_at_simulator(raw, simulator.root_url)
+    raw["server"].update(server)
     raw["limits"] = {
         "store": {"redis_url": redis_url, "timeout_ms": 500, "replicas": 2},
         "budgets": [
@@ -215,3 +218,39 @@ async def test_a_sidecar_started_without_its_redis_serves_on_its_share(
         report = await stub.GetBudgets(pb.GetBudgetsRequest())
     assert not report.shared
     assert any("the shared store is unreachable" in r.getMessage() for r in caplog.records)
+
+
+async def test_over_http_a_spent_budget_is_a_429_with_retry_after_in_each_apis_shape(
+    simulator: Simulator, redis_server: RedisServer
+) -> None:
+    config = budget_config(simulator, redis_server.url, http_port=free_port())
+    hello = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 5}
+    tenant = {"x-turnout-tenant": "acme"}
+    async with started(config) as (_, stub), aiohttp.ClientSession() as http:
+        with pytest.raises(grpc.aio.AioRpcError) as spent:  # acme's budget, spent over gRPC
+            await _spend(stub, "acme")
+        assert spent.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        url = f"http://127.0.0.1:{config.server.http_port}/v1"
+        for path, body in [
+            ("/chat/completions", hello),
+            ("/chat/completions", {**hello, "stream": True}),  # refused before any event
+            ("/messages", hello),
+        ]:
+            async with http.post(url + path, json=body, headers=tenant) as response:
+                assert response.status == 429, await response.text()
+                assert int(response.headers["retry-after"]) > 0
+                assert int(response.headers["retry-after-ms"]) > 0
+                error = (await response.json())["error"]
+            assert error["type"] == "rate_limit_error"
+            assert error["reason"] == "BUDGET_EXCEEDED"
+            assert error["metadata"]["budget"] == "tenant-daily"
+            assert error["metadata"]["scope"] == "tenant=acme"
+            assert "budget 'tenant-daily' for tenant=acme is spent" in error["message"]
+        async with http.post(url + "/chat/completions", json=hello, headers={"x-turnout-tenant": "b"}) as ok:
+            assert ok.status == 200  # another tenant's budget is whole
+
+
+async def _spend(stub: pb_grpc.RouterServiceStub, tenant: str) -> None:
+    """Generate for `tenant` until its budget refuses (the error propagates)."""
+    for _ in range(100):
+        await stub.Generate(generate_request(tenant_id=tenant))
