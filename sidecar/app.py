@@ -184,6 +184,8 @@ class Sidecar:
             if self._server is not None:
                 await self._server.stop(0)
                 self._server = None
+            if self._shared.rates is not None:
+                await self._shared.rates.close()
             await self._shared.limits.counters.close()
             await self._session.close()
             telemetry.shutdown()
@@ -323,6 +325,8 @@ class Sidecar:
             await asyncio.gather(*stopping)
             if self._shared is not None:
                 await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
+                if self._shared.rates is not None:
+                    await self._shared.rates.close()
                 await self._shared.limits.counters.close()
             if self._session is not None:
                 await self._session.close()

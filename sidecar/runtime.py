@@ -26,6 +26,7 @@ from sidecar.limits.budgets import BudgetBook, SoftAction
 from sidecar.limits.counters import Counters, LocalCounters
 from sidecar.limits.escalation import EscalationCaps
 from sidecar.limits.policy import LimitedPolicy
+from sidecar.limits.rates import SharedRates
 from sidecar.limits.redis_counters import RedisCounters, connect
 from sidecar.pipeline import Pipeline, Policy
 from sidecar.policy.build import build_engine
@@ -54,6 +55,7 @@ class Shared:
     telemetry: Telemetry
     shadow: ShadowBook
     limits: Board  # the counters, and the budgets and caps in effect (for gauges)
+    rates: SharedRates | None = None  # the heartbeat that shares the providers' rates (share_rates)
 
     @staticmethod
     def build(config: Config, health: HealthTracker, telemetry: Telemetry) -> Shared:
@@ -76,7 +78,12 @@ class Shared:
             retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
             telemetry=telemetry,
             shadow=ShadowBook(),
-            limits=Board(build_counters(config)),
+            limits=(limits := Board(build_counters(config))),
+            rates=(
+                SharedRates(limits.counters, config.limits.store.replicas)
+                if config.limits.store.share_rates and isinstance(limits.counters, RedisCounters)
+                else None
+            ),
         )
 
 
@@ -107,6 +114,8 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared
     admission = Admission(
         config.provider_limits, config.model_limits, max_wait_s=config.resilience.max_queue_wait_s
     )
+    if shared.rates is not None:
+        shared.rates.apply(admission)
     resilience = Resilience(shared.breakers, shared.hedge_budget, shared.retry_budget, admission)
     telemetry = shared.telemetry
     executor = Executor(adapters, config.providers, resilience=resilience, health=health)

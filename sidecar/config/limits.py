@@ -25,6 +25,15 @@ class StoreSettings(Strict):
     replicas: int = Field(1, ge=1, le=100_000)
     key_prefix: str = Field("turnout:", max_length=64)
     max_connections: int = Field(16, ge=1, le=1024)
+    # The providers' requests_per_s and tokens_per_min are the deployment's (an account's), not each
+    # pod's: every pod runs at a demand-weighted share of them (limits/rates.py). Needs redis_url.
+    share_rates: bool = False
+
+    @model_validator(mode="after")
+    def _shared_rates_need_a_store(self) -> StoreSettings:
+        if self.share_rates and not self.redis_url:
+            raise ValueError("share_rates: needs redis_url (the pods share the rates through it)")
+        return self
 
     @field_validator("redis_url")
     @classmethod

@@ -4,6 +4,8 @@
                                  the charges made while one round trip is out share the next one
                                  (a pipeline), so a burst costs round trips, not connections
     add    (not awaited):        into `pending`; a flusher task sends it in batches (FLUSH)
+    exchange (a heartbeat's):    one EXCHANGE: this pod's rate demand in, every live pod's out
+                                 (limits/rates.py); never on the request path
     Redis down:                  charge decides locally on this pod's share, adds to `pending`;
                                  the flusher probes and, when Redis answers, sends `pending`: the
                                  counts made meanwhile are reconciled, none is lost
@@ -18,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +102,29 @@ end
 return out
 """
 
+# KEYS: the demand hash. ARGV: this pod's id, its demand (JSON), how old (ms) a pod's entry may be.
+# Returns {pod, demand, pod, demand...} for every pod whose entry is fresh (by Redis's clock, so the
+# pods' clocks need not agree); stale entries (a pod gone) are dropped.
+EXCHANGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stale = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], now .. ' ' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 10 * stale)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local at, demand = string.match(all[i + 1], '^(%d+) (.*)$')
+  if at == nil or now - tonumber(at) > stale then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    out[#out + 1] = all[i]
+    out[#out + 1] = demand
+  end
+end
+return out
+"""
+
 _SEQ_TTL_MS = 86_400_000
 _STORE_ERRORS = (RedisError, OSError, TimeoutError)
 
@@ -166,6 +192,7 @@ class RedisCounters:
         self._on_state = on_state
         self._charge = client.register_script(CHARGE)
         self._flush = client.register_script(FLUSH)
+        self._exchange = client.register_script(EXCHANGE)
         self._queue: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
         self._pump: asyncio.Task[None] | None = None
         self._seq_key = f"{prefix}seq:{uuid.uuid4().hex}"
@@ -231,6 +258,27 @@ class RedisCounters:
                 while await self._send():
                     pass
         await self._client.aclose()
+
+    # --- shared rates (limits/rates.py) ---------------------------------------------------------
+
+    async def exchange(
+        self, pod: str, demand: Mapping[str, int], stale_s: float
+    ) -> dict[str, dict[str, int]] | None:
+        """Store this pod's demand and read every live pod's; None while the store is away (the
+        flusher's probe tells when it is back)."""
+        if not self.up:
+            return None
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                reply = await self._exchange(
+                    [f"{self._prefix}rates:demand"], [pod, json.dumps(demand), int(stale_s * 1000)]
+                )
+        except _STORE_ERRORS as exc:
+            self._went_down(exc)
+            self._ensure_flusher()  # its probe notices the store's return
+            self._wake.set()
+            return None
+        return {_text(reply[i]): json.loads(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     # --- hot path -------------------------------------------------------------------------------
 
@@ -444,3 +492,7 @@ class RedisCounters:
             return
         self._next_sweep = now + 60
         self._seen = {k: s for k, s in self._seen.items() if s.expires > now or s.unsent or s.sending}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

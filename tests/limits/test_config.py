@@ -43,6 +43,7 @@ def test_the_readme_example_loads() -> None:
     assert config.store_password is not None
     assert config.store_password.reveal() == "s3cret-redis"
     assert "s3cret" not in repr(config)
+    assert config.limits.store.share_rates
     (cap,) = config.escalation_caps
     assert (cap.route, cap.above_quality, cap.max_share, cap.window.period) == (
         "default",
@@ -58,6 +59,7 @@ def test_the_readme_example_loads() -> None:
         ({"store": {"redis_url": "redis://:pw@host:6379"}}, {}, "holds a password"),
         ({"store": {"redis_url": "http://host"}}, {}, "must start with redis://"),
         ({"store": {"redis_url": "redis://h", "password_env": "NOPE"}}, {}, "NOPE is not set"),
+        ({"store": {"share_rates": True}}, {}, "share_rates: needs redis_url"),
         ({"budgets": [{"name": "b", "usd": 1, "timezone": "Mars/Olympus"}]}, {}, "unknown time zone"),
         (
             {"budgets": [{"name": "b", "usd": 1, "per": "team"}]},
