@@ -100,7 +100,13 @@ def build_counters(config: Config) -> Counters:
     password = config.store_password.reveal() if config.store_password else None
     timeout_s = store.timeout_ms / 1000
     client = connect(store.redis_url, timeout_s, store.max_connections, password=password)
-    return RedisCounters(client, prefix=store.key_prefix, timeout_s=timeout_s, replicas=store.replicas)
+    return RedisCounters(
+        client,
+        prefix=store.key_prefix,
+        timeout_s=timeout_s,
+        replicas=store.replicas,
+        exact_within=store.exact_within,
+    )
 
 
 def build_runtime(config: Config, session: aiohttp.ClientSession, shared: Shared) -> Runtime:

@@ -25,6 +25,9 @@ class StoreSettings(Strict):
     replicas: int = Field(1, ge=1, le=100_000)
     key_prefix: str = Field("turnout:", max_length=64)
     max_connections: int = Field(16, ge=1, le=1024)
+    # Within this share of a hard limit every request waits for Redis's atomic check; below it (by
+    # a view of Redis at most 0.1 s old) its charge is sent without waiting. 1: always wait.
+    exact_within: float = Field(0.1, ge=0, le=1)
     # The providers' requests_per_s and tokens_per_min are the deployment's (an account's), not each
     # pod's: every pod runs at a demand-weighted share of them (limits/rates.py). Needs redis_url.
     share_rates: bool = False

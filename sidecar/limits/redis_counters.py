@@ -1,8 +1,11 @@
 """Counters shared by every pod through one Redis, with a local fallback while Redis is unreachable.
 
-    charge (hot path, awaited):  one EVALSHA of CHARGE: check every total, add to each, atomically;
-                                 the charges made while one round trip is out share the next one
-                                 (a pipeline), so a burst costs round trips, not connections
+    charge (hot path):           far from every limit (by a view of Redis younger than `fresh_s`,
+                                 below 1 - `exact_within` of each limit) an `add`, not awaited;
+                                 else one EVALSHA of CHARGE, awaited: check every total, add to
+                                 each, atomically; the charges made while one round trip is out
+                                 share the next one (a pipeline), so a burst costs round trips,
+                                 not connections
     add    (not awaited):        into `pending`; a flusher task sends it in batches (FLUSH)
     exchange (a heartbeat's):    one EXCHANGE: this pod's rate demand in, every live pod's out
                                  (limits/rates.py); never on the request path
@@ -143,6 +146,7 @@ class _Seen:
     value: int = 0
     expires: float = 0.0
     unsent: int = 0  # added here, not yet confirmed by Redis
+    told_at: float = -1e18  # when Redis last said `value` (never: long ago)
     ttl_s: int = 0
     sending: int = 0  # the part of `unsent` in the batch on its way
 
@@ -179,10 +183,17 @@ class RedisCounters:
         replicas: int = 1,
         flush_interval_s: float = 0.02,
         probe_interval_s: float = 0.5,
+        exact_within: float = 1.0,
+        fresh_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         on_state: Callable[[bool], None] = lambda up: None,
     ) -> None:
         self._client = client
+        # Within this share of a limit every charge waits for the atomic check in Redis; below it,
+        # by a view of Redis younger than fresh_s, a charge is an add that waits for nothing
+        # (1.0: every charge with a limit waits). Decision 062 has what it does to the bound.
+        self._exact_within = exact_within
+        self._fresh_s = fresh_s
         self._prefix = prefix
         self._timeout_s = timeout_s
         self._replicas = replicas
@@ -206,11 +217,18 @@ class RedisCounters:
         self._closing = False
         self.up = True
         self.reconciled = 0  # counters sent after an outage (for tests and metrics)
+        self.unawaited = 0  # charges that were adds: far from every limit (for tests)
 
     # --- the Counters protocol ------------------------------------------------------------------
 
     async def charge(self, claims: Sequence[Claim], amount: int) -> Verdict:
         self._ensure_flusher()
+        if self.up and amount and self._clear(claims, amount):
+            totals = tuple(self.known(c) for c in claims)
+            for c in claims:
+                self.add(c.keys[0], amount, c.ttl_s)
+            self.unawaited += 1
+            return Verdict(totals, None, shared=True)
         if self.up:
             reply: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
             self._queue.append((self._keys(claims), self._charge_args(claims, amount), reply))
@@ -291,13 +309,29 @@ class RedisCounters:
             args += [len(c.keys), -1 if c.limit is None else c.limit, c.ttl_s * 1000]
         return args + [self._floor(k) for c in claims for k in c.keys]
 
+    def _clear(self, claims: Sequence[Claim], amount: int) -> bool:
+        """Whether every claim is far enough from its limit, by a fresh view, to charge without
+        waiting: its current counter told within fresh_s, its older ones (a rolling window's, which
+        only expire) told at all, and its total with `amount` below 1 - exact_within of the limit."""
+        fresh = self._clock() - self._fresh_s
+        for c in claims:
+            if c.limit is None:
+                continue
+            seen = [self._seen.get(k) for k in c.keys]
+            if any(s is None or s.told_at < fresh for s in seen[:1]) or any(s is None for s in seen):
+                return False
+            if self.known(c) + amount > c.limit * (1 - self._exact_within):
+                return False
+        return True
+
     def _charged(self, claims: Sequence[Claim], reply: list[int], amount: int) -> Verdict:
         refused, values = int(reply[0]), [int(v) for v in reply[1:]]
-        totals, i = [], 0
+        totals, i, now = [], 0, self._clock()
         for c in claims:
             total = 0
             for k in c.keys:
-                self._see(k, c.ttl_s).value = values[i]
+                seen = self._see(k, c.ttl_s)
+                seen.value, seen.told_at = values[i], now
                 total += values[i]
                 i += 1
             totals.append(total if refused else total - amount)  # as before this charge
@@ -443,9 +477,10 @@ class RedisCounters:
             self._wake.set()  # the flusher sends it again (and notices an outage)
             return
         self._batch = None
+        now = self._clock()
         for k, v in zip(batch.amounts, values, strict=True):
             seen = self._see(k, batch.ttls[k])
-            seen.value, seen.sending = int(v), 0
+            seen.value, seen.sending, seen.told_at = int(v), 0, now
         if not self.up:
             self.reconciled += len(batch.amounts)
         if self._has_unsent():

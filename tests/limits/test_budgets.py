@@ -185,3 +185,13 @@ async def test_a_narrowed_plan_from_the_decision_cache_is_a_decision_of_its_own(
     assert "80%" in str(second.reasons[-1])
     assert rendered.get(cached) == "rendered without any budget note"
     assert cached.reasons == ()
+
+
+def test_a_kept_span_gives_way_at_the_windows_edge() -> None:
+    day = Window(Period.DAY, "Europe/Berlin")
+    midnight = datetime.fromisoformat("2026-12-05T00:00:00+01:00").timestamp()
+    before, again, after = day.span(midnight - 1), day.span(midnight - 2), day.span(midnight)
+    assert again is before  # the same window: the span kept
+    assert before.buckets != after.buckets
+    assert (before.resets_at, after.since) == (midnight, midnight)
+    assert day.span(midnight - 1).buckets == before.buckets  # an earlier moment again: recomputed

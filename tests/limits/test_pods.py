@@ -31,7 +31,8 @@ LIMIT_NANOS = 2_000_000  # $0.002: some tens of the simulator's small answers
 def with_budget(redis_url: str, pods: int) -> Callable[[dict[str, Any]], None]:
     def edit(raw: dict[str, Any]) -> None:
         raw["limits"] = {
-            "store": {"redis_url": redis_url, "timeout_ms": 1000, "replicas": pods},
+            # Every charge waits for Redis's check: the exact bound, whatever the pods' pace.
+            "store": {"redis_url": redis_url, "timeout_ms": 1000, "replicas": pods, "exact_within": 1},
             "budgets": [{"name": "fleet", "usd": LIMIT_NANOS / 1e9, "window": "hour"}],
         }
 

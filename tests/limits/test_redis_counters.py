@@ -128,3 +128,38 @@ async def test_close_sends_what_is_unsent(redis_server: RedisServer) -> None:
     await asyncio.sleep(0)
     await counters.close()
     assert await stored(redis_server, "spend:closing") == 42
+
+
+async def test_far_from_the_limit_a_charge_waits_for_nothing_and_near_it_for_redis(
+    redis_server: RedisServer,
+) -> None:
+    counters, other = pod(redis_server, exact_within=0.35), pod(redis_server)
+    try:
+        await counters.charge([DAY], 100)  # no view of Redis yet: waits, and now has one
+        assert counters.unawaited == 0
+        for _ in range(5):  # 200..600 of 1000: below 65% by a fresh view
+            assert (await counters.charge([DAY], 100)).refused is None
+        assert counters.unawaited == 5
+        await settled(counters)
+        assert await stored(redis_server, "spend:team=a:day") == 600  # the adds reached Redis
+        await other.charge([DAY], 300)  # another pod: 900, which this one has not seen yet
+        await counters.charge([DAY], 100)  # 700 by its view: within 35% of the limit, so it waits
+        assert counters.unawaited == 5
+        refused = await counters.charge([DAY], 1)  # Redis says 1000: refused there, exactly
+        assert (refused.refused, refused.totals) == (0, (1000,))
+    finally:
+        await counters.close()
+        await other.close()
+
+
+async def test_an_old_view_is_not_trusted(redis_server: RedisServer) -> None:
+    counters = pod(redis_server, exact_within=0.5)
+    try:
+        await counters.charge([DAY], 100)
+        await asyncio.sleep(0.15)  # older than fresh_s
+        await counters.charge([DAY], 100)
+        assert counters.unawaited == 0
+        await counters.charge([DAY], 100)  # the view the last charge brought is fresh
+        assert counters.unawaited == 1
+    finally:
+        await counters.close()
