@@ -153,12 +153,16 @@ async def test_far_from_the_limit_a_charge_waits_for_nothing_and_near_it_for_red
 
 
 async def test_an_old_view_is_not_trusted(redis_server: RedisServer) -> None:
-    counters = pod(redis_server, exact_within=0.5)
+    now = [1000.0]
+    counters = RedisCounters(
+        connect(redis_server.url, 0.2), timeout_s=0.2, exact_within=0.5, clock=lambda: now[0]
+    )
     try:
         await counters.charge([DAY], 100)
-        await asyncio.sleep(0.15)  # older than fresh_s
+        now[0] += 0.15  # the view is older than fresh_s (0.1 s)
         await counters.charge([DAY], 100)
         assert counters.unawaited == 0
+        now[0] += 0.05
         await counters.charge([DAY], 100)  # the view the last charge brought is fresh
         assert counters.unawaited == 1
     finally:
