@@ -2,12 +2,13 @@
 
 start:  telemetry -> HTTP session -> health, shared counters
         -> runtime (adapters -> executor -> policy -> pipeline)
-        -> gRPC server -> HTTP front door (when server.http_port) -> probe listener (/readyz 200)
+        -> limits heartbeat (shared rates and health, when on) -> gRPC server
+        -> HTTP front door (when server.http_port) -> probe listener (/readyz 200)
         -> config watcher (process.serve_until_signalled)
 reload: runtime rebuilt from the new file on the same session, health and telemetry, swapped in whole
 stop:   config watcher -> /readyz 503 "draining" -> gRPC server and HTTP front door (graceful,
-        side by side) -> shared counters (sends what is unsent) -> HTTP session -> telemetry
-        (flushes spans) -> probe listener (/livez answers until here)
+        side by side) -> limits heartbeat -> shared counters (sends what is unsent)
+        -> HTTP session -> telemetry (flushes spans) -> probe listener (/livez answers until here)
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class Sidecar:
         self._session = make_session()
         self._shared = Shared.build(config, self.health, telemetry)
         self._runtime = build_runtime(config, self._session, self._shared)
+        self._shared.heartbeat.start()
         telemetry.watch(self._shared.breakers.states, self._queue_depths)
         telemetry.watch_shadow(self._shadow_agreements)
         board = self._shared.limits
@@ -184,8 +186,7 @@ class Sidecar:
             if self._server is not None:
                 await self._server.stop(0)
                 self._server = None
-            if self._shared.rates is not None:
-                await self._shared.rates.close()
+            await self._shared.heartbeat.close()
             await self._shared.limits.counters.close()
             await self._session.close()
             telemetry.shutdown()
@@ -325,8 +326,7 @@ class Sidecar:
             await asyncio.gather(*stopping)
             if self._shared is not None:
                 await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
-                if self._shared.rates is not None:
-                    await self._shared.rates.close()
+                await self._shared.heartbeat.close()
                 await self._shared.limits.counters.close()
             if self._session is not None:
                 await self._session.close()

@@ -9,7 +9,7 @@ module besides app.py that names concrete classes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -25,6 +25,8 @@ from sidecar.limits.board import Board
 from sidecar.limits.budgets import BudgetBook, SoftAction
 from sidecar.limits.counters import Counters, LocalCounters
 from sidecar.limits.escalation import EscalationCaps
+from sidecar.limits.health import SharedHealth
+from sidecar.limits.heartbeat import Heartbeat
 from sidecar.limits.policy import LimitedPolicy
 from sidecar.limits.rates import SharedRates
 from sidecar.limits.redis_counters import RedisCounters, connect
@@ -55,35 +57,42 @@ class Shared:
     telemetry: Telemetry
     shadow: ShadowBook
     limits: Board  # the counters, and the budgets and caps in effect (for gauges)
-    rates: SharedRates | None = None  # the heartbeat that shares the providers' rates (share_rates)
+    rates: SharedRates | None = None  # the providers' rates shared by the pods (share_rates)
+    # Beats the shared rates and health; app starts and stops it.
+    heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat(()))
 
     @staticmethod
     def build(config: Config, health: HealthTracker, telemetry: Telemetry) -> Shared:
-        r = config.resilience
+        r, store = config.resilience, config.limits.store
+        peers: SharedHealth | None = None  # set below, once the breakers exist
 
         def breaker_changed(model: str, state: str) -> None:
             log.info("circuit breaker for %s is now %s", model, state)
             health.set_breaker(model, state == "open")
             telemetry.breaker_changed(model, state)
+            if peers is not None and state == "open":
+                peers.opened(model)
 
+        breakers = BreakerSet(
+            fail_max=r.breaker.fail_max,
+            reset_timeout_s=r.breaker.reset_timeout_s,
+            probe_after_s=r.breaker.probe_after_s,
+            on_change=breaker_changed,
+        )
+        counters = build_counters(config)
+        redis = counters if isinstance(counters, RedisCounters) else None
+        rates = SharedRates(redis, store.replicas) if redis and store.share_rates else None
+        peers = SharedHealth(redis, breakers) if redis and store.share_health else None
         return Shared(
             health=health,
-            breakers=BreakerSet(
-                fail_max=r.breaker.fail_max,
-                reset_timeout_s=r.breaker.reset_timeout_s,
-                probe_after_s=r.breaker.probe_after_s,
-                on_change=breaker_changed,
-            ),
+            breakers=breakers,
             hedge_budget=Budget(ratio=r.hedge_budget.ratio, min_per_s=r.hedge_budget.min_per_s),
             retry_budget=Budget(ratio=r.retry_budget.ratio, min_per_s=r.retry_budget.min_per_s),
             telemetry=telemetry,
             shadow=ShadowBook(),
-            limits=(limits := Board(build_counters(config))),
-            rates=(
-                SharedRates(limits.counters, config.limits.store.replicas)
-                if config.limits.store.share_rates and isinstance(limits.counters, RedisCounters)
-                else None
-            ),
+            limits=Board(counters),
+            rates=rates,
+            heartbeat=Heartbeat([part for part in (rates, peers) if part is not None]),
         )
 
 

@@ -31,11 +31,14 @@ class StoreSettings(Strict):
     # The providers' requests_per_s and tokens_per_min are the deployment's (an account's), not each
     # pod's: every pod runs at a demand-weighted share of them (limits/rates.py). Needs redis_url.
     share_rates: bool = False
+    # A breaker one pod opens opens on every pod (limits/health.py says what that trades). Needs redis_url.
+    share_health: bool = False
 
     @model_validator(mode="after")
-    def _shared_rates_need_a_store(self) -> StoreSettings:
-        if self.share_rates and not self.redis_url:
-            raise ValueError("share_rates: needs redis_url (the pods share the rates through it)")
+    def _sharing_needs_a_store(self) -> StoreSettings:
+        for name in ("share_rates", "share_health"):
+            if getattr(self, name) and not self.redis_url:
+                raise ValueError(f"{name}: needs redis_url (the pods share it through Redis)")
         return self
 
     @field_validator("redis_url")

@@ -14,14 +14,9 @@ While the store is away, and until the first heartbeat, each pod takes 1/replica
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import uuid
 from collections.abc import Mapping
 from typing import Protocol
-
-log = logging.getLogger(__name__)
 
 Demand = Mapping[str, int]  # lane ("provider:openai") -> attempts that asked for capacity
 
@@ -54,7 +49,8 @@ def shares(pod: str, demands: Mapping[str, Demand]) -> dict[str, float]:
 
 
 class SharedRates:
-    """The heartbeat: one task per sidecar, kept across reloads; `apply` hands it each snapshot's lanes."""
+    """Kept across reloads (one per sidecar, beaten by the Heartbeat); `apply` hands it each
+    snapshot's lanes."""
 
     def __init__(self, store: DemandExchange, replicas: int, interval_s: float = 1.0) -> None:
         self._store = store
@@ -64,40 +60,21 @@ class SharedRates:
         self._lanes: Lanes | None = None
         self._shares: dict[str, float] = {}
         self._default = self._alone
-        self._task: asyncio.Task[None] | None = None
         self.pods = 0  # live pods at the last heartbeat (0: the store was away)
 
     def apply(self, lanes: Lanes) -> None:
-        """Run `lanes` at the current shares from now on (and start the heartbeat)."""
+        """Run `lanes` at the current shares from now on."""
         if self._lanes is not None and self._lanes is not lanes:
             self._lanes.take_demand()  # the old snapshot's count goes with it
         self._lanes = lanes
         lanes.share_rates(self._shares, self._default)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._beat(), name="shared-rates")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _beat(self) -> None:
-        while True:
-            await self.beat()
-            await asyncio.sleep(self._interval_s)
 
     async def beat(self) -> None:
         """One heartbeat: send this pod's demand, set the shares from every pod's."""
         if self._lanes is None:
             return
         demand = self._lanes.take_demand()
-        try:
-            demands = await self._store.exchange(self._pod, demand, stale_s=3 * self._interval_s)
-        except Exception:  # the heartbeat must outlive any store failure
-            log.exception("limits: shared rates: the heartbeat failed; each pod keeps 1/replicas")
-            demands = None
+        demands = await self._store.exchange(self._pod, demand, stale_s=3 * self._interval_s)
         if demands is None or self._pod not in demands:
             self.pods, self._shares, self._default = 0, {}, self._alone
         else:

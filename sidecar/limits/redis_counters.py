@@ -9,6 +9,8 @@
     add    (not awaited):        into `pending`; a flusher task sends it in batches (FLUSH)
     exchange (a heartbeat's):    one EXCHANGE: this pod's rate demand in, every live pod's out
                                  (limits/rates.py); never on the request path
+    breakers (a heartbeat's):    one BREAKERS: the breakers this pod opened in, every pod's
+                                 recent openings out (limits/health.py)
     Redis down:                  charge decides locally on this pod's share, adds to `pending`;
                                  the flusher probes and, when Redis answers, sends `pending`: the
                                  counts made meanwhile are reconciled, none is lost
@@ -128,6 +130,30 @@ end
 return out
 """
 
+# KEYS: the openings hash. ARGV: this pod's id, how long (ms) an opening is news, then the models
+# whose breaker this pod opened. Returns {model, "at pod", ...} for every opening still news.
+BREAKERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local news = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], now .. ' ' .. ARGV[1])
+end
+redis.call('PEXPIRE', KEYS[1], 10 * news)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local at = tonumber(string.match(all[i + 1], '^(%d+) '))
+  if at == nil or now - at > news then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+"""
+
 _SEQ_TTL_MS = 86_400_000
 _STORE_ERRORS = (RedisError, OSError, TimeoutError)
 
@@ -204,6 +230,7 @@ class RedisCounters:
         self._charge = client.register_script(CHARGE)
         self._flush = client.register_script(FLUSH)
         self._exchange = client.register_script(EXCHANGE)
+        self._breakers = client.register_script(BREAKERS)
         self._queue: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
         self._pump: asyncio.Task[None] | None = None
         self._seq_key = f"{prefix}seq:{uuid.uuid4().hex}"
@@ -277,26 +304,41 @@ class RedisCounters:
                     pass
         await self._client.aclose()
 
-    # --- shared rates (limits/rates.py) ---------------------------------------------------------
+    # --- heartbeats: shared rates (limits/rates.py) and health (limits/health.py) ----------------
 
     async def exchange(
         self, pod: str, demand: Mapping[str, int], stale_s: float
     ) -> dict[str, dict[str, int]] | None:
         """Store this pod's demand and read every live pod's; None while the store is away (the
         flusher's probe tells when it is back)."""
+        args: list[str | int] = [pod, json.dumps(demand), int(stale_s * 1000)]
+        reply = await self._beat(self._exchange, f"{self._prefix}rates:demand", args)
+        if reply is None:
+            return None
+        return {_text(reply[i]): json.loads(reply[i + 1]) for i in range(0, len(reply), 2)}
+
+    async def openings(self, pod: str, opened: Sequence[str], news_s: float) -> list[tuple[str, str]] | None:
+        """Store the breakers this pod opened; every pod's openings still news, as (model,
+        "<ms> <pod>"); None while the store is away."""
+        key = f"{self._prefix}health:opened"
+        args: list[str | int] = [pod, int(news_s * 1000), *opened]
+        reply = await self._beat(self._breakers, key, args)
+        if reply is None:
+            return None
+        return [(_text(reply[i]), _text(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+    async def _beat(self, script: AsyncScript, key: str, args: Sequence[str | int]) -> list[Any] | None:
+        """One heartbeat's script; None (and the store marked down) if Redis does not answer."""
         if not self.up:
             return None
         try:
             async with asyncio.timeout(self._timeout_s):
-                reply = await self._exchange(
-                    [f"{self._prefix}rates:demand"], [pod, json.dumps(demand), int(stale_s * 1000)]
-                )
+                return list(await script([key], list(args)))
         except _STORE_ERRORS as exc:
             self._went_down(exc)
             self._ensure_flusher()  # its probe notices the store's return
             self._wake.set()
             return None
-        return {_text(reply[i]): json.loads(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     # --- hot path -------------------------------------------------------------------------------
 

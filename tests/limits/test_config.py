@@ -60,6 +60,7 @@ def test_the_readme_example_loads() -> None:
         ({"store": {"redis_url": "http://host"}}, {}, "must start with redis://"),
         ({"store": {"redis_url": "redis://h", "password_env": "NOPE"}}, {}, "NOPE is not set"),
         ({"store": {"share_rates": True}}, {}, "share_rates: needs redis_url"),
+        ({"store": {"share_health": True}}, {}, "share_health: needs redis_url"),
         ({"budgets": [{"name": "b", "usd": 1, "timezone": "Mars/Olympus"}]}, {}, "unknown time zone"),
         (
             {"budgets": [{"name": "b", "usd": 1, "per": "team"}]},

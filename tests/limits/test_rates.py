@@ -66,8 +66,6 @@ async def test_pods_take_demand_weighted_shares_and_one_over_replicas_without_re
         await rates[0].beat()
         assert (rates[0].pods, busy.shares, busy.default) == (0, {}, 0.25)
     finally:
-        for r in rates:
-            await r.close()
         for store in stores:
             await store.close()
 
