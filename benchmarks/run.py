@@ -21,6 +21,7 @@ from benchmarks import (
     hedge_bench,
     instructions_bench,
     learned_bench,
+    limits_bench,
     money_bench,
     policy_bench,
     proxy_bench,
@@ -432,6 +433,8 @@ def _report(results: dict[str, Any]) -> str:
             where = "inside the tail, too late to help" if live > 2 * h["hedge_delay_s"] else "near the p90"
             lines.append(f"The default hedge delay, the live p95, was {live} s after the warm-up: {where}.")
         lines.append("")
+    if results.get("limits"):
+        lines += limits_bench.report(results["limits"])
     if results.get("proxy"):
         lines += proxy_bench.report(results["proxy"])
     if results.get("money"):
@@ -487,6 +490,8 @@ def main() -> None:
     results["proxy"] = proxy_bench.run(args.quick)
     print("benchmark: hedging against a heavy tail ...", flush=True)
     results["hedging"] = hedge_bench.run(args.quick)
+    print("benchmark: Generate with budgets off, in process, on Redis ...", flush=True)
+    results["limits"] = limits_bench.run(args.quick)
     print("benchmark: the money table on real outcomes (replay) ...", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     results["money"] = money_bench.run(args.quick, out_dir=args.out)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build/install the real Jaeger and Prometheus that tests/integration runs against.
+# Build/install the real Jaeger, Prometheus and Redis that the integration tests run against.
 #
 #   Jaeger v2: built with the Go toolchain from the module proxy, pinned by tools/jaeger/go.mod and
 #   go.sum, into ${TURNOUT_TOOLS_CACHE:-$HOME/.cache/turnout-tools}/jaeger-<version>/jaeger (outside
 #   the clone, so it survives between runs where the machine keeps $HOME). Skipped when that binary
 #   already runs.
-#   Prometheus: the Debian package (only the binary is used; the tests start their own instance on
-#   free loopback ports), installed with apt-get when `prometheus` is not on PATH and we are root.
+#   Prometheus and Redis: the Debian packages `prometheus` and `redis-server` (only the binaries are
+#   used; the tests start their own instances on free loopback ports), installed with apt-get when
+#   the binary is not on PATH and we are root.
 #
 # Idempotent and fast when everything is already there. A missing tool is a note, not an error, so
 # `make test` still works on a laptop without Go or apt (the integration tests then skip, saying
@@ -62,9 +63,9 @@ else
     fi
 fi
 
-# --- Prometheus -------------------------------------------------------------------------------------
-# Keep apt from starting the packaged service (and anything else) while we install.
-install_prometheus() {
+# --- Prometheus and Redis (Debian packages) ---------------------------------------------------------
+# Keep apt from starting the packaged services (and anything else) while we install.
+apt_install() {  # apt_install PACKAGE SERVICE
     local policy=/usr/sbin/policy-rc.d made_policy=""
     if [[ ! -e "$policy" ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
@@ -72,37 +73,47 @@ install_prometheus() {
     local start ok=0
     start="$(now)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null ||
         ok=1
     [[ -n "$made_policy" ]] && rm -f "$policy"
-    # Belt and braces: a systemd machine without policy-rc.d honoured would have started it on :9090.
+    # Belt and braces: a systemd machine without policy-rc.d honoured would have started the service.
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-        systemctl disable --now prometheus >/dev/null 2>&1 || true
+        systemctl disable --now "$2" >/dev/null 2>&1 || true
     fi
-    note "prometheus: apt-get install took $(since "$start")"
+    note "$1: apt-get install took $(since "$start")"
     return $ok
 }
 
-if [[ -n "${TURNOUT_PROMETHEUS_BIN:-}" ]]; then
-    PROMETHEUS_BIN="$TURNOUT_PROMETHEUS_BIN"
-    [[ -x "$PROMETHEUS_BIN" ]] || { note "TURNOUT_PROMETHEUS_BIN=$PROMETHEUS_BIN is not executable"; missing+=(prometheus); }
-elif PROMETHEUS_BIN="$(command -v prometheus)"; then
-    note "prometheus: $PROMETHEUS_BIN"
-elif ! command -v apt-get >/dev/null 2>&1 || [[ "$(id -u)" != 0 ]]; then
-    note "prometheus: not on PATH; install it (Debian/Ubuntu: sudo apt-get install prometheus;" \
-        "macOS: brew install prometheus) or set TURNOUT_PROMETHEUS_BIN; the Prometheus tests will skip"
-    missing+=(prometheus)
-elif install_prometheus && PROMETHEUS_BIN="$(command -v prometheus)"; then
-    note "prometheus: installed $PROMETHEUS_BIN"
-else
-    note "prometheus: apt-get install failed (network to the Debian mirrors?)"
-    missing+=(prometheus)
-fi
+# find_or_install NAME BINARY PACKAGE SERVICE OVERRIDE_VAR HINT: sets the variable named by
+# OVERRIDE_VAR's value (e.g. PROMETHEUS_BIN) to the binary's path, or adds NAME to `missing`.
+find_or_install() {
+    local name="$1" binary="$2" package="$3" service="$4" override="$5" hint="$6" path
+    if [[ -n "${!override:-}" ]]; then
+        path="${!override}"
+        [[ -x "$path" ]] || { note "$override=$path is not executable"; missing+=("$name"); }
+    elif path="$(command -v "$binary")"; then
+        note "$name: $path"
+    elif ! command -v apt-get >/dev/null 2>&1 || [[ "$(id -u)" != 0 ]]; then
+        note "$name: not on PATH; install it (Debian/Ubuntu: sudo apt-get install $package;" \
+            "macOS: brew install $hint) or set $override; the $name tests will skip"
+        missing+=("$name")
+    elif apt_install "$package" "$service" && path="$(command -v "$binary")"; then
+        note "$name: installed $path"
+    else
+        note "$name: apt-get install $package failed (network to the Debian mirrors?)"
+        missing+=("$name")
+    fi
+    printf -v "${override#TURNOUT_}" '%s' "${path:-}"
+}
+
+find_or_install prometheus prometheus prometheus prometheus TURNOUT_PROMETHEUS_BIN prometheus
+find_or_install redis redis-server redis-server redis-server TURNOUT_REDIS_BIN redis
 
 # --- Report -----------------------------------------------------------------------------------------
 # The tests find the binaries the same way (tests/integration/services.py); this file is informative.
 mkdir -p "$CACHE" 2>/dev/null &&
-    printf 'TURNOUT_JAEGER_BIN=%s\nTURNOUT_PROMETHEUS_BIN=%s\n' "$JAEGER_BIN" "${PROMETHEUS_BIN:-}" \
+    printf 'TURNOUT_JAEGER_BIN=%s\nTURNOUT_PROMETHEUS_BIN=%s\nTURNOUT_REDIS_BIN=%s\n' \
+        "$JAEGER_BIN" "${PROMETHEUS_BIN:-}" "${REDIS_BIN:-}" \
         >"$CACHE/test-deps.env" 2>/dev/null
 
 # shellcheck source=scripts/missing-tools.sh

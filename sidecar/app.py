@@ -1,12 +1,14 @@
 """Composition root: the sidecar's parts, named here (and in runtime.py) only, and their start/stop order.
 
-start:  telemetry -> HTTP session -> health -> runtime (adapters -> executor -> policy -> pipeline)
-        -> gRPC server -> HTTP front door (when server.http_port) -> probe listener (/readyz 200)
+start:  telemetry -> HTTP session -> health, shared counters
+        -> runtime (adapters -> executor -> policy -> pipeline)
+        -> limits heartbeat (shared rates and health, when on) -> gRPC server
+        -> HTTP front door (when server.http_port) -> probe listener (/readyz 200)
         -> config watcher (process.serve_until_signalled)
 reload: runtime rebuilt from the new file on the same session, health and telemetry, swapped in whole
 stop:   config watcher -> /readyz 503 "draining" -> gRPC server and HTTP front door (graceful,
-        side by side) -> HTTP session -> telemetry (flushes spans) -> probe listener (/livez
-        answers until here)
+        side by side) -> limits heartbeat -> shared counters (sends what is unsent)
+        -> HTTP session -> telemetry (flushes spans) -> probe listener (/livez answers until here)
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ RESTART_ONLY = (
     "http_port",
     "http_auth_token_env",
 )
+# limits.store: the counters and their connection are kept across reloads, like health.
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +148,17 @@ class Sidecar:
         self._session = make_session()
         self._shared = Shared.build(config, self.health, telemetry)
         self._runtime = build_runtime(config, self._session, self._shared)
+        self._shared.heartbeat.start()
         telemetry.watch(self._shared.breakers.states, self._queue_depths)
         telemetry.watch_shadow(self._shadow_agreements)
+        board = self._shared.limits
+        telemetry.watch_limits(board.store_up, board.spend, board.escalation_shares)
         servicer = RouterServicer(
             self.runtime,
             self.health,
             max_request_bytes=int(config.server.max_request_mb * 1024 * 1024),
             default_timeout_s=config.server.default_timeout_s,
+            budgets=board.report,
         )
         o = self._overrides
         listen = Listen(
@@ -179,6 +186,8 @@ class Sidecar:
             if self._server is not None:
                 await self._server.stop(0)
                 self._server = None
+            await self._shared.heartbeat.close()
+            await self._shared.limits.counters.close()
             await self._session.close()
             telemetry.shutdown()
             raise
@@ -269,6 +278,12 @@ class Sidecar:
                 ", ".join(pending),
                 "s" if len(pending) == 1 else "",
             )
+        if loaded.limits.store != previous.limits.store:
+            log.warning(
+                "config reload: %s: limits.store changed but takes effect only after a restart "
+                "(the budgets apply now)",
+                loaded.source,
+            )
         if _without_reference(loaded.telemetry) != _without_reference(previous.telemetry):
             log.warning(
                 "config reload: %s: telemetry settings changed but take effect only after a restart "
@@ -311,6 +326,8 @@ class Sidecar:
             await asyncio.gather(*stopping)
             if self._shared is not None:
                 await self._shared.shadow.close()  # shadow calls in flight are only ever extra work
+                await self._shared.heartbeat.close()
+                await self._shared.limits.counters.close()
             if self._session is not None:
                 await self._session.close()
             if self._telemetry is not None:

@@ -1,4 +1,4 @@
-"""`turnout` command line: serve | simulate | validate-config | route | generate | models."""
+"""`turnout` command line: serve | simulate | validate-config | route | generate | models | budgets."""
 
 from __future__ import annotations
 

@@ -55,6 +55,9 @@ def add_client_commands(sub: Any, default_target: str) -> None:
     models = sub.add_parser("models", help="list the registry with live health")
     _common(models, default_target)
     models.set_defaults(run=_refusing_setup_errors(_models))
+    budgets = sub.add_parser("budgets", help="list the spend budgets: spend, limit, reset time")
+    _common(budgets, default_target)
+    budgets.set_defaults(run=_refusing_setup_errors(_budgets))
 
 
 def _common(c: argparse.ArgumentParser, default_target: str) -> None:
@@ -246,6 +249,34 @@ def _models(args: argparse.Namespace) -> int:
             f"{m.name:<24} {m.provider:<14} {m.input_price_usd_nanos_per_mtok / 1e9:>8.3f} "
             f"{m.output_price_usd_nanos_per_mtok / 1e9:>8.3f} {m.context_window:>9,}  {state}"
         )
+    return 0
+
+
+def _budgets(args: argparse.Namespace) -> int:
+    channel, stub, how = _stub(args)
+    with channel:
+        try:
+            response = stub.GetBudgets(pb.GetBudgetsRequest(), timeout=args.timeout, metadata=how.metadata)
+        except grpc.RpcError as exc:
+            return _print_error(exc)
+    if args.json:
+        _print_json(response)
+        return 0
+    if not response.budgets:
+        print("no budgets configured (limits.budgets)")
+        return 0
+    head = f"{'budget':<20} {'scope':<24} {'window':<14} {'spent $':>12} {'limit $':>12} {'used':>6}"
+    print(head, " resets (UTC)")
+    for b in response.budgets:
+        used = b.spent_usd_nanos / b.limit_usd_nanos if b.limit_usd_nanos else 0.0
+        mark = " hard" if b.hard and used >= 1 else (" soft" if b.soft_reached else "")
+        resets = b.resets_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{b.name:<20} {b.scope or '(all)':<24} {b.window:<14} {b.spent_usd_nanos / 1e9:>12.4f} "
+            f"{b.limit_usd_nanos / 1e9:>12.2f} {used:>6.0%}  {resets}{mark}"
+        )
+    if not response.shared:
+        print("note: the shared store is unreachable or not configured: these are this sidecar's figures")
     return 0
 
 

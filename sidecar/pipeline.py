@@ -3,10 +3,12 @@
     server (pb -> ChatRequest, validated; the RPC's observer `call`)
       -> Pipeline.route:     policy.plan(request) -> Plan                  (pure, microseconds)
                              call.planned(...)                             (the decision)
-      -> Pipeline.generate:  deadline = min(rpc deadline, now + hints.latency_budget)
+      -> Pipeline.generate:  spending.admit(request, plan): budgets charged (or BudgetExceeded)
+                             deadline = min(rpc deadline, now + hints.latency_budget)
                              the request as planned (truncated if the plan cut it)
                              executor.run(plan, request, deadline, call)   (attempts -> call)
                              call.answered(...)                            (telemetry, shadows)
+                             hold.release()                                (the estimate given back)
       -> server (Plan + ExecutionResult -> pb)
 
 The pipeline owns no I/O of its own; it only wires the policy's output into the executor.
@@ -32,6 +34,18 @@ class Policy(Protocol):
     def plan(self, request: ChatRequest) -> Plan: ...
 
 
+class Hold(Protocol):
+    def release(self) -> None: ...
+
+
+class Spending(Protocol):
+    """Budgets (sidecar/limits): a request's estimate is charged before its first attempt, a hard
+    limit refuses it (BudgetExceeded); the hold is released when the request ends. The attempts'
+    real cost reaches the budgets as the call's observer sees them end."""
+
+    async def admit(self, request: ChatRequest, plan: Plan) -> Hold: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Generated:
     plan: Plan
@@ -40,11 +54,16 @@ class Generated:
 
 class Pipeline:
     def __init__(
-        self, policy: Policy, executor: Executor, clock: Callable[[], float] = time.monotonic
+        self,
+        policy: Policy,
+        executor: Executor,
+        clock: Callable[[], float] = time.monotonic,
+        spending: Spending | None = None,
     ) -> None:
         self.policy = policy
         self.executor = executor
         self._clock = clock
+        self._spending = spending
 
     def route(self, request: ChatRequest, call: CallObserver = QUIET) -> Plan:
         plan = self.policy.plan(request)
@@ -53,12 +72,16 @@ class Pipeline:
 
     async def generate(self, request: ChatRequest, deadline: float, call: CallObserver = QUIET) -> Generated:
         plan = self.route(request, call)
+        hold = await self._spending.admit(request, plan) if self._spending else None
         bounded, by_budget = self._deadline(request, deadline)
         sent = _as_planned(request, plan)
         try:
             result = await self.executor.run(plan, sent, bounded, call)
         except DeadlineExceeded as exc:
             raise _explained(exc, by_budget, request) from None
+        finally:
+            if hold is not None:
+                hold.release()
         call.answered(_answered(sent, plan, result, call))
         return Generated(plan, result)
 
@@ -67,16 +90,21 @@ class Pipeline:
     ) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
         """Yield the plan first, then the executor's chunks, then its result."""
         plan = self.route(request, call)
-        yield plan
-        bounded, by_budget = self._deadline(request, deadline)
-        sent = _as_planned(request, plan)
+        hold = await self._spending.admit(request, plan) if self._spending else None
         try:
-            async for event in self.executor.stream(plan, sent, bounded, call):
-                if isinstance(event, ExecutionResult):
-                    call.answered(_answered(sent, plan, event, call))
-                yield event
-        except DeadlineExceeded as exc:
-            raise _explained(exc, by_budget, request) from None
+            yield plan
+            bounded, by_budget = self._deadline(request, deadline)
+            sent = _as_planned(request, plan)
+            try:
+                async for event in self.executor.stream(plan, sent, bounded, call):
+                    if isinstance(event, ExecutionResult):
+                        call.answered(_answered(sent, plan, event, call))
+                    yield event
+            except DeadlineExceeded as exc:
+                raise _explained(exc, by_budget, request) from None
+        finally:
+            if hold is not None:
+                hold.release()
 
     def _deadline(self, request: ChatRequest, deadline: float) -> tuple[float, bool]:
         """The earlier of the RPC deadline and the latency budget, and whether the budget binds."""

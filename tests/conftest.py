@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ def example_config(base_url: str, **server: Any) -> Config:
     point_at_simulator(raw, base_url.removesuffix("/v1"))
     raw["server"].update(server)
     return parse_config(raw, source=str(EXAMPLE_CONFIG), env={})
+
+
+@contextlib.asynccontextmanager
+async def serving(config: Config) -> AsyncIterator[pb_grpc.RouterServiceStub]:
+    """A sidecar on a free loopback port with `config`, and a stub to call it; stopped after."""
+    sidecar = Sidecar(config, ListenOverrides(host="127.0.0.1", port=0))
+    await sidecar.start()
+    try:
+        async with grpc.aio.insecure_channel(sidecar.address) as channel:
+            yield pb_grpc.RouterServiceStub(channel)
+    finally:
+        await sidecar.stop(grace_s=0)
 
 
 async def inject_fault(sim: Simulator, **fault: Any) -> None:

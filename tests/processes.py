@@ -32,10 +32,14 @@ class Served:
     lines: list[str]
 
 
-def write_configs(tmp: Path, simulator: dict, sim_port: int, **server: object) -> tuple[Path, Path]:
+def write_configs(
+    tmp: Path, simulator: dict, sim_port: int, edit: Callable[[dict], None] | None = None, **server: object
+) -> tuple[Path, Path]:
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     point_at_simulator(raw, f"http://127.0.0.1:{sim_port}")
     raw["server"].update({"port": 0, **server})
+    if edit is not None:
+        edit(raw)
     config, sim_config = tmp / "turnout.yaml", tmp / "simulator.yaml"
     config.write_text(yaml.safe_dump(raw))
     sim_config.write_text(yaml.safe_dump(simulator))
@@ -81,9 +85,7 @@ def serve(
 
     `edit`, if given, changes the config (as a dict) before the sidecar reads it."""
     sim_port = free_port()
-    config, sim_config = write_configs(tmp, simulator, sim_port, **server)
-    if edit is not None:
-        rewrite_config(config, edit)
+    config, sim_config = write_configs(tmp, simulator, sim_port, edit, **server)
     process = subprocess.Popen(
         [
             sys.executable,

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from sidecar.config.common import ConfigError
+from sidecar.config.limits import LimitsSettings
 from sidecar.config.routes import to_route_spec
 from sidecar.config.server import ServerSettings, exposure_problems, server_problems
 from sidecar.config.settings import CacheSettings, FileSettings, ResilienceSettings
@@ -21,6 +22,8 @@ from sidecar.config.telemetry import TelemetrySettings
 from sidecar.domain.model import ModelSpec, Price, ProviderSpec, Secret, usd_to_nanos
 from sidecar.domain.shadow import ShadowSpec
 from sidecar.execution.admission import Limits
+from sidecar.limits.budgets import BudgetSpec
+from sidecar.limits.escalation import EscalationCap
 from sidecar.policy.specs import RouteSpec
 from sidecar.registry.registry import Registry
 
@@ -43,6 +46,10 @@ class Config:
     shadow: Mapping[str, ShadowSpec] = field(default_factory=dict)
     auth_token: Secret | None = None  # from server.auth_token_env
     http_auth_token: Secret | None = None  # from server.http_auth_token_env
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    budgets: tuple[BudgetSpec, ...] = ()
+    escalation_caps: tuple[EscalationCap, ...] = ()
+    store_password: Secret | None = None  # from limits.store.password_env
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -70,6 +77,9 @@ def parse_config(raw: Any, *, source: str, env: Mapping[str, str]) -> Config:
         if p.api_key_env and not env.get(p.api_key_env)
     ]
     missing += [_clip(f"  {problem}") for problem in server_problems(settings.server, env)]
+    store = settings.limits.store
+    if store.password_env and not env.get(store.password_env):
+        missing.append(f"  limits.store.password_env: environment variable {store.password_env} is not set")
     missing += [
         _clip(f"  {problem}")
         for problem in exposure_problems(
@@ -178,4 +188,8 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         shadow={sh.route: ShadowSpec(**sh.model_dump()) for sh in s.shadow},
         auth_token=Secret(env[s.server.auth_token_env]) if s.server.auth_token_env else None,
         http_auth_token=Secret(env[s.server.http_auth_token_env]) if s.server.http_auth_token_env else None,
+        limits=s.limits,
+        budgets=tuple(b.to_spec() for b in s.limits.budgets),
+        escalation_caps=tuple(e.to_spec() for e in s.limits.escalation),
+        store_password=Secret(env[store.password_env]) if (store := s.limits.store).password_env else None,
     )

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sidecar.config.common import Strict
+from sidecar.config.limits import LimitsSettings
 from sidecar.config.models import ModelSettings, ProviderSettings
 from sidecar.config.routes import RouteSettings
 from sidecar.config.server import ServerSettings
@@ -78,6 +79,7 @@ class FileSettings(Strict):
     resilience: ResilienceSettings = ResilienceSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     shadow: list[ShadowSettings] = []
+    limits: LimitsSettings = LimitsSettings()
 
     @model_validator(mode="after")
     def _references(self) -> FileSettings:
@@ -107,6 +109,9 @@ class FileSettings(Strict):
             if sh.judge_model:
                 problems += _unknown(f"{where}.judge_model", [sh.judge_model], models)
         problems += _duplicates("shadow", [sh.route for sh in self.shadow])
+        for i, cap in enumerate(self.limits.escalation):
+            if cap.route not in routes:
+                problems.append(f"limits.escalation[{i}].route: unknown route {cap.route!r}")
         if problems:
             raise ValueError("\n".join(problems))  # one line each (see _describe)
         return self

@@ -6,6 +6,7 @@ TurnoutError
  +-- NoCandidate           nothing satisfies the constraints; lists every rejection
  +-- DeadlineExceeded      the request's deadline or latency budget ran out
  +-- ResourceExhausted     not admitted in time; says when to retry
+ |    +-- BudgetExceeded    a spend budget's hard limit is reached; names it and when it resets
  +-- AllCandidatesFailed   every candidate was tried and failed; lists the attempts
  +-- Unavailable           the sidecar is shutting down or not ready
 """
@@ -89,6 +90,23 @@ class ResourceExhausted(TurnoutError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class BudgetExceeded(ResourceExhausted):
+    reason = "BUDGET_EXCEEDED"
+
+    def __init__(self, budget: str, scope: str, spent: str, resets_at: str, retry_after_s: float) -> None:
+        where = f" for {scope}" if scope else ""
+        super().__init__(
+            f"budget {budget!r}{where} is spent ({spent}); it resets at {resets_at}", retry_after_s
+        )
+        self.budget = budget
+        self.scope = scope
+        self.resets_at = resets_at
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"budget": self.budget, "scope": self.scope, "resets_at": self.resets_at}
 
 
 class AllCandidatesFailed(TurnoutError):

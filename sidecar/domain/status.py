@@ -8,7 +8,7 @@ InvalidRequest       INVALID_ARGUMENT    400  every field violation
 NotFound             NOT_FOUND           404  the field that named it
 NoCandidate          FAILED_PRECONDITION 400  each rejection in metadata
 DeadlineExceeded     DEADLINE_EXCEEDED   504  attempts in metadata
-ResourceExhausted    RESOURCE_EXHAUSTED  429  retry after
+ResourceExhausted    RESOURCE_EXHAUSTED  429  retry after (BudgetExceeded: until the budget resets)
 AllCandidatesFailed  UNAVAILABLE         503  (+ retry after when every failure was transient);
                      INVALID_ARGUMENT    400  when the provider rejected the request as malformed
 StreamInterrupted    UNAVAILABLE         503  what was delivered

@@ -14,6 +14,10 @@ the provider's other models for nothing.
 Every wait is a priority queue (CRITICAL first, FIFO within a priority), and one bound covers the
 whole admission: min(deadline, now + max_wait_s). A waiter that reaches it gives back every slot it
 holds (a slot held behind a slow rate limit included) and fails with FailureClass.NOT_ADMITTED.
+
+Rates may be shared with other pods (limits.store.share_rates, sidecar/limits/rates.py): then a
+lane's buckets run at a share of the configured rate, set from outside (`share_rates`), and the
+lane counts what it was asked for (`take_demand`), which is what the shares are weighed by.
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-
-from aiolimiter import AsyncLimiter
 
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.request import Priority
@@ -84,6 +86,41 @@ class _PriorityGate:
         self._in_use -= 1
 
 
+class _Bucket:
+    """A leaky bucket holding at most `size`, draining at `rate_per_s`, both scaled by `share` (the
+    part of a limit shared with other pods that this pod may use now; 1 alone). A new share applies
+    from the next acquire on. It keeps no queue: one waiter at a time reaches it (the lane's turn).
+    aiolimiter's bucket served here before; its rate cannot change in place."""
+
+    __slots__ = ("_at", "_level", "_min_size", "_rate", "_size", "share")
+
+    def __init__(self, size: float, rate_per_s: float, min_size: float = 0.0) -> None:
+        self._size, self._rate, self._min_size = size, rate_per_s, min_size
+        self.share = 1.0
+        self._level = 0.0
+        self._at = 0.0
+
+    @property
+    def size(self) -> float:
+        return max(self._min_size, self._size * self.share)
+
+    @property
+    def rate_per_s(self) -> float:
+        return self._rate * self.share
+
+    async def acquire(self, amount: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            self._level = max(0.0, self._level - (now - self._at) * self.rate_per_s)
+            self._at = now
+            over = self._level + amount - self.size
+            if over <= 1e-9:
+                self._level += amount
+                return
+            await asyncio.sleep(over / self.rate_per_s)
+
+
 class _Lane:
     """The limits of one provider or one model."""
 
@@ -91,12 +128,13 @@ class _Lane:
         self.slots = _PriorityGate(limits.max_concurrency) if limits.max_concurrency else None
         # Requests: a burst of one second's worth (at least one request), then 1/r apart.
         rps = limits.requests_per_s
-        burst = max(1.0, rps) if rps else 0.0
-        self.requests = AsyncLimiter(burst, burst / rps) if rps else None
-        self.tokens = AsyncLimiter(limits.tokens_per_min, 60) if limits.tokens_per_min else None
-        # One waiter at a time meets the limiters, the rest queue here by priority: aiolimiter's own
-        # queue serves small amounts first, which would let small requests starve a large one. The
-        # waiter at the limiters is committed: a later, higher priority goes next, not before it.
+        self.requests = _Bucket(rps, rps, min_size=1.0) if rps else None
+        tpm = limits.tokens_per_min
+        self.tokens = _Bucket(tpm, tpm / 60) if tpm else None
+        self.asked = 0  # attempts that came for rate capacity since the last take_demand
+        # One waiter at a time meets the buckets, the rest queue here by priority, so that small
+        # requests cannot slip past a large one and starve it. The waiter at the buckets is
+        # committed: a later, higher priority goes next, not before it.
         self.turn = _PriorityGate(1) if self.requests or self.tokens else None
 
     @property
@@ -110,16 +148,22 @@ class _Lane:
         """
         bound = 0.0
         if self.requests:
-            bound += self.requests.time_period / self.requests.max_rate
+            bound += 1 / self.requests.rate_per_s
         if self.tokens:
-            bound += _token_amount(tokens, self.tokens) * 60 / self.tokens.max_rate
+            bound += _token_amount(tokens, self.tokens) / self.tokens.rate_per_s
         return bound
+
+    def share(self, share: float) -> None:
+        for bucket in (self.requests, self.tokens):
+            if bucket is not None:
+                bucket.share = share
 
     async def take_rates(self, priority: Priority, tokens: int) -> None:
         # Giving up while waiting for tokens keeps the request unit already spent: conservative, it
         # can only leave the provider below its limit, never above.
         if self.turn is None:
             return
+        self.asked += 1
         await self.turn.acquire(priority)
         try:
             if self.requests:
@@ -130,10 +174,10 @@ class _Lane:
             self.turn.release()
 
 
-def _token_amount(tokens: int, bucket: AsyncLimiter) -> float:
+def _token_amount(tokens: int, bucket: _Bucket) -> float:
     # Clamped to the bucket: a request larger than a minute's budget waits for an empty bucket and
-    # fills it, rather than waiting forever (aiolimiter rejects amounts above its size).
-    return min(max(0.0, float(tokens)), bucket.max_rate)
+    # fills it, rather than waiting forever.
+    return min(max(0.0, float(tokens)), bucket.size)
 
 
 _NO_WAIT: contextlib.nullcontext[None] = contextlib.nullcontext()
@@ -166,6 +210,27 @@ class Admission:
         if not lanes:
             return _NO_WAIT
         return self._admitted(lanes, provider, model, priority, tokens, deadline)
+
+    def take_demand(self) -> dict[str, int]:
+        """Attempts that asked each rate-limited lane ("provider:NAME", "model:NAME") for capacity
+        since the last call, admitted or not: what a pod's share of a shared rate is weighed by."""
+        out = {}
+        for key, lane in self._rate_lanes():
+            out[key], lane.asked = lane.asked, 0
+        return out
+
+    def share_rates(self, shares: Mapping[str, float], default: float) -> None:
+        """Run each rate-limited lane at its share of the configured rates (`default` if unnamed)."""
+        for key, lane in self._rate_lanes():
+            lane.share(shares.get(key, default))
+
+    def _rate_lanes(self) -> list[tuple[str, _Lane]]:
+        return [
+            (f"{kind}:{name}", lane)
+            for kind, lanes in (("provider", self._providers), ("model", self._models))
+            for name, lane in lanes.items()
+            if lane.turn is not None
+        ]
 
     def depth(self, provider: str) -> int:
         """Requests for `provider` waiting for a slot or rate capacity (any of its models)."""

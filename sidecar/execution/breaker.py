@@ -228,6 +228,18 @@ class BreakerSet:
                 oldest = (ep.opened, key)
         return None if oldest is None else oldest[1]
 
+    def trip(self, key: str) -> bool:
+        """Open `key`'s breaker now if it is closed, as failures here would (another pod saw them:
+        limits.store.share_health); its probe comes as after any opening. Whether it opened."""
+        ep = self._endpoints.get(key)
+        if ep is None:
+            ep = self._endpoints[key] = self._new_endpoint(key)
+        if ep.cb.current_state != pybreaker.STATE_CLOSED:
+            return False
+        ep.cb.open()
+        self._flush()
+        return True
+
     # --- the guard's two halves ---------------------------------------------------------------
 
     def _enter(self, key: str, among: Alternatives | None) -> tuple[_Endpoint, int, bool]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from sidecar.domain.model import ModelSpec
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
@@ -14,6 +14,7 @@ from sidecar.domain.plan import Candidate, PerDecision, Plan
 from sidecar.domain.request import Capability, ToolCall
 from sidecar.domain.response import FinishReason, StreamChunk, Usage
 from sidecar.domain.result import ExecutionResult
+from sidecar.limits.budgets import Usage as BudgetUsage
 from sidecar.policy.health import HealthSnapshot, HealthState
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 
@@ -235,4 +236,20 @@ def model_info(model: ModelSpec, endpoint: str, health: HealthSnapshot) -> pb.Mo
             if health.last_failure
             else pb.FAILURE_CLASS_UNSPECIFIED,
         ),
+    )
+
+
+def budget_usage(u: BudgetUsage) -> pb.BudgetUsage:
+    b = u.budget
+    resets_at = timestamp_pb2.Timestamp()
+    resets_at.FromNanoseconds(int(u.resets_at * 1e9))
+    return pb.BudgetUsage(
+        name=b.name,
+        scope=u.scope,
+        window=b.window.label,
+        spent_usd_nanos=u.spent_usd_nanos,
+        limit_usd_nanos=b.limit_usd_nanos,
+        resets_at=resets_at,
+        hard=b.hard,
+        soft_reached=u.soft,
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from sidecar.domain.observe import QUIET, ObservedRpc, Observer, RpcEnded
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
 from sidecar.domain.result import ExecutionResult
+from sidecar.limits.budgets import Usage
 from sidecar.log_limit import LogLimiter, log_failure
 from sidecar.pipeline import Pipeline
 from sidecar.policy.health import HealthTracker
@@ -64,6 +65,10 @@ class Runtime:
     observer: Observer = QUIET  # every RPC's events go here (health, telemetry, shadows)
 
 
+# GetBudgets' source: every budget in force, and whether the figures come from the shared store.
+BudgetReport = Callable[[], Awaitable[tuple[list[Usage], bool]]]
+
+
 class RouterServicer(pb_grpc.RouterServiceServicer):
     def __init__(
         self,
@@ -72,8 +77,10 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         *,
         max_request_bytes: int,
         default_timeout_s: float,
+        budgets: BudgetReport | None = None,
     ) -> None:
         self._runtime = runtime
+        self._budgets = budgets
         self._health = health
         self._max_request_bytes = max_request_bytes
         self._default_timeout_s = default_timeout_s
@@ -150,6 +157,17 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
             ]
         )
 
+    async def GetBudgets(
+        self, request: pb.GetBudgetsRequest | InvalidRequest, context: Context
+    ) -> pb.GetBudgetsResponse | None:
+        if isinstance(request, InvalidRequest):
+            _fail(context, request)
+            return None
+        if self._budgets is None:
+            return pb.GetBudgetsResponse()
+        usages, shared = await self._budgets()
+        return pb.GetBudgetsResponse(budgets=[out.budget_usage(u) for u in usages], shared=shared)
+
     async def drain(self, grace_s: float, quiet_s: float = DRAIN_QUIET_S) -> None:
         """Answer new calls UNAVAILABLE; return after `quiet_s` once no request is in flight, or
         after `grace_s` (whichever first). The transport stops after this (see the module doc)."""
@@ -180,7 +198,7 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
         return request
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        """Register the four RPCs, as `add_RouterServiceServicer_to_server` does, with `_read`."""
+        """Register the five RPCs, as `add_RouterServiceServicer_to_server` does, with `_read`."""
         unary, stream = grpc.unary_unary_rpc_method_handler, grpc.unary_stream_rpc_method_handler
         rpcs: dict[str, tuple[Any, Any, type[Message], type[Message]]] = {
             "Route": (unary, self.Route, pb.RouteRequest, pb.RouteResponse),
@@ -192,6 +210,7 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                 pb.GenerateStreamResponse,
             ),
             "ListModels": (unary, self.ListModels, pb.ListModelsRequest, pb.ListModelsResponse),
+            "GetBudgets": (unary, self.GetBudgets, pb.GetBudgetsRequest, pb.GetBudgetsResponse),
         }
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             name: handler(

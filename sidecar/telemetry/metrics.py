@@ -19,6 +19,9 @@ StateSource = Callable[[], Mapping[str, str]]
 DepthSource = Callable[[], Mapping[str, int]]
 # route -> (agreement in [0, 1], comparisons in the window, alerting)
 AgreementSource = Callable[[], Mapping[str, tuple[float, int, bool]]]
+StoreSource = Callable[[], bool | None]  # the shared store answers; None: there is none
+SpendSource = Callable[[], Iterable[tuple[str, str, float, float]]]  # budget, scope, spent, limit (USD)
+ShareSource = Callable[[], Mapping[str, float]]  # route -> share of requests above its quality
 
 
 V1_41 = Names()  # today's GenAI names, the default
@@ -160,6 +163,45 @@ class Instruments:
             unit="1",
             description="1 while a route's agreement is below its alert threshold",
         )
+
+    def watch_limits(self, store: StoreSource, spend: SpendSource, shares: ShareSource) -> None:
+        """Gauges of the limits shared across pods: the store, each budget's spend, each cap's share.
+
+        Spend is the deployment's total as this pod last saw it: every pod reports about the same
+        figure, so aggregate with max, not sum.
+        """
+
+        def store_up(_: CallbackOptions) -> Iterable[Observation]:
+            up = store()
+            if up is not None:
+                yield Observation(1 if up else 0)
+
+        def spent(_: CallbackOptions) -> Iterable[Observation]:
+            for budget, scope, usd, _limit in spend():
+                yield Observation(usd, {n.BUDGET: budget, n.BUDGET_SCOPE: scope})
+
+        def remaining(_: CallbackOptions) -> Iterable[Observation]:
+            for budget, scope, usd, limit in spend():
+                yield Observation(max(0.0, limit - usd), {n.BUDGET: budget, n.BUDGET_SCOPE: scope})
+
+        def share(_: CallbackOptions) -> Iterable[Observation]:
+            for route, value in shares().items():
+                yield Observation(value, {n.ROUTE: route})
+
+        for name, callback, unit, description in (
+            (
+                n.M_LIMITS_STORE_UP,
+                store_up,
+                "1",
+                "1 while the shared limits store (Redis) answers, 0 while down",
+            ),
+            (n.M_BUDGET_SPENT, spent, "{USD}", "Spend in the budget's current window, per budget and scope"),
+            (n.M_BUDGET_REMAINING, remaining, "{USD}", "What is left of the budget in its current window"),
+            (n.M_ESCALATION_SHARE, share, "1", "Share of a route's requests sent above its cap's quality"),
+        ):
+            self._meter.create_observable_gauge(
+                name, callbacks=[callback], unit=unit, description=description
+            )
 
     def watch(self, breakers: StateSource, queues: DepthSource) -> None:
         """Gauges read at collection time: each model's breaker, each provider's admission queue."""

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from sidecar.domain.observe import QUIET, CallObserver, RpcStarted
 from sidecar.telemetry import names as n
-from sidecar.telemetry.metrics import AgreementSource, DepthSource, StateSource
+from sidecar.telemetry.metrics import (
+    AgreementSource,
+    DepthSource,
+    ShareSource,
+    SpendSource,
+    StateSource,
+    StoreSource,
+)
 from sidecar.telemetry.rpc_scope import Detached, RpcCall
 from sidecar.telemetry.shared import NANOS_PER_USD, Shared
 
@@ -38,6 +45,10 @@ class Telemetry(Shared):
     def watch_shadow(self, agreements: AgreementSource) -> None:
         if self.metering:
             self.instruments.watch_shadow(agreements)
+
+    def watch_limits(self, store: StoreSource, spend: SpendSource, shares: ShareSource) -> None:
+        if self.metering:
+            self.instruments.watch_limits(store, spend, shares)
 
     def shadow_compared(self, route: str, agreed: bool, cost_usd_nanos: int) -> None:
         if self.metering:

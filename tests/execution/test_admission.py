@@ -214,6 +214,30 @@ def test_requests_per_s_spaces_calls() -> None:
     run_virtual(scenario())
 
 
+def test_a_shared_rate_runs_at_its_share_and_counts_what_was_asked() -> None:
+    async def scenario() -> None:
+        admission = Admission({"p": Limits(requests_per_s=4, tokens_per_min=6000)}, max_wait_s=10)
+        admission.share_rates({"provider:p": 0.5}, default=1.0)  # 2/s, 50 tokens/s
+        log: list[tuple[str, float]] = []
+        async with asyncio.TaskGroup() as tg:
+            for name in "abcde":
+                tg.create_task(enter(admission, log, name))
+        # a burst of one second's worth at the share (2), then one every 0.5 s
+        assert [t for _, t in log] == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.5])
+        assert admission.take_demand() == {"provider:p": 5}
+        assert admission.take_demand() == {"provider:p": 0}  # taken: counted anew
+        admission.share_rates({}, default=1.0)  # back to the whole rate (4/s), from the next call on
+        log.clear()
+        await asyncio.sleep(10)  # the bucket drains
+        async with asyncio.TaskGroup() as tg:
+            for name in "abcde":
+                tg.create_task(enter(admission, log, name))
+        start = log[0][1]
+        assert [t - start for _, t in log] == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.25])
+
+    run_virtual(scenario())
+
+
 def test_rate_waiters_are_served_by_priority() -> None:
     async def scenario() -> None:
         admission = Admission({"p": Limits(requests_per_s=1)}, max_wait_s=10)

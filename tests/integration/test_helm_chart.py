@@ -138,7 +138,7 @@ async def test_the_rendered_sidecar_serves_probes_metrics_and_alerts(prometheus:
         await asyncio.to_thread(prometheus.wait_for_up)
 
         rules = rendered["PrometheusRule"]["spec"]["groups"][0]["rules"]
-        assert len(rules) == 5
+        assert len(rules) == 7
         for rule in rules:  # every alert's expression is valid PromQL (an error raises)
             await asyncio.to_thread(prometheus.query, rule["expr"])
         by_name = {rule["alert"]: rule["expr"] for rule in rules}

@@ -76,6 +76,9 @@ async def test_a_call_without_the_token_is_unauthenticated(guarded):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.ListModels(pb.ListModelsRequest())
         assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.GetBudgets(pb.GetBudgetsRequest())
+        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
         stream = stub.GenerateStream(pb.GenerateStreamRequest(messages=[user("hi")]))
         with pytest.raises(grpc.aio.AioRpcError) as info:
             async for _ in stream:

@@ -93,7 +93,13 @@ async def test_nan_and_a_huge_budget_are_invalid_argument_over_grpc(stub):
 
 @pytest.mark.parametrize(
     ("method", "streaming"),
-    [("Route", False), ("Generate", False), ("GenerateStream", True), ("ListModels", False)],
+    [
+        ("Route", False),
+        ("Generate", False),
+        ("GenerateStream", True),
+        ("ListModels", False),
+        ("GetBudgets", False),
+    ],
 )
 async def test_undecodable_protobuf_is_invalid_argument_without_a_log_line(
     channel, caplog, method, streaming

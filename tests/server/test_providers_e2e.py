@@ -20,7 +20,7 @@ from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
 from sidecar.telemetry import TelemetryOptions, build_telemetry
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_SIMULATOR, inject_fault, point_at_simulator
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_SIMULATOR, inject_fault, point_at_simulator, serving
 from tests.planted import assert_no_key
 from tests.server.helpers import generate_request, user
 
@@ -50,13 +50,8 @@ async def cross_stub(keyed_simulator: Simulator) -> AsyncIterator[pb_grpc.Router
         provider["api_key_env"] = "TURNOUT_TEST_PLANTED_KEY"
     raw["routes"].append(CROSS)
     config = parse_config(raw, source="e2e", env={"TURNOUT_TEST_PLANTED_KEY": PLANTED})
-    sidecar = Sidecar(config, ListenOverrides(port=0))
-    await sidecar.start()
-    try:
-        async with grpc.aio.insecure_channel(sidecar.address) as channel:
-            yield pb_grpc.RouterServiceStub(channel)
-    finally:
-        await sidecar.stop(grace_s=0)
+    async with serving(config) as stub:
+        yield stub
 
 
 async def test_anthropic_then_gemini_then_openai(cross_stub, keyed_simulator):

@@ -51,7 +51,13 @@ async def test_both_versions_describe_the_router_service(channel, package):
     reply = await ask(channel, package, file_containing_symbol="turnout.v1.RouterService")
     router = files(reply)["turnout/v1/router.proto"]
     (service,) = router.service
-    assert [m.name for m in service.method] == ["Route", "Generate", "GenerateStream", "ListModels"]
+    assert [m.name for m in service.method] == [
+        "Route",
+        "Generate",
+        "GenerateStream",
+        "ListModels",
+        "GetBudgets",
+    ]
     assert {"google/protobuf/duration.proto", "google/protobuf/struct.proto"} <= set(router.dependency)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import urllib.request
@@ -11,12 +12,14 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 from turnout_simulator.server import Simulator
 
 from sidecar.app import ListenOverrides, Sidecar
+from sidecar.config import parse_config
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.server._proto.turnout.v1 import router_pb2_grpc as pb_grpc
-from tests.conftest import example_config, inject_fault
+from tests.conftest import EXAMPLE_CONFIG, example_config, inject_fault
 from tests.server.helpers import generate_request, user
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "helm" / "turnout" / "dashboards" / "turnout-routing.json"
@@ -27,6 +30,7 @@ AFTER_EVENTS = {
     "turnout_hedges_won_total",
     "turnout_retries_total",
     "turnout_breaker_transitions_total",
+    "turnout_limits_store_up",  # only with a shared store (limits.store.redis_url); tests/limits has it
 }
 # GenAI series under each naming (the dashboard reads either): v1.41's, and the latest conventions'.
 V1_41 = {
@@ -40,6 +44,21 @@ LATEST = {
     "gen_ai_client_inference_duration_seconds_bucket",
     "gen_ai_client_inference_time_to_first_chunk_seconds_bucket",
 }
+
+
+# The limits' series exist once budgets and escalation caps are configured: the sidecar here has both.
+LIMITS = {
+    "budgets": [{"name": "team-daily", "per": "label:team", "usd": 100}],
+    "escalation": [{"route": "default", "above_quality": 0.8, "max_share": 0.2}],
+}
+
+
+def limits_config(limits: dict[str, Any]) -> dict[str, Any]:
+    """The Config fields a `limits:` section sets (the rest of the example config unchanged)."""
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    raw["limits"] = limits
+    config = parse_config(raw, source="dashboard test", env={})
+    return {"budgets": config.budgets, "escalation_caps": config.escalation_caps, "limits": config.limits}
 
 
 def expressions() -> list[str]:
@@ -79,7 +98,7 @@ def test_the_dashboard_is_grafana_json_with_panels_for_each_concern():
     dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] == "turnout-routing"
     titles = " | ".join(p["title"] for p in dashboard["panels"])
-    for concern in ("Routing mix", "Cost and savings", "Latency", "Resilience", "Admission queue"):
+    for concern in ("Routing mix", "Cost and savings", "Latency", "Resilience", "Admission queue", "Limits"):
         assert concern in titles
     for words in ("Fallback", "hedge", "retry", "breakers", "Queue depth", "p95"):
         assert words.lower() in titles.lower(), words
@@ -93,13 +112,14 @@ async def test_every_series_and_label_the_dashboard_reads_is_exported(
     if latest:
         monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     other_names = V1_41 if latest else LATEST
-    sidecar = Sidecar(example_config(simulator.base_url), ListenOverrides(host="127.0.0.1", port=0))
+    config = dataclasses.replace(example_config(simulator.base_url), **limits_config(LIMITS))
+    sidecar = Sidecar(config, ListenOverrides(host="127.0.0.1", port=0))
     await sidecar.start()
     try:
         await inject_fault(simulator, model="gpt-4o-mini", kind="server_error", count=1)
         async with grpc.aio.insecure_channel(sidecar.address) as channel:
             stub = pb_grpc.RouterServiceStub(channel)
-            await stub.Generate(generate_request("a question", tenant_id="t1"))
+            await stub.Generate(generate_request("a question", tenant_id="t1", labels={"team": "a"}))
             async for _ in stub.GenerateStream(pb.GenerateStreamRequest(messages=[user("a story")])):
                 pass
         host, port = sidecar.telemetry.sdk.prometheus_address or ("", 0)

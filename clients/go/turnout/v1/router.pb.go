@@ -27,6 +27,7 @@ import (
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1605,6 +1606,209 @@ func (x *ListModelsResponse) GetModels() []*ModelInfo {
 	return nil
 }
 
+// GetBudgetsRequest asks for the spend budgets.
+type GetBudgetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBudgetsRequest) Reset() {
+	*x = GetBudgetsRequest{}
+	mi := &file_turnout_v1_router_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBudgetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBudgetsRequest) ProtoMessage() {}
+
+func (x *GetBudgetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_turnout_v1_router_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBudgetsRequest.ProtoReflect.Descriptor instead.
+func (*GetBudgetsRequest) Descriptor() ([]byte, []int) {
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{11}
+}
+
+// GetBudgetsResponse lists each budget of the whole deployment, and each budget of a narrower scope
+// (tenant, team, route, model) in every scope this sidecar has served in the current window.
+type GetBudgetsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Budgets []*BudgetUsage         `protobuf:"bytes,1,rep,name=budgets,proto3" json:"budgets,omitempty"`
+	// Whether the figures are the deployment's, from the shared store. False: the store is
+	// unreachable (the figures are this sidecar's last view) or there is none (limits per sidecar).
+	Shared        bool `protobuf:"varint,2,opt,name=shared,proto3" json:"shared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBudgetsResponse) Reset() {
+	*x = GetBudgetsResponse{}
+	mi := &file_turnout_v1_router_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBudgetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBudgetsResponse) ProtoMessage() {}
+
+func (x *GetBudgetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_turnout_v1_router_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBudgetsResponse.ProtoReflect.Descriptor instead.
+func (*GetBudgetsResponse) Descriptor() ([]byte, []int) {
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetBudgetsResponse) GetBudgets() []*BudgetUsage {
+	if x != nil {
+		return x.Budgets
+	}
+	return nil
+}
+
+func (x *GetBudgetsResponse) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+// BudgetUsage is one budget in one scope.
+type BudgetUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The budget's configured name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The scope: empty for the whole deployment, else e.g. "tenant=acme", "team=search", "route=chat".
+	Scope string `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	// The window: "hour", "day", "month" (calendar, in the budget's time zone) or "rolling 3600s".
+	Window string `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
+	// Spend in the current window, in usd_nanos: real costs of finished attempts and the estimates
+	// of requests in flight.
+	SpentUsdNanos int64 `protobuf:"varint,4,opt,name=spent_usd_nanos,json=spentUsdNanos,proto3" json:"spent_usd_nanos,omitempty"`
+	// The limit per window, in usd_nanos.
+	LimitUsdNanos int64 `protobuf:"varint,5,opt,name=limit_usd_nanos,json=limitUsdNanos,proto3" json:"limit_usd_nanos,omitempty"`
+	// When the window ends (calendar) or its oldest part leaves it (rolling).
+	ResetsAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=resets_at,json=resetsAt,proto3" json:"resets_at,omitempty"`
+	// Whether requests are refused (BUDGET_EXCEEDED) once the limit is reached.
+	Hard bool `protobuf:"varint,7,opt,name=hard,proto3" json:"hard,omitempty"`
+	// Whether the spend has passed the soft limit.
+	SoftReached   bool `protobuf:"varint,8,opt,name=soft_reached,json=softReached,proto3" json:"soft_reached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetUsage) Reset() {
+	*x = BudgetUsage{}
+	mi := &file_turnout_v1_router_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetUsage) ProtoMessage() {}
+
+func (x *BudgetUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_turnout_v1_router_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetUsage.ProtoReflect.Descriptor instead.
+func (*BudgetUsage) Descriptor() ([]byte, []int) {
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *BudgetUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BudgetUsage) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *BudgetUsage) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *BudgetUsage) GetSpentUsdNanos() int64 {
+	if x != nil {
+		return x.SpentUsdNanos
+	}
+	return 0
+}
+
+func (x *BudgetUsage) GetLimitUsdNanos() int64 {
+	if x != nil {
+		return x.LimitUsdNanos
+	}
+	return 0
+}
+
+func (x *BudgetUsage) GetResetsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResetsAt
+	}
+	return nil
+}
+
+func (x *BudgetUsage) GetHard() bool {
+	if x != nil {
+		return x.Hard
+	}
+	return false
+}
+
+func (x *BudgetUsage) GetSoftReached() bool {
+	if x != nil {
+		return x.SoftReached
+	}
+	return false
+}
+
 // Message is one turn of the conversation.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1624,7 +1828,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_turnout_v1_router_proto_msgTypes[11]
+	mi := &file_turnout_v1_router_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1840,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[11]
+	mi := &file_turnout_v1_router_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1853,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{11}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Message) GetRole() Role {
@@ -1701,7 +1905,7 @@ type ContentPart struct {
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_turnout_v1_router_proto_msgTypes[12]
+	mi := &file_turnout_v1_router_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1917,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[12]
+	mi := &file_turnout_v1_router_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1930,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{12}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ContentPart) GetPart() isContentPart_Part {
@@ -1787,7 +1991,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_turnout_v1_router_proto_msgTypes[13]
+	mi := &file_turnout_v1_router_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +2003,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[13]
+	mi := &file_turnout_v1_router_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +2016,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{13}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Image) GetSource() isImage_Source {
@@ -1888,7 +2092,7 @@ type Tool struct {
 
 func (x *Tool) Reset() {
 	*x = Tool{}
-	mi := &file_turnout_v1_router_proto_msgTypes[14]
+	mi := &file_turnout_v1_router_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2104,7 @@ func (x *Tool) String() string {
 func (*Tool) ProtoMessage() {}
 
 func (x *Tool) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[14]
+	mi := &file_turnout_v1_router_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2117,7 @@ func (x *Tool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tool.ProtoReflect.Descriptor instead.
 func (*Tool) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{14}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Tool) GetName() string {
@@ -1956,7 +2160,7 @@ type ToolChoice struct {
 
 func (x *ToolChoice) Reset() {
 	*x = ToolChoice{}
-	mi := &file_turnout_v1_router_proto_msgTypes[15]
+	mi := &file_turnout_v1_router_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2172,7 @@ func (x *ToolChoice) String() string {
 func (*ToolChoice) ProtoMessage() {}
 
 func (x *ToolChoice) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[15]
+	mi := &file_turnout_v1_router_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2185,7 @@ func (x *ToolChoice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
 func (*ToolChoice) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{15}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ToolChoice) GetMode() ToolChoiceMode {
@@ -2011,7 +2215,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_turnout_v1_router_proto_msgTypes[16]
+	mi := &file_turnout_v1_router_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2227,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[16]
+	mi := &file_turnout_v1_router_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2240,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{16}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ToolCall) GetId() string {
@@ -2072,7 +2276,7 @@ type ResponseFormat struct {
 
 func (x *ResponseFormat) Reset() {
 	*x = ResponseFormat{}
-	mi := &file_turnout_v1_router_proto_msgTypes[17]
+	mi := &file_turnout_v1_router_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2288,7 @@ func (x *ResponseFormat) String() string {
 func (*ResponseFormat) ProtoMessage() {}
 
 func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[17]
+	mi := &file_turnout_v1_router_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2301,7 @@ func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseFormat.ProtoReflect.Descriptor instead.
 func (*ResponseFormat) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{17}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResponseFormat) GetType() ResponseFormatType {
@@ -2126,7 +2330,7 @@ type JsonSchema struct {
 
 func (x *JsonSchema) Reset() {
 	*x = JsonSchema{}
-	mi := &file_turnout_v1_router_proto_msgTypes[18]
+	mi := &file_turnout_v1_router_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2342,7 @@ func (x *JsonSchema) String() string {
 func (*JsonSchema) ProtoMessage() {}
 
 func (x *JsonSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[18]
+	mi := &file_turnout_v1_router_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2355,7 @@ func (x *JsonSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JsonSchema.ProtoReflect.Descriptor instead.
 func (*JsonSchema) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{18}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JsonSchema) GetName() string {
@@ -2189,7 +2393,7 @@ type GenerationParams struct {
 
 func (x *GenerationParams) Reset() {
 	*x = GenerationParams{}
-	mi := &file_turnout_v1_router_proto_msgTypes[19]
+	mi := &file_turnout_v1_router_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2405,7 @@ func (x *GenerationParams) String() string {
 func (*GenerationParams) ProtoMessage() {}
 
 func (x *GenerationParams) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[19]
+	mi := &file_turnout_v1_router_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2418,7 @@ func (x *GenerationParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationParams.ProtoReflect.Descriptor instead.
 func (*GenerationParams) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{19}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GenerationParams) GetMaxOutputTokens() int32 {
@@ -2286,7 +2490,7 @@ type RoutingHints struct {
 
 func (x *RoutingHints) Reset() {
 	*x = RoutingHints{}
-	mi := &file_turnout_v1_router_proto_msgTypes[20]
+	mi := &file_turnout_v1_router_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2502,7 @@ func (x *RoutingHints) String() string {
 func (*RoutingHints) ProtoMessage() {}
 
 func (x *RoutingHints) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[20]
+	mi := &file_turnout_v1_router_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2515,7 @@ func (x *RoutingHints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingHints.ProtoReflect.Descriptor instead.
 func (*RoutingHints) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{20}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RoutingHints) GetTaskType() string {
@@ -2453,7 +2657,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_turnout_v1_router_proto_msgTypes[21]
+	mi := &file_turnout_v1_router_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2669,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[21]
+	mi := &file_turnout_v1_router_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2682,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{21}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Decision) GetModel() string {
@@ -2606,7 +2810,7 @@ type Stage struct {
 
 func (x *Stage) Reset() {
 	*x = Stage{}
-	mi := &file_turnout_v1_router_proto_msgTypes[22]
+	mi := &file_turnout_v1_router_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2822,7 @@ func (x *Stage) String() string {
 func (*Stage) ProtoMessage() {}
 
 func (x *Stage) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[22]
+	mi := &file_turnout_v1_router_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2835,7 @@ func (x *Stage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stage.ProtoReflect.Descriptor instead.
 func (*Stage) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{22}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Stage) GetCandidates() []*Candidate {
@@ -2661,7 +2865,7 @@ type Consideration struct {
 
 func (x *Consideration) Reset() {
 	*x = Consideration{}
-	mi := &file_turnout_v1_router_proto_msgTypes[23]
+	mi := &file_turnout_v1_router_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2877,7 @@ func (x *Consideration) String() string {
 func (*Consideration) ProtoMessage() {}
 
 func (x *Consideration) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[23]
+	mi := &file_turnout_v1_router_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2890,7 @@ func (x *Consideration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consideration.ProtoReflect.Descriptor instead.
 func (*Consideration) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{23}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Consideration) GetModel() string {
@@ -2730,7 +2934,7 @@ type Truncation struct {
 
 func (x *Truncation) Reset() {
 	*x = Truncation{}
-	mi := &file_turnout_v1_router_proto_msgTypes[24]
+	mi := &file_turnout_v1_router_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2946,7 @@ func (x *Truncation) String() string {
 func (*Truncation) ProtoMessage() {}
 
 func (x *Truncation) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[24]
+	mi := &file_turnout_v1_router_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2959,7 @@ func (x *Truncation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Truncation.ProtoReflect.Descriptor instead.
 func (*Truncation) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{24}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Truncation) GetStrategy() string {
@@ -2794,7 +2998,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_turnout_v1_router_proto_msgTypes[25]
+	mi := &file_turnout_v1_router_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +3010,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[25]
+	mi := &file_turnout_v1_router_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +3023,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{25}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Candidate) GetModel() string {
@@ -2869,7 +3073,7 @@ type Rejection struct {
 
 func (x *Rejection) Reset() {
 	*x = Rejection{}
-	mi := &file_turnout_v1_router_proto_msgTypes[26]
+	mi := &file_turnout_v1_router_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3085,7 @@ func (x *Rejection) String() string {
 func (*Rejection) ProtoMessage() {}
 
 func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[26]
+	mi := &file_turnout_v1_router_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3098,7 @@ func (x *Rejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
 func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{26}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Rejection) GetModel() string {
@@ -2948,7 +3152,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_turnout_v1_router_proto_msgTypes[27]
+	mi := &file_turnout_v1_router_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3164,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[27]
+	mi := &file_turnout_v1_router_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3177,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{27}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Attempt) GetNumber() int32 {
@@ -3082,7 +3286,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_turnout_v1_router_proto_msgTypes[28]
+	mi := &file_turnout_v1_router_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3298,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[28]
+	mi := &file_turnout_v1_router_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3311,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{28}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Output) GetText() string {
@@ -3151,7 +3355,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_turnout_v1_router_proto_msgTypes[29]
+	mi := &file_turnout_v1_router_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3163,7 +3367,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[29]
+	mi := &file_turnout_v1_router_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3176,7 +3380,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{29}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Usage) GetInputTokens() int64 {
@@ -3226,7 +3430,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_turnout_v1_router_proto_msgTypes[30]
+	mi := &file_turnout_v1_router_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3442,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[30]
+	mi := &file_turnout_v1_router_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3455,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{30}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ModelInfo) GetName() string {
@@ -3363,7 +3567,7 @@ type ModelHealth struct {
 
 func (x *ModelHealth) Reset() {
 	*x = ModelHealth{}
-	mi := &file_turnout_v1_router_proto_msgTypes[31]
+	mi := &file_turnout_v1_router_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3375,7 +3579,7 @@ func (x *ModelHealth) String() string {
 func (*ModelHealth) ProtoMessage() {}
 
 func (x *ModelHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[31]
+	mi := &file_turnout_v1_router_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3388,7 +3592,7 @@ func (x *ModelHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelHealth.ProtoReflect.Descriptor instead.
 func (*ModelHealth) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{31}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ModelHealth) GetState() HealthState {
@@ -3431,7 +3635,7 @@ var File_turnout_v1_router_proto protoreflect.FileDescriptor
 const file_turnout_v1_router_proto_rawDesc = "" +
 	"\n" +
 	"\x17turnout/v1/router.proto\x12\n" +
-	"turnout.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x80\x04\n" +
+	"turnout.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x04\n" +
 	"\fRouteRequest\x12/\n" +
 	"\bmessages\x18\x01 \x03(\v2\x13.turnout.v1.MessageR\bmessages\x12&\n" +
 	"\x05tools\x18\x02 \x03(\v2\x10.turnout.v1.ToolR\x05tools\x127\n" +
@@ -3529,7 +3733,20 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"\tagreement\x18\r \x01(\tR\tagreement\"\x13\n" +
 	"\x11ListModelsRequest\"C\n" +
 	"\x12ListModelsResponse\x12-\n" +
-	"\x06models\x18\x01 \x03(\v2\x15.turnout.v1.ModelInfoR\x06models\"\xcd\x01\n" +
+	"\x06models\x18\x01 \x03(\v2\x15.turnout.v1.ModelInfoR\x06models\"\x13\n" +
+	"\x11GetBudgetsRequest\"_\n" +
+	"\x12GetBudgetsResponse\x121\n" +
+	"\abudgets\x18\x01 \x03(\v2\x17.turnout.v1.BudgetUsageR\abudgets\x12\x16\n" +
+	"\x06shared\x18\x02 \x01(\bR\x06shared\"\x8f\x02\n" +
+	"\vBudgetUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\x12\x16\n" +
+	"\x06window\x18\x03 \x01(\tR\x06window\x12&\n" +
+	"\x0fspent_usd_nanos\x18\x04 \x01(\x03R\rspentUsdNanos\x12&\n" +
+	"\x0flimit_usd_nanos\x18\x05 \x01(\x03R\rlimitUsdNanos\x127\n" +
+	"\tresets_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bresetsAt\x12\x12\n" +
+	"\x04hard\x18\a \x01(\bR\x04hard\x12!\n" +
+	"\fsoft_reached\x18\b \x01(\bR\vsoftReached\"\xcd\x01\n" +
 	"\aMessage\x12$\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x10.turnout.v1.RoleR\x04role\x121\n" +
 	"\acontent\x18\x02 \x03(\v2\x17.turnout.v1.ContentPartR\acontent\x12\x12\n" +
@@ -3766,13 +3983,15 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"\x14HEALTH_STATE_UNKNOWN\x10\x01\x12\x18\n" +
 	"\x14HEALTH_STATE_HEALTHY\x10\x02\x12\x19\n" +
 	"\x15HEALTH_STATE_DEGRADED\x10\x03\x12\x1a\n" +
-	"\x16HEALTH_STATE_UNHEALTHY\x10\x042\xbc\x02\n" +
+	"\x16HEALTH_STATE_UNHEALTHY\x10\x042\x89\x03\n" +
 	"\rRouterService\x12<\n" +
 	"\x05Route\x12\x18.turnout.v1.RouteRequest\x1a\x19.turnout.v1.RouteResponse\x12E\n" +
 	"\bGenerate\x12\x1b.turnout.v1.GenerateRequest\x1a\x1c.turnout.v1.GenerateResponse\x12Y\n" +
 	"\x0eGenerateStream\x12!.turnout.v1.GenerateStreamRequest\x1a\".turnout.v1.GenerateStreamResponse0\x01\x12K\n" +
 	"\n" +
-	"ListModels\x12\x1d.turnout.v1.ListModelsRequest\x1a\x1e.turnout.v1.ListModelsResponseBb\n" +
+	"ListModels\x12\x1d.turnout.v1.ListModelsRequest\x1a\x1e.turnout.v1.ListModelsResponse\x12K\n" +
+	"\n" +
+	"GetBudgets\x12\x1d.turnout.v1.GetBudgetsRequest\x1a\x1e.turnout.v1.GetBudgetsResponseBb\n" +
 	"\x0edev.turnout.v1B\vRouterProtoP\x01ZAgithub.com/turnout-router/turnout/clients/go/turnout/v1;turnoutv1b\x06proto3"
 
 var (
@@ -3788,7 +4007,7 @@ func file_turnout_v1_router_proto_rawDescGZIP() []byte {
 }
 
 var file_turnout_v1_router_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_turnout_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_turnout_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_turnout_v1_router_proto_goTypes = []any{
 	(Role)(0),                      // 0: turnout.v1.Role
 	(ImageDetail)(0),               // 1: turnout.v1.ImageDetail
@@ -3811,118 +4030,126 @@ var file_turnout_v1_router_proto_goTypes = []any{
 	(*StreamEnd)(nil),              // 18: turnout.v1.StreamEnd
 	(*ListModelsRequest)(nil),      // 19: turnout.v1.ListModelsRequest
 	(*ListModelsResponse)(nil),     // 20: turnout.v1.ListModelsResponse
-	(*Message)(nil),                // 21: turnout.v1.Message
-	(*ContentPart)(nil),            // 22: turnout.v1.ContentPart
-	(*Image)(nil),                  // 23: turnout.v1.Image
-	(*Tool)(nil),                   // 24: turnout.v1.Tool
-	(*ToolChoice)(nil),             // 25: turnout.v1.ToolChoice
-	(*ToolCall)(nil),               // 26: turnout.v1.ToolCall
-	(*ResponseFormat)(nil),         // 27: turnout.v1.ResponseFormat
-	(*JsonSchema)(nil),             // 28: turnout.v1.JsonSchema
-	(*GenerationParams)(nil),       // 29: turnout.v1.GenerationParams
-	(*RoutingHints)(nil),           // 30: turnout.v1.RoutingHints
-	(*Decision)(nil),               // 31: turnout.v1.Decision
-	(*Stage)(nil),                  // 32: turnout.v1.Stage
-	(*Consideration)(nil),          // 33: turnout.v1.Consideration
-	(*Truncation)(nil),             // 34: turnout.v1.Truncation
-	(*Candidate)(nil),              // 35: turnout.v1.Candidate
-	(*Rejection)(nil),              // 36: turnout.v1.Rejection
-	(*Attempt)(nil),                // 37: turnout.v1.Attempt
-	(*Output)(nil),                 // 38: turnout.v1.Output
-	(*Usage)(nil),                  // 39: turnout.v1.Usage
-	(*ModelInfo)(nil),              // 40: turnout.v1.ModelInfo
-	(*ModelHealth)(nil),            // 41: turnout.v1.ModelHealth
-	nil,                            // 42: turnout.v1.RouteRequest.LabelsEntry
-	nil,                            // 43: turnout.v1.GenerateRequest.LabelsEntry
-	nil,                            // 44: turnout.v1.GenerateStreamRequest.LabelsEntry
-	(*structpb.Value)(nil),         // 45: google.protobuf.Value
-	(*structpb.Struct)(nil),        // 46: google.protobuf.Struct
-	(*durationpb.Duration)(nil),    // 47: google.protobuf.Duration
+	(*GetBudgetsRequest)(nil),      // 21: turnout.v1.GetBudgetsRequest
+	(*GetBudgetsResponse)(nil),     // 22: turnout.v1.GetBudgetsResponse
+	(*BudgetUsage)(nil),            // 23: turnout.v1.BudgetUsage
+	(*Message)(nil),                // 24: turnout.v1.Message
+	(*ContentPart)(nil),            // 25: turnout.v1.ContentPart
+	(*Image)(nil),                  // 26: turnout.v1.Image
+	(*Tool)(nil),                   // 27: turnout.v1.Tool
+	(*ToolChoice)(nil),             // 28: turnout.v1.ToolChoice
+	(*ToolCall)(nil),               // 29: turnout.v1.ToolCall
+	(*ResponseFormat)(nil),         // 30: turnout.v1.ResponseFormat
+	(*JsonSchema)(nil),             // 31: turnout.v1.JsonSchema
+	(*GenerationParams)(nil),       // 32: turnout.v1.GenerationParams
+	(*RoutingHints)(nil),           // 33: turnout.v1.RoutingHints
+	(*Decision)(nil),               // 34: turnout.v1.Decision
+	(*Stage)(nil),                  // 35: turnout.v1.Stage
+	(*Consideration)(nil),          // 36: turnout.v1.Consideration
+	(*Truncation)(nil),             // 37: turnout.v1.Truncation
+	(*Candidate)(nil),              // 38: turnout.v1.Candidate
+	(*Rejection)(nil),              // 39: turnout.v1.Rejection
+	(*Attempt)(nil),                // 40: turnout.v1.Attempt
+	(*Output)(nil),                 // 41: turnout.v1.Output
+	(*Usage)(nil),                  // 42: turnout.v1.Usage
+	(*ModelInfo)(nil),              // 43: turnout.v1.ModelInfo
+	(*ModelHealth)(nil),            // 44: turnout.v1.ModelHealth
+	nil,                            // 45: turnout.v1.RouteRequest.LabelsEntry
+	nil,                            // 46: turnout.v1.GenerateRequest.LabelsEntry
+	nil,                            // 47: turnout.v1.GenerateStreamRequest.LabelsEntry
+	(*structpb.Value)(nil),         // 48: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),  // 49: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),        // 50: google.protobuf.Struct
+	(*durationpb.Duration)(nil),    // 51: google.protobuf.Duration
 }
 var file_turnout_v1_router_proto_depIdxs = []int32{
-	21, // 0: turnout.v1.RouteRequest.messages:type_name -> turnout.v1.Message
-	24, // 1: turnout.v1.RouteRequest.tools:type_name -> turnout.v1.Tool
-	25, // 2: turnout.v1.RouteRequest.tool_choice:type_name -> turnout.v1.ToolChoice
-	27, // 3: turnout.v1.RouteRequest.response_format:type_name -> turnout.v1.ResponseFormat
-	29, // 4: turnout.v1.RouteRequest.params:type_name -> turnout.v1.GenerationParams
-	30, // 5: turnout.v1.RouteRequest.hints:type_name -> turnout.v1.RoutingHints
-	42, // 6: turnout.v1.RouteRequest.labels:type_name -> turnout.v1.RouteRequest.LabelsEntry
-	31, // 7: turnout.v1.RouteResponse.decision:type_name -> turnout.v1.Decision
-	21, // 8: turnout.v1.GenerateRequest.messages:type_name -> turnout.v1.Message
-	24, // 9: turnout.v1.GenerateRequest.tools:type_name -> turnout.v1.Tool
-	25, // 10: turnout.v1.GenerateRequest.tool_choice:type_name -> turnout.v1.ToolChoice
-	27, // 11: turnout.v1.GenerateRequest.response_format:type_name -> turnout.v1.ResponseFormat
-	29, // 12: turnout.v1.GenerateRequest.params:type_name -> turnout.v1.GenerationParams
-	30, // 13: turnout.v1.GenerateRequest.hints:type_name -> turnout.v1.RoutingHints
-	43, // 14: turnout.v1.GenerateRequest.labels:type_name -> turnout.v1.GenerateRequest.LabelsEntry
-	38, // 15: turnout.v1.GenerateResponse.output:type_name -> turnout.v1.Output
+	24, // 0: turnout.v1.RouteRequest.messages:type_name -> turnout.v1.Message
+	27, // 1: turnout.v1.RouteRequest.tools:type_name -> turnout.v1.Tool
+	28, // 2: turnout.v1.RouteRequest.tool_choice:type_name -> turnout.v1.ToolChoice
+	30, // 3: turnout.v1.RouteRequest.response_format:type_name -> turnout.v1.ResponseFormat
+	32, // 4: turnout.v1.RouteRequest.params:type_name -> turnout.v1.GenerationParams
+	33, // 5: turnout.v1.RouteRequest.hints:type_name -> turnout.v1.RoutingHints
+	45, // 6: turnout.v1.RouteRequest.labels:type_name -> turnout.v1.RouteRequest.LabelsEntry
+	34, // 7: turnout.v1.RouteResponse.decision:type_name -> turnout.v1.Decision
+	24, // 8: turnout.v1.GenerateRequest.messages:type_name -> turnout.v1.Message
+	27, // 9: turnout.v1.GenerateRequest.tools:type_name -> turnout.v1.Tool
+	28, // 10: turnout.v1.GenerateRequest.tool_choice:type_name -> turnout.v1.ToolChoice
+	30, // 11: turnout.v1.GenerateRequest.response_format:type_name -> turnout.v1.ResponseFormat
+	32, // 12: turnout.v1.GenerateRequest.params:type_name -> turnout.v1.GenerationParams
+	33, // 13: turnout.v1.GenerateRequest.hints:type_name -> turnout.v1.RoutingHints
+	46, // 14: turnout.v1.GenerateRequest.labels:type_name -> turnout.v1.GenerateRequest.LabelsEntry
+	41, // 15: turnout.v1.GenerateResponse.output:type_name -> turnout.v1.Output
 	8,  // 16: turnout.v1.GenerateResponse.finish_reason:type_name -> turnout.v1.FinishReason
-	39, // 17: turnout.v1.GenerateResponse.usage:type_name -> turnout.v1.Usage
-	31, // 18: turnout.v1.GenerateResponse.decision:type_name -> turnout.v1.Decision
-	37, // 19: turnout.v1.GenerateResponse.attempts:type_name -> turnout.v1.Attempt
-	21, // 20: turnout.v1.GenerateStreamRequest.messages:type_name -> turnout.v1.Message
-	24, // 21: turnout.v1.GenerateStreamRequest.tools:type_name -> turnout.v1.Tool
-	25, // 22: turnout.v1.GenerateStreamRequest.tool_choice:type_name -> turnout.v1.ToolChoice
-	27, // 23: turnout.v1.GenerateStreamRequest.response_format:type_name -> turnout.v1.ResponseFormat
-	29, // 24: turnout.v1.GenerateStreamRequest.params:type_name -> turnout.v1.GenerationParams
-	30, // 25: turnout.v1.GenerateStreamRequest.hints:type_name -> turnout.v1.RoutingHints
-	44, // 26: turnout.v1.GenerateStreamRequest.labels:type_name -> turnout.v1.GenerateStreamRequest.LabelsEntry
+	42, // 17: turnout.v1.GenerateResponse.usage:type_name -> turnout.v1.Usage
+	34, // 18: turnout.v1.GenerateResponse.decision:type_name -> turnout.v1.Decision
+	40, // 19: turnout.v1.GenerateResponse.attempts:type_name -> turnout.v1.Attempt
+	24, // 20: turnout.v1.GenerateStreamRequest.messages:type_name -> turnout.v1.Message
+	27, // 21: turnout.v1.GenerateStreamRequest.tools:type_name -> turnout.v1.Tool
+	28, // 22: turnout.v1.GenerateStreamRequest.tool_choice:type_name -> turnout.v1.ToolChoice
+	30, // 23: turnout.v1.GenerateStreamRequest.response_format:type_name -> turnout.v1.ResponseFormat
+	32, // 24: turnout.v1.GenerateStreamRequest.params:type_name -> turnout.v1.GenerationParams
+	33, // 25: turnout.v1.GenerateStreamRequest.hints:type_name -> turnout.v1.RoutingHints
+	47, // 26: turnout.v1.GenerateStreamRequest.labels:type_name -> turnout.v1.GenerateStreamRequest.LabelsEntry
 	16, // 27: turnout.v1.GenerateStreamResponse.delta:type_name -> turnout.v1.OutputDelta
 	18, // 28: turnout.v1.GenerateStreamResponse.end:type_name -> turnout.v1.StreamEnd
 	17, // 29: turnout.v1.OutputDelta.tool_calls:type_name -> turnout.v1.ToolCallDelta
 	8,  // 30: turnout.v1.StreamEnd.finish_reason:type_name -> turnout.v1.FinishReason
-	39, // 31: turnout.v1.StreamEnd.usage:type_name -> turnout.v1.Usage
-	31, // 32: turnout.v1.StreamEnd.decision:type_name -> turnout.v1.Decision
-	37, // 33: turnout.v1.StreamEnd.attempts:type_name -> turnout.v1.Attempt
-	26, // 34: turnout.v1.StreamEnd.tool_calls:type_name -> turnout.v1.ToolCall
-	45, // 35: turnout.v1.StreamEnd.parsed_json:type_name -> google.protobuf.Value
-	40, // 36: turnout.v1.ListModelsResponse.models:type_name -> turnout.v1.ModelInfo
-	0,  // 37: turnout.v1.Message.role:type_name -> turnout.v1.Role
-	22, // 38: turnout.v1.Message.content:type_name -> turnout.v1.ContentPart
-	26, // 39: turnout.v1.Message.tool_calls:type_name -> turnout.v1.ToolCall
-	23, // 40: turnout.v1.ContentPart.image:type_name -> turnout.v1.Image
-	1,  // 41: turnout.v1.Image.detail:type_name -> turnout.v1.ImageDetail
-	46, // 42: turnout.v1.Tool.parameters:type_name -> google.protobuf.Struct
-	2,  // 43: turnout.v1.ToolChoice.mode:type_name -> turnout.v1.ToolChoiceMode
-	3,  // 44: turnout.v1.ResponseFormat.type:type_name -> turnout.v1.ResponseFormatType
-	28, // 45: turnout.v1.ResponseFormat.json_schema:type_name -> turnout.v1.JsonSchema
-	46, // 46: turnout.v1.JsonSchema.schema:type_name -> google.protobuf.Struct
-	5,  // 47: turnout.v1.RoutingHints.priority:type_name -> turnout.v1.Priority
-	47, // 48: turnout.v1.RoutingHints.latency_budget:type_name -> google.protobuf.Duration
-	4,  // 49: turnout.v1.RoutingHints.required_capabilities:type_name -> turnout.v1.Capability
-	35, // 50: turnout.v1.Decision.fallbacks:type_name -> turnout.v1.Candidate
-	36, // 51: turnout.v1.Decision.rejected:type_name -> turnout.v1.Rejection
-	47, // 52: turnout.v1.Decision.estimated_latency:type_name -> google.protobuf.Duration
-	32, // 53: turnout.v1.Decision.stages:type_name -> turnout.v1.Stage
-	33, // 54: turnout.v1.Decision.considered:type_name -> turnout.v1.Consideration
-	34, // 55: turnout.v1.Decision.truncation:type_name -> turnout.v1.Truncation
-	35, // 56: turnout.v1.Stage.candidates:type_name -> turnout.v1.Candidate
-	47, // 57: turnout.v1.Candidate.estimated_latency:type_name -> google.protobuf.Duration
-	6,  // 58: turnout.v1.Attempt.outcome:type_name -> turnout.v1.AttemptOutcome
-	7,  // 59: turnout.v1.Attempt.failure_class:type_name -> turnout.v1.FailureClass
-	47, // 60: turnout.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	47, // 61: turnout.v1.Attempt.time_to_first_token:type_name -> google.protobuf.Duration
-	39, // 62: turnout.v1.Attempt.usage:type_name -> turnout.v1.Usage
-	26, // 63: turnout.v1.Output.tool_calls:type_name -> turnout.v1.ToolCall
-	45, // 64: turnout.v1.Output.parsed_json:type_name -> google.protobuf.Value
-	4,  // 65: turnout.v1.ModelInfo.capabilities:type_name -> turnout.v1.Capability
-	41, // 66: turnout.v1.ModelInfo.health:type_name -> turnout.v1.ModelHealth
-	9,  // 67: turnout.v1.ModelHealth.state:type_name -> turnout.v1.HealthState
-	47, // 68: turnout.v1.ModelHealth.latency_ewma:type_name -> google.protobuf.Duration
-	7,  // 69: turnout.v1.ModelHealth.last_failure:type_name -> turnout.v1.FailureClass
-	10, // 70: turnout.v1.RouterService.Route:input_type -> turnout.v1.RouteRequest
-	12, // 71: turnout.v1.RouterService.Generate:input_type -> turnout.v1.GenerateRequest
-	14, // 72: turnout.v1.RouterService.GenerateStream:input_type -> turnout.v1.GenerateStreamRequest
-	19, // 73: turnout.v1.RouterService.ListModels:input_type -> turnout.v1.ListModelsRequest
-	11, // 74: turnout.v1.RouterService.Route:output_type -> turnout.v1.RouteResponse
-	13, // 75: turnout.v1.RouterService.Generate:output_type -> turnout.v1.GenerateResponse
-	15, // 76: turnout.v1.RouterService.GenerateStream:output_type -> turnout.v1.GenerateStreamResponse
-	20, // 77: turnout.v1.RouterService.ListModels:output_type -> turnout.v1.ListModelsResponse
-	74, // [74:78] is the sub-list for method output_type
-	70, // [70:74] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	42, // 31: turnout.v1.StreamEnd.usage:type_name -> turnout.v1.Usage
+	34, // 32: turnout.v1.StreamEnd.decision:type_name -> turnout.v1.Decision
+	40, // 33: turnout.v1.StreamEnd.attempts:type_name -> turnout.v1.Attempt
+	29, // 34: turnout.v1.StreamEnd.tool_calls:type_name -> turnout.v1.ToolCall
+	48, // 35: turnout.v1.StreamEnd.parsed_json:type_name -> google.protobuf.Value
+	43, // 36: turnout.v1.ListModelsResponse.models:type_name -> turnout.v1.ModelInfo
+	23, // 37: turnout.v1.GetBudgetsResponse.budgets:type_name -> turnout.v1.BudgetUsage
+	49, // 38: turnout.v1.BudgetUsage.resets_at:type_name -> google.protobuf.Timestamp
+	0,  // 39: turnout.v1.Message.role:type_name -> turnout.v1.Role
+	25, // 40: turnout.v1.Message.content:type_name -> turnout.v1.ContentPart
+	29, // 41: turnout.v1.Message.tool_calls:type_name -> turnout.v1.ToolCall
+	26, // 42: turnout.v1.ContentPart.image:type_name -> turnout.v1.Image
+	1,  // 43: turnout.v1.Image.detail:type_name -> turnout.v1.ImageDetail
+	50, // 44: turnout.v1.Tool.parameters:type_name -> google.protobuf.Struct
+	2,  // 45: turnout.v1.ToolChoice.mode:type_name -> turnout.v1.ToolChoiceMode
+	3,  // 46: turnout.v1.ResponseFormat.type:type_name -> turnout.v1.ResponseFormatType
+	31, // 47: turnout.v1.ResponseFormat.json_schema:type_name -> turnout.v1.JsonSchema
+	50, // 48: turnout.v1.JsonSchema.schema:type_name -> google.protobuf.Struct
+	5,  // 49: turnout.v1.RoutingHints.priority:type_name -> turnout.v1.Priority
+	51, // 50: turnout.v1.RoutingHints.latency_budget:type_name -> google.protobuf.Duration
+	4,  // 51: turnout.v1.RoutingHints.required_capabilities:type_name -> turnout.v1.Capability
+	38, // 52: turnout.v1.Decision.fallbacks:type_name -> turnout.v1.Candidate
+	39, // 53: turnout.v1.Decision.rejected:type_name -> turnout.v1.Rejection
+	51, // 54: turnout.v1.Decision.estimated_latency:type_name -> google.protobuf.Duration
+	35, // 55: turnout.v1.Decision.stages:type_name -> turnout.v1.Stage
+	36, // 56: turnout.v1.Decision.considered:type_name -> turnout.v1.Consideration
+	37, // 57: turnout.v1.Decision.truncation:type_name -> turnout.v1.Truncation
+	38, // 58: turnout.v1.Stage.candidates:type_name -> turnout.v1.Candidate
+	51, // 59: turnout.v1.Candidate.estimated_latency:type_name -> google.protobuf.Duration
+	6,  // 60: turnout.v1.Attempt.outcome:type_name -> turnout.v1.AttemptOutcome
+	7,  // 61: turnout.v1.Attempt.failure_class:type_name -> turnout.v1.FailureClass
+	51, // 62: turnout.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	51, // 63: turnout.v1.Attempt.time_to_first_token:type_name -> google.protobuf.Duration
+	42, // 64: turnout.v1.Attempt.usage:type_name -> turnout.v1.Usage
+	29, // 65: turnout.v1.Output.tool_calls:type_name -> turnout.v1.ToolCall
+	48, // 66: turnout.v1.Output.parsed_json:type_name -> google.protobuf.Value
+	4,  // 67: turnout.v1.ModelInfo.capabilities:type_name -> turnout.v1.Capability
+	44, // 68: turnout.v1.ModelInfo.health:type_name -> turnout.v1.ModelHealth
+	9,  // 69: turnout.v1.ModelHealth.state:type_name -> turnout.v1.HealthState
+	51, // 70: turnout.v1.ModelHealth.latency_ewma:type_name -> google.protobuf.Duration
+	7,  // 71: turnout.v1.ModelHealth.last_failure:type_name -> turnout.v1.FailureClass
+	10, // 72: turnout.v1.RouterService.Route:input_type -> turnout.v1.RouteRequest
+	12, // 73: turnout.v1.RouterService.Generate:input_type -> turnout.v1.GenerateRequest
+	14, // 74: turnout.v1.RouterService.GenerateStream:input_type -> turnout.v1.GenerateStreamRequest
+	19, // 75: turnout.v1.RouterService.ListModels:input_type -> turnout.v1.ListModelsRequest
+	21, // 76: turnout.v1.RouterService.GetBudgets:input_type -> turnout.v1.GetBudgetsRequest
+	11, // 77: turnout.v1.RouterService.Route:output_type -> turnout.v1.RouteResponse
+	13, // 78: turnout.v1.RouterService.Generate:output_type -> turnout.v1.GenerateResponse
+	15, // 79: turnout.v1.RouterService.GenerateStream:output_type -> turnout.v1.GenerateStreamResponse
+	20, // 80: turnout.v1.RouterService.ListModels:output_type -> turnout.v1.ListModelsResponse
+	22, // 81: turnout.v1.RouterService.GetBudgets:output_type -> turnout.v1.GetBudgetsResponse
+	77, // [77:82] is the sub-list for method output_type
+	72, // [72:77] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_turnout_v1_router_proto_init() }
@@ -3934,25 +4161,25 @@ func file_turnout_v1_router_proto_init() {
 		(*GenerateStreamResponse_Delta)(nil),
 		(*GenerateStreamResponse_End)(nil),
 	}
-	file_turnout_v1_router_proto_msgTypes[12].OneofWrappers = []any{
+	file_turnout_v1_router_proto_msgTypes[15].OneofWrappers = []any{
 		(*ContentPart_Text)(nil),
 		(*ContentPart_Image)(nil),
 	}
-	file_turnout_v1_router_proto_msgTypes[13].OneofWrappers = []any{
+	file_turnout_v1_router_proto_msgTypes[16].OneofWrappers = []any{
 		(*Image_Url)(nil),
 		(*Image_Data)(nil),
 	}
-	file_turnout_v1_router_proto_msgTypes[19].OneofWrappers = []any{}
-	file_turnout_v1_router_proto_msgTypes[20].OneofWrappers = []any{}
-	file_turnout_v1_router_proto_msgTypes[21].OneofWrappers = []any{}
-	file_turnout_v1_router_proto_msgTypes[25].OneofWrappers = []any{}
+	file_turnout_v1_router_proto_msgTypes[22].OneofWrappers = []any{}
+	file_turnout_v1_router_proto_msgTypes[23].OneofWrappers = []any{}
+	file_turnout_v1_router_proto_msgTypes[24].OneofWrappers = []any{}
+	file_turnout_v1_router_proto_msgTypes[28].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turnout_v1_router_proto_rawDesc), len(file_turnout_v1_router_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   35,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

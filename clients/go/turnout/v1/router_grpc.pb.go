@@ -39,6 +39,7 @@ const (
 	RouterService_Generate_FullMethodName       = "/turnout.v1.RouterService/Generate"
 	RouterService_GenerateStream_FullMethodName = "/turnout.v1.RouterService/GenerateStream"
 	RouterService_ListModels_FullMethodName     = "/turnout.v1.RouterService/ListModels"
+	RouterService_GetBudgets_FullMethodName     = "/turnout.v1.RouterService/GetBudgets"
 )
 
 // RouterServiceClient is the client API for RouterService service.
@@ -58,6 +59,9 @@ type RouterServiceClient interface {
 	GenerateStream(ctx context.Context, in *GenerateStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateStreamResponse], error)
 	// ListModels returns the model registry with each model's live health.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+	// window, the limit and when the window resets.
+	GetBudgets(ctx context.Context, in *GetBudgetsRequest, opts ...grpc.CallOption) (*GetBudgetsResponse, error)
 }
 
 type routerServiceClient struct {
@@ -117,6 +121,16 @@ func (c *routerServiceClient) ListModels(ctx context.Context, in *ListModelsRequ
 	return out, nil
 }
 
+func (c *routerServiceClient) GetBudgets(ctx context.Context, in *GetBudgetsRequest, opts ...grpc.CallOption) (*GetBudgetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBudgetsResponse)
+	err := c.cc.Invoke(ctx, RouterService_GetBudgets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RouterServiceServer is the server API for RouterService service.
 // All implementations must embed UnimplementedRouterServiceServer
 // for forward compatibility.
@@ -134,6 +148,9 @@ type RouterServiceServer interface {
 	GenerateStream(*GenerateStreamRequest, grpc.ServerStreamingServer[GenerateStreamResponse]) error
 	// ListModels returns the model registry with each model's live health.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+	// window, the limit and when the window resets.
+	GetBudgets(context.Context, *GetBudgetsRequest) (*GetBudgetsResponse, error)
 	mustEmbedUnimplementedRouterServiceServer()
 }
 
@@ -155,6 +172,9 @@ func (UnimplementedRouterServiceServer) GenerateStream(*GenerateStreamRequest, g
 }
 func (UnimplementedRouterServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
+}
+func (UnimplementedRouterServiceServer) GetBudgets(context.Context, *GetBudgetsRequest) (*GetBudgetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBudgets not implemented")
 }
 func (UnimplementedRouterServiceServer) mustEmbedUnimplementedRouterServiceServer() {}
 func (UnimplementedRouterServiceServer) testEmbeddedByValue()                       {}
@@ -242,6 +262,24 @@ func _RouterService_ListModels_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RouterService_GetBudgets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBudgetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RouterServiceServer).GetBudgets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RouterService_GetBudgets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RouterServiceServer).GetBudgets(ctx, req.(*GetBudgetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RouterService_ServiceDesc is the grpc.ServiceDesc for RouterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +298,10 @@ var RouterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _RouterService_ListModels_Handler,
+		},
+		{
+			MethodName: "GetBudgets",
+			Handler:    _RouterService_GetBudgets_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

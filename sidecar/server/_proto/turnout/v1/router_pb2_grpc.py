@@ -55,6 +55,11 @@ class RouterServiceStub:
                 request_serializer=turnout_dot_v1_dot_router__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=turnout_dot_v1_dot_router__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetBudgets = channel.unary_unary(
+                '/turnout.v1.RouterService/GetBudgets',
+                request_serializer=turnout_dot_v1_dot_router__pb2.GetBudgetsRequest.SerializeToString,
+                response_deserializer=turnout_dot_v1_dot_router__pb2.GetBudgetsResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -92,6 +97,14 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBudgets(self, request, context):
+        """GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+        window, the limit and when the window resets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +127,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=turnout_dot_v1_dot_router__pb2.ListModelsRequest.FromString,
                     response_serializer=turnout_dot_v1_dot_router__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetBudgets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBudgets,
+                    request_deserializer=turnout_dot_v1_dot_router__pb2.GetBudgetsRequest.FromString,
+                    response_serializer=turnout_dot_v1_dot_router__pb2.GetBudgetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +243,33 @@ class RouterService:
             '/turnout.v1.RouterService/ListModels',
             turnout_dot_v1_dot_router__pb2.ListModelsRequest.SerializeToString,
             turnout_dot_v1_dot_router__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBudgets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnout.v1.RouterService/GetBudgets',
+            turnout_dot_v1_dot_router__pb2.GetBudgetsRequest.SerializeToString,
+            turnout_dot_v1_dot_router__pb2.GetBudgetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration";
 import { Struct, Value } from "../../google/protobuf/struct";
+import { Timestamp } from "../../google/protobuf/timestamp";
 
 export const protobufPackage = "turnout.v1";
 
@@ -332,6 +333,48 @@ export interface ListModelsRequest {
 /** ListModelsResponse lists every registered model. */
 export interface ListModelsResponse {
   models: ModelInfo[];
+}
+
+/** GetBudgetsRequest asks for the spend budgets. */
+export interface GetBudgetsRequest {
+}
+
+/**
+ * GetBudgetsResponse lists each budget of the whole deployment, and each budget of a narrower scope
+ * (tenant, team, route, model) in every scope this sidecar has served in the current window.
+ */
+export interface GetBudgetsResponse {
+  budgets: BudgetUsage[];
+  /**
+   * Whether the figures are the deployment's, from the shared store. False: the store is
+   * unreachable (the figures are this sidecar's last view) or there is none (limits per sidecar).
+   */
+  shared: boolean;
+}
+
+/** BudgetUsage is one budget in one scope. */
+export interface BudgetUsage {
+  /** The budget's configured name. */
+  name: string;
+  /** The scope: empty for the whole deployment, else e.g. "tenant=acme", "team=search", "route=chat". */
+  scope: string;
+  /** The window: "hour", "day", "month" (calendar, in the budget's time zone) or "rolling 3600s". */
+  window: string;
+  /**
+   * Spend in the current window, in usd_nanos: real costs of finished attempts and the estimates
+   * of requests in flight.
+   */
+  spentUsdNanos: bigint;
+  /** The limit per window, in usd_nanos. */
+  limitUsdNanos: bigint;
+  /** When the window ends (calendar) or its oldest part leaves it (rolling). */
+  resetsAt:
+    | Date
+    | undefined;
+  /** Whether requests are refused (BUDGET_EXCEEDED) once the limit is reached. */
+  hard: boolean;
+  /** Whether the spend has passed the soft limit. */
+  softReached: boolean;
 }
 
 /** Message is one turn of the conversation. */
@@ -2212,6 +2255,274 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   fromPartial(object: DeepPartial<ListModelsResponse>): ListModelsResponse {
     const message = createBaseListModelsResponse();
     message.models = object.models?.map((e) => ModelInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetBudgetsRequest(): GetBudgetsRequest {
+  return {};
+}
+
+export const GetBudgetsRequest: MessageFns<GetBudgetsRequest> = {
+  encode(_: GetBudgetsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBudgetsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBudgetsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<GetBudgetsRequest>): GetBudgetsRequest {
+    return GetBudgetsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetBudgetsRequest>): GetBudgetsRequest {
+    const message = createBaseGetBudgetsRequest();
+    return message;
+  },
+};
+
+function createBaseGetBudgetsResponse(): GetBudgetsResponse {
+  return { budgets: [], shared: false };
+}
+
+export const GetBudgetsResponse: MessageFns<GetBudgetsResponse> = {
+  encode(message: GetBudgetsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.budgets) {
+      BudgetUsage.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.shared !== false) {
+      writer.uint32(16).bool(message.shared);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBudgetsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBudgetsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.budgets.push(BudgetUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.shared = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<GetBudgetsResponse>): GetBudgetsResponse {
+    return GetBudgetsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetBudgetsResponse>): GetBudgetsResponse {
+    const message = createBaseGetBudgetsResponse();
+    message.budgets = object.budgets?.map((e) => BudgetUsage.fromPartial(e)) || [];
+    message.shared = object.shared ?? false;
+    return message;
+  },
+};
+
+function createBaseBudgetUsage(): BudgetUsage {
+  return {
+    name: "",
+    scope: "",
+    window: "",
+    spentUsdNanos: 0n,
+    limitUsdNanos: 0n,
+    resetsAt: undefined,
+    hard: false,
+    softReached: false,
+  };
+}
+
+export const BudgetUsage: MessageFns<BudgetUsage> = {
+  encode(message: BudgetUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.scope !== "") {
+      writer.uint32(18).string(message.scope);
+    }
+    if (message.window !== "") {
+      writer.uint32(26).string(message.window);
+    }
+    if (message.spentUsdNanos !== 0n) {
+      if (BigInt.asIntN(64, message.spentUsdNanos) !== message.spentUsdNanos) {
+        throw new globalThis.Error("value provided for field message.spentUsdNanos of type int64 too large");
+      }
+      writer.uint32(32).int64(message.spentUsdNanos);
+    }
+    if (message.limitUsdNanos !== 0n) {
+      if (BigInt.asIntN(64, message.limitUsdNanos) !== message.limitUsdNanos) {
+        throw new globalThis.Error("value provided for field message.limitUsdNanos of type int64 too large");
+      }
+      writer.uint32(40).int64(message.limitUsdNanos);
+    }
+    if (message.resetsAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.resetsAt), writer.uint32(50).fork()).join();
+    }
+    if (message.hard !== false) {
+      writer.uint32(56).bool(message.hard);
+    }
+    if (message.softReached !== false) {
+      writer.uint32(64).bool(message.softReached);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BudgetUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgetUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.window = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.spentUsdNanos = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.limitUsdNanos = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.resetsAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.hard = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.softReached = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<BudgetUsage>): BudgetUsage {
+    return BudgetUsage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BudgetUsage>): BudgetUsage {
+    const message = createBaseBudgetUsage();
+    message.name = object.name ?? "";
+    message.scope = object.scope ?? "";
+    message.window = object.window ?? "";
+    message.spentUsdNanos = (object.spentUsdNanos !== undefined && object.spentUsdNanos !== null)
+      ? BigInt(object.spentUsdNanos)
+      : 0n;
+    message.limitUsdNanos = (object.limitUsdNanos !== undefined && object.limitUsdNanos !== null)
+      ? BigInt(object.limitUsdNanos)
+      : 0n;
+    message.resetsAt = object.resetsAt ?? undefined;
+    message.hard = object.hard ?? false;
+    message.softReached = object.softReached ?? false;
     return message;
   },
 };
@@ -4767,6 +5078,19 @@ export const RouterServiceService = {
     responseSerialize: (value: ListModelsResponse): Buffer => Buffer.from(ListModelsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListModelsResponse => ListModelsResponse.decode(value),
   },
+  /**
+   * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+   * window, the limit and when the window resets.
+   */
+  getBudgets: {
+    path: "/turnout.v1.RouterService/GetBudgets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBudgetsRequest): Buffer => Buffer.from(GetBudgetsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBudgetsRequest => GetBudgetsRequest.decode(value),
+    responseSerialize: (value: GetBudgetsResponse): Buffer => Buffer.from(GetBudgetsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetBudgetsResponse => GetBudgetsResponse.decode(value),
+  },
 } as const;
 
 export interface RouterServiceServer extends UntypedServiceImplementation {
@@ -4785,6 +5109,11 @@ export interface RouterServiceServer extends UntypedServiceImplementation {
   generateStream: handleServerStreamingCall<GenerateStreamRequest, GenerateStreamResponse>;
   /** ListModels returns the model registry with each model's live health. */
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
+  /**
+   * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+   * window, the limit and when the window resets.
+   */
+  getBudgets: handleUnaryCall<GetBudgetsRequest, GetBudgetsResponse>;
 }
 
 export interface RouterServiceClient extends Client {
@@ -4853,6 +5182,25 @@ export interface RouterServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListModelsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+   * window, the limit and when the window resets.
+   */
+  getBudgets(
+    request: GetBudgetsRequest,
+    callback: (error: ServiceError | null, response: GetBudgetsResponse) => void,
+  ): ClientUnaryCall;
+  getBudgets(
+    request: GetBudgetsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetBudgetsResponse) => void,
+  ): ClientUnaryCall;
+  getBudgets(
+    request: GetBudgetsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetBudgetsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const RouterServiceClient = makeGenericClientConstructor(
@@ -4872,6 +5220,18 @@ export type DeepPartial<T> = T extends bigint ? string | number | bigint
   : T extends { $case: string } ? { [K in keyof Omit<T, "$case">]?: DeepPartial<T[K]> } & { $case: T["$case"] }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds.toString()) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
 
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;

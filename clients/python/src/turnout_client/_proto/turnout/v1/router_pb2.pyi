@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -345,6 +346,38 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class GetBudgetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetBudgetsResponse(_message.Message):
+    __slots__ = ("budgets", "shared")
+    BUDGETS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    budgets: _containers.RepeatedCompositeFieldContainer[BudgetUsage]
+    shared: bool
+    def __init__(self, budgets: _Optional[_Iterable[_Union[BudgetUsage, _Mapping]]] = ..., shared: _Optional[bool] = ...) -> None: ...
+
+class BudgetUsage(_message.Message):
+    __slots__ = ("name", "scope", "window", "spent_usd_nanos", "limit_usd_nanos", "resets_at", "hard", "soft_reached")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SPENT_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_USD_NANOS_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    SOFT_REACHED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scope: str
+    window: str
+    spent_usd_nanos: int
+    limit_usd_nanos: int
+    resets_at: _timestamp_pb2.Timestamp
+    hard: bool
+    soft_reached: bool
+    def __init__(self, name: _Optional[str] = ..., scope: _Optional[str] = ..., window: _Optional[str] = ..., spent_usd_nanos: _Optional[int] = ..., limit_usd_nanos: _Optional[int] = ..., resets_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hard: _Optional[bool] = ..., soft_reached: _Optional[bool] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("role", "content", "name", "tool_calls", "tool_call_id")

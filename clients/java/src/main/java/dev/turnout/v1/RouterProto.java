@@ -97,6 +97,21 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_turnout_v1_ListModelsResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_GetBudgetsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_GetBudgetsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_GetBudgetsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_GetBudgetsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_BudgetUsage_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_BudgetUsage_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_turnout_v1_Message_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -212,268 +227,282 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     java.lang.String[] descriptorData = {
       "\n\027turnout/v1/router.proto\022\nturnout.v1\032\036g" +
       "oogle/protobuf/duration.proto\032\034google/pr" +
-      "otobuf/struct.proto\"\200\004\n\014RouteRequest\022/\n\010" +
-      "messages\030\001 \003(\0132\023.turnout.v1.MessageR\010mes" +
-      "sages\022&\n\005tools\030\002 \003(\0132\020.turnout.v1.ToolR\005" +
-      "tools\0227\n\013tool_choice\030\003 \001(\0132\026.turnout.v1." +
-      "ToolChoiceR\ntoolChoice\022C\n\017response_forma" +
-      "t\030\004 \001(\0132\032.turnout.v1.ResponseFormatR\016res" +
-      "ponseFormat\0224\n\006params\030\005 \001(\0132\034.turnout.v1" +
-      ".GenerationParamsR\006params\022.\n\005hints\030\006 \001(\013" +
-      "2\030.turnout.v1.RoutingHintsR\005hints\022\035\n\nreq" +
-      "uest_id\030\007 \001(\tR\trequestId\022\033\n\ttenant_id\030\010 " +
-      "\001(\tR\010tenantId\022<\n\006labels\030\t \003(\0132$.turnout." +
-      "v1.RouteRequest.LabelsEntryR\006labels\0329\n\013L" +
-      "abelsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 " +
-      "\001(\tR\005value:\0028\001\"`\n\rRouteResponse\0220\n\010decis" +
-      "ion\030\001 \001(\0132\024.turnout.v1.DecisionR\010decisio" +
-      "n\022\035\n\nrequest_id\030\002 \001(\tR\trequestId\"\206\004\n\017Gen" +
-      "erateRequest\022/\n\010messages\030\001 \003(\0132\023.turnout" +
-      ".v1.MessageR\010messages\022&\n\005tools\030\002 \003(\0132\020.t" +
-      "urnout.v1.ToolR\005tools\0227\n\013tool_choice\030\003 \001" +
-      "(\0132\026.turnout.v1.ToolChoiceR\ntoolChoice\022C" +
-      "\n\017response_format\030\004 \001(\0132\032.turnout.v1.Res" +
-      "ponseFormatR\016responseFormat\0224\n\006params\030\005 " +
-      "\001(\0132\034.turnout.v1.GenerationParamsR\006param" +
-      "s\022.\n\005hints\030\006 \001(\0132\030.turnout.v1.RoutingHin" +
-      "tsR\005hints\022\035\n\nrequest_id\030\007 \001(\tR\trequestId" +
-      "\022\033\n\ttenant_id\030\010 \001(\tR\010tenantId\022?\n\006labels\030" +
-      "\t \003(\0132\'.turnout.v1.GenerateRequest.Label" +
-      "sEntryR\006labels\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001" +
-      "(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\352\003\n\020Ge" +
-      "nerateResponse\022*\n\006output\030\001 \001(\0132\022.turnout" +
-      ".v1.OutputR\006output\022=\n\rfinish_reason\030\002 \001(" +
-      "\0162\030.turnout.v1.FinishReasonR\014finishReaso" +
-      "n\022\'\n\005usage\030\003 \001(\0132\021.turnout.v1.UsageR\005usa" +
-      "ge\022$\n\016cost_usd_nanos\030\004 \001(\003R\014costUsdNanos" +
-      "\022\024\n\005model\030\005 \001(\tR\005model\022\032\n\010provider\030\006 \001(\t" +
-      "R\010provider\0220\n\010decision\030\007 \001(\0132\024.turnout.v" +
-      "1.DecisionR\010decision\022/\n\010attempts\030\010 \003(\0132\023" +
-      ".turnout.v1.AttemptR\010attempts\022\031\n\010trace_i" +
-      "d\030\t \001(\tR\007traceId\022\035\n\nrequest_id\030\n \001(\tR\tre" +
-      "questId\022/\n\024total_cost_usd_nanos\030\013 \001(\003R\021t" +
-      "otalCostUsdNanos\022\034\n\tagreement\030\014 \001(\tR\tagr" +
-      "eement\"\222\004\n\025GenerateStreamRequest\022/\n\010mess" +
-      "ages\030\001 \003(\0132\023.turnout.v1.MessageR\010message" +
-      "s\022&\n\005tools\030\002 \003(\0132\020.turnout.v1.ToolR\005tool" +
-      "s\0227\n\013tool_choice\030\003 \001(\0132\026.turnout.v1.Tool" +
-      "ChoiceR\ntoolChoice\022C\n\017response_format\030\004 " +
-      "\001(\0132\032.turnout.v1.ResponseFormatR\016respons" +
-      "eFormat\0224\n\006params\030\005 \001(\0132\034.turnout.v1.Gen" +
-      "erationParamsR\006params\022.\n\005hints\030\006 \001(\0132\030.t" +
-      "urnout.v1.RoutingHintsR\005hints\022\035\n\nrequest" +
-      "_id\030\007 \001(\tR\trequestId\022\033\n\ttenant_id\030\010 \001(\tR" +
-      "\010tenantId\022E\n\006labels\030\t \003(\0132-.turnout.v1.G" +
-      "enerateStreamRequest.LabelsEntryR\006labels" +
-      "\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005val" +
-      "ue\030\002 \001(\tR\005value:\0028\001\"}\n\026GenerateStreamRes" +
-      "ponse\022/\n\005delta\030\001 \001(\0132\027.turnout.v1.Output" +
-      "DeltaH\000R\005delta\022)\n\003end\030\002 \001(\0132\025.turnout.v1" +
-      ".StreamEndH\000R\003endB\007\n\005event\"[\n\013OutputDelt" +
-      "a\022\022\n\004text\030\001 \001(\tR\004text\0228\n\ntool_calls\030\002 \003(" +
-      "\0132\031.turnout.v1.ToolCallDeltaR\ttoolCalls\"" +
-      "p\n\rToolCallDelta\022\024\n\005index\030\001 \001(\005R\005index\022\016" +
-      "\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004name\022%\n\016ar" +
-      "guments_json\030\004 \001(\tR\rargumentsJson\"\245\004\n\tSt" +
-      "reamEnd\022=\n\rfinish_reason\030\001 \001(\0162\030.turnout" +
-      ".v1.FinishReasonR\014finishReason\022\'\n\005usage\030" +
-      "\002 \001(\0132\021.turnout.v1.UsageR\005usage\022$\n\016cost_" +
-      "usd_nanos\030\003 \001(\003R\014costUsdNanos\022\024\n\005model\030\004" +
-      " \001(\tR\005model\022\032\n\010provider\030\005 \001(\tR\010provider\022" +
-      "0\n\010decision\030\006 \001(\0132\024.turnout.v1.DecisionR" +
-      "\010decision\022/\n\010attempts\030\007 \003(\0132\023.turnout.v1" +
-      ".AttemptR\010attempts\022\031\n\010trace_id\030\010 \001(\tR\007tr" +
-      "aceId\022\035\n\nrequest_id\030\t \001(\tR\trequestId\0223\n\n" +
-      "tool_calls\030\n \003(\0132\024.turnout.v1.ToolCallR\t" +
-      "toolCalls\0227\n\013parsed_json\030\013 \001(\0132\026.google." +
-      "protobuf.ValueR\nparsedJson\022/\n\024total_cost" +
-      "_usd_nanos\030\014 \001(\003R\021totalCostUsdNanos\022\034\n\ta" +
-      "greement\030\r \001(\tR\tagreement\"\023\n\021ListModelsR" +
-      "equest\"C\n\022ListModelsResponse\022-\n\006models\030\001" +
-      " \003(\0132\025.turnout.v1.ModelInfoR\006models\"\315\001\n\007" +
-      "Message\022$\n\004role\030\001 \001(\0162\020.turnout.v1.RoleR" +
-      "\004role\0221\n\007content\030\002 \003(\0132\027.turnout.v1.Cont" +
-      "entPartR\007content\022\022\n\004name\030\003 \001(\tR\004name\0223\n\n" +
-      "tool_calls\030\004 \003(\0132\024.turnout.v1.ToolCallR\t" +
-      "toolCalls\022 \n\014tool_call_id\030\005 \001(\tR\ntoolCal" +
-      "lId\"V\n\013ContentPart\022\024\n\004text\030\001 \001(\tH\000R\004text" +
-      "\022)\n\005image\030\002 \001(\0132\021.turnout.v1.ImageH\000R\005im" +
-      "ageB\006\n\004part\"\213\001\n\005Image\022\022\n\003url\030\001 \001(\tH\000R\003ur" +
-      "l\022\024\n\004data\030\002 \001(\014H\000R\004data\022\035\n\nmedia_type\030\003 " +
-      "\001(\tR\tmediaType\022/\n\006detail\030\004 \001(\0162\027.turnout" +
-      ".v1.ImageDetailR\006detailB\010\n\006source\"\215\001\n\004To" +
-      "ol\022\022\n\004name\030\001 \001(\tR\004name\022 \n\013description\030\002 " +
-      "\001(\tR\013description\0227\n\nparameters\030\003 \001(\0132\027.g" +
-      "oogle.protobuf.StructR\nparameters\022\026\n\006str" +
-      "ict\030\004 \001(\010R\006strict\"a\n\nToolChoice\022.\n\004mode\030" +
-      "\001 \001(\0162\032.turnout.v1.ToolChoiceModeR\004mode\022" +
-      "#\n\rfunction_name\030\002 \001(\tR\014functionName\"U\n\010" +
-      "ToolCall\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004name\030\002 \001(\tR\004" +
-      "name\022%\n\016arguments_json\030\003 \001(\tR\rargumentsJ" +
-      "son\"}\n\016ResponseFormat\0222\n\004type\030\001 \001(\0162\036.tu" +
-      "rnout.v1.ResponseFormatTypeR\004type\0227\n\013jso" +
-      "n_schema\030\002 \001(\0132\026.turnout.v1.JsonSchemaR\n" +
-      "jsonSchema\"i\n\nJsonSchema\022\022\n\004name\030\001 \001(\tR\004" +
-      "name\022/\n\006schema\030\002 \001(\0132\027.google.protobuf.S" +
-      "tructR\006schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\352\001" +
-      "\n\020GenerationParams\022/\n\021max_output_tokens\030" +
-      "\001 \001(\005H\000R\017maxOutputTokens\210\001\001\022%\n\013temperatu" +
-      "re\030\002 \001(\002H\001R\013temperature\210\001\001\022\030\n\005top_p\030\003 \001(" +
-      "\002H\002R\004topP\210\001\001\022\022\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed" +
-      "\030\005 \001(\003H\003R\004seed\210\001\001B\024\n\022_max_output_tokensB" +
-      "\016\n\014_temperatureB\010\n\006_top_pB\007\n\005_seed\"\343\004\n\014R" +
-      "outingHints\022\033\n\ttask_type\030\001 \001(\tR\010taskType" +
-      "\022\033\n\tuser_tier\030\002 \001(\tR\010userTier\0220\n\010priorit" +
-      "y\030\003 \001(\0162\024.turnout.v1.PriorityR\010priority\022" +
-      "@\n\016latency_budget\030\004 \001(\0132\031.google.protobu" +
-      "f.DurationR\rlatencyBudget\022+\n\022max_cost_us" +
-      "d_nanos\030\005 \001(\003R\017maxCostUsdNanos\022(\n\rqualit" +
-      "y_floor\030\006 \001(\002H\000R\014qualityFloor\210\001\001\022K\n\025requ" +
-      "ired_capabilities\030\007 \003(\0162\026.turnout.v1.Cap" +
-      "abilityR\024requiredCapabilities\022%\n\016allowed" +
-      "_models\030\010 \003(\tR\rallowedModels\022+\n\021allowed_" +
-      "providers\030\t \003(\tR\020allowedProviders\022#\n\rden" +
-      "ied_models\030\n \003(\tR\014deniedModels\022)\n\020denied" +
-      "_providers\030\013 \003(\tR\017deniedProviders\022!\n\014pin" +
-      "ned_model\030\014 \001(\tR\013pinnedModel\022\024\n\005route\030\r " +
-      "\001(\tR\005route\022\022\n\004tags\030\016 \003(\tR\004tagsB\020\n\016_quali" +
-      "ty_floor\"\333\005\n\010Decision\022\024\n\005model\030\001 \001(\tR\005mo" +
-      "del\022\032\n\010provider\030\002 \001(\tR\010provider\0223\n\tfallb" +
-      "acks\030\003 \003(\0132\025.turnout.v1.CandidateR\tfallb" +
-      "acks\022\024\n\005route\030\004 \001(\tR\005route\022\032\n\010strategy\030\005" +
-      " \001(\tR\010strategy\022\030\n\007reasons\030\006 \003(\tR\007reasons" +
-      "\0221\n\010rejected\030\007 \003(\0132\025.turnout.v1.Rejectio" +
-      "nR\010rejected\0224\n\026estimated_input_tokens\030\010 " +
-      "\001(\003R\024estimatedInputTokens\0227\n\030estimated_c" +
-      "ost_usd_nanos\030\t \001(\003R\025estimatedCostUsdNan" +
-      "os\022F\n\021estimated_latency\030\n \001(\0132\031.google.p" +
-      "rotobuf.DurationR\020estimatedLatency\0220\n\024de" +
-      "cision_time_micros\030\013 \001(\003R\022decisionTimeMi" +
-      "cros\022)\n\006stages\030\014 \003(\0132\021.turnout.v1.StageR" +
-      "\006stages\0229\n\nconsidered\030\r \003(\0132\031.turnout.v1" +
-      ".ConsiderationR\nconsidered\022\033\n\tcache_hit\030" +
-      "\016 \001(\010R\010cacheHit\0226\n\ntruncation\030\017 \001(\0132\026.tu" +
-      "rnout.v1.TruncationR\ntruncation\022/\n\021cheap" +
-      "_model_score\030\020 \001(\002H\000R\017cheapModelScore\210\001\001" +
-      "B\024\n\022_cheap_model_score\"_\n\005Stage\0225\n\ncandi" +
-      "dates\030\001 \003(\0132\025.turnout.v1.CandidateR\ncand" +
-      "idates\022\037\n\013escalate_on\030\002 \003(\tR\nescalateOn\"" +
-      "k\n\rConsideration\022\024\n\005model\030\001 \001(\tR\005model\022\032" +
-      "\n\010provider\030\002 \001(\tR\010provider\022\022\n\004kept\030\003 \001(\010" +
-      "R\004kept\022\024\n\005notes\030\004 \003(\tR\005notes\"z\n\nTruncati" +
-      "on\022\032\n\010strategy\030\001 \001(\tR\010strategy\022)\n\020droppe" +
-      "d_messages\030\002 \001(\005R\017droppedMessages\022%\n\016rem" +
-      "oved_tokens\030\003 \001(\003R\rremovedTokens\"\343\001\n\tCan" +
-      "didate\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider" +
-      "\030\002 \001(\tR\010provider\0227\n\030estimated_cost_usd_n" +
-      "anos\030\003 \001(\003R\025estimatedCostUsdNanos\022F\n\021est" +
-      "imated_latency\030\004 \001(\0132\031.google.protobuf.D" +
-      "urationR\020estimatedLatency\022\031\n\005score\030\005 \001(\001" +
-      "H\000R\005score\210\001\001B\010\n\006_score\"U\n\tRejection\022\024\n\005m" +
-      "odel\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010pro" +
-      "vider\022\026\n\006reason\030\003 \001(\tR\006reason\"\214\004\n\007Attemp" +
-      "t\022\026\n\006number\030\001 \001(\005R\006number\022\024\n\005model\030\002 \001(\t" +
-      "R\005model\022\032\n\010provider\030\003 \001(\tR\010provider\0224\n\007o" +
-      "utcome\030\004 \001(\0162\032.turnout.v1.AttemptOutcome" +
-      "R\007outcome\022=\n\rfailure_class\030\005 \001(\0162\030.turno" +
-      "ut.v1.FailureClassR\014failureClass\022#\n\rerro" +
-      "r_message\030\006 \001(\tR\014errorMessage\0223\n\007latency" +
-      "\030\007 \001(\0132\031.google.protobuf.DurationR\007laten" +
-      "cy\022H\n\023time_to_first_token\030\010 \001(\0132\031.google" +
-      ".protobuf.DurationR\020timeToFirstToken\022\026\n\006" +
-      "hedged\030\t \001(\010R\006hedged\022\'\n\005usage\030\n \001(\0132\021.tu" +
-      "rnout.v1.UsageR\005usage\022$\n\016cost_usd_nanos\030" +
-      "\013 \001(\003R\014costUsdNanos\022\034\n\tescalated\030\014 \001(\tR\t" +
-      "escalated\022\031\n\010retry_of\030\r \001(\005R\007retryOf\"\244\001\n" +
-      "\006Output\022\022\n\004text\030\001 \001(\tR\004text\0223\n\ntool_call" +
-      "s\030\002 \003(\0132\024.turnout.v1.ToolCallR\ttoolCalls" +
-      "\0227\n\013parsed_json\030\003 \001(\0132\026.google.protobuf." +
-      "ValueR\nparsedJson\022\030\n\007refusal\030\004 \001(\tR\007refu" +
-      "sal\"\177\n\005Usage\022!\n\014input_tokens\030\001 \001(\003R\013inpu" +
-      "tTokens\022#\n\routput_tokens\030\002 \001(\003R\014outputTo" +
-      "kens\022.\n\023cached_input_tokens\030\003 \001(\003R\021cache" +
-      "dInputTokens\"\304\004\n\tModelInfo\022\022\n\004name\030\001 \001(\t" +
-      "R\004name\022\032\n\010provider\030\002 \001(\tR\010provider\022%\n\016up" +
-      "stream_model\030\003 \001(\tR\rupstreamModel\022\032\n\010end" +
-      "point\030\004 \001(\tR\010endpoint\022A\n\036input_price_usd" +
-      "_nanos_per_mtok\030\005 \001(\003R\031inputPriceUsdNano" +
-      "sPerMtok\022C\n\037output_price_usd_nanos_per_m" +
-      "tok\030\006 \001(\003R\032outputPriceUsdNanosPerMtok\022N\n" +
-      "%cached_input_price_usd_nanos_per_mtok\030\007" +
-      " \001(\003R\037cachedInputPriceUsdNanosPerMtok\022%\n" +
-      "\016context_window\030\010 \001(\005R\rcontextWindow\022*\n\021" +
-      "max_output_tokens\030\t \001(\005R\017maxOutputTokens" +
-      "\022:\n\014capabilities\030\n \003(\0162\026.turnout.v1.Capa" +
-      "bilityR\014capabilities\022\022\n\004tags\030\013 \003(\tR\004tags" +
-      "\022\030\n\007quality\030\014 \001(\002R\007quality\022/\n\006health\030\r \001" +
-      "(\0132\027.turnout.v1.ModelHealthR\006health\"\362\001\n\013" +
-      "ModelHealth\022-\n\005state\030\001 \001(\0162\027.turnout.v1." +
-      "HealthStateR\005state\022\035\n\nerror_rate\030\002 \001(\001R\t" +
-      "errorRate\022<\n\014latency_ewma\030\003 \001(\0132\031.google" +
-      ".protobuf.DurationR\013latencyEwma\022\032\n\010attem" +
-      "pts\030\004 \001(\003R\010attempts\022;\n\014last_failure\030\005 \001(" +
-      "\0162\030.turnout.v1.FailureClassR\013lastFailure" +
-      "*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_S" +
-      "YSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT" +
-      "\020\003\022\r\n\tROLE_TOOL\020\004*o\n\013ImageDetail\022\034\n\030IMAG" +
-      "E_DETAIL_UNSPECIFIED\020\000\022\024\n\020IMAGE_DETAIL_L" +
-      "OW\020\001\022\025\n\021IMAGE_DETAIL_HIGH\020\002\022\025\n\021IMAGE_DET" +
-      "AIL_AUTO\020\003*\246\001\n\016ToolChoiceMode\022 \n\034TOOL_CH" +
-      "OICE_MODE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHOICE_M" +
-      "ODE_AUTO\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE\020\002\022\035\n" +
-      "\031TOOL_CHOICE_MODE_REQUIRED\020\003\022\035\n\031TOOL_CHO" +
-      "ICE_MODE_FUNCTION\020\004*\245\001\n\022ResponseFormatTy" +
-      "pe\022$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\020\000" +
-      "\022\035\n\031RESPONSE_FORMAT_TYPE_TEXT\020\001\022$\n RESPO" +
-      "NSE_FORMAT_TYPE_JSON_OBJECT\020\002\022$\n RESPONS" +
-      "E_FORMAT_TYPE_JSON_SCHEMA\020\003*\211\001\n\nCapabili" +
-      "ty\022\032\n\026CAPABILITY_UNSPECIFIED\020\000\022\024\n\020CAPABI" +
-      "LITY_TOOLS\020\001\022\025\n\021CAPABILITY_VISION\020\002\022\030\n\024C" +
-      "APABILITY_JSON_MODE\020\003\022\030\n\024CAPABILITY_STRE" +
-      "AMING\020\004*~\n\010Priority\022\030\n\024PRIORITY_UNSPECIF" +
-      "IED\020\000\022\022\n\016PRIORITY_BATCH\020\001\022\023\n\017PRIORITY_NO" +
-      "RMAL\020\002\022\030\n\024PRIORITY_INTERACTIVE\020\003\022\025\n\021PRIO" +
-      "RITY_CRITICAL\020\004*\212\001\n\016AttemptOutcome\022\037\n\033AT" +
-      "TEMPT_OUTCOME_UNSPECIFIED\020\000\022\033\n\027ATTEMPT_O" +
-      "UTCOME_SUCCESS\020\001\022\033\n\027ATTEMPT_OUTCOME_FAIL" +
-      "URE\020\002\022\035\n\031ATTEMPT_OUTCOME_CANCELLED\020\003*\361\003\n" +
-      "\014FailureClass\022\035\n\031FAILURE_CLASS_UNSPECIFI" +
-      "ED\020\000\022\036\n\032FAILURE_CLASS_RATE_LIMITED\020\001\022\034\n\030" +
-      "FAILURE_CLASS_OVERLOADED\020\002\022\036\n\032FAILURE_CL" +
-      "ASS_SERVER_ERROR\020\003\022\031\n\025FAILURE_CLASS_TIME" +
-      "OUT\020\004\022\"\n\036FAILURE_CLASS_CONTEXT_TOO_LONG\020" +
-      "\005\022\035\n\031FAILURE_CLASS_BAD_REQUEST\020\006\022\026\n\022FAIL" +
-      "URE_CLASS_AUTH\020\007\022$\n FAILURE_CLASS_MALFOR" +
-      "MED_RESPONSE\020\010\022\034\n\030FAILURE_CLASS_CONNECTI" +
-      "ON\020\t\022$\n FAILURE_CLASS_STREAM_INTERRUPTED" +
-      "\020\n\022\"\n\036FAILURE_CLASS_CONTENT_FILTERED\020\013\022 " +
-      "\n\034FAILURE_CLASS_INVALID_OUTPUT\020\014\022\036\n\032FAIL" +
-      "URE_CLASS_CIRCUIT_OPEN\020\r\022\036\n\032FAILURE_CLAS" +
-      "S_NOT_ADMITTED\020\016*\237\001\n\014FinishReason\022\035\n\031FIN" +
-      "ISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINISH_REASO" +
-      "N_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH\020\002\022\034\n\030FI" +
-      "NISH_REASON_TOOL_CALLS\020\003\022 \n\034FINISH_REASO" +
-      "N_CONTENT_FILTER\020\004*\226\001\n\013HealthState\022\034\n\030HE" +
-      "ALTH_STATE_UNSPECIFIED\020\000\022\030\n\024HEALTH_STATE" +
-      "_UNKNOWN\020\001\022\030\n\024HEALTH_STATE_HEALTHY\020\002\022\031\n\025" +
-      "HEALTH_STATE_DEGRADED\020\003\022\032\n\026HEALTH_STATE_" +
-      "UNHEALTHY\020\0042\274\002\n\rRouterService\022<\n\005Route\022\030" +
-      ".turnout.v1.RouteRequest\032\031.turnout.v1.Ro" +
-      "uteResponse\022E\n\010Generate\022\033.turnout.v1.Gen" +
-      "erateRequest\032\034.turnout.v1.GenerateRespon" +
-      "se\022Y\n\016GenerateStream\022!.turnout.v1.Genera" +
-      "teStreamRequest\032\".turnout.v1.GenerateStr" +
-      "eamResponse0\001\022K\n\nListModels\022\035.turnout.v1" +
-      ".ListModelsRequest\032\036.turnout.v1.ListMode" +
-      "lsResponseBb\n\016dev.turnout.v1B\013RouterProt" +
-      "oP\001ZAgithub.com/turnout-router/turnout/c" +
-      "lients/go/turnout/v1;turnoutv1b\006proto3"
+      "otobuf/struct.proto\032\037google/protobuf/tim" +
+      "estamp.proto\"\200\004\n\014RouteRequest\022/\n\010message" +
+      "s\030\001 \003(\0132\023.turnout.v1.MessageR\010messages\022&" +
+      "\n\005tools\030\002 \003(\0132\020.turnout.v1.ToolR\005tools\0227" +
+      "\n\013tool_choice\030\003 \001(\0132\026.turnout.v1.ToolCho" +
+      "iceR\ntoolChoice\022C\n\017response_format\030\004 \001(\013" +
+      "2\032.turnout.v1.ResponseFormatR\016responseFo" +
+      "rmat\0224\n\006params\030\005 \001(\0132\034.turnout.v1.Genera" +
+      "tionParamsR\006params\022.\n\005hints\030\006 \001(\0132\030.turn" +
+      "out.v1.RoutingHintsR\005hints\022\035\n\nrequest_id" +
+      "\030\007 \001(\tR\trequestId\022\033\n\ttenant_id\030\010 \001(\tR\010te" +
+      "nantId\022<\n\006labels\030\t \003(\0132$.turnout.v1.Rout" +
+      "eRequest.LabelsEntryR\006labels\0329\n\013LabelsEn" +
+      "try\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005va" +
+      "lue:\0028\001\"`\n\rRouteResponse\0220\n\010decision\030\001 \001" +
+      "(\0132\024.turnout.v1.DecisionR\010decision\022\035\n\nre" +
+      "quest_id\030\002 \001(\tR\trequestId\"\206\004\n\017GenerateRe" +
+      "quest\022/\n\010messages\030\001 \003(\0132\023.turnout.v1.Mes" +
+      "sageR\010messages\022&\n\005tools\030\002 \003(\0132\020.turnout." +
+      "v1.ToolR\005tools\0227\n\013tool_choice\030\003 \001(\0132\026.tu" +
+      "rnout.v1.ToolChoiceR\ntoolChoice\022C\n\017respo" +
+      "nse_format\030\004 \001(\0132\032.turnout.v1.ResponseFo" +
+      "rmatR\016responseFormat\0224\n\006params\030\005 \001(\0132\034.t" +
+      "urnout.v1.GenerationParamsR\006params\022.\n\005hi" +
+      "nts\030\006 \001(\0132\030.turnout.v1.RoutingHintsR\005hin" +
+      "ts\022\035\n\nrequest_id\030\007 \001(\tR\trequestId\022\033\n\tten" +
+      "ant_id\030\010 \001(\tR\010tenantId\022?\n\006labels\030\t \003(\0132\'" +
+      ".turnout.v1.GenerateRequest.LabelsEntryR" +
+      "\006labels\0329\n\013LabelsEntry\022\020\n\003key\030\001 \001(\tR\003key" +
+      "\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\352\003\n\020GenerateR" +
+      "esponse\022*\n\006output\030\001 \001(\0132\022.turnout.v1.Out" +
+      "putR\006output\022=\n\rfinish_reason\030\002 \001(\0162\030.tur" +
+      "nout.v1.FinishReasonR\014finishReason\022\'\n\005us" +
+      "age\030\003 \001(\0132\021.turnout.v1.UsageR\005usage\022$\n\016c" +
+      "ost_usd_nanos\030\004 \001(\003R\014costUsdNanos\022\024\n\005mod" +
+      "el\030\005 \001(\tR\005model\022\032\n\010provider\030\006 \001(\tR\010provi" +
+      "der\0220\n\010decision\030\007 \001(\0132\024.turnout.v1.Decis" +
+      "ionR\010decision\022/\n\010attempts\030\010 \003(\0132\023.turnou" +
+      "t.v1.AttemptR\010attempts\022\031\n\010trace_id\030\t \001(\t" +
+      "R\007traceId\022\035\n\nrequest_id\030\n \001(\tR\trequestId" +
+      "\022/\n\024total_cost_usd_nanos\030\013 \001(\003R\021totalCos" +
+      "tUsdNanos\022\034\n\tagreement\030\014 \001(\tR\tagreement\"" +
+      "\222\004\n\025GenerateStreamRequest\022/\n\010messages\030\001 " +
+      "\003(\0132\023.turnout.v1.MessageR\010messages\022&\n\005to" +
+      "ols\030\002 \003(\0132\020.turnout.v1.ToolR\005tools\0227\n\013to" +
+      "ol_choice\030\003 \001(\0132\026.turnout.v1.ToolChoiceR" +
+      "\ntoolChoice\022C\n\017response_format\030\004 \001(\0132\032.t" +
+      "urnout.v1.ResponseFormatR\016responseFormat" +
+      "\0224\n\006params\030\005 \001(\0132\034.turnout.v1.Generation" +
+      "ParamsR\006params\022.\n\005hints\030\006 \001(\0132\030.turnout." +
+      "v1.RoutingHintsR\005hints\022\035\n\nrequest_id\030\007 \001" +
+      "(\tR\trequestId\022\033\n\ttenant_id\030\010 \001(\tR\010tenant" +
+      "Id\022E\n\006labels\030\t \003(\0132-.turnout.v1.Generate" +
+      "StreamRequest.LabelsEntryR\006labels\0329\n\013Lab" +
+      "elsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(" +
+      "\tR\005value:\0028\001\"}\n\026GenerateStreamResponse\022/" +
+      "\n\005delta\030\001 \001(\0132\027.turnout.v1.OutputDeltaH\000" +
+      "R\005delta\022)\n\003end\030\002 \001(\0132\025.turnout.v1.Stream" +
+      "EndH\000R\003endB\007\n\005event\"[\n\013OutputDelta\022\022\n\004te" +
+      "xt\030\001 \001(\tR\004text\0228\n\ntool_calls\030\002 \003(\0132\031.tur" +
+      "nout.v1.ToolCallDeltaR\ttoolCalls\"p\n\rTool" +
+      "CallDelta\022\024\n\005index\030\001 \001(\005R\005index\022\016\n\002id\030\002 " +
+      "\001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004name\022%\n\016arguments" +
+      "_json\030\004 \001(\tR\rargumentsJson\"\245\004\n\tStreamEnd" +
+      "\022=\n\rfinish_reason\030\001 \001(\0162\030.turnout.v1.Fin" +
+      "ishReasonR\014finishReason\022\'\n\005usage\030\002 \001(\0132\021" +
+      ".turnout.v1.UsageR\005usage\022$\n\016cost_usd_nan" +
+      "os\030\003 \001(\003R\014costUsdNanos\022\024\n\005model\030\004 \001(\tR\005m" +
+      "odel\022\032\n\010provider\030\005 \001(\tR\010provider\0220\n\010deci" +
+      "sion\030\006 \001(\0132\024.turnout.v1.DecisionR\010decisi" +
+      "on\022/\n\010attempts\030\007 \003(\0132\023.turnout.v1.Attemp" +
+      "tR\010attempts\022\031\n\010trace_id\030\010 \001(\tR\007traceId\022\035" +
+      "\n\nrequest_id\030\t \001(\tR\trequestId\0223\n\ntool_ca" +
+      "lls\030\n \003(\0132\024.turnout.v1.ToolCallR\ttoolCal" +
+      "ls\0227\n\013parsed_json\030\013 \001(\0132\026.google.protobu" +
+      "f.ValueR\nparsedJson\022/\n\024total_cost_usd_na" +
+      "nos\030\014 \001(\003R\021totalCostUsdNanos\022\034\n\tagreemen" +
+      "t\030\r \001(\tR\tagreement\"\023\n\021ListModelsRequest\"" +
+      "C\n\022ListModelsResponse\022-\n\006models\030\001 \003(\0132\025." +
+      "turnout.v1.ModelInfoR\006models\"\023\n\021GetBudge" +
+      "tsRequest\"_\n\022GetBudgetsResponse\0221\n\007budge" +
+      "ts\030\001 \003(\0132\027.turnout.v1.BudgetUsageR\007budge" +
+      "ts\022\026\n\006shared\030\002 \001(\010R\006shared\"\217\002\n\013BudgetUsa" +
+      "ge\022\022\n\004name\030\001 \001(\tR\004name\022\024\n\005scope\030\002 \001(\tR\005s" +
+      "cope\022\026\n\006window\030\003 \001(\tR\006window\022&\n\017spent_us" +
+      "d_nanos\030\004 \001(\003R\rspentUsdNanos\022&\n\017limit_us" +
+      "d_nanos\030\005 \001(\003R\rlimitUsdNanos\0227\n\tresets_a" +
+      "t\030\006 \001(\0132\032.google.protobuf.TimestampR\010res" +
+      "etsAt\022\022\n\004hard\030\007 \001(\010R\004hard\022!\n\014soft_reache" +
+      "d\030\010 \001(\010R\013softReached\"\315\001\n\007Message\022$\n\004role" +
+      "\030\001 \001(\0162\020.turnout.v1.RoleR\004role\0221\n\007conten" +
+      "t\030\002 \003(\0132\027.turnout.v1.ContentPartR\007conten" +
+      "t\022\022\n\004name\030\003 \001(\tR\004name\0223\n\ntool_calls\030\004 \003(" +
+      "\0132\024.turnout.v1.ToolCallR\ttoolCalls\022 \n\014to" +
+      "ol_call_id\030\005 \001(\tR\ntoolCallId\"V\n\013ContentP" +
+      "art\022\024\n\004text\030\001 \001(\tH\000R\004text\022)\n\005image\030\002 \001(\013" +
+      "2\021.turnout.v1.ImageH\000R\005imageB\006\n\004part\"\213\001\n" +
+      "\005Image\022\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001(\014" +
+      "H\000R\004data\022\035\n\nmedia_type\030\003 \001(\tR\tmediaType\022" +
+      "/\n\006detail\030\004 \001(\0162\027.turnout.v1.ImageDetail" +
+      "R\006detailB\010\n\006source\"\215\001\n\004Tool\022\022\n\004name\030\001 \001(" +
+      "\tR\004name\022 \n\013description\030\002 \001(\tR\013descriptio" +
+      "n\0227\n\nparameters\030\003 \001(\0132\027.google.protobuf." +
+      "StructR\nparameters\022\026\n\006strict\030\004 \001(\010R\006stri" +
+      "ct\"a\n\nToolChoice\022.\n\004mode\030\001 \001(\0162\032.turnout" +
+      ".v1.ToolChoiceModeR\004mode\022#\n\rfunction_nam" +
+      "e\030\002 \001(\tR\014functionName\"U\n\010ToolCall\022\016\n\002id\030" +
+      "\001 \001(\tR\002id\022\022\n\004name\030\002 \001(\tR\004name\022%\n\016argumen" +
+      "ts_json\030\003 \001(\tR\rargumentsJson\"}\n\016Response" +
+      "Format\0222\n\004type\030\001 \001(\0162\036.turnout.v1.Respon" +
+      "seFormatTypeR\004type\0227\n\013json_schema\030\002 \001(\0132" +
+      "\026.turnout.v1.JsonSchemaR\njsonSchema\"i\n\nJ" +
+      "sonSchema\022\022\n\004name\030\001 \001(\tR\004name\022/\n\006schema\030" +
+      "\002 \001(\0132\027.google.protobuf.StructR\006schema\022\026" +
+      "\n\006strict\030\003 \001(\010R\006strict\"\352\001\n\020GenerationPar" +
+      "ams\022/\n\021max_output_tokens\030\001 \001(\005H\000R\017maxOut" +
+      "putTokens\210\001\001\022%\n\013temperature\030\002 \001(\002H\001R\013tem" +
+      "perature\210\001\001\022\030\n\005top_p\030\003 \001(\002H\002R\004topP\210\001\001\022\022\n" +
+      "\004stop\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004seed\210" +
+      "\001\001B\024\n\022_max_output_tokensB\016\n\014_temperature" +
+      "B\010\n\006_top_pB\007\n\005_seed\"\343\004\n\014RoutingHints\022\033\n\t" +
+      "task_type\030\001 \001(\tR\010taskType\022\033\n\tuser_tier\030\002" +
+      " \001(\tR\010userTier\0220\n\010priority\030\003 \001(\0162\024.turno" +
+      "ut.v1.PriorityR\010priority\022@\n\016latency_budg" +
+      "et\030\004 \001(\0132\031.google.protobuf.DurationR\rlat" +
+      "encyBudget\022+\n\022max_cost_usd_nanos\030\005 \001(\003R\017" +
+      "maxCostUsdNanos\022(\n\rquality_floor\030\006 \001(\002H\000" +
+      "R\014qualityFloor\210\001\001\022K\n\025required_capabiliti" +
+      "es\030\007 \003(\0162\026.turnout.v1.CapabilityR\024requir" +
+      "edCapabilities\022%\n\016allowed_models\030\010 \003(\tR\r" +
+      "allowedModels\022+\n\021allowed_providers\030\t \003(\t" +
+      "R\020allowedProviders\022#\n\rdenied_models\030\n \003(" +
+      "\tR\014deniedModels\022)\n\020denied_providers\030\013 \003(" +
+      "\tR\017deniedProviders\022!\n\014pinned_model\030\014 \001(\t" +
+      "R\013pinnedModel\022\024\n\005route\030\r \001(\tR\005route\022\022\n\004t" +
+      "ags\030\016 \003(\tR\004tagsB\020\n\016_quality_floor\"\333\005\n\010De" +
+      "cision\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider" +
+      "\030\002 \001(\tR\010provider\0223\n\tfallbacks\030\003 \003(\0132\025.tu" +
+      "rnout.v1.CandidateR\tfallbacks\022\024\n\005route\030\004" +
+      " \001(\tR\005route\022\032\n\010strategy\030\005 \001(\tR\010strategy\022" +
+      "\030\n\007reasons\030\006 \003(\tR\007reasons\0221\n\010rejected\030\007 " +
+      "\003(\0132\025.turnout.v1.RejectionR\010rejected\0224\n\026" +
+      "estimated_input_tokens\030\010 \001(\003R\024estimatedI" +
+      "nputTokens\0227\n\030estimated_cost_usd_nanos\030\t" +
+      " \001(\003R\025estimatedCostUsdNanos\022F\n\021estimated" +
+      "_latency\030\n \001(\0132\031.google.protobuf.Duratio" +
+      "nR\020estimatedLatency\0220\n\024decision_time_mic" +
+      "ros\030\013 \001(\003R\022decisionTimeMicros\022)\n\006stages\030" +
+      "\014 \003(\0132\021.turnout.v1.StageR\006stages\0229\n\ncons" +
+      "idered\030\r \003(\0132\031.turnout.v1.ConsiderationR" +
+      "\nconsidered\022\033\n\tcache_hit\030\016 \001(\010R\010cacheHit" +
+      "\0226\n\ntruncation\030\017 \001(\0132\026.turnout.v1.Trunca" +
+      "tionR\ntruncation\022/\n\021cheap_model_score\030\020 " +
+      "\001(\002H\000R\017cheapModelScore\210\001\001B\024\n\022_cheap_mode" +
+      "l_score\"_\n\005Stage\0225\n\ncandidates\030\001 \003(\0132\025.t" +
+      "urnout.v1.CandidateR\ncandidates\022\037\n\013escal" +
+      "ate_on\030\002 \003(\tR\nescalateOn\"k\n\rConsideratio" +
+      "n\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(" +
+      "\tR\010provider\022\022\n\004kept\030\003 \001(\010R\004kept\022\024\n\005notes" +
+      "\030\004 \003(\tR\005notes\"z\n\nTruncation\022\032\n\010strategy\030" +
+      "\001 \001(\tR\010strategy\022)\n\020dropped_messages\030\002 \001(" +
+      "\005R\017droppedMessages\022%\n\016removed_tokens\030\003 \001" +
+      "(\003R\rremovedTokens\"\343\001\n\tCandidate\022\024\n\005model" +
+      "\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010provide" +
+      "r\0227\n\030estimated_cost_usd_nanos\030\003 \001(\003R\025est" +
+      "imatedCostUsdNanos\022F\n\021estimated_latency\030" +
+      "\004 \001(\0132\031.google.protobuf.DurationR\020estima" +
+      "tedLatency\022\031\n\005score\030\005 \001(\001H\000R\005score\210\001\001B\010\n" +
+      "\006_score\"U\n\tRejection\022\024\n\005model\030\001 \001(\tR\005mod" +
+      "el\022\032\n\010provider\030\002 \001(\tR\010provider\022\026\n\006reason" +
+      "\030\003 \001(\tR\006reason\"\214\004\n\007Attempt\022\026\n\006number\030\001 \001" +
+      "(\005R\006number\022\024\n\005model\030\002 \001(\tR\005model\022\032\n\010prov" +
+      "ider\030\003 \001(\tR\010provider\0224\n\007outcome\030\004 \001(\0162\032." +
+      "turnout.v1.AttemptOutcomeR\007outcome\022=\n\rfa" +
+      "ilure_class\030\005 \001(\0162\030.turnout.v1.FailureCl" +
+      "assR\014failureClass\022#\n\rerror_message\030\006 \001(\t" +
+      "R\014errorMessage\0223\n\007latency\030\007 \001(\0132\031.google" +
+      ".protobuf.DurationR\007latency\022H\n\023time_to_f" +
+      "irst_token\030\010 \001(\0132\031.google.protobuf.Durat" +
+      "ionR\020timeToFirstToken\022\026\n\006hedged\030\t \001(\010R\006h" +
+      "edged\022\'\n\005usage\030\n \001(\0132\021.turnout.v1.UsageR" +
+      "\005usage\022$\n\016cost_usd_nanos\030\013 \001(\003R\014costUsdN" +
+      "anos\022\034\n\tescalated\030\014 \001(\tR\tescalated\022\031\n\010re" +
+      "try_of\030\r \001(\005R\007retryOf\"\244\001\n\006Output\022\022\n\004text" +
+      "\030\001 \001(\tR\004text\0223\n\ntool_calls\030\002 \003(\0132\024.turno" +
+      "ut.v1.ToolCallR\ttoolCalls\0227\n\013parsed_json" +
+      "\030\003 \001(\0132\026.google.protobuf.ValueR\nparsedJs" +
+      "on\022\030\n\007refusal\030\004 \001(\tR\007refusal\"\177\n\005Usage\022!\n" +
+      "\014input_tokens\030\001 \001(\003R\013inputTokens\022#\n\routp" +
+      "ut_tokens\030\002 \001(\003R\014outputTokens\022.\n\023cached_" +
+      "input_tokens\030\003 \001(\003R\021cachedInputTokens\"\304\004" +
+      "\n\tModelInfo\022\022\n\004name\030\001 \001(\tR\004name\022\032\n\010provi" +
+      "der\030\002 \001(\tR\010provider\022%\n\016upstream_model\030\003 " +
+      "\001(\tR\rupstreamModel\022\032\n\010endpoint\030\004 \001(\tR\010en" +
+      "dpoint\022A\n\036input_price_usd_nanos_per_mtok" +
+      "\030\005 \001(\003R\031inputPriceUsdNanosPerMtok\022C\n\037out" +
+      "put_price_usd_nanos_per_mtok\030\006 \001(\003R\032outp" +
+      "utPriceUsdNanosPerMtok\022N\n%cached_input_p" +
+      "rice_usd_nanos_per_mtok\030\007 \001(\003R\037cachedInp" +
+      "utPriceUsdNanosPerMtok\022%\n\016context_window" +
+      "\030\010 \001(\005R\rcontextWindow\022*\n\021max_output_toke" +
+      "ns\030\t \001(\005R\017maxOutputTokens\022:\n\014capabilitie" +
+      "s\030\n \003(\0162\026.turnout.v1.CapabilityR\014capabil" +
+      "ities\022\022\n\004tags\030\013 \003(\tR\004tags\022\030\n\007quality\030\014 \001" +
+      "(\002R\007quality\022/\n\006health\030\r \001(\0132\027.turnout.v1" +
+      ".ModelHealthR\006health\"\362\001\n\013ModelHealth\022-\n\005" +
+      "state\030\001 \001(\0162\027.turnout.v1.HealthStateR\005st" +
+      "ate\022\035\n\nerror_rate\030\002 \001(\001R\terrorRate\022<\n\014la" +
+      "tency_ewma\030\003 \001(\0132\031.google.protobuf.Durat" +
+      "ionR\013latencyEwma\022\032\n\010attempts\030\004 \001(\003R\010atte" +
+      "mpts\022;\n\014last_failure\030\005 \001(\0162\030.turnout.v1." +
+      "FailureClassR\013lastFailure*_\n\004Role\022\024\n\020ROL" +
+      "E_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE" +
+      "_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL" +
+      "\020\004*o\n\013ImageDetail\022\034\n\030IMAGE_DETAIL_UNSPEC" +
+      "IFIED\020\000\022\024\n\020IMAGE_DETAIL_LOW\020\001\022\025\n\021IMAGE_D" +
+      "ETAIL_HIGH\020\002\022\025\n\021IMAGE_DETAIL_AUTO\020\003*\246\001\n\016" +
+      "ToolChoiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPE" +
+      "CIFIED\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025T" +
+      "OOL_CHOICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MO" +
+      "DE_REQUIRED\020\003\022\035\n\031TOOL_CHOICE_MODE_FUNCTI" +
+      "ON\020\004*\245\001\n\022ResponseFormatType\022$\n RESPONSE_" +
+      "FORMAT_TYPE_UNSPECIFIED\020\000\022\035\n\031RESPONSE_FO" +
+      "RMAT_TYPE_TEXT\020\001\022$\n RESPONSE_FORMAT_TYPE" +
+      "_JSON_OBJECT\020\002\022$\n RESPONSE_FORMAT_TYPE_J" +
+      "SON_SCHEMA\020\003*\211\001\n\nCapability\022\032\n\026CAPABILIT" +
+      "Y_UNSPECIFIED\020\000\022\024\n\020CAPABILITY_TOOLS\020\001\022\025\n" +
+      "\021CAPABILITY_VISION\020\002\022\030\n\024CAPABILITY_JSON_" +
+      "MODE\020\003\022\030\n\024CAPABILITY_STREAMING\020\004*~\n\010Prio" +
+      "rity\022\030\n\024PRIORITY_UNSPECIFIED\020\000\022\022\n\016PRIORI" +
+      "TY_BATCH\020\001\022\023\n\017PRIORITY_NORMAL\020\002\022\030\n\024PRIOR" +
+      "ITY_INTERACTIVE\020\003\022\025\n\021PRIORITY_CRITICAL\020\004" +
+      "*\212\001\n\016AttemptOutcome\022\037\n\033ATTEMPT_OUTCOME_U" +
+      "NSPECIFIED\020\000\022\033\n\027ATTEMPT_OUTCOME_SUCCESS\020" +
+      "\001\022\033\n\027ATTEMPT_OUTCOME_FAILURE\020\002\022\035\n\031ATTEMP" +
+      "T_OUTCOME_CANCELLED\020\003*\361\003\n\014FailureClass\022\035" +
+      "\n\031FAILURE_CLASS_UNSPECIFIED\020\000\022\036\n\032FAILURE" +
+      "_CLASS_RATE_LIMITED\020\001\022\034\n\030FAILURE_CLASS_O" +
+      "VERLOADED\020\002\022\036\n\032FAILURE_CLASS_SERVER_ERRO" +
+      "R\020\003\022\031\n\025FAILURE_CLASS_TIMEOUT\020\004\022\"\n\036FAILUR" +
+      "E_CLASS_CONTEXT_TOO_LONG\020\005\022\035\n\031FAILURE_CL" +
+      "ASS_BAD_REQUEST\020\006\022\026\n\022FAILURE_CLASS_AUTH\020" +
+      "\007\022$\n FAILURE_CLASS_MALFORMED_RESPONSE\020\010\022" +
+      "\034\n\030FAILURE_CLASS_CONNECTION\020\t\022$\n FAILURE" +
+      "_CLASS_STREAM_INTERRUPTED\020\n\022\"\n\036FAILURE_C" +
+      "LASS_CONTENT_FILTERED\020\013\022 \n\034FAILURE_CLASS" +
+      "_INVALID_OUTPUT\020\014\022\036\n\032FAILURE_CLASS_CIRCU" +
+      "IT_OPEN\020\r\022\036\n\032FAILURE_CLASS_NOT_ADMITTED\020" +
+      "\016*\237\001\n\014FinishReason\022\035\n\031FINISH_REASON_UNSP" +
+      "ECIFIED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n\024FIN" +
+      "ISH_REASON_LENGTH\020\002\022\034\n\030FINISH_REASON_TOO" +
+      "L_CALLS\020\003\022 \n\034FINISH_REASON_CONTENT_FILTE" +
+      "R\020\004*\226\001\n\013HealthState\022\034\n\030HEALTH_STATE_UNSP" +
+      "ECIFIED\020\000\022\030\n\024HEALTH_STATE_UNKNOWN\020\001\022\030\n\024H" +
+      "EALTH_STATE_HEALTHY\020\002\022\031\n\025HEALTH_STATE_DE" +
+      "GRADED\020\003\022\032\n\026HEALTH_STATE_UNHEALTHY\020\0042\211\003\n" +
+      "\rRouterService\022<\n\005Route\022\030.turnout.v1.Rou" +
+      "teRequest\032\031.turnout.v1.RouteResponse\022E\n\010" +
+      "Generate\022\033.turnout.v1.GenerateRequest\032\034." +
+      "turnout.v1.GenerateResponse\022Y\n\016GenerateS" +
+      "tream\022!.turnout.v1.GenerateStreamRequest" +
+      "\032\".turnout.v1.GenerateStreamResponse0\001\022K" +
+      "\n\nListModels\022\035.turnout.v1.ListModelsRequ" +
+      "est\032\036.turnout.v1.ListModelsResponse\022K\n\nG" +
+      "etBudgets\022\035.turnout.v1.GetBudgetsRequest" +
+      "\032\036.turnout.v1.GetBudgetsResponseBb\n\016dev." +
+      "turnout.v1B\013RouterProtoP\001ZAgithub.com/tu" +
+      "rnout-router/turnout/clients/go/turnout/" +
+      "v1;turnoutv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
           com.google.protobuf.DurationProto.getDescriptor(),
           com.google.protobuf.StructProto.getDescriptor(),
+          com.google.protobuf.TimestampProto.getDescriptor(),
         });
     internal_static_turnout_v1_RouteRequest_descriptor =
       getDescriptor().getMessageType(0);
@@ -559,128 +588,146 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ListModelsResponse_descriptor,
         new java.lang.String[] { "Models", });
-    internal_static_turnout_v1_Message_descriptor =
+    internal_static_turnout_v1_GetBudgetsRequest_descriptor =
       getDescriptor().getMessageType(11);
+    internal_static_turnout_v1_GetBudgetsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_GetBudgetsRequest_descriptor,
+        new java.lang.String[] { });
+    internal_static_turnout_v1_GetBudgetsResponse_descriptor =
+      getDescriptor().getMessageType(12);
+    internal_static_turnout_v1_GetBudgetsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_GetBudgetsResponse_descriptor,
+        new java.lang.String[] { "Budgets", "Shared", });
+    internal_static_turnout_v1_BudgetUsage_descriptor =
+      getDescriptor().getMessageType(13);
+    internal_static_turnout_v1_BudgetUsage_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_BudgetUsage_descriptor,
+        new java.lang.String[] { "Name", "Scope", "Window", "SpentUsdNanos", "LimitUsdNanos", "ResetsAt", "Hard", "SoftReached", });
+    internal_static_turnout_v1_Message_descriptor =
+      getDescriptor().getMessageType(14);
     internal_static_turnout_v1_Message_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Message_descriptor,
         new java.lang.String[] { "Role", "Content", "Name", "ToolCalls", "ToolCallId", });
     internal_static_turnout_v1_ContentPart_descriptor =
-      getDescriptor().getMessageType(12);
+      getDescriptor().getMessageType(15);
     internal_static_turnout_v1_ContentPart_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ContentPart_descriptor,
         new java.lang.String[] { "Text", "Image", "Part", });
     internal_static_turnout_v1_Image_descriptor =
-      getDescriptor().getMessageType(13);
+      getDescriptor().getMessageType(16);
     internal_static_turnout_v1_Image_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Image_descriptor,
         new java.lang.String[] { "Url", "Data", "MediaType", "Detail", "Source", });
     internal_static_turnout_v1_Tool_descriptor =
-      getDescriptor().getMessageType(14);
+      getDescriptor().getMessageType(17);
     internal_static_turnout_v1_Tool_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Tool_descriptor,
         new java.lang.String[] { "Name", "Description", "Parameters", "Strict", });
     internal_static_turnout_v1_ToolChoice_descriptor =
-      getDescriptor().getMessageType(15);
+      getDescriptor().getMessageType(18);
     internal_static_turnout_v1_ToolChoice_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ToolChoice_descriptor,
         new java.lang.String[] { "Mode", "FunctionName", });
     internal_static_turnout_v1_ToolCall_descriptor =
-      getDescriptor().getMessageType(16);
+      getDescriptor().getMessageType(19);
     internal_static_turnout_v1_ToolCall_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ToolCall_descriptor,
         new java.lang.String[] { "Id", "Name", "ArgumentsJson", });
     internal_static_turnout_v1_ResponseFormat_descriptor =
-      getDescriptor().getMessageType(17);
+      getDescriptor().getMessageType(20);
     internal_static_turnout_v1_ResponseFormat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ResponseFormat_descriptor,
         new java.lang.String[] { "Type", "JsonSchema", });
     internal_static_turnout_v1_JsonSchema_descriptor =
-      getDescriptor().getMessageType(18);
+      getDescriptor().getMessageType(21);
     internal_static_turnout_v1_JsonSchema_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_JsonSchema_descriptor,
         new java.lang.String[] { "Name", "Schema", "Strict", });
     internal_static_turnout_v1_GenerationParams_descriptor =
-      getDescriptor().getMessageType(19);
+      getDescriptor().getMessageType(22);
     internal_static_turnout_v1_GenerationParams_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_GenerationParams_descriptor,
         new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "Seed", });
     internal_static_turnout_v1_RoutingHints_descriptor =
-      getDescriptor().getMessageType(20);
+      getDescriptor().getMessageType(23);
     internal_static_turnout_v1_RoutingHints_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_RoutingHints_descriptor,
         new java.lang.String[] { "TaskType", "UserTier", "Priority", "LatencyBudget", "MaxCostUsdNanos", "QualityFloor", "RequiredCapabilities", "AllowedModels", "AllowedProviders", "DeniedModels", "DeniedProviders", "PinnedModel", "Route", "Tags", });
     internal_static_turnout_v1_Decision_descriptor =
-      getDescriptor().getMessageType(21);
+      getDescriptor().getMessageType(24);
     internal_static_turnout_v1_Decision_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Decision_descriptor,
         new java.lang.String[] { "Model", "Provider", "Fallbacks", "Route", "Strategy", "Reasons", "Rejected", "EstimatedInputTokens", "EstimatedCostUsdNanos", "EstimatedLatency", "DecisionTimeMicros", "Stages", "Considered", "CacheHit", "Truncation", "CheapModelScore", });
     internal_static_turnout_v1_Stage_descriptor =
-      getDescriptor().getMessageType(22);
+      getDescriptor().getMessageType(25);
     internal_static_turnout_v1_Stage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Stage_descriptor,
         new java.lang.String[] { "Candidates", "EscalateOn", });
     internal_static_turnout_v1_Consideration_descriptor =
-      getDescriptor().getMessageType(23);
+      getDescriptor().getMessageType(26);
     internal_static_turnout_v1_Consideration_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Consideration_descriptor,
         new java.lang.String[] { "Model", "Provider", "Kept", "Notes", });
     internal_static_turnout_v1_Truncation_descriptor =
-      getDescriptor().getMessageType(24);
+      getDescriptor().getMessageType(27);
     internal_static_turnout_v1_Truncation_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Truncation_descriptor,
         new java.lang.String[] { "Strategy", "DroppedMessages", "RemovedTokens", });
     internal_static_turnout_v1_Candidate_descriptor =
-      getDescriptor().getMessageType(25);
+      getDescriptor().getMessageType(28);
     internal_static_turnout_v1_Candidate_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Candidate_descriptor,
         new java.lang.String[] { "Model", "Provider", "EstimatedCostUsdNanos", "EstimatedLatency", "Score", });
     internal_static_turnout_v1_Rejection_descriptor =
-      getDescriptor().getMessageType(26);
+      getDescriptor().getMessageType(29);
     internal_static_turnout_v1_Rejection_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Rejection_descriptor,
         new java.lang.String[] { "Model", "Provider", "Reason", });
     internal_static_turnout_v1_Attempt_descriptor =
-      getDescriptor().getMessageType(27);
+      getDescriptor().getMessageType(30);
     internal_static_turnout_v1_Attempt_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Attempt_descriptor,
         new java.lang.String[] { "Number", "Model", "Provider", "Outcome", "FailureClass", "ErrorMessage", "Latency", "TimeToFirstToken", "Hedged", "Usage", "CostUsdNanos", "Escalated", "RetryOf", });
     internal_static_turnout_v1_Output_descriptor =
-      getDescriptor().getMessageType(28);
+      getDescriptor().getMessageType(31);
     internal_static_turnout_v1_Output_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Output_descriptor,
         new java.lang.String[] { "Text", "ToolCalls", "ParsedJson", "Refusal", });
     internal_static_turnout_v1_Usage_descriptor =
-      getDescriptor().getMessageType(29);
+      getDescriptor().getMessageType(32);
     internal_static_turnout_v1_Usage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Usage_descriptor,
         new java.lang.String[] { "InputTokens", "OutputTokens", "CachedInputTokens", });
     internal_static_turnout_v1_ModelInfo_descriptor =
-      getDescriptor().getMessageType(30);
+      getDescriptor().getMessageType(33);
     internal_static_turnout_v1_ModelInfo_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ModelInfo_descriptor,
         new java.lang.String[] { "Name", "Provider", "UpstreamModel", "Endpoint", "InputPriceUsdNanosPerMtok", "OutputPriceUsdNanosPerMtok", "CachedInputPriceUsdNanosPerMtok", "ContextWindow", "MaxOutputTokens", "Capabilities", "Tags", "Quality", "Health", });
     internal_static_turnout_v1_ModelHealth_descriptor =
-      getDescriptor().getMessageType(31);
+      getDescriptor().getMessageType(34);
     internal_static_turnout_v1_ModelHealth_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ModelHealth_descriptor,
@@ -688,6 +735,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     descriptor.resolveAllFeaturesImmutable();
     com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.StructProto.getDescriptor();
+    com.google.protobuf.TimestampProto.getDescriptor();
   }
 
   // @@protoc_insertion_point(outer_class_scope)

@@ -139,6 +139,37 @@ public final class RouterServiceGrpc {
     return getListModelsMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<dev.turnout.v1.GetBudgetsRequest,
+      dev.turnout.v1.GetBudgetsResponse> getGetBudgetsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetBudgets",
+      requestType = dev.turnout.v1.GetBudgetsRequest.class,
+      responseType = dev.turnout.v1.GetBudgetsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.turnout.v1.GetBudgetsRequest,
+      dev.turnout.v1.GetBudgetsResponse> getGetBudgetsMethod() {
+    io.grpc.MethodDescriptor<dev.turnout.v1.GetBudgetsRequest, dev.turnout.v1.GetBudgetsResponse> getGetBudgetsMethod;
+    if ((getGetBudgetsMethod = RouterServiceGrpc.getGetBudgetsMethod) == null) {
+      synchronized (RouterServiceGrpc.class) {
+        if ((getGetBudgetsMethod = RouterServiceGrpc.getGetBudgetsMethod) == null) {
+          RouterServiceGrpc.getGetBudgetsMethod = getGetBudgetsMethod =
+              io.grpc.MethodDescriptor.<dev.turnout.v1.GetBudgetsRequest, dev.turnout.v1.GetBudgetsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetBudgets"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.turnout.v1.GetBudgetsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.turnout.v1.GetBudgetsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new RouterServiceMethodDescriptorSupplier("GetBudgets"))
+              .build();
+        }
+      }
+    }
+    return getGetBudgetsMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -247,6 +278,17 @@ public final class RouterServiceGrpc {
         io.grpc.stub.StreamObserver<dev.turnout.v1.ListModelsResponse> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListModelsMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+     * window, the limit and when the window resets.
+     * </pre>
+     */
+    default void getBudgets(dev.turnout.v1.GetBudgetsRequest request,
+        io.grpc.stub.StreamObserver<dev.turnout.v1.GetBudgetsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetBudgetsMethod(), responseObserver);
+    }
   }
 
   /**
@@ -328,6 +370,18 @@ public final class RouterServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getListModelsMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+     * window, the limit and when the window resets.
+     * </pre>
+     */
+    public void getBudgets(dev.turnout.v1.GetBudgetsRequest request,
+        io.grpc.stub.StreamObserver<dev.turnout.v1.GetBudgetsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetBudgetsMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -393,6 +447,17 @@ public final class RouterServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
           getChannel(), getListModelsMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+     * window, the limit and when the window resets.
+     * </pre>
+     */
+    public dev.turnout.v1.GetBudgetsResponse getBudgets(dev.turnout.v1.GetBudgetsRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getGetBudgetsMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -457,6 +522,17 @@ public final class RouterServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getListModelsMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+     * window, the limit and when the window resets.
+     * </pre>
+     */
+    public dev.turnout.v1.GetBudgetsResponse getBudgets(dev.turnout.v1.GetBudgetsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetBudgetsMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -511,12 +587,25 @@ public final class RouterServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getListModelsMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * GetBudgets returns the spend budgets in force: per budget and scope, the spend in the current
+     * window, the limit and when the window resets.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.turnout.v1.GetBudgetsResponse> getBudgets(
+        dev.turnout.v1.GetBudgetsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetBudgetsMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_ROUTE = 0;
   private static final int METHODID_GENERATE = 1;
   private static final int METHODID_GENERATE_STREAM = 2;
   private static final int METHODID_LIST_MODELS = 3;
+  private static final int METHODID_GET_BUDGETS = 4;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -550,6 +639,10 @@ public final class RouterServiceGrpc {
         case METHODID_LIST_MODELS:
           serviceImpl.listModels((dev.turnout.v1.ListModelsRequest) request,
               (io.grpc.stub.StreamObserver<dev.turnout.v1.ListModelsResponse>) responseObserver);
+          break;
+        case METHODID_GET_BUDGETS:
+          serviceImpl.getBudgets((dev.turnout.v1.GetBudgetsRequest) request,
+              (io.grpc.stub.StreamObserver<dev.turnout.v1.GetBudgetsResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -597,6 +690,13 @@ public final class RouterServiceGrpc {
               dev.turnout.v1.ListModelsRequest,
               dev.turnout.v1.ListModelsResponse>(
                 service, METHODID_LIST_MODELS)))
+        .addMethod(
+          getGetBudgetsMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              dev.turnout.v1.GetBudgetsRequest,
+              dev.turnout.v1.GetBudgetsResponse>(
+                service, METHODID_GET_BUDGETS)))
         .build();
   }
 
@@ -649,6 +749,7 @@ public final class RouterServiceGrpc {
               .addMethod(getGenerateMethod())
               .addMethod(getGenerateStreamMethod())
               .addMethod(getListModelsMethod())
+              .addMethod(getGetBudgetsMethod())
               .build();
         }
       }
