@@ -157,3 +157,14 @@ def test_validate_config_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}: invalid config" in err
     assert "models[0] (gpt-4o).context_window: Input should be a valid integer" in err
+
+
+def test_a_models_own_rate_limits_reach_admission():
+    raw = example()
+    raw["models"][0] |= {"requests_per_s": 2.5, "tokens_per_min": 90_000}
+    config = parse_config(raw, source="t.yaml", env={})
+    limits = config.model_limits[raw["models"][0]["name"]]
+    assert (limits.requests_per_s, limits.tokens_per_min) == (2.5, 90_000)
+    raw["models"][0]["requests_per_s"] = 0
+    with pytest.raises(ConfigError, match=r"models\[0\].*requests_per_s"):
+        parse_config(raw, source="t.yaml", env={})

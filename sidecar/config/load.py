@@ -183,7 +183,11 @@ def _convert(s: FileSettings, source: str, env: Mapping[str, str]) -> Config:
         provider_limits={
             p.name: Limits(p.max_concurrency, p.requests_per_s, p.tokens_per_min) for p in s.providers
         },
-        model_limits={m.name: Limits(m.max_concurrency) for m in s.models if m.max_concurrency},
+        model_limits={
+            m.name: Limits(m.max_concurrency, m.requests_per_s, m.tokens_per_min)
+            for m in s.models
+            if m.max_concurrency or m.requests_per_s or m.tokens_per_min
+        },
         telemetry=s.telemetry,
         shadow={sh.route: ShadowSpec(**sh.model_dump()) for sh in s.shadow},
         auth_token=Secret(env[s.server.auth_token_env]) if s.server.auth_token_env else None,

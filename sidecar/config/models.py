@@ -91,6 +91,9 @@ class ModelSettings(Strict):
     quality: float = Field(0.5, ge=0, le=1)
     typical_latency_s: float = Field(1.0, gt=0)
     max_concurrency: int | None = Field(None, gt=0)  # in-flight calls to this model at once
+    # A model's own rate limits (providers often limit per model too), after the provider's.
+    requests_per_s: float | None = Field(None, gt=0)
+    tokens_per_min: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _output_fits(self) -> ModelSettings:

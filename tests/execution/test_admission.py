@@ -214,6 +214,21 @@ def test_requests_per_s_spaces_calls() -> None:
     run_virtual(scenario())
 
 
+def test_a_models_own_rate_spaces_its_calls_and_not_its_siblings() -> None:
+    async def scenario() -> None:
+        admission = Admission({}, {"slow": Limits(requests_per_s=1)}, max_wait_s=10)
+        log: list[tuple[str, float]] = []
+        async with asyncio.TaskGroup() as tg:
+            for name in "abc":
+                tg.create_task(enter(admission, log, name, model="slow"))
+            tg.create_task(enter(admission, log, "other", model="fast"))
+        times = dict(log)
+        assert [times[n] for n in "abc"] == pytest.approx([0.0, 1.0, 2.0])
+        assert times["other"] == pytest.approx(0.0)  # another model of the provider is not held
+
+    run_virtual(scenario())
+
+
 def test_a_shared_rate_runs_at_its_share_and_counts_what_was_asked() -> None:
     async def scenario() -> None:
         admission = Admission({"p": Limits(requests_per_s=4, tokens_per_min=6000)}, max_wait_s=10)
