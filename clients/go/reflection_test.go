@@ -71,7 +71,7 @@ func TestLiveReflectionV1ListsAndDescribesTheService(t *testing.T) {
 			methods = append(methods, method.GetName())
 		}
 	}
-	if want := []string{"Route", "Generate", "GenerateStream", "ListModels"}; !slices.Equal(methods, want) {
+	if want := []string{"Route", "Generate", "GenerateStream", "ListModels", "GetBudgets"}; !slices.Equal(methods, want) {
 		t.Errorf("RouterService's methods: %v, want %v", methods, want)
 	}
 }
