@@ -286,16 +286,18 @@ class LearnedRouter:
 
     def success(self, text: str, models: Sequence[str] | None = None) -> dict[str, float]:
         """P(success) per trained model (all of them, or those named)."""
-        return self.assess_success(text, models)[0]
+        return self._chances(self.features(text), models)
 
     def assess_success(
         self, text: str, models: Sequence[str] | None = None
     ) -> tuple[dict[str, float], Assessment]:
         """P(success) per trained model, and the prompt's familiarity (its `p` is unused: NaN)."""
         feats = self.features(text)
+        return self._chances(feats, models), self._assessment(math.nan, feats)
+
+    def _chances(self, feats: set[str], models: Sequence[str] | None) -> dict[str, float]:
         heads = self.heads
-        chances = {m: _sigmoid(heads["success:" + m].logit(feats)) for m in (models or self.models)}
-        return chances, self._assessment(math.nan, feats)
+        return {m: _sigmoid(heads["success:" + m].logit(feats)) for m in (models or self.models)}
 
     def threshold_for(self, target: Target) -> float:
         return resolve_threshold(self.calibration, target)
