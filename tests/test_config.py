@@ -108,6 +108,15 @@ def broken(mutate) -> str:
             lambda r: r["providers"][0].update(headers={"Authorization": "Bearer x"}),
             "header 'Authorization' carries credentials",
         ),
+        (
+            lambda r: r["models"][3]["capabilities"].append("logprobs"),
+            "models[3] (claude-sonnet-4).capabilities: anthropic provider 'anthropic' returns no token "
+            "log-probabilities; remove logprobs",
+        ),
+        (
+            lambda r: r["models"][7]["capabilities"].append("logprobs"),
+            "models[7] (llama-3.1-8b-instant).capabilities: openai_compatible (groq) provider 'groq'",
+        ),
     ],
 )
 def test_invalid_configs_name_file_and_field(mutate, expected):
@@ -168,3 +177,10 @@ def test_a_models_own_rate_limits_reach_admission():
     raw["models"][0]["requests_per_s"] = 0
     with pytest.raises(ConfigError, match=r"models\[0\].*requests_per_s"):
         parse_config(raw, source="t.yaml", env={})
+
+
+def test_the_flavors_config_refuses_logprobs_for_are_the_dialects_without_them():
+    from sidecar.config.models import NO_LOGPROBS_FLAVORS
+    from sidecar.providers.openai.dialects import FLAVORS
+
+    assert {name for name, d in FLAVORS.items() if not d.logprobs} == NO_LOGPROBS_FLAVORS

@@ -12,6 +12,12 @@ from sidecar.config.common import ENV_NAME, MAX_TOKENS, MAX_USD_PER_MTOK, NAME, 
 from sidecar.domain.redact import CREDENTIAL_WORDS, is_credential_header, redact
 from sidecar.domain.request import Capability
 
+# Wire protocols that return no token log-probabilities (Anthropic Messages, Bedrock Converse), and
+# the OpenAI-compatible flavors whose dialect leaves the field out (providers/openai/dialects.py;
+# tests/config keeps the two in step).
+NO_LOGPROBS_KINDS = frozenset({"anthropic", "bedrock"})
+NO_LOGPROBS_FLAVORS = frozenset({"ollama", "groq"})
+
 
 class ProviderSettings(Strict):
     name: Annotated[str, Field(pattern=NAME)]
@@ -26,6 +32,12 @@ class ProviderSettings(Strict):
     max_concurrency: int | None = Field(None, gt=0)
     requests_per_s: float | None = Field(None, gt=0)
     tokens_per_min: float | None = Field(None, gt=0)
+
+    @property
+    def returns_logprobs(self) -> bool:
+        if self.kind in NO_LOGPROBS_KINDS:
+            return False
+        return not (self.kind == "openai_compatible" and self.options.get("flavor") in NO_LOGPROBS_FLAVORS)
 
     @model_validator(mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from sidecar.config.models import ModelSettings, ProviderSettings
 from sidecar.config.routes import RouteSettings
 from sidecar.config.server import ServerSettings
 from sidecar.config.telemetry import TelemetrySettings
+from sidecar.domain.request import Capability
 from sidecar.domain.shadow import Compare
 
 
@@ -87,11 +88,20 @@ class FileSettings(Strict):
         problems += _duplicates("providers", [p.name for p in self.providers])
         problems += _duplicates("models", [m.name for m in self.models])
         problems += _duplicates("routes", [r.name for r in self.routes])
-        providers = {p.name for p in self.providers}
+        providers = {p.name: p for p in self.providers}
         models = {m.name for m in self.models}
         for i, m in enumerate(self.models):
-            if m.provider not in providers:
+            provider = providers.get(m.provider)
+            if provider is None:
                 problems.append(f"models[{i}] ({m.name}).provider: unknown provider {m.provider!r}")
+            elif Capability.LOGPROBS in m.capabilities and not provider.returns_logprobs:
+                flavor = provider.options.get("flavor")
+                problems.append(
+                    f"models[{i}] ({m.name}).capabilities: {provider.kind}"
+                    + (f" ({flavor})" if flavor and provider.kind == "openai_compatible" else "")
+                    + f" provider {provider.name!r} returns no token log-probabilities; "
+                    "remove logprobs"
+                )
         for i, route in enumerate(self.routes):
             for where, names in route.model_references():
                 problems += _unknown(f"routes[{i}] ({route.name}).{where}", names, models)

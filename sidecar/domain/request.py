@@ -22,6 +22,7 @@ class Capability(enum.StrEnum):
     VISION = "vision"
     JSON_MODE = "json"
     STREAMING = "streaming"
+    LOGPROBS = "logprobs"  # returns each output token's log-probability (and its top alternatives)
 
 
 class Priority(enum.IntEnum):
@@ -113,6 +114,9 @@ class ResponseFormat:
         return self.kind is not ResponseFormatKind.TEXT
 
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's and Gemini's own limit on alternatives per position
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
     max_output_tokens: int | None = None
@@ -120,6 +124,8 @@ class GenerationParams:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    logprobs: bool = False  # return each output token's log-probability
+    top_logprobs: int = 0  # and this many most likely tokens at each position (0..20; needs logprobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,4 +167,6 @@ class ChatRequest:
             needed.add(Capability.JSON_MODE)
         if any(m.has_image for m in self.messages):
             needed.add(Capability.VISION)
+        if self.params.logprobs:
+            needed.add(Capability.LOGPROBS)
         return frozenset(needed)

@@ -24,6 +24,40 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One of the most likely tokens at a position of the output."""
+
+    token: str
+    logprob: float
+    # The token's UTF-8 bytes when the provider gives them: a token may be part of a character, and
+    # then `token` alone cannot say which bytes it holds. None: `token.encode()`.
+    utf8: bytes | None = None
+
+    @property
+    def token_bytes(self) -> bytes:
+        return self.token.encode() if self.utf8 is None else self.utf8
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """An output token's log-probability, and the most likely tokens at its position (best first)."""
+
+    token: str
+    logprob: float
+    utf8: bytes | None = None
+    top: tuple[TopLogprob, ...] = ()
+
+    @property
+    def token_bytes(self) -> bytes:
+        return self.token.encode() if self.utf8 is None else self.utf8
+
+
+def mean_logprob(tokens: tuple[TokenLogprob, ...] | list[TokenLogprob]) -> float | None:
+    """The output's mean token log-probability (a cascade's confidence), None without tokens."""
+    return sum(t.logprob for t in tokens) / len(tokens) if tokens else None
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """A provider's whole answer, normalised."""
 
@@ -34,6 +68,7 @@ class Completion:
     response_model: str = ""  # the model name the provider says served it
     refusal: str = ""  # the model declined (OpenAI's message.refusal), when the provider says so
     mean_logprob: float | None = None  # mean log-probability of the output tokens, when returned
+    logprobs: tuple[TokenLogprob, ...] = ()  # each output token's, when returned
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +94,4 @@ class StreamChunk:
     usage: Usage | None = None
     response_model: str = ""
     refusal: str = ""  # a fragment of a refusal, for providers that stream one
-    logprobs: tuple[float, ...] = ()  # log-probabilities of this chunk's output tokens, when asked
+    logprobs: tuple[TokenLogprob, ...] = ()  # this chunk's output tokens', when asked

@@ -275,6 +275,7 @@ def _whole(completion: Completion) -> StreamChunk:
         completion.usage,
         completion.response_model,
         completion.refusal,
+        completion.logprobs,
     )
 
 

@@ -31,7 +31,7 @@ from sidecar.domain.errors import StreamInterrupted
 from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart, ToolCall
-from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
+from sidecar.domain.response import Completion, FinishReason, StreamChunk, TokenLogprob, Usage, mean_logprob
 from sidecar.domain.result import ExecutionResult
 from sidecar.execution.attempt import AttemptStack, RaceScope
 from sidecar.execution.breaker import DeferredGuard
@@ -219,7 +219,7 @@ class _Accumulator:
         self.final: StreamChunk | None = None
         self.delivered_chars = 0
         self.refusal: list[str] = []
-        self.logprobs: list[float] = []
+        self.logprobs: list[TokenLogprob] = []
 
     @property
     def text(self) -> str:
@@ -232,7 +232,7 @@ class _Accumulator:
         self.refusal.append(chunk.refusal)
         self.logprobs.extend(chunk.logprobs)
         if not chunk.text and not chunk.tool_calls:
-            return False
+            return bool(chunk.logprobs)
         self.parts.append(chunk.text)
         self.delivered_chars += len(chunk.text)
         for delta in chunk.tool_calls:
@@ -256,5 +256,6 @@ class _Accumulator:
             tool_calls=tuple(ToolCall(i, n, a) for _, (i, n, a) in sorted(self.tools.items())),
             response_model=self.final.response_model,
             refusal="".join(self.refusal),
-            mean_logprob=sum(self.logprobs) / len(self.logprobs) if self.logprobs else None,
+            mean_logprob=mean_logprob(self.logprobs),
+            logprobs=tuple(self.logprobs),
         )

@@ -1,8 +1,9 @@
 """POST /v1/chat/completions in OpenAI's Chat Completions format: request, answer, chunks, errors.
 
 What Turnout cannot honour is refused with a 400 naming the field rather than ignored: `n` other
-than 1 (one answer per request is what the executor races for), token `logprobs` (not carried
-through the request path yet), and content parts other than text and images. Fields that only
+than 1 (one answer per request is what the executor races for) and content parts other than text
+and images. `logprobs` limits the candidates to models with the logprobs capability (none: a 400
+naming it), as `tools` limits them to models with tools. Fields that only
 matter to OpenAI's own platform (`store`, `user`, `service_tier`, `parallel_tool_calls`, ...) are
 ignored, as other OpenAI-compatible servers do.
 """
@@ -17,6 +18,7 @@ import orjson
 
 from sidecar.domain.plan import Plan
 from sidecar.domain.request import (
+    MAX_TOP_LOGPROBS,
     ChatRequest,
     GenerationParams,
     ImagePart,
@@ -28,7 +30,7 @@ from sidecar.domain.request import (
     ToolChoice,
     ToolChoiceMode,
 )
-from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
+from sidecar.domain.response import Completion, FinishReason, StreamChunk, TokenLogprob, Usage
 from sidecar.domain.result import ExecutionResult
 from sidecar.domain.status import ErrorStatus
 from sidecar.http_api.errors import details
@@ -70,18 +72,24 @@ class OpenAIChat:
         if max_tokens is None:
             max_tokens = r.positive(body, "max_tokens", "max_tokens")
         seed = r.get(body, "seed", "seed", int)
+        logprobs = r.get(body, "logprobs", "logprobs", bool) is True
+        top = r.number(body, "top_logprobs", "top_logprobs", 0, MAX_TOP_LOGPROBS)
+        if top is not None and top != int(top):
+            r.bad("top_logprobs", "must be a whole number")
+        elif top and not logprobs:
+            r.bad("top_logprobs", "needs logprobs set to true")
         params = GenerationParams(
             max_output_tokens=max_tokens,
             temperature=r.number(body, "temperature", "temperature", 0, 2),
             top_p=r.number(body, "top_p", "top_p", 0, 1, open_low=True),
             stop=r.stop(body.get("stop"), "stop"),
             seed=seed,
+            logprobs=logprobs,
+            top_logprobs=int(top or 0),
         )
         n = r.get(body, "n", "n", int)
         if n is not None and n != 1:
             r.bad("n", f"Turnout answers one choice per request; n must be 1 (got {n})")
-        if r.get(body, "logprobs", "logprobs", bool) or body.get("top_logprobs"):
-            r.bad("logprobs", "Turnout does not return token log-probabilities; leave logprobs unset")
         stream = r.get(body, "stream", "stream", bool) is True
         options = r.get(body, "stream_options", "stream_options", Mapping) or {}
         chat = ChatRequest(
@@ -116,12 +124,19 @@ class OpenAIChat:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": result.candidate.model.name,
-            "choices": [{"index": 0, "message": message, "finish_reason": _finish(c), "logprobs": None}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": _finish(c),
+                    "logprobs": _logprobs(c.logprobs) if chat.params.logprobs else None,
+                }
+            ],
             "usage": _usage(c.usage),
         }
 
     def stream(self, chat: ChatRequest, plan: Plan, inbound: Inbound) -> _Chunks:
-        return _Chunks(_id(chat), plan.choice.model.name, inbound.stream_usage)
+        return _Chunks(_id(chat), plan.choice.model.name, inbound.stream_usage, chat.params.logprobs)
 
     def error(self, status: ErrorStatus, http_status: int) -> dict[str, Any]:
         return {
@@ -139,10 +154,11 @@ class _Chunks:
     """chat.completion.chunk events. The chunks name the plan's first choice until the last one,
     which names the model that answered: the executor says which candidate won only at the end."""
 
-    def __init__(self, completion_id: str, model: str, usage: bool) -> None:
+    def __init__(self, completion_id: str, model: str, usage: bool, logprobs: bool) -> None:
         self._head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time())}
         self._model = model
         self._usage = usage
+        self._logprobs = logprobs
         self._first = True
 
     def _event(self, choices: list[dict[str, Any]], model: str, **more: Any) -> bytes:
@@ -161,8 +177,9 @@ class _Chunks:
             delta["tool_calls"] = [
                 _tool_delta(d.index, d.id, d.name, d.arguments_json) for d in chunk.tool_calls
             ]
+        logprobs = _logprobs(chunk.logprobs) if self._logprobs else None
         return self._event(
-            [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}], self._model
+            [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": logprobs}], self._model
         )
 
     def end(self, result: ExecutionResult) -> bytes:
@@ -176,6 +193,25 @@ class _Chunks:
     def failed(self, status: ErrorStatus) -> bytes:
         # A `data:` line with an `error` member: the OpenAI SDKs raise APIError on it.
         return sse(orjson.dumps(OpenAIChat().error(status, status.code.http_status)))
+
+
+def _logprobs(tokens: tuple[TokenLogprob, ...]) -> dict[str, Any]:
+    """`choices[0].logprobs`: the output tokens, each with its most likely alternatives. Asked of a
+    model whose provider returned none (a refusal, say), `content` is empty rather than null."""
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": list(t.token_bytes),
+                "top_logprobs": [
+                    {"token": a.token, "logprob": a.logprob, "bytes": list(a.token_bytes)} for a in t.top
+                ],
+            }
+            for t in tokens
+        ],
+        "refusal": None,
+    }
 
 
 def _tool_delta(index: int, call_id: str, name: str, arguments: str) -> dict[str, Any]:

@@ -23,13 +23,19 @@ class ProviderCall:
     """One attempt's input: the request, the model to send it to, and the time it may take.
 
     `want_logprobs` asks for token log-probabilities (a cascade escalates on low confidence); adapters
-    whose provider cannot return them ignore it, and the answer's mean_logprob stays None.
+    whose provider cannot return them ignore it, and the answer's mean_logprob stays None. A request
+    whose client asked for them (`params.logprobs`) only reaches models with the logprobs capability.
     """
 
     request: ChatRequest
     model: ModelSpec
     timeout_s: float
     want_logprobs: bool = False
+
+    @property
+    def logprobs(self) -> bool:
+        """Whether to ask the provider for token log-probabilities: the executor or the client wants them."""
+        return self.want_logprobs or self.request.params.logprobs
 
 
 class ProviderAdapter(Protocol):
@@ -76,6 +82,7 @@ class MockAdapter:
             finish_reason=completion.finish_reason,
             usage=completion.usage,
             response_model=completion.response_model,
+            logprobs=completion.logprobs,
         )
 
 

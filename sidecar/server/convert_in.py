@@ -18,6 +18,7 @@ from google.protobuf import struct_pb2
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest
 from sidecar.domain.request import (
+    MAX_TOP_LOGPROBS,
     Capability,
     ChatRequest,
     GenerationParams,
@@ -60,6 +61,7 @@ _CAPABILITIES = {
     pb.CAPABILITY_VISION: Capability.VISION,
     pb.CAPABILITY_JSON_MODE: Capability.JSON_MODE,
     pb.CAPABILITY_STREAMING: Capability.STREAMING,
+    pb.CAPABILITY_LOGPROBS: Capability.LOGPROBS,
 }
 _PRIORITIES = {
     pb.PRIORITY_UNSPECIFIED: Priority.NORMAL,
@@ -269,12 +271,18 @@ def _params(r: _Reader, p: pb.GenerationParams) -> GenerationParams:
         r.bad("params.top_p", "must be in (0, 1]")
     if any(not s for s in p.stop):
         r.bad("params.stop", "stop sequences must not be empty")
+    if not 0 <= p.top_logprobs <= MAX_TOP_LOGPROBS:
+        r.bad("params.top_logprobs", f"must be between 0 and {MAX_TOP_LOGPROBS}")
+    elif p.top_logprobs and not p.logprobs:
+        r.bad("params.top_logprobs", "needs params.logprobs set to true")
     return GenerationParams(
         max_output_tokens=p.max_output_tokens if p.HasField("max_output_tokens") else None,
         temperature=p.temperature if p.HasField("temperature") else None,
         top_p=p.top_p if p.HasField("top_p") else None,
         stop=tuple(p.stop),
         seed=p.seed if p.HasField("seed") else None,
+        logprobs=p.logprobs,
+        top_logprobs=p.top_logprobs,
     )
 
 

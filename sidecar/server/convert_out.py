@@ -12,7 +12,7 @@ from sidecar.domain.model import ModelSpec
 from sidecar.domain.outcome import AttemptOutcome, AttemptRecord, FailureClass
 from sidecar.domain.plan import Candidate, PerDecision, Plan
 from sidecar.domain.request import Capability, ToolCall
-from sidecar.domain.response import FinishReason, StreamChunk, Usage
+from sidecar.domain.response import FinishReason, StreamChunk, TokenLogprob, Usage
 from sidecar.domain.result import ExecutionResult
 from sidecar.limits.budgets import Usage as BudgetUsage
 from sidecar.policy.health import HealthSnapshot, HealthState
@@ -141,14 +141,29 @@ def attempts(records: Iterable[AttemptRecord]) -> list[pb.Attempt]:
     ]
 
 
-def delta(chunk: StreamChunk) -> pb.OutputDelta:
+def delta(chunk: StreamChunk, *, logprobs: bool = False) -> pb.OutputDelta:
+    """A stream chunk; its tokens' log-probabilities only when the client asked (a cascade may ask
+    for them itself, to judge confidence)."""
     return pb.OutputDelta(
         text=chunk.text,
         tool_calls=[
             pb.ToolCallDelta(index=d.index, id=d.id, name=d.name, arguments_json=d.arguments_json)
             for d in chunk.tool_calls
         ],
+        logprobs=token_logprobs(chunk.logprobs) if logprobs else (),
     )
+
+
+def token_logprobs(tokens: Iterable[TokenLogprob]) -> list[pb.TokenLogprob]:
+    return [
+        pb.TokenLogprob(
+            token=t.token,
+            logprob=t.logprob,
+            utf8=t.token_bytes,
+            top_logprobs=[pb.TopLogprob(token=a.token, logprob=a.logprob, utf8=a.token_bytes) for a in t.top],
+        )
+        for t in tokens
+    ]
 
 
 def tool_calls(calls: Iterable[ToolCall]) -> list[pb.ToolCall]:
@@ -193,7 +208,7 @@ def _summary(plan: Plan, result: ExecutionResult, request_id: str, trace_id: str
 
 
 def generate_response(
-    plan: Plan, result: ExecutionResult, request_id: str, trace_id: str
+    plan: Plan, result: ExecutionResult, request_id: str, trace_id: str, *, logprobs: bool = False
 ) -> pb.GenerateResponse:
     c = result.completion
     output = pb.Output(
@@ -201,6 +216,7 @@ def generate_response(
         tool_calls=tool_calls(c.tool_calls),
         parsed_json=json_value(result.parsed_json),
         refusal=c.refusal,
+        logprobs=token_logprobs(c.logprobs) if logprobs else (),
     )
     return pb.GenerateResponse(output=output, **_summary(plan, result, request_id, trace_id))
 

@@ -114,7 +114,11 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                     call = rpc.call
                     generated = await runtime.pipeline.generate(chat, self._deadline(context), call)
                     return out.generate_response(
-                        generated.plan, generated.result, chat.request_id, trace_id=call.trace_id
+                        generated.plan,
+                        generated.result,
+                        chat.request_id,
+                        trace_id=call.trace_id,
+                        logprobs=chat.params.logprobs,
                     )
             except Exception as exc:  # noqa: BLE001
                 rpc.ended = _fail(context, exc)
@@ -135,7 +139,9 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                         if isinstance(event, Plan):
                             plan = event
                         elif isinstance(event, StreamChunk):
-                            yield pb.GenerateStreamResponse(delta=out.delta(event))
+                            yield pb.GenerateStreamResponse(
+                                delta=out.delta(event, logprobs=chat.params.logprobs)
+                            )
                         elif isinstance(event, ExecutionResult):
                             assert plan is not None, "the pipeline yields the plan first"
                             end = out.stream_end(plan, event, chat.request_id, trace_id=call.trace_id)

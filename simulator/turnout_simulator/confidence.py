@@ -10,10 +10,38 @@ repeat exactly, differ per model, and asking for logprobs never changes the answ
 
 from __future__ import annotations
 
+import math
 import random
+import zlib
+
+from turnout_simulator.words import VOCABULARY
 
 GAMMA_SHAPE = 4.0
 DECIMALS = 6
+IMPOSSIBLE = -9999.0  # what OpenAI reports for a token with no chance left
+
+
+def top(token: str, logprob: float, count: int) -> list[tuple[str, float]]:
+    """The `count` most likely tokens at a position whose chosen token is `token`: it first, then
+    rivals from the vocabulary, each half as likely as the one before and all together no more
+    likely than what the chosen token leaves, so the probabilities never sum past 1. No RNG: the
+    same token and logprob give the same list, in a stream's chunks and a whole answer alike."""
+    if count <= 0:
+        return []
+    p = math.exp(logprob)
+    share = min(p, 1.0 - p)
+    prefix = " " if token.startswith(" ") else ""
+    start = zlib.crc32(token.encode())
+    out = [(token, logprob)]
+    step = 0
+    while len(out) < count:
+        word = prefix + VOCABULARY[(start + step) % len(VOCABULARY)]
+        step += 1
+        if word == token:
+            continue
+        share /= 2
+        out.append((word, round(math.log(share), DECIMALS) if share > 0 else IMPOSSIBLE))
+    return out
 
 
 def draw_logprobs(count: int, mean: float, rng: random.Random) -> tuple[float, ...]:

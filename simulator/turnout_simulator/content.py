@@ -53,6 +53,7 @@ class Answer:
     finish_reason: str  # "stop", "length" or "tool_calls"
     refused: bool = False  # the pieces are a refusal: sent as `refusal`, with `content` null
     logprobs: tuple[float, ...] | None = None  # one per piece, when the request asked for logprobs
+    top_logprobs: int = 0  # how many likely tokens to list at each position (see confidence.top)
 
     @property
     def content(self) -> str | None:
@@ -81,7 +82,8 @@ def compose_answer(
         fault.mean_logprob if fault is not None and kind is FaultKind.LOW_CONFIDENCE else profile.confidence
     )
     rng = random.Random(f"{request_seed}|{call.model}|logprobs")
-    return replace(answer, logprobs=draw_logprobs(len(answer.pieces), mean, rng))
+    drawn = draw_logprobs(len(answer.pieces), mean, rng)
+    return replace(answer, logprobs=drawn, top_logprobs=call.top_logprobs)
 
 
 def _compose(call: ChatCall, profile: ModelProfile, rng: random.Random, fault: FaultKind | None) -> Answer:

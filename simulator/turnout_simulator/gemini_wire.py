@@ -25,12 +25,13 @@ from typing import Any
 
 from aiohttp import web
 
+from turnout_simulator.confidence import top
 from turnout_simulator.config import FaultKind, FaultSpec, ModelProfile
 from turnout_simulator.content import Answer
 from turnout_simulator.errors import WireError
 from turnout_simulator.fault_wire import drop, error_for, hang, malformed, send_cut_body
 from turnout_simulator.payloads import TOKENS_PER_DELTA
-from turnout_simulator.request import ChatCall, parse_json_body
+from turnout_simulator.request import MAX_TOP_LOGPROBS, ChatCall, parse_json_body
 from turnout_simulator.state import STATE, SimState
 from turnout_simulator.tokens import estimate_prompt
 
@@ -188,7 +189,20 @@ def parse_gemini_call(
         tool_choice=_tool_choice(body, tools),
         prompt_tokens=prompt_tokens,
         logprobs=config.get("responseLogprobs") is True,
+        top_logprobs=_top_logprobs(config),
     )
+
+
+def _top_logprobs(config: Mapping[str, Any]) -> int:
+    """generationConfig.logprobs: how many top candidates per position, 0 to 20, with responseLogprobs."""
+    count = config.get("logprobs")
+    if count is None:
+        return 0
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_TOP_LOGPROBS:
+        raise GeminiError(400, f"logprobs must be an integer in [0, {MAX_TOP_LOGPROBS}].")
+    if count and config.get("responseLogprobs") is not True:
+        raise GeminiError(400, "logprobs is only valid when responseLogprobs is true.")
+    return count
 
 
 def _messages(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
@@ -339,11 +353,19 @@ def _candidate(answer: Answer, pieces: tuple[str, ...], *, finished: bool) -> di
 
 def _logprobs(answer: Answer, start: int, stop: int | None) -> dict[str, Any]:
     assert answer.logprobs is not None
-    chosen = [
-        {"token": token, "tokenId": 0, "logProbability": logprob}
-        for token, logprob in zip(answer.pieces[start:stop], answer.logprobs[start:stop], strict=True)
+    pairs = list(zip(answer.pieces[start:stop], answer.logprobs[start:stop], strict=True))
+    chosen = [{"token": token, "tokenId": 0, "logProbability": logprob} for token, logprob in pairs]
+    if not answer.top_logprobs:
+        return {"topCandidates": [], "chosenCandidates": chosen}
+    tops = [
+        {
+            "candidates": [
+                {"token": t, "tokenId": 0, "logProbability": lp} for t, lp in top(*pair, answer.top_logprobs)
+            ]
+        }
+        for pair in pairs
     ]
-    return {"topCandidates": [], "chosenCandidates": chosen}
+    return {"topCandidates": tops, "chosenCandidates": chosen}
 
 
 def _usage(prompt_tokens: int, output_tokens: int) -> dict[str, Any]:

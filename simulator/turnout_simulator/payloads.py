@@ -4,8 +4,8 @@ Field for field what api.openai.com sends: `chat.completion` bodies, `chat.compl
 chunks (role first, then content, refusal or tool-call argument fragments, then the finish reason,
 then with include_usage a last chunk with `choices: []` and the usage), and the `/v1/models` list.
 When the request asked for logprobs, each body or fragment carries `logprobs.content` (or, for a
-refusal, `logprobs.refusal`) with one entry per token it holds: token, logprob, UTF-8 bytes and an
-empty `top_logprobs`.
+refusal, `logprobs.refusal`) with one entry per token it holds: token, logprob, UTF-8 bytes and
+`top_logprobs` (the request's count of them, from confidence.top; empty when it asked for none).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from turnout_simulator.confidence import top
 from turnout_simulator.content import Answer
 
 SYSTEM_FINGERPRINT = "fp_turnout_sim"
@@ -55,7 +56,15 @@ def logprobs_field(answer: Answer, start: int = 0, stop: int | None = None) -> d
     if answer.logprobs is None:
         return None
     entries = [
-        {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": []}
+        {
+            "token": token,
+            "logprob": logprob,
+            "bytes": list(token.encode()),
+            "top_logprobs": [
+                {"token": t, "logprob": lp, "bytes": list(t.encode())}
+                for t, lp in top(token, logprob, answer.top_logprobs)
+            ],
+        }
         for token, logprob in zip(answer.pieces[start:stop], answer.logprobs[start:stop], strict=True)
     ]
     if answer.refused:

@@ -158,7 +158,8 @@ class ReplayBook:
         if not call.logprobs:
             return answer
         rng = random.Random(f"{outcome.sample_id}|{call.model}|replay-logprobs")
-        return replace(answer, logprobs=draw_logprobs(len(cut), mean_logprob, rng))
+        drawn = draw_logprobs(len(cut), mean_logprob, rng)
+        return replace(answer, logprobs=drawn, top_logprobs=call.top_logprobs)
 
     def snapshot(self) -> dict[str, int]:
         return {"prompts": len(self), "duplicates": self.duplicates, "hits": self.hits, "misses": self.misses}

@@ -30,7 +30,11 @@ class ChatCall:
     tools: tuple[Mapping[str, Any], ...]
     tool_choice: Any
     prompt_tokens: int
-    logprobs: bool = False  # return each output token's log-probability (top_logprobs is not honoured)
+    logprobs: bool = False  # return each output token's log-probability
+    top_logprobs: int = 0  # and this many most likely tokens at each position
+
+
+MAX_TOP_LOGPROBS = 20  # OpenAI's and Gemini's limit
 
 
 def parse_json_body(raw: bytes) -> Mapping[str, Any]:
@@ -91,6 +95,29 @@ def parse_chat_call(body: Mapping[str, Any], profile: ModelProfile) -> ChatCall:
             param="logprobs",
             code="invalid_type",
         )
+    top = body.get("top_logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int)):
+        raise WireError(
+            400,
+            f"Invalid type for 'top_logprobs': expected an integer, but got {type(top).__name__} instead.",
+            param="top_logprobs",
+            code="invalid_type",
+        )
+    if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise WireError(
+            400,
+            f"Invalid 'top_logprobs': integer above maximum value. Expected a value <= {MAX_TOP_LOGPROBS}, "
+            f"but got {top} instead."
+            if top > 0
+            else f"Invalid 'top_logprobs': integer below minimum value. "
+            f"Expected a value >= 0, but got {top} instead.",
+            param="top_logprobs",
+            code="integer_above_max_value" if top > 0 else "integer_below_min_value",
+        )
+    if top and logprobs is not True:
+        raise WireError(
+            400, "'logprobs' must be set to 'true' when 'top_logprobs' is used.", param="top_logprobs"
+        )
     return ChatCall(
         model=model,
         messages=messages,
@@ -102,6 +129,7 @@ def parse_chat_call(body: Mapping[str, Any], profile: ModelProfile) -> ChatCall:
         tool_choice=tool_choice,
         prompt_tokens=prompt_tokens,
         logprobs=logprobs is True,
+        top_logprobs=top or 0,
     )
 
 

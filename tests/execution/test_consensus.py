@@ -7,6 +7,7 @@ rejected vote is never returned, even when every model it escalates to fails.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -15,7 +16,8 @@ from sidecar.config.routes import RouteSettings
 from sidecar.domain.errors import AllCandidatesFailed
 from sidecar.domain.outcome import AttemptOutcome, FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Consensus, Plan, Stage
-from sidecar.domain.response import Completion, FinishReason, StreamChunk, Usage
+from sidecar.domain.request import GenerationParams
+from sidecar.domain.response import Completion, FinishReason, StreamChunk, TokenLogprob, TopLogprob, Usage
 from sidecar.execution.agreement import choice, json_value, number, tally, text
 from sidecar.execution.executor import Executor
 from sidecar.policy.build import build_engine
@@ -249,3 +251,17 @@ async def test_every_mix_returns_an_agreed_or_escalated_answer_and_counts_every_
     assert result.total_cost_usd_nanos == sum(a.cost_usd_nanos for a in result.attempts)
     paid = {a.model for a in result.attempts if a.outcome is AttemptOutcome.SUCCESS}
     assert paid == answered - ({"strong"} if agreed else set())
+
+
+async def test_a_voted_stream_sends_the_accepted_answers_token_logprobs():
+    # The accepted answer goes out whole, as one chunk: its logprobs go with it, or a client that
+    # asked for them would get none from a stream that voted.
+    tokens = (TokenLogprob("B", -0.2, top=(TopLogprob("B", -0.2), TopLogprob("C", -1.9))),)
+
+    def behaviour(call: ProviderCall) -> Completion:
+        return Completion("B", FinishReason.STOP, Usage(10, 1), logprobs=tokens if call.logprobs else ())
+
+    ex = Executor({"p1": MockAdapter(behaviour)}, {"p1": provider("p1")})
+    request = replace(chat(), params=GenerationParams(logprobs=True, top_logprobs=2))
+    chunks = [e async for e in ex.stream(VOTE, request, time.monotonic() + 30) if isinstance(e, StreamChunk)]
+    assert [t for c in chunks for t in c.logprobs] == list(tokens)

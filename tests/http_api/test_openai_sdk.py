@@ -194,6 +194,59 @@ def test_a_stream_broken_after_its_first_chunk_raises_in_the_sdk(client: openai.
     assert caught.value.body["code"] == "stream_interrupted"
 
 
+def test_logprobs_come_back_per_token_with_their_top_alternatives(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="auto", messages=HELLO, max_tokens=12, logprobs=True, top_logprobs=3
+    )
+    choice = completion.choices[0]
+    assert choice.logprobs is not None
+    assert choice.logprobs.content
+    tokens = choice.logprobs.content
+    assert "".join(t.token for t in tokens) == choice.message.content
+    assert len(tokens) == completion.usage.completion_tokens  # type: ignore[union-attr]
+    for t in tokens:
+        assert t.logprob <= 0
+        assert bytes(t.bytes or []) == t.token.encode()
+        assert len(t.top_logprobs) == 3
+        assert t.top_logprobs[0].token == t.token  # the simulator's chosen token is its likeliest
+        assert [a.logprob for a in t.top_logprobs] == sorted(
+            (a.logprob for a in t.top_logprobs), reverse=True
+        )
+    # Not asked: null, as OpenAI answers (a cascade may ask its models for them; they stay inside).
+    plain = client.chat.completions.create(model="auto", messages=HELLO, max_tokens=12)
+    assert plain.choices[0].logprobs is None
+
+
+def test_a_stream_carries_each_chunks_logprobs(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="gemini-2.5-flash", messages=HELLO, max_tokens=12, logprobs=True, top_logprobs=2, stream=True
+    )
+    chunks = [c for c in stream if c.choices]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    tokens = [t for c in chunks if c.choices[0].logprobs for t in c.choices[0].logprobs.content or []]
+    assert text
+    assert "".join(t.token for t in tokens) == text
+    assert all(len(t.top_logprobs) == 2 for t in tokens)
+
+
+def test_logprobs_leave_out_models_that_cannot_return_them(client: openai.OpenAI) -> None:
+    # Anthropic's API has no token logprobs: pinned, the request cannot be served; routed, the
+    # route's models that can serve it do.
+    with pytest.raises(openai.BadRequestError, match="claude-sonnet-4: lacks logprobs") as caught:
+        client.chat.completions.create(model="claude-sonnet-4", messages=HELLO, logprobs=True)
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["code"] == "no_candidate"
+    # The code rule's first choice is claude-sonnet-4; the next one that can return them answers.
+    routed = client.chat.completions.with_raw_response.create(
+        model="auto", messages=HELLO, logprobs=True, extra_headers={"x-turnout-task-type": "code"}
+    )
+    assert routed.headers["x-turnout-model"] == routed.parse().model == "gpt-4o"
+    with pytest.raises(openai.BadRequestError, match="top_logprobs: needs logprobs"):
+        client.chat.completions.create(model="auto", messages=HELLO, top_logprobs=2)
+    with pytest.raises(openai.BadRequestError, match="top_logprobs: must be at least 0 and at most 20"):
+        client.chat.completions.create(model="auto", messages=HELLO, logprobs=True, top_logprobs=21)
+
+
 def test_a_bad_request_raises_bad_request_error_naming_the_field(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="auto", messages=HELLO, n=2)

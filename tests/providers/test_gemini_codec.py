@@ -346,7 +346,8 @@ def test_stream_events() -> None:
         },
         first_call=0,
     )
-    assert (first.text, first.finish_reason, first.logprobs) == ("Hel", None, (-0.5,))
+    assert (first.text, first.finish_reason) == ("Hel", None)
+    assert [(t.token, t.logprob) for t in first.logprobs] == [("Hel", -0.5)]
     call = decode_chunk(
         {"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}]}}]},
         first_call=2,
@@ -427,3 +428,38 @@ def test_error_message_retry_delay_and_array_wrapping() -> None:
     assert classify_error(429, body, {"Retry-After": "3"}).retry_after_s == 3.0  # the header wins
     html = classify_error(502, b"<html/>", {"Content-Type": "text/html"})
     assert html.message == "HTTP 502 with a 7-byte body (text/html)"
+
+
+def test_top_candidates_are_asked_for_and_decoded_per_position() -> None:
+    request = ChatRequest(messages=(user("hi"),), params=GenerationParams(logprobs=True, top_logprobs=2))
+    config = encode_request(request, MODEL, logprobs=True)["generationConfig"]
+    assert (config["responseLogprobs"], config["logprobs"]) == (True, 2)
+    body = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "Hi there"}]},
+                "finishReason": "STOP",
+                "logprobsResult": {
+                    "chosenCandidates": [
+                        {"token": "Hi", "logProbability": -0.1},
+                        {"token": " there", "logProbability": -0.4},
+                    ],
+                    "topCandidates": [
+                        {
+                            "candidates": [
+                                {"token": "Hi", "logProbability": -0.1},
+                                {"token": "Hey", "logProbability": -2.5},
+                            ]
+                        },
+                        {"candidates": [{"token": " there", "logProbability": -0.4}]},
+                    ],
+                },
+            }
+        ]
+    }
+    tokens = decode_completion(body).logprobs
+    assert [(t.token, t.logprob, [(a.token, a.logprob) for a in t.top]) for t in tokens] == [
+        ("Hi", -0.1, [("Hi", -0.1), ("Hey", -2.5)]),
+        (" there", -0.4, [(" there", -0.4)]),
+    ]
+    assert decode_completion(body).mean_logprob == pytest.approx(-0.25)

@@ -296,7 +296,7 @@ async def test_stream_passes_refusal_fragments_and_logprobs_through(
     with_logprobs["choices"][0]["logprobs"] = {"content": [logprob("Hi", -0.75)], "refusal": None}
     fake.handler = streaming(sse(with_logprobs, chunk({}, "stop"), "[DONE]"))
     chunks = await collect(adapter)
-    assert [(c.text, c.logprobs) for c in chunks[:-1]] == [("Hi", (-0.75,))]
+    assert [(c.text, [t.logprob for t in c.logprobs]) for c in chunks[:-1]] == [("Hi", [-0.75])]
     assert chunks[-1].logprobs == ()
 
 

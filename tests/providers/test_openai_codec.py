@@ -482,8 +482,11 @@ def test_decode_chunk_logprobs() -> None:
     }
     chunk = decode_chunk(body)
     assert chunk.text == "Hello there"
-    assert chunk.logprobs == (-0.25, -2.0)
-    assert all(isinstance(value, float) for value in chunk.logprobs)
+    assert [(t.token, t.logprob, t.token_bytes) for t in chunk.logprobs] == [
+        ("Hello", -0.25, b"Hello"),
+        (" there", -2.0, b" there"),
+    ]
+    assert all(isinstance(t.logprob, float) for t in chunk.logprobs)
     body["choices"][0]["logprobs"] = None
     assert decode_chunk(body).logprobs == ()
 
@@ -637,3 +640,55 @@ def test_error_message_shapes(body: bytes, headers: dict[str, str], expected: st
 def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
     assert retry_after(headers, now=1_000_000.0) == expected
     assert classify_error(429, b"", headers, now=1_000_000.0).retry_after_s == expected
+
+
+# ---------------------------------------------------------------------------- client-asked logprobs
+
+
+def test_a_client_asking_for_top_logprobs_sends_them() -> None:
+    request = ChatRequest(
+        messages=(user(TextPart("x")),), params=GenerationParams(logprobs=True, top_logprobs=5)
+    )
+    body = encode_request(request, MODEL, stream=False, logprobs=True)
+    assert (body["logprobs"], body["top_logprobs"]) == (True, 5)
+
+
+def test_top_logprobs_and_partial_character_bytes_are_decoded() -> None:
+    body = completion_body(content="é!")
+    # A token may hold part of a character: its `bytes` say which, its `token` cannot.
+    part = {"token": "\\xc3", "logprob": -0.1, "bytes": [0xC3], "top_logprobs": []}
+    body["choices"][0]["logprobs"] = {
+        "content": [
+            part | {"top_logprobs": [{"token": "\\xc3", "logprob": -0.1, "bytes": [0xC3]}]},
+            {"token": "\\xa9", "logprob": -0.2, "bytes": [0xA9], "top_logprobs": []},
+            token("!", -0.3)
+            | {"top_logprobs": [token("!", -0.3), {"token": ".", "logprob": -1.5, "bytes": None}]},
+        ],
+        "refusal": None,
+    }
+    tokens = decode_completion(body).logprobs
+    assert b"".join(t.token_bytes for t in tokens).decode() == "é!"
+    assert tokens[0].top[0].token_bytes == b"\xc3"
+    assert [(a.token, a.logprob, a.token_bytes) for a in tokens[2].top] == [
+        ("!", -0.3, b"!"),
+        (".", -1.5, b"."),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ({"token": "x", "logprob": -1, "bytes": [256]}, "content[0].bytes should be a list of byte values"),
+        ({"token": "x", "logprob": -1, "bytes": "x"}, "content[0].bytes should be list"),
+        (
+            {"token": "x", "logprob": -1, "top_logprobs": [{"token": "y"}]},
+            "top_logprobs[0].logprob is missing",
+        ),
+        ({"token": "x", "logprob": -1, "top_logprobs": {}}, "content[0].top_logprobs should be list"),
+    ],
+)
+def test_malformed_token_logprobs(entry: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ProviderError) as info:
+        decode_completion(_with_logprobs({"content": [entry]}))
+    assert info.value.failure_class is FailureClass.MALFORMED_RESPONSE
+    assert fragment in info.value.message

@@ -84,7 +84,7 @@ async def test_streamed_logprobs_cover_every_output_token(adapter: OpenAIAdapter
     whole = await adapter.complete(call(want_logprobs=True))
     chunks = await collect(adapter, call(want_logprobs=True))
 
-    logprobs = [value for chunk in chunks for value in chunk.logprobs]
+    logprobs = [t.logprob for chunk in chunks for t in chunk.logprobs]
     assert len(logprobs) == whole.usage.output_tokens
     assert sum(logprobs) / len(logprobs) == pytest.approx(whole.mean_logprob)
     assert all(chunk.logprobs for chunk in chunks if chunk.text)
@@ -97,7 +97,7 @@ async def test_low_confidence(adapter: OpenAIAdapter, sim: Simulator) -> None:
     chunks = await collect(adapter, call("strong", want_logprobs=True))
 
     assert whole.mean_logprob == pytest.approx(-2.5, abs=0.5)
-    streamed = [value for chunk in chunks for value in chunk.logprobs]
+    streamed = [t.logprob for chunk in chunks for t in chunk.logprobs]
     assert sum(streamed) / len(streamed) == pytest.approx(-2.5, abs=0.5)
 
 

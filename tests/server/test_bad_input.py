@@ -64,12 +64,14 @@ def bad_schema_request() -> pb.GenerateRequest:
         ),
         (
             generate_request(
-                params=pb.GenerationParams(max_output_tokens=-5, temperature=3.0),
+                params=pb.GenerationParams(
+                    max_output_tokens=-5, temperature=3.0, logprobs=True, top_logprobs=21
+                ),
                 hints=pb.RoutingHints(quality_floor=1.5),
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_REQUEST",
-            ["params.max_output_tokens", "params.temperature", "hints.quality_floor"],
+            ["params.max_output_tokens", "params.temperature", "params.top_logprobs", "hints.quality_floor"],
         ),
         (
             pb.GenerateRequest(

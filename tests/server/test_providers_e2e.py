@@ -158,3 +158,43 @@ async def test_a_wrong_key_echoed_back_never_leaks(caplog):
     seen += [r.getMessage() for r in caplog.records]
     seen += [logging.Formatter().format(r) for r in caplog.records if r.exc_info]
     assert_no_key(PLANTED, *seen)
+
+
+async def test_logprobs_asked_over_grpc_come_back_from_openai_and_gemini(cross_stub):
+    params = pb.GenerationParams(max_output_tokens=8, logprobs=True, top_logprobs=2)
+    for model in ("gpt-4o-mini", "gemini-2.5-flash"):
+        hints = pb.RoutingHints(pinned_model=model)
+        response = await cross_stub.Generate(generate_request(params=params, hints=hints))
+        tokens = response.output.logprobs
+        assert b"".join(t.utf8 for t in tokens).decode() == response.output.text, model
+        assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in tokens), model
+        assert tokens[0].top_logprobs[0].token == tokens[0].token
+        stream = cross_stub.GenerateStream(
+            pb.GenerateStreamRequest(messages=[user("stream it")], params=params, hints=hints)
+        )
+        events = [e async for e in stream]
+        text = "".join(e.delta.text for e in events if e.HasField("delta"))
+        streamed = "".join(t.token for e in events if e.HasField("delta") for t in e.delta.logprobs)
+        assert text, model
+        assert streamed == text, model
+    plain = await cross_stub.Generate(generate_request(hints=pb.RoutingHints(pinned_model="gpt-4o-mini")))
+    assert not plain.output.logprobs  # not asked, not sent
+
+
+async def test_logprobs_from_a_model_that_cannot_return_them_is_a_clear_refusal(cross_stub):
+    params = pb.GenerationParams(logprobs=True)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cross_stub.Generate(
+            generate_request(params=params, hints=pb.RoutingHints(pinned_model="claude-3-5-haiku"))
+        )
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "claude-3-5-haiku: lacks logprobs" in (caught.value.details() or "")
+    # On the cross route the Anthropic model is left out and the next one answers.
+    response = await cross_stub.Generate(
+        generate_request(params=params, hints=pb.RoutingHints(route="cross"))
+    )
+    assert response.model == "gemini-2.5-flash"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cross_stub.Generate(generate_request(params=pb.GenerationParams(top_logprobs=3)))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "params.top_logprobs: needs params.logprobs" in (caught.value.details() or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -127,3 +128,47 @@ async def test_logprobs_false_is_the_default(client: openai.AsyncOpenAI) -> None
     completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, logprobs=False)
 
     assert completion.choices[0].logprobs is None
+
+
+async def test_top_logprobs_list_the_chosen_token_first_then_less_likely_rivals(
+    client: openai.AsyncOpenAI,
+) -> None:
+    completion = await client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, logprobs=True, top_logprobs=4
+    )
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.content
+    for entry in logprobs.content:
+        top = entry.top_logprobs
+        assert top[0].token == entry.token
+        assert len({t.token for t in top}) == 4
+        assert [t.logprob for t in top] == sorted((t.logprob for t in top), reverse=True)
+        assert sum(math.exp(t.logprob) for t in top) <= 1.0 + 1e-6
+        assert all(t.bytes == list(t.token.encode()) for t in top)
+    streamed = await client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, logprobs=True, top_logprobs=4, stream=True
+    )
+    entries = []
+    async for chunk in streamed:
+        if chunk.choices and chunk.choices[0].logprobs is not None:
+            entries.extend(chunk.choices[0].logprobs.content or [])
+    assert [(e.token, [t.token for t in e.top_logprobs]) for e in entries] == [
+        (e.token, [t.token for t in e.top_logprobs]) for e in logprobs.content
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"top_logprobs": 2}, "'logprobs' must be set to 'true'"),
+        ({"logprobs": True, "top_logprobs": 21}, "Expected a value <= 20"),
+        ({"logprobs": True, "top_logprobs": -1}, "Expected a value >= 0"),
+        ({"logprobs": True, "top_logprobs": "3"}, "expected an integer"),
+    ],
+)
+async def test_bad_top_logprobs_are_refused_as_openai_does(
+    client: openai.AsyncOpenAI, extra: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(openai.BadRequestError, match=fragment):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_body=extra)

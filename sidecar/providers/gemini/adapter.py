@@ -55,7 +55,7 @@ class GeminiAdapter:
 
     async def complete(self, call: ProviderCall) -> Completion:
         with self._http.edge(call):
-            payload = encode_request(call.request, call.model, logprobs=call.want_logprobs)
+            payload = encode_request(call.request, call.model, logprobs=call.logprobs)
             url = self.url(call.model.upstream_model, stream=False)
             async with self._http.exchange(call, url, payload, accept="application/json") as response:
                 raw = await response.read()
@@ -64,7 +64,7 @@ class GeminiAdapter:
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState()
         with self._http.edge(call, interrupted=lambda: state.yielded):
-            payload = encode_request(call.request, call.model, logprobs=call.want_logprobs)
+            payload = encode_request(call.request, call.model, logprobs=call.logprobs)
             url = self.url(call.model.upstream_model, stream=True)
             async with self._http.exchange(call, url, payload, accept="text/event-stream") as response:
                 decoder = SSEDecoder()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import json
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -45,7 +44,16 @@ from sidecar.domain.request import (
     ToolChoice,
     ToolChoiceMode,
 )
-from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
+from sidecar.domain.response import (
+    Completion,
+    FinishReason,
+    StreamChunk,
+    TokenLogprob,
+    ToolCallDelta,
+    TopLogprob,
+    Usage,
+    mean_logprob,
+)
 from sidecar.providers.gemini.errors import error_from_payload
 from sidecar.providers.shape import plain as _plain
 
@@ -203,6 +211,8 @@ def _generation_config(request: ChatRequest, *, logprobs: bool) -> dict[str, Any
             config["responseSchema"] = gemini_schema(fmt.schema)
     if logprobs:
         config["responseLogprobs"] = True
+        if p.top_logprobs:
+            config["logprobs"] = p.top_logprobs  # alternatives per position, in topCandidates
     return config
 
 
@@ -256,13 +266,8 @@ def decode_completion(body: _Obj) -> Completion:
         usage=piece.usage or Usage(),
         tool_calls=calls,
         response_model=piece.response_model,
-        mean_logprob=(
-            float(average)
-            if average is not None
-            else statistics.fmean(piece.logprobs)
-            if piece.logprobs
-            else None
-        ),
+        mean_logprob=float(average) if average is not None else mean_logprob(piece.logprobs),
+        logprobs=piece.logprobs,
     )
 
 
@@ -332,15 +337,31 @@ def _candidate(body: _Obj) -> _Obj | None:
     return _typed(candidates[0], dict, "candidates[0]") if candidates else None
 
 
-def _token_logprobs(candidate: _Obj) -> tuple[float, ...]:
-    """`logprobsResult.chosenCandidates[*].logProbability`, () when the request did not ask."""
+def _token_logprobs(candidate: _Obj) -> tuple[TokenLogprob, ...]:
+    """`logprobsResult.chosenCandidates`, each with its position's `topCandidates` entry; () when the
+    request did not ask."""
+    prefix = "candidates[0].logprobsResult."
     result = _opt(candidate, "logprobsResult", dict, "candidates[0].", {})
-    values = []
-    for i, raw in enumerate(_opt(result, "chosenCandidates", list, "candidates[0].logprobsResult.", [])):
-        path = f"candidates[0].logprobsResult.chosenCandidates[{i}]"
-        value = _opt(_typed(raw, dict, path), "logProbability", float | int, path + ".", 0.0)
-        values.append(float(value))
-    return tuple(values)
+    tops = _opt(result, "topCandidates", list, prefix, [])
+    tokens = []
+    for i, raw in enumerate(_opt(result, "chosenCandidates", list, prefix, [])):
+        token, logprob = _candidate_token(raw, f"{prefix}chosenCandidates[{i}]")
+        top: tuple[TopLogprob, ...] = ()
+        if i < len(tops):
+            path = f"{prefix}topCandidates[{i}]"
+            alternatives = _opt(_typed(tops[i], dict, path), "candidates", list, path + ".", [])
+            top = tuple(
+                TopLogprob(*_candidate_token(alt, f"{path}.candidates[{j}]"))
+                for j, alt in enumerate(alternatives)
+            )
+        tokens.append(TokenLogprob(token, logprob, top=top))
+    return tuple(tokens)
+
+
+def _candidate_token(raw: object, path: str) -> tuple[str, float]:
+    entry = _typed(raw, dict, path)
+    value = _opt(entry, "logProbability", float | int, path + ".", 0.0)
+    return _opt(entry, "token", str, path + ".", ""), float(value)
 
 
 def _malformed(what: str) -> ProviderError:

@@ -46,7 +46,7 @@ class OpenAIAdapter:
     async def complete(self, call: ProviderCall) -> Completion:
         with self._http.edge(call):
             payload = encode_request(
-                call.request, call.model, stream=False, logprobs=call.want_logprobs, dialect=self._dialect
+                call.request, call.model, stream=False, logprobs=call.logprobs, dialect=self._dialect
             )
             async with self._http.exchange(
                 call, self._dialect.url(self._spec, call.model), payload, accept="application/json"
@@ -58,7 +58,7 @@ class OpenAIAdapter:
         state = _StreamState()
         with self._http.edge(call, interrupted=lambda: state.yielded):
             payload = encode_request(
-                call.request, call.model, stream=True, logprobs=call.want_logprobs, dialect=self._dialect
+                call.request, call.model, stream=True, logprobs=call.logprobs, dialect=self._dialect
             )
             async with self._http.exchange(
                 call, self._dialect.url(self._spec, call.model), payload, accept="text/event-stream"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import math
-import statistics
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +26,16 @@ from sidecar.domain.request import (
     ToolChoice,
     ToolChoiceMode,
 )
-from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta, Usage
+from sidecar.domain.response import (
+    Completion,
+    FinishReason,
+    StreamChunk,
+    TokenLogprob,
+    ToolCallDelta,
+    TopLogprob,
+    Usage,
+    mean_logprob,
+)
 from sidecar.providers.openai.dialects import OPENAI, Dialect
 from sidecar.providers.openai.errors import error_from_payload
 from sidecar.providers.shape import malformed as _malformed
@@ -56,7 +64,8 @@ def encode_request(
 ) -> dict[str, Any]:
     """The request body. Optional fields appear only when set; TEXT, the default format, is omitted.
 
-    `logprobs` asks for each output token's log-probability (ProviderCall.want_logprobs).
+    `logprobs` asks for each output token's log-probability (ProviderCall.logprobs), and the
+    request's `top_logprobs` for that many alternatives at each position.
     """
     body: dict[str, Any] = {
         "model": model.upstream_model,
@@ -89,6 +98,8 @@ def encode_request(
     body.update({k: v for k, v in optional.items() if v is not None})
     if logprobs and dialect.logprobs:
         body["logprobs"] = True
+        if p.top_logprobs:
+            body["top_logprobs"] = p.top_logprobs
     if stream:
         body["stream"] = True
         if dialect.stream_usage:
@@ -178,7 +189,8 @@ def decode_completion(body: _Obj) -> Completion:
         tool_calls=tuple(calls),
         response_model=_opt(body, "model", str, "", ""),
         refusal=_opt(message, "refusal", str, "choices[0].message.", ""),
-        mean_logprob=statistics.fmean(logprobs) if logprobs else None,
+        mean_logprob=mean_logprob(logprobs),
+        logprobs=logprobs,
     )
 
 
@@ -188,7 +200,7 @@ def decode_chunk(body: _Obj) -> StreamChunk:
         raise error_from_payload(None, body, {})
     choices = _req(body, "choices", list, "")  # empty in the usage-only final chunk
     text, refusal, finish, deltas = "", "", None, []
-    logprobs: tuple[float, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
     if choices:
         choice = _typed(choices[0], dict, "choices[0]")
         finish = decode_finish_reason(choice.get("finish_reason"))
@@ -224,8 +236,8 @@ def decode_usage(usage: _Obj) -> Usage:
     )
 
 
-def _token_logprobs(choice: _Obj) -> tuple[float, ...]:
-    """`choices[0].logprobs.content[*].logprob`: the output tokens' log-probabilities, () when absent.
+def _token_logprobs(choice: _Obj) -> tuple[TokenLogprob, ...]:
+    """`choices[0].logprobs.content`: the output tokens with their log-probabilities, () when absent.
 
     Only the content's tokens count: a refusal's own `logprobs.refusal` list says how sure the model
     was of declining, not of an answer, so it is not mixed in.
@@ -233,11 +245,28 @@ def _token_logprobs(choice: _Obj) -> tuple[float, ...]:
     logprobs = _opt(choice, "logprobs", dict, "choices[0].", None)
     if logprobs is None:
         return ()
-    values = []
+    tokens = []
     for i, raw in enumerate(_opt(logprobs, "content", list, "choices[0].logprobs.", [])):
         path = f"choices[0].logprobs.content[{i}]"
-        values.append(_number(_typed(raw, dict, path), "logprob", path + "."))
-    return tuple(values)
+        entry = _typed(raw, dict, path)
+        top = tuple(
+            TopLogprob(*_token(_typed(alt, dict, f"{path}.top_logprobs[{j}]"), f"{path}.top_logprobs[{j}]."))
+            for j, alt in enumerate(_opt(entry, "top_logprobs", list, path + ".", []))
+        )
+        tokens.append(TokenLogprob(*_token(entry, path + "."), top=top))
+    return tuple(tokens)
+
+
+def _token(entry: _Obj, prefix: str) -> tuple[str, float, bytes | None]:
+    """A `{token, logprob, bytes}` entry; `bytes` (a token may be part of a character) may be null."""
+    raw = _opt(entry, "bytes", list, prefix, None)
+    if raw is not None and not all(
+        isinstance(b, int) and not isinstance(b, bool) and 0 <= b < 256 for b in raw
+    ):
+        raise _malformed(f"{prefix}bytes should be a list of byte values")
+    # The token is lenient (some compatible servers leave it out); the logprob is what a cascade reads.
+    token = _opt(entry, "token", str, prefix, "")
+    return token, _number(entry, "logprob", prefix), None if raw is None else bytes(raw)
 
 
 def _number(obj: _Obj, key: str, prefix: str) -> float:

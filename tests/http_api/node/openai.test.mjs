@@ -44,6 +44,35 @@ test("a stream yields text chunks and ends with the usage", async () => {
   assert.ok(usage.completion_tokens > 0);
 });
 
+test("logprobs come back per token, with their top alternatives, in a stream too", async () => {
+  const completion = await client.chat.completions.create({
+    model: "auto",
+    messages: hello,
+    max_tokens: 10,
+    logprobs: true,
+    top_logprobs: 2,
+  });
+  const tokens = completion.choices[0].logprobs.content;
+  assert.equal(tokens.map((t) => t.token).join(""), completion.choices[0].message.content);
+  assert.ok(tokens.every((t) => t.logprob <= 0 && t.top_logprobs.length === 2));
+
+  const stream = await client.chat.completions.create({
+    model: "auto",
+    messages: hello,
+    max_tokens: 10,
+    logprobs: true,
+    stream: true,
+  });
+  let text = "";
+  let streamed = "";
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? "";
+    streamed += (chunk.choices[0]?.logprobs?.content ?? []).map((t) => t.token).join("");
+  }
+  assert.ok(text.length > 0);
+  assert.equal(streamed, text);
+});
+
 test("tools come back as tool calls whose arguments parse", async () => {
   const completion = await client.chat.completions.create({
     model: "auto",

@@ -268,6 +268,8 @@ const (
 	Capability_CAPABILITY_VISION      Capability = 2
 	Capability_CAPABILITY_JSON_MODE   Capability = 3
 	Capability_CAPABILITY_STREAMING   Capability = 4
+	// Returns token log-probabilities (GenerationParams.logprobs).
+	Capability_CAPABILITY_LOGPROBS Capability = 5
 )
 
 // Enum value maps for Capability.
@@ -278,6 +280,7 @@ var (
 		2: "CAPABILITY_VISION",
 		3: "CAPABILITY_JSON_MODE",
 		4: "CAPABILITY_STREAMING",
+		5: "CAPABILITY_LOGPROBS",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED": 0,
@@ -285,6 +288,7 @@ var (
 		"CAPABILITY_VISION":      2,
 		"CAPABILITY_JSON_MODE":   3,
 		"CAPABILITY_STREAMING":   4,
+		"CAPABILITY_LOGPROBS":    5,
 	}
 )
 
@@ -1259,7 +1263,9 @@ type OutputDelta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Text  string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	// Fragments of tool calls, keyed by their index.
-	ToolCalls     []*ToolCallDelta `protobuf:"bytes,2,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	ToolCalls []*ToolCallDelta `protobuf:"bytes,2,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+	Logprobs      []*TokenLogprob `protobuf:"bytes,3,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1304,6 +1310,13 @@ func (x *OutputDelta) GetText() string {
 func (x *OutputDelta) GetToolCalls() []*ToolCallDelta {
 	if x != nil {
 		return x.ToolCalls
+	}
+	return nil
+}
+
+func (x *OutputDelta) GetLogprobs() []*TokenLogprob {
+	if x != nil {
+		return x.Logprobs
 	}
 	return nil
 }
@@ -2387,8 +2400,13 @@ type GenerationParams struct {
 	TopP            *float32               `protobuf:"fixed32,3,opt,name=top_p,json=topP,proto3,oneof" json:"top_p,omitempty"`
 	Stop            []string               `protobuf:"bytes,4,rep,name=stop,proto3" json:"stop,omitempty"`
 	Seed            *int64                 `protobuf:"varint,5,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Return each output token's log-probability (Output.logprobs, OutputDelta.logprobs). Only models
+	// with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
+	Logprobs bool `protobuf:"varint,6,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
+	// With logprobs: also the most likely tokens at each position, 0 to 20.
+	TopLogprobs   int32 `protobuf:"varint,7,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerationParams) Reset() {
@@ -2452,6 +2470,20 @@ func (x *GenerationParams) GetStop() []string {
 func (x *GenerationParams) GetSeed() int64 {
 	if x != nil && x.Seed != nil {
 		return *x.Seed
+	}
+	return 0
+}
+
+func (x *GenerationParams) GetLogprobs() bool {
+	if x != nil {
+		return x.Logprobs
+	}
+	return false
+}
+
+func (x *GenerationParams) GetTopLogprobs() int32 {
+	if x != nil {
+		return x.TopLogprobs
 	}
 	return 0
 }
@@ -3279,7 +3311,9 @@ type Output struct {
 	// The text parsed as JSON, when a JSON response format was requested.
 	ParsedJson *structpb.Value `protobuf:"bytes,3,opt,name=parsed_json,json=parsedJson,proto3" json:"parsed_json,omitempty"`
 	// The model declined to answer, in its words (when the provider reports refusals).
-	Refusal       string `protobuf:"bytes,4,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	Refusal string `protobuf:"bytes,4,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// Each output token's log-probability, when GenerationParams.logprobs asked for them.
+	Logprobs      []*TokenLogprob `protobuf:"bytes,5,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3342,6 +3376,146 @@ func (x *Output) GetRefusal() string {
 	return ""
 }
 
+func (x *Output) GetLogprobs() []*TokenLogprob {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
+// TokenLogprob is one output token, how likely it was, and the most likely tokens at its position.
+type TokenLogprob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Natural log of the token's probability (<= 0).
+	Logprob float64 `protobuf:"fixed64,2,opt,name=logprob,proto3" json:"logprob,omitempty"`
+	// The token's UTF-8 bytes: a token may hold part of a character, which `token` cannot show.
+	Utf8 []byte `protobuf:"bytes,3,opt,name=utf8,proto3" json:"utf8,omitempty"`
+	// The GenerationParams.top_logprobs most likely tokens at this position, most likely first.
+	TopLogprobs   []*TopLogprob `protobuf:"bytes,4,rep,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenLogprob) Reset() {
+	*x = TokenLogprob{}
+	mi := &file_turnout_v1_router_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenLogprob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenLogprob) ProtoMessage() {}
+
+func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
+	mi := &file_turnout_v1_router_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenLogprob.ProtoReflect.Descriptor instead.
+func (*TokenLogprob) Descriptor() ([]byte, []int) {
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TokenLogprob) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *TokenLogprob) GetLogprob() float64 {
+	if x != nil {
+		return x.Logprob
+	}
+	return 0
+}
+
+func (x *TokenLogprob) GetUtf8() []byte {
+	if x != nil {
+		return x.Utf8
+	}
+	return nil
+}
+
+func (x *TokenLogprob) GetTopLogprobs() []*TopLogprob {
+	if x != nil {
+		return x.TopLogprobs
+	}
+	return nil
+}
+
+// TopLogprob is one of the most likely tokens at a position of the output.
+type TopLogprob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Logprob       float64                `protobuf:"fixed64,2,opt,name=logprob,proto3" json:"logprob,omitempty"`
+	Utf8          []byte                 `protobuf:"bytes,3,opt,name=utf8,proto3" json:"utf8,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopLogprob) Reset() {
+	*x = TopLogprob{}
+	mi := &file_turnout_v1_router_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopLogprob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopLogprob) ProtoMessage() {}
+
+func (x *TopLogprob) ProtoReflect() protoreflect.Message {
+	mi := &file_turnout_v1_router_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
+func (*TopLogprob) Descriptor() ([]byte, []int) {
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TopLogprob) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *TopLogprob) GetLogprob() float64 {
+	if x != nil {
+		return x.Logprob
+	}
+	return 0
+}
+
+func (x *TopLogprob) GetUtf8() []byte {
+	if x != nil {
+		return x.Utf8
+	}
+	return nil
+}
+
 // Usage counts tokens as the provider reported them.
 type Usage struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -3355,7 +3529,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_turnout_v1_router_proto_msgTypes[32]
+	mi := &file_turnout_v1_router_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3541,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[32]
+	mi := &file_turnout_v1_router_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3554,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{32}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Usage) GetInputTokens() int64 {
@@ -3430,7 +3604,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_turnout_v1_router_proto_msgTypes[33]
+	mi := &file_turnout_v1_router_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3616,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[33]
+	mi := &file_turnout_v1_router_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3629,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{33}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ModelInfo) GetName() string {
@@ -3567,7 +3741,7 @@ type ModelHealth struct {
 
 func (x *ModelHealth) Reset() {
 	*x = ModelHealth{}
-	mi := &file_turnout_v1_router_proto_msgTypes[34]
+	mi := &file_turnout_v1_router_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3579,7 +3753,7 @@ func (x *ModelHealth) String() string {
 func (*ModelHealth) ProtoMessage() {}
 
 func (x *ModelHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_turnout_v1_router_proto_msgTypes[34]
+	mi := &file_turnout_v1_router_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3592,7 +3766,7 @@ func (x *ModelHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelHealth.ProtoReflect.Descriptor instead.
 func (*ModelHealth) Descriptor() ([]byte, []int) {
-	return file_turnout_v1_router_proto_rawDescGZIP(), []int{34}
+	return file_turnout_v1_router_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ModelHealth) GetState() HealthState {
@@ -3703,11 +3877,12 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"\x16GenerateStreamResponse\x12/\n" +
 	"\x05delta\x18\x01 \x01(\v2\x17.turnout.v1.OutputDeltaH\x00R\x05delta\x12)\n" +
 	"\x03end\x18\x02 \x01(\v2\x15.turnout.v1.StreamEndH\x00R\x03endB\a\n" +
-	"\x05event\"[\n" +
+	"\x05event\"\x91\x01\n" +
 	"\vOutputDelta\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x128\n" +
 	"\n" +
-	"tool_calls\x18\x02 \x03(\v2\x19.turnout.v1.ToolCallDeltaR\ttoolCalls\"p\n" +
+	"tool_calls\x18\x02 \x03(\v2\x19.turnout.v1.ToolCallDeltaR\ttoolCalls\x124\n" +
+	"\blogprobs\x18\x03 \x03(\v2\x18.turnout.v1.TokenLogprobR\blogprobs\"p\n" +
 	"\rToolCallDelta\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -3789,13 +3964,15 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"JsonSchema\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x06schema\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06schema\x12\x16\n" +
-	"\x06strict\x18\x03 \x01(\bR\x06strict\"\xea\x01\n" +
+	"\x06strict\x18\x03 \x01(\bR\x06strict\"\xa9\x02\n" +
 	"\x10GenerationParams\x12/\n" +
 	"\x11max_output_tokens\x18\x01 \x01(\x05H\x00R\x0fmaxOutputTokens\x88\x01\x01\x12%\n" +
 	"\vtemperature\x18\x02 \x01(\x02H\x01R\vtemperature\x88\x01\x01\x12\x18\n" +
 	"\x05top_p\x18\x03 \x01(\x02H\x02R\x04topP\x88\x01\x01\x12\x12\n" +
 	"\x04stop\x18\x04 \x03(\tR\x04stop\x12\x17\n" +
-	"\x04seed\x18\x05 \x01(\x03H\x03R\x04seed\x88\x01\x01B\x14\n" +
+	"\x04seed\x18\x05 \x01(\x03H\x03R\x04seed\x88\x01\x01\x12\x1a\n" +
+	"\blogprobs\x18\x06 \x01(\bR\blogprobs\x12!\n" +
+	"\ftop_logprobs\x18\a \x01(\x05R\vtopLogprobsB\x14\n" +
 	"\x12_max_output_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
@@ -3881,14 +4058,25 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	" \x01(\v2\x11.turnout.v1.UsageR\x05usage\x12$\n" +
 	"\x0ecost_usd_nanos\x18\v \x01(\x03R\fcostUsdNanos\x12\x1c\n" +
 	"\tescalated\x18\f \x01(\tR\tescalated\x12\x19\n" +
-	"\bretry_of\x18\r \x01(\x05R\aretryOf\"\xa4\x01\n" +
+	"\bretry_of\x18\r \x01(\x05R\aretryOf\"\xda\x01\n" +
 	"\x06Output\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x123\n" +
 	"\n" +
 	"tool_calls\x18\x02 \x03(\v2\x14.turnout.v1.ToolCallR\ttoolCalls\x127\n" +
 	"\vparsed_json\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\n" +
 	"parsedJson\x12\x18\n" +
-	"\arefusal\x18\x04 \x01(\tR\arefusal\"\x7f\n" +
+	"\arefusal\x18\x04 \x01(\tR\arefusal\x124\n" +
+	"\blogprobs\x18\x05 \x03(\v2\x18.turnout.v1.TokenLogprobR\blogprobs\"\x8d\x01\n" +
+	"\fTokenLogprob\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x12\n" +
+	"\x04utf8\x18\x03 \x01(\fR\x04utf8\x129\n" +
+	"\ftop_logprobs\x18\x04 \x03(\v2\x16.turnout.v1.TopLogprobR\vtopLogprobs\"P\n" +
+	"\n" +
+	"TopLogprob\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x12\n" +
+	"\x04utf8\x18\x03 \x01(\fR\x04utf8\"\x7f\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\x12.\n" +
@@ -3936,14 +4124,15 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	" RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n" +
 	" RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n" +
-	" RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*\x89\x01\n" +
+	" RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*\xa2\x01\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10CAPABILITY_TOOLS\x10\x01\x12\x15\n" +
 	"\x11CAPABILITY_VISION\x10\x02\x12\x18\n" +
 	"\x14CAPABILITY_JSON_MODE\x10\x03\x12\x18\n" +
-	"\x14CAPABILITY_STREAMING\x10\x04*~\n" +
+	"\x14CAPABILITY_STREAMING\x10\x04\x12\x17\n" +
+	"\x13CAPABILITY_LOGPROBS\x10\x05*~\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0ePRIORITY_BATCH\x10\x01\x12\x13\n" +
@@ -4007,7 +4196,7 @@ func file_turnout_v1_router_proto_rawDescGZIP() []byte {
 }
 
 var file_turnout_v1_router_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_turnout_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_turnout_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_turnout_v1_router_proto_goTypes = []any{
 	(Role)(0),                      // 0: turnout.v1.Role
 	(ImageDetail)(0),               // 1: turnout.v1.ImageDetail
@@ -4051,16 +4240,18 @@ var file_turnout_v1_router_proto_goTypes = []any{
 	(*Rejection)(nil),              // 39: turnout.v1.Rejection
 	(*Attempt)(nil),                // 40: turnout.v1.Attempt
 	(*Output)(nil),                 // 41: turnout.v1.Output
-	(*Usage)(nil),                  // 42: turnout.v1.Usage
-	(*ModelInfo)(nil),              // 43: turnout.v1.ModelInfo
-	(*ModelHealth)(nil),            // 44: turnout.v1.ModelHealth
-	nil,                            // 45: turnout.v1.RouteRequest.LabelsEntry
-	nil,                            // 46: turnout.v1.GenerateRequest.LabelsEntry
-	nil,                            // 47: turnout.v1.GenerateStreamRequest.LabelsEntry
-	(*structpb.Value)(nil),         // 48: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),  // 49: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),        // 50: google.protobuf.Struct
-	(*durationpb.Duration)(nil),    // 51: google.protobuf.Duration
+	(*TokenLogprob)(nil),           // 42: turnout.v1.TokenLogprob
+	(*TopLogprob)(nil),             // 43: turnout.v1.TopLogprob
+	(*Usage)(nil),                  // 44: turnout.v1.Usage
+	(*ModelInfo)(nil),              // 45: turnout.v1.ModelInfo
+	(*ModelHealth)(nil),            // 46: turnout.v1.ModelHealth
+	nil,                            // 47: turnout.v1.RouteRequest.LabelsEntry
+	nil,                            // 48: turnout.v1.GenerateRequest.LabelsEntry
+	nil,                            // 49: turnout.v1.GenerateStreamRequest.LabelsEntry
+	(*structpb.Value)(nil),         // 50: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),  // 51: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),        // 52: google.protobuf.Struct
+	(*durationpb.Duration)(nil),    // 53: google.protobuf.Duration
 }
 var file_turnout_v1_router_proto_depIdxs = []int32{
 	24, // 0: turnout.v1.RouteRequest.messages:type_name -> turnout.v1.Message
@@ -4069,7 +4260,7 @@ var file_turnout_v1_router_proto_depIdxs = []int32{
 	30, // 3: turnout.v1.RouteRequest.response_format:type_name -> turnout.v1.ResponseFormat
 	32, // 4: turnout.v1.RouteRequest.params:type_name -> turnout.v1.GenerationParams
 	33, // 5: turnout.v1.RouteRequest.hints:type_name -> turnout.v1.RoutingHints
-	45, // 6: turnout.v1.RouteRequest.labels:type_name -> turnout.v1.RouteRequest.LabelsEntry
+	47, // 6: turnout.v1.RouteRequest.labels:type_name -> turnout.v1.RouteRequest.LabelsEntry
 	34, // 7: turnout.v1.RouteResponse.decision:type_name -> turnout.v1.Decision
 	24, // 8: turnout.v1.GenerateRequest.messages:type_name -> turnout.v1.Message
 	27, // 9: turnout.v1.GenerateRequest.tools:type_name -> turnout.v1.Tool
@@ -4077,10 +4268,10 @@ var file_turnout_v1_router_proto_depIdxs = []int32{
 	30, // 11: turnout.v1.GenerateRequest.response_format:type_name -> turnout.v1.ResponseFormat
 	32, // 12: turnout.v1.GenerateRequest.params:type_name -> turnout.v1.GenerationParams
 	33, // 13: turnout.v1.GenerateRequest.hints:type_name -> turnout.v1.RoutingHints
-	46, // 14: turnout.v1.GenerateRequest.labels:type_name -> turnout.v1.GenerateRequest.LabelsEntry
+	48, // 14: turnout.v1.GenerateRequest.labels:type_name -> turnout.v1.GenerateRequest.LabelsEntry
 	41, // 15: turnout.v1.GenerateResponse.output:type_name -> turnout.v1.Output
 	8,  // 16: turnout.v1.GenerateResponse.finish_reason:type_name -> turnout.v1.FinishReason
-	42, // 17: turnout.v1.GenerateResponse.usage:type_name -> turnout.v1.Usage
+	44, // 17: turnout.v1.GenerateResponse.usage:type_name -> turnout.v1.Usage
 	34, // 18: turnout.v1.GenerateResponse.decision:type_name -> turnout.v1.Decision
 	40, // 19: turnout.v1.GenerateResponse.attempts:type_name -> turnout.v1.Attempt
 	24, // 20: turnout.v1.GenerateStreamRequest.messages:type_name -> turnout.v1.Message
@@ -4089,67 +4280,70 @@ var file_turnout_v1_router_proto_depIdxs = []int32{
 	30, // 23: turnout.v1.GenerateStreamRequest.response_format:type_name -> turnout.v1.ResponseFormat
 	32, // 24: turnout.v1.GenerateStreamRequest.params:type_name -> turnout.v1.GenerationParams
 	33, // 25: turnout.v1.GenerateStreamRequest.hints:type_name -> turnout.v1.RoutingHints
-	47, // 26: turnout.v1.GenerateStreamRequest.labels:type_name -> turnout.v1.GenerateStreamRequest.LabelsEntry
+	49, // 26: turnout.v1.GenerateStreamRequest.labels:type_name -> turnout.v1.GenerateStreamRequest.LabelsEntry
 	16, // 27: turnout.v1.GenerateStreamResponse.delta:type_name -> turnout.v1.OutputDelta
 	18, // 28: turnout.v1.GenerateStreamResponse.end:type_name -> turnout.v1.StreamEnd
 	17, // 29: turnout.v1.OutputDelta.tool_calls:type_name -> turnout.v1.ToolCallDelta
-	8,  // 30: turnout.v1.StreamEnd.finish_reason:type_name -> turnout.v1.FinishReason
-	42, // 31: turnout.v1.StreamEnd.usage:type_name -> turnout.v1.Usage
-	34, // 32: turnout.v1.StreamEnd.decision:type_name -> turnout.v1.Decision
-	40, // 33: turnout.v1.StreamEnd.attempts:type_name -> turnout.v1.Attempt
-	29, // 34: turnout.v1.StreamEnd.tool_calls:type_name -> turnout.v1.ToolCall
-	48, // 35: turnout.v1.StreamEnd.parsed_json:type_name -> google.protobuf.Value
-	43, // 36: turnout.v1.ListModelsResponse.models:type_name -> turnout.v1.ModelInfo
-	23, // 37: turnout.v1.GetBudgetsResponse.budgets:type_name -> turnout.v1.BudgetUsage
-	49, // 38: turnout.v1.BudgetUsage.resets_at:type_name -> google.protobuf.Timestamp
-	0,  // 39: turnout.v1.Message.role:type_name -> turnout.v1.Role
-	25, // 40: turnout.v1.Message.content:type_name -> turnout.v1.ContentPart
-	29, // 41: turnout.v1.Message.tool_calls:type_name -> turnout.v1.ToolCall
-	26, // 42: turnout.v1.ContentPart.image:type_name -> turnout.v1.Image
-	1,  // 43: turnout.v1.Image.detail:type_name -> turnout.v1.ImageDetail
-	50, // 44: turnout.v1.Tool.parameters:type_name -> google.protobuf.Struct
-	2,  // 45: turnout.v1.ToolChoice.mode:type_name -> turnout.v1.ToolChoiceMode
-	3,  // 46: turnout.v1.ResponseFormat.type:type_name -> turnout.v1.ResponseFormatType
-	31, // 47: turnout.v1.ResponseFormat.json_schema:type_name -> turnout.v1.JsonSchema
-	50, // 48: turnout.v1.JsonSchema.schema:type_name -> google.protobuf.Struct
-	5,  // 49: turnout.v1.RoutingHints.priority:type_name -> turnout.v1.Priority
-	51, // 50: turnout.v1.RoutingHints.latency_budget:type_name -> google.protobuf.Duration
-	4,  // 51: turnout.v1.RoutingHints.required_capabilities:type_name -> turnout.v1.Capability
-	38, // 52: turnout.v1.Decision.fallbacks:type_name -> turnout.v1.Candidate
-	39, // 53: turnout.v1.Decision.rejected:type_name -> turnout.v1.Rejection
-	51, // 54: turnout.v1.Decision.estimated_latency:type_name -> google.protobuf.Duration
-	35, // 55: turnout.v1.Decision.stages:type_name -> turnout.v1.Stage
-	36, // 56: turnout.v1.Decision.considered:type_name -> turnout.v1.Consideration
-	37, // 57: turnout.v1.Decision.truncation:type_name -> turnout.v1.Truncation
-	38, // 58: turnout.v1.Stage.candidates:type_name -> turnout.v1.Candidate
-	51, // 59: turnout.v1.Candidate.estimated_latency:type_name -> google.protobuf.Duration
-	6,  // 60: turnout.v1.Attempt.outcome:type_name -> turnout.v1.AttemptOutcome
-	7,  // 61: turnout.v1.Attempt.failure_class:type_name -> turnout.v1.FailureClass
-	51, // 62: turnout.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	51, // 63: turnout.v1.Attempt.time_to_first_token:type_name -> google.protobuf.Duration
-	42, // 64: turnout.v1.Attempt.usage:type_name -> turnout.v1.Usage
-	29, // 65: turnout.v1.Output.tool_calls:type_name -> turnout.v1.ToolCall
-	48, // 66: turnout.v1.Output.parsed_json:type_name -> google.protobuf.Value
-	4,  // 67: turnout.v1.ModelInfo.capabilities:type_name -> turnout.v1.Capability
-	44, // 68: turnout.v1.ModelInfo.health:type_name -> turnout.v1.ModelHealth
-	9,  // 69: turnout.v1.ModelHealth.state:type_name -> turnout.v1.HealthState
-	51, // 70: turnout.v1.ModelHealth.latency_ewma:type_name -> google.protobuf.Duration
-	7,  // 71: turnout.v1.ModelHealth.last_failure:type_name -> turnout.v1.FailureClass
-	10, // 72: turnout.v1.RouterService.Route:input_type -> turnout.v1.RouteRequest
-	12, // 73: turnout.v1.RouterService.Generate:input_type -> turnout.v1.GenerateRequest
-	14, // 74: turnout.v1.RouterService.GenerateStream:input_type -> turnout.v1.GenerateStreamRequest
-	19, // 75: turnout.v1.RouterService.ListModels:input_type -> turnout.v1.ListModelsRequest
-	21, // 76: turnout.v1.RouterService.GetBudgets:input_type -> turnout.v1.GetBudgetsRequest
-	11, // 77: turnout.v1.RouterService.Route:output_type -> turnout.v1.RouteResponse
-	13, // 78: turnout.v1.RouterService.Generate:output_type -> turnout.v1.GenerateResponse
-	15, // 79: turnout.v1.RouterService.GenerateStream:output_type -> turnout.v1.GenerateStreamResponse
-	20, // 80: turnout.v1.RouterService.ListModels:output_type -> turnout.v1.ListModelsResponse
-	22, // 81: turnout.v1.RouterService.GetBudgets:output_type -> turnout.v1.GetBudgetsResponse
-	77, // [77:82] is the sub-list for method output_type
-	72, // [72:77] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	42, // 30: turnout.v1.OutputDelta.logprobs:type_name -> turnout.v1.TokenLogprob
+	8,  // 31: turnout.v1.StreamEnd.finish_reason:type_name -> turnout.v1.FinishReason
+	44, // 32: turnout.v1.StreamEnd.usage:type_name -> turnout.v1.Usage
+	34, // 33: turnout.v1.StreamEnd.decision:type_name -> turnout.v1.Decision
+	40, // 34: turnout.v1.StreamEnd.attempts:type_name -> turnout.v1.Attempt
+	29, // 35: turnout.v1.StreamEnd.tool_calls:type_name -> turnout.v1.ToolCall
+	50, // 36: turnout.v1.StreamEnd.parsed_json:type_name -> google.protobuf.Value
+	45, // 37: turnout.v1.ListModelsResponse.models:type_name -> turnout.v1.ModelInfo
+	23, // 38: turnout.v1.GetBudgetsResponse.budgets:type_name -> turnout.v1.BudgetUsage
+	51, // 39: turnout.v1.BudgetUsage.resets_at:type_name -> google.protobuf.Timestamp
+	0,  // 40: turnout.v1.Message.role:type_name -> turnout.v1.Role
+	25, // 41: turnout.v1.Message.content:type_name -> turnout.v1.ContentPart
+	29, // 42: turnout.v1.Message.tool_calls:type_name -> turnout.v1.ToolCall
+	26, // 43: turnout.v1.ContentPart.image:type_name -> turnout.v1.Image
+	1,  // 44: turnout.v1.Image.detail:type_name -> turnout.v1.ImageDetail
+	52, // 45: turnout.v1.Tool.parameters:type_name -> google.protobuf.Struct
+	2,  // 46: turnout.v1.ToolChoice.mode:type_name -> turnout.v1.ToolChoiceMode
+	3,  // 47: turnout.v1.ResponseFormat.type:type_name -> turnout.v1.ResponseFormatType
+	31, // 48: turnout.v1.ResponseFormat.json_schema:type_name -> turnout.v1.JsonSchema
+	52, // 49: turnout.v1.JsonSchema.schema:type_name -> google.protobuf.Struct
+	5,  // 50: turnout.v1.RoutingHints.priority:type_name -> turnout.v1.Priority
+	53, // 51: turnout.v1.RoutingHints.latency_budget:type_name -> google.protobuf.Duration
+	4,  // 52: turnout.v1.RoutingHints.required_capabilities:type_name -> turnout.v1.Capability
+	38, // 53: turnout.v1.Decision.fallbacks:type_name -> turnout.v1.Candidate
+	39, // 54: turnout.v1.Decision.rejected:type_name -> turnout.v1.Rejection
+	53, // 55: turnout.v1.Decision.estimated_latency:type_name -> google.protobuf.Duration
+	35, // 56: turnout.v1.Decision.stages:type_name -> turnout.v1.Stage
+	36, // 57: turnout.v1.Decision.considered:type_name -> turnout.v1.Consideration
+	37, // 58: turnout.v1.Decision.truncation:type_name -> turnout.v1.Truncation
+	38, // 59: turnout.v1.Stage.candidates:type_name -> turnout.v1.Candidate
+	53, // 60: turnout.v1.Candidate.estimated_latency:type_name -> google.protobuf.Duration
+	6,  // 61: turnout.v1.Attempt.outcome:type_name -> turnout.v1.AttemptOutcome
+	7,  // 62: turnout.v1.Attempt.failure_class:type_name -> turnout.v1.FailureClass
+	53, // 63: turnout.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	53, // 64: turnout.v1.Attempt.time_to_first_token:type_name -> google.protobuf.Duration
+	44, // 65: turnout.v1.Attempt.usage:type_name -> turnout.v1.Usage
+	29, // 66: turnout.v1.Output.tool_calls:type_name -> turnout.v1.ToolCall
+	50, // 67: turnout.v1.Output.parsed_json:type_name -> google.protobuf.Value
+	42, // 68: turnout.v1.Output.logprobs:type_name -> turnout.v1.TokenLogprob
+	43, // 69: turnout.v1.TokenLogprob.top_logprobs:type_name -> turnout.v1.TopLogprob
+	4,  // 70: turnout.v1.ModelInfo.capabilities:type_name -> turnout.v1.Capability
+	46, // 71: turnout.v1.ModelInfo.health:type_name -> turnout.v1.ModelHealth
+	9,  // 72: turnout.v1.ModelHealth.state:type_name -> turnout.v1.HealthState
+	53, // 73: turnout.v1.ModelHealth.latency_ewma:type_name -> google.protobuf.Duration
+	7,  // 74: turnout.v1.ModelHealth.last_failure:type_name -> turnout.v1.FailureClass
+	10, // 75: turnout.v1.RouterService.Route:input_type -> turnout.v1.RouteRequest
+	12, // 76: turnout.v1.RouterService.Generate:input_type -> turnout.v1.GenerateRequest
+	14, // 77: turnout.v1.RouterService.GenerateStream:input_type -> turnout.v1.GenerateStreamRequest
+	19, // 78: turnout.v1.RouterService.ListModels:input_type -> turnout.v1.ListModelsRequest
+	21, // 79: turnout.v1.RouterService.GetBudgets:input_type -> turnout.v1.GetBudgetsRequest
+	11, // 80: turnout.v1.RouterService.Route:output_type -> turnout.v1.RouteResponse
+	13, // 81: turnout.v1.RouterService.Generate:output_type -> turnout.v1.GenerateResponse
+	15, // 82: turnout.v1.RouterService.GenerateStream:output_type -> turnout.v1.GenerateStreamResponse
+	20, // 83: turnout.v1.RouterService.ListModels:output_type -> turnout.v1.ListModelsResponse
+	22, // 84: turnout.v1.RouterService.GetBudgets:output_type -> turnout.v1.GetBudgetsResponse
+	80, // [80:85] is the sub-list for method output_type
+	75, // [75:80] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_turnout_v1_router_proto_init() }
@@ -4179,7 +4373,7 @@ func file_turnout_v1_router_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turnout_v1_router_proto_rawDesc), len(file_turnout_v1_router_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

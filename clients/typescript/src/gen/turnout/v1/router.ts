@@ -92,6 +92,8 @@ export enum Capability {
   CAPABILITY_VISION = 2,
   CAPABILITY_JSON_MODE = 3,
   CAPABILITY_STREAMING = 4,
+  /** CAPABILITY_LOGPROBS - Returns token log-probabilities (GenerationParams.logprobs). */
+  CAPABILITY_LOGPROBS = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -293,6 +295,8 @@ export interface OutputDelta {
   text: string;
   /** Fragments of tool calls, keyed by their index. */
   toolCalls: ToolCallDelta[];
+  /** This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked. */
+  logprobs: TokenLogprob[];
 }
 
 /** ToolCallDelta is a fragment of one tool call. */
@@ -461,7 +465,16 @@ export interface GenerationParams {
   temperature?: number | undefined;
   topP?: number | undefined;
   stop: string[];
-  seed?: bigint | undefined;
+  seed?:
+    | bigint
+    | undefined;
+  /**
+   * Return each output token's log-probability (Output.logprobs, OutputDelta.logprobs). Only models
+   * with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
+   */
+  logprobs: boolean;
+  /** With logprobs: also the most likely tokens at each position, 0 to 20. */
+  topLogprobs: number;
 }
 
 /** RoutingHints is what the caller tells the router about a request. All fields are optional. */
@@ -627,6 +640,26 @@ export interface Output {
     | undefined;
   /** The model declined to answer, in its words (when the provider reports refusals). */
   refusal: string;
+  /** Each output token's log-probability, when GenerationParams.logprobs asked for them. */
+  logprobs: TokenLogprob[];
+}
+
+/** TokenLogprob is one output token, how likely it was, and the most likely tokens at its position. */
+export interface TokenLogprob {
+  token: string;
+  /** Natural log of the token's probability (<= 0). */
+  logprob: number;
+  /** The token's UTF-8 bytes: a token may hold part of a character, which `token` cannot show. */
+  utf8: Uint8Array;
+  /** The GenerationParams.top_logprobs most likely tokens at this position, most likely first. */
+  topLogprobs: TopLogprob[];
+}
+
+/** TopLogprob is one of the most likely tokens at a position of the output. */
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  utf8: Uint8Array;
 }
 
 /** Usage counts tokens as the provider reported them. */
@@ -1779,7 +1812,7 @@ export const GenerateStreamResponse: MessageFns<GenerateStreamResponse> = {
 };
 
 function createBaseOutputDelta(): OutputDelta {
-  return { text: "", toolCalls: [] };
+  return { text: "", toolCalls: [], logprobs: [] };
 }
 
 export const OutputDelta: MessageFns<OutputDelta> = {
@@ -1789,6 +1822,9 @@ export const OutputDelta: MessageFns<OutputDelta> = {
     }
     for (const v of message.toolCalls) {
       ToolCallDelta.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.logprobs) {
+      TokenLogprob.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1822,6 +1858,14 @@ export const OutputDelta: MessageFns<OutputDelta> = {
             message.toolCalls.push(ToolCallDelta.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.logprobs.push(TokenLogprob.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1841,6 +1885,7 @@ export const OutputDelta: MessageFns<OutputDelta> = {
     const message = createBaseOutputDelta();
     message.text = object.text ?? "";
     message.toolCalls = object.toolCalls?.map((e) => ToolCallDelta.fromPartial(e)) || [];
+    message.logprobs = object.logprobs?.map((e) => TokenLogprob.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3202,7 +3247,15 @@ export const JsonSchema: MessageFns<JsonSchema> = {
 };
 
 function createBaseGenerationParams(): GenerationParams {
-  return { maxOutputTokens: undefined, temperature: undefined, topP: undefined, stop: [], seed: undefined };
+  return {
+    maxOutputTokens: undefined,
+    temperature: undefined,
+    topP: undefined,
+    stop: [],
+    seed: undefined,
+    logprobs: false,
+    topLogprobs: 0,
+  };
 }
 
 export const GenerationParams: MessageFns<GenerationParams> = {
@@ -3224,6 +3277,12 @@ export const GenerationParams: MessageFns<GenerationParams> = {
         throw new globalThis.Error("value provided for field message.seed of type int64 too large");
       }
       writer.uint32(40).int64(message.seed);
+    }
+    if (message.logprobs !== false) {
+      writer.uint32(48).bool(message.logprobs);
+    }
+    if (message.topLogprobs !== 0) {
+      writer.uint32(56).int32(message.topLogprobs);
     }
     return writer;
   },
@@ -3281,6 +3340,22 @@ export const GenerationParams: MessageFns<GenerationParams> = {
             message.seed = reader.int64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.logprobs = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.topLogprobs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3303,6 +3378,8 @@ export const GenerationParams: MessageFns<GenerationParams> = {
     message.topP = object.topP ?? undefined;
     message.stop = object.stop?.map((e) => e) || [];
     message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : undefined;
+    message.logprobs = object.logprobs ?? false;
+    message.topLogprobs = object.topLogprobs ?? 0;
     return message;
   },
 };
@@ -4481,7 +4558,7 @@ export const Attempt: MessageFns<Attempt> = {
 };
 
 function createBaseOutput(): Output {
-  return { text: "", toolCalls: [], parsedJson: undefined, refusal: "" };
+  return { text: "", toolCalls: [], parsedJson: undefined, refusal: "", logprobs: [] };
 }
 
 export const Output: MessageFns<Output> = {
@@ -4497,6 +4574,9 @@ export const Output: MessageFns<Output> = {
     }
     if (message.refusal !== "") {
       writer.uint32(34).string(message.refusal);
+    }
+    for (const v of message.logprobs) {
+      TokenLogprob.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -4546,6 +4626,14 @@ export const Output: MessageFns<Output> = {
             message.refusal = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.logprobs.push(TokenLogprob.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4567,6 +4655,177 @@ export const Output: MessageFns<Output> = {
     message.toolCalls = object.toolCalls?.map((e) => ToolCall.fromPartial(e)) || [];
     message.parsedJson = object.parsedJson === undefined ? undefined : object.parsedJson;
     message.refusal = object.refusal ?? "";
+    message.logprobs = object.logprobs?.map((e) => TokenLogprob.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTokenLogprob(): TokenLogprob {
+  return { token: "", logprob: 0, utf8: new Uint8Array(0), topLogprobs: [] };
+}
+
+export const TokenLogprob: MessageFns<TokenLogprob> = {
+  encode(message: TokenLogprob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.logprob !== 0) {
+      writer.uint32(17).double(message.logprob);
+    }
+    if (message.utf8.length !== 0) {
+      writer.uint32(26).bytes(message.utf8);
+    }
+    for (const v of message.topLogprobs) {
+      TopLogprob.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenLogprob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenLogprob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.logprob = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.utf8 = reader.bytes();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.topLogprobs.push(TopLogprob.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TokenLogprob>): TokenLogprob {
+    return TokenLogprob.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TokenLogprob>): TokenLogprob {
+    const message = createBaseTokenLogprob();
+    message.token = object.token ?? "";
+    message.logprob = object.logprob ?? 0;
+    message.utf8 = object.utf8 ?? new Uint8Array(0);
+    message.topLogprobs = object.topLogprobs?.map((e) => TopLogprob.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTopLogprob(): TopLogprob {
+  return { token: "", logprob: 0, utf8: new Uint8Array(0) };
+}
+
+export const TopLogprob: MessageFns<TopLogprob> = {
+  encode(message: TopLogprob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.logprob !== 0) {
+      writer.uint32(17).double(message.logprob);
+    }
+    if (message.utf8.length !== 0) {
+      writer.uint32(26).bytes(message.utf8);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopLogprob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopLogprob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.logprob = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.utf8 = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TopLogprob>): TopLogprob {
+    return TopLogprob.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TopLogprob>): TopLogprob {
+    const message = createBaseTopLogprob();
+    message.token = object.token ?? "";
+    message.logprob = object.logprob ?? 0;
+    message.utf8 = object.utf8 ?? new Uint8Array(0);
     return message;
   },
 };

@@ -35,6 +35,14 @@ public enum Capability
    * <code>CAPABILITY_STREAMING = 4;</code>
    */
   CAPABILITY_STREAMING(4),
+  /**
+   * <pre>
+   * Returns token log-probabilities (GenerationParams.logprobs).
+   * </pre>
+   *
+   * <code>CAPABILITY_LOGPROBS = 5;</code>
+   */
+  CAPABILITY_LOGPROBS(5),
   UNRECOGNIZED(-1),
   ;
 
@@ -67,6 +75,14 @@ public enum Capability
    * <code>CAPABILITY_STREAMING = 4;</code>
    */
   public static final int CAPABILITY_STREAMING_VALUE = 4;
+  /**
+   * <pre>
+   * Returns token log-probabilities (GenerationParams.logprobs).
+   * </pre>
+   *
+   * <code>CAPABILITY_LOGPROBS = 5;</code>
+   */
+  public static final int CAPABILITY_LOGPROBS_VALUE = 5;
 
 
   public final int getNumber() {
@@ -98,6 +114,7 @@ public enum Capability
       case 2: return CAPABILITY_VISION;
       case 3: return CAPABILITY_JSON_MODE;
       case 4: return CAPABILITY_STREAMING;
+      case 5: return CAPABILITY_LOGPROBS;
       default: return null;
     }
   }

@@ -163,6 +163,37 @@ private static final long serialVersionUID = 0L;
     return seed_;
   }
 
+  public static final int LOGPROBS_FIELD_NUMBER = 6;
+  private boolean logprobs_ = false;
+  /**
+   * <pre>
+   * Return each output token's log-probability (Output.logprobs, OutputDelta.logprobs). Only models
+   * with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
+   * </pre>
+   *
+   * <code>bool logprobs = 6 [json_name = "logprobs"];</code>
+   * @return The logprobs.
+   */
+  @java.lang.Override
+  public boolean getLogprobs() {
+    return logprobs_;
+  }
+
+  public static final int TOP_LOGPROBS_FIELD_NUMBER = 7;
+  private int topLogprobs_ = 0;
+  /**
+   * <pre>
+   * With logprobs: also the most likely tokens at each position, 0 to 20.
+   * </pre>
+   *
+   * <code>int32 top_logprobs = 7 [json_name = "topLogprobs"];</code>
+   * @return The topLogprobs.
+   */
+  @java.lang.Override
+  public int getTopLogprobs() {
+    return topLogprobs_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -191,6 +222,12 @@ private static final long serialVersionUID = 0L;
     }
     if (((bitField0_ & 0x00000008) != 0)) {
       output.writeInt64(5, seed_);
+    }
+    if (logprobs_ != false) {
+      output.writeBool(6, logprobs_);
+    }
+    if (topLogprobs_ != 0) {
+      output.writeInt32(7, topLogprobs_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -224,6 +261,14 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000008) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt64Size(5, seed_);
+    }
+    if (logprobs_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(6, logprobs_);
+    }
+    if (topLogprobs_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt32Size(7, topLogprobs_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -264,6 +309,10 @@ private static final long serialVersionUID = 0L;
       if (getSeed()
           != other.getSeed()) return false;
     }
+    if (getLogprobs()
+        != other.getLogprobs()) return false;
+    if (getTopLogprobs()
+        != other.getTopLogprobs()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -298,6 +347,11 @@ private static final long serialVersionUID = 0L;
       hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
           getSeed());
     }
+    hash = (37 * hash) + LOGPROBS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getLogprobs());
+    hash = (37 * hash) + TOP_LOGPROBS_FIELD_NUMBER;
+    hash = (53 * hash) + getTopLogprobs();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -439,6 +493,8 @@ private static final long serialVersionUID = 0L;
       stop_ =
           com.google.protobuf.LazyStringArrayList.emptyList();
       seed_ = 0L;
+      logprobs_ = false;
+      topLogprobs_ = 0;
       return this;
     }
 
@@ -493,6 +549,12 @@ private static final long serialVersionUID = 0L;
         result.seed_ = seed_;
         to_bitField0_ |= 0x00000008;
       }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.logprobs_ = logprobs_;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.topLogprobs_ = topLogprobs_;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -529,6 +591,12 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasSeed()) {
         setSeed(other.getSeed());
+      }
+      if (other.getLogprobs() != false) {
+        setLogprobs(other.getLogprobs());
+      }
+      if (other.getTopLogprobs() != 0) {
+        setTopLogprobs(other.getTopLogprobs());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -582,6 +650,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 40
+            case 48: {
+              logprobs_ = input.readBool();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 48
+            case 56: {
+              topLogprobs_ = input.readInt32();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 56
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -866,6 +944,97 @@ private static final long serialVersionUID = 0L;
     public Builder clearSeed() {
       bitField0_ = (bitField0_ & ~0x00000010);
       seed_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private boolean logprobs_ ;
+    /**
+     * <pre>
+     * Return each output token's log-probability (Output.logprobs, OutputDelta.logprobs). Only models
+     * with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
+     * </pre>
+     *
+     * <code>bool logprobs = 6 [json_name = "logprobs"];</code>
+     * @return The logprobs.
+     */
+    @java.lang.Override
+    public boolean getLogprobs() {
+      return logprobs_;
+    }
+    /**
+     * <pre>
+     * Return each output token's log-probability (Output.logprobs, OutputDelta.logprobs). Only models
+     * with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
+     * </pre>
+     *
+     * <code>bool logprobs = 6 [json_name = "logprobs"];</code>
+     * @param value The logprobs to set.
+     * @return This builder for chaining.
+     */
+    public Builder setLogprobs(boolean value) {
+
+      logprobs_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Return each output token's log-probability (Output.logprobs, OutputDelta.logprobs). Only models
+     * with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
+     * </pre>
+     *
+     * <code>bool logprobs = 6 [json_name = "logprobs"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearLogprobs() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      logprobs_ = false;
+      onChanged();
+      return this;
+    }
+
+    private int topLogprobs_ ;
+    /**
+     * <pre>
+     * With logprobs: also the most likely tokens at each position, 0 to 20.
+     * </pre>
+     *
+     * <code>int32 top_logprobs = 7 [json_name = "topLogprobs"];</code>
+     * @return The topLogprobs.
+     */
+    @java.lang.Override
+    public int getTopLogprobs() {
+      return topLogprobs_;
+    }
+    /**
+     * <pre>
+     * With logprobs: also the most likely tokens at each position, 0 to 20.
+     * </pre>
+     *
+     * <code>int32 top_logprobs = 7 [json_name = "topLogprobs"];</code>
+     * @param value The topLogprobs to set.
+     * @return This builder for chaining.
+     */
+    public Builder setTopLogprobs(int value) {
+
+      topLogprobs_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * With logprobs: also the most likely tokens at each position, 0 to 20.
+     * </pre>
+     *
+     * <code>int32 top_logprobs = 7 [json_name = "topLogprobs"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearTopLogprobs() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      topLogprobs_ = 0;
       onChanged();
       return this;
     }

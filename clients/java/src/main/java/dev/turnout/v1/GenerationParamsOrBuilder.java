@@ -78,4 +78,25 @@ public interface GenerationParamsOrBuilder extends
    * @return The seed.
    */
   long getSeed();
+
+  /**
+   * <pre>
+   * Return each output token's log-probability (Output.logprobs, OutputDelta.logprobs). Only models
+   * with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
+   * </pre>
+   *
+   * <code>bool logprobs = 6 [json_name = "logprobs"];</code>
+   * @return The logprobs.
+   */
+  boolean getLogprobs();
+
+  /**
+   * <pre>
+   * With logprobs: also the most likely tokens at each position, 0 to 20.
+   * </pre>
+   *
+   * <code>int32 top_logprobs = 7 [json_name = "topLogprobs"];</code>
+   * @return The topLogprobs.
+   */
+  int getTopLogprobs();
 }

@@ -34,6 +34,7 @@ private static final long serialVersionUID = 0L;
   private OutputDelta() {
     text_ = "";
     toolCalls_ = java.util.Collections.emptyList();
+    logprobs_ = java.util.Collections.emptyList();
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -149,6 +150,67 @@ private static final long serialVersionUID = 0L;
     return toolCalls_.get(index);
   }
 
+  public static final int LOGPROBS_FIELD_NUMBER = 3;
+  @SuppressWarnings("serial")
+  private java.util.List<dev.turnout.v1.TokenLogprob> logprobs_;
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<dev.turnout.v1.TokenLogprob> getLogprobsList() {
+    return logprobs_;
+  }
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<? extends dev.turnout.v1.TokenLogprobOrBuilder> 
+      getLogprobsOrBuilderList() {
+    return logprobs_;
+  }
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  @java.lang.Override
+  public int getLogprobsCount() {
+    return logprobs_.size();
+  }
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  @java.lang.Override
+  public dev.turnout.v1.TokenLogprob getLogprobs(int index) {
+    return logprobs_.get(index);
+  }
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  @java.lang.Override
+  public dev.turnout.v1.TokenLogprobOrBuilder getLogprobsOrBuilder(
+      int index) {
+    return logprobs_.get(index);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -169,6 +231,9 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < toolCalls_.size(); i++) {
       output.writeMessage(2, toolCalls_.get(i));
     }
+    for (int i = 0; i < logprobs_.size(); i++) {
+      output.writeMessage(3, logprobs_.get(i));
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -184,6 +249,10 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < toolCalls_.size(); i++) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(2, toolCalls_.get(i));
+    }
+    for (int i = 0; i < logprobs_.size(); i++) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(3, logprobs_.get(i));
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -204,6 +273,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getText())) return false;
     if (!getToolCallsList()
         .equals(other.getToolCallsList())) return false;
+    if (!getLogprobsList()
+        .equals(other.getLogprobsList())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -220,6 +291,10 @@ private static final long serialVersionUID = 0L;
     if (getToolCallsCount() > 0) {
       hash = (37 * hash) + TOOL_CALLS_FIELD_NUMBER;
       hash = (53 * hash) + getToolCallsList().hashCode();
+    }
+    if (getLogprobsCount() > 0) {
+      hash = (37 * hash) + LOGPROBS_FIELD_NUMBER;
+      hash = (53 * hash) + getLogprobsList().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -364,6 +439,13 @@ private static final long serialVersionUID = 0L;
         toolCallsBuilder_.clear();
       }
       bitField0_ = (bitField0_ & ~0x00000002);
+      if (logprobsBuilder_ == null) {
+        logprobs_ = java.util.Collections.emptyList();
+      } else {
+        logprobs_ = null;
+        logprobsBuilder_.clear();
+      }
+      bitField0_ = (bitField0_ & ~0x00000004);
       return this;
     }
 
@@ -405,6 +487,15 @@ private static final long serialVersionUID = 0L;
         result.toolCalls_ = toolCalls_;
       } else {
         result.toolCalls_ = toolCallsBuilder_.build();
+      }
+      if (logprobsBuilder_ == null) {
+        if (((bitField0_ & 0x00000004) != 0)) {
+          logprobs_ = java.util.Collections.unmodifiableList(logprobs_);
+          bitField0_ = (bitField0_ & ~0x00000004);
+        }
+        result.logprobs_ = logprobs_;
+      } else {
+        result.logprobs_ = logprobsBuilder_.build();
       }
     }
 
@@ -458,6 +549,32 @@ private static final long serialVersionUID = 0L;
           }
         }
       }
+      if (logprobsBuilder_ == null) {
+        if (!other.logprobs_.isEmpty()) {
+          if (logprobs_.isEmpty()) {
+            logprobs_ = other.logprobs_;
+            bitField0_ = (bitField0_ & ~0x00000004);
+          } else {
+            ensureLogprobsIsMutable();
+            logprobs_.addAll(other.logprobs_);
+          }
+          onChanged();
+        }
+      } else {
+        if (!other.logprobs_.isEmpty()) {
+          if (logprobsBuilder_.isEmpty()) {
+            logprobsBuilder_.dispose();
+            logprobsBuilder_ = null;
+            logprobs_ = other.logprobs_;
+            bitField0_ = (bitField0_ & ~0x00000004);
+            logprobsBuilder_ = 
+              com.google.protobuf.GeneratedMessage.alwaysUseFieldBuilders ?
+                 internalGetLogprobsFieldBuilder() : null;
+          } else {
+            logprobsBuilder_.addAllMessages(other.logprobs_);
+          }
+        }
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -502,6 +619,19 @@ private static final long serialVersionUID = 0L;
               }
               break;
             } // case 18
+            case 26: {
+              dev.turnout.v1.TokenLogprob m =
+                  input.readMessage(
+                      dev.turnout.v1.TokenLogprob.parser(),
+                      extensionRegistry);
+              if (logprobsBuilder_ == null) {
+                ensureLogprobsIsMutable();
+                logprobs_.add(m);
+              } else {
+                logprobsBuilder_.addMessage(m);
+              }
+              break;
+            } // case 26
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -901,6 +1031,318 @@ private static final long serialVersionUID = 0L;
         toolCalls_ = null;
       }
       return toolCallsBuilder_;
+    }
+
+    private java.util.List<dev.turnout.v1.TokenLogprob> logprobs_ =
+      java.util.Collections.emptyList();
+    private void ensureLogprobsIsMutable() {
+      if (!((bitField0_ & 0x00000004) != 0)) {
+        logprobs_ = new java.util.ArrayList<dev.turnout.v1.TokenLogprob>(logprobs_);
+        bitField0_ |= 0x00000004;
+       }
+    }
+
+    private com.google.protobuf.RepeatedFieldBuilder<
+        dev.turnout.v1.TokenLogprob, dev.turnout.v1.TokenLogprob.Builder, dev.turnout.v1.TokenLogprobOrBuilder> logprobsBuilder_;
+
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public java.util.List<dev.turnout.v1.TokenLogprob> getLogprobsList() {
+      if (logprobsBuilder_ == null) {
+        return java.util.Collections.unmodifiableList(logprobs_);
+      } else {
+        return logprobsBuilder_.getMessageList();
+      }
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public int getLogprobsCount() {
+      if (logprobsBuilder_ == null) {
+        return logprobs_.size();
+      } else {
+        return logprobsBuilder_.getCount();
+      }
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public dev.turnout.v1.TokenLogprob getLogprobs(int index) {
+      if (logprobsBuilder_ == null) {
+        return logprobs_.get(index);
+      } else {
+        return logprobsBuilder_.getMessage(index);
+      }
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder setLogprobs(
+        int index, dev.turnout.v1.TokenLogprob value) {
+      if (logprobsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureLogprobsIsMutable();
+        logprobs_.set(index, value);
+        onChanged();
+      } else {
+        logprobsBuilder_.setMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder setLogprobs(
+        int index, dev.turnout.v1.TokenLogprob.Builder builderForValue) {
+      if (logprobsBuilder_ == null) {
+        ensureLogprobsIsMutable();
+        logprobs_.set(index, builderForValue.build());
+        onChanged();
+      } else {
+        logprobsBuilder_.setMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder addLogprobs(dev.turnout.v1.TokenLogprob value) {
+      if (logprobsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureLogprobsIsMutable();
+        logprobs_.add(value);
+        onChanged();
+      } else {
+        logprobsBuilder_.addMessage(value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder addLogprobs(
+        int index, dev.turnout.v1.TokenLogprob value) {
+      if (logprobsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureLogprobsIsMutable();
+        logprobs_.add(index, value);
+        onChanged();
+      } else {
+        logprobsBuilder_.addMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder addLogprobs(
+        dev.turnout.v1.TokenLogprob.Builder builderForValue) {
+      if (logprobsBuilder_ == null) {
+        ensureLogprobsIsMutable();
+        logprobs_.add(builderForValue.build());
+        onChanged();
+      } else {
+        logprobsBuilder_.addMessage(builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder addLogprobs(
+        int index, dev.turnout.v1.TokenLogprob.Builder builderForValue) {
+      if (logprobsBuilder_ == null) {
+        ensureLogprobsIsMutable();
+        logprobs_.add(index, builderForValue.build());
+        onChanged();
+      } else {
+        logprobsBuilder_.addMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder addAllLogprobs(
+        java.lang.Iterable<? extends dev.turnout.v1.TokenLogprob> values) {
+      if (logprobsBuilder_ == null) {
+        ensureLogprobsIsMutable();
+        com.google.protobuf.AbstractMessageLite.Builder.addAll(
+            values, logprobs_);
+        onChanged();
+      } else {
+        logprobsBuilder_.addAllMessages(values);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder clearLogprobs() {
+      if (logprobsBuilder_ == null) {
+        logprobs_ = java.util.Collections.emptyList();
+        bitField0_ = (bitField0_ & ~0x00000004);
+        onChanged();
+      } else {
+        logprobsBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public Builder removeLogprobs(int index) {
+      if (logprobsBuilder_ == null) {
+        ensureLogprobsIsMutable();
+        logprobs_.remove(index);
+        onChanged();
+      } else {
+        logprobsBuilder_.remove(index);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public dev.turnout.v1.TokenLogprob.Builder getLogprobsBuilder(
+        int index) {
+      return internalGetLogprobsFieldBuilder().getBuilder(index);
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public dev.turnout.v1.TokenLogprobOrBuilder getLogprobsOrBuilder(
+        int index) {
+      if (logprobsBuilder_ == null) {
+        return logprobs_.get(index);  } else {
+        return logprobsBuilder_.getMessageOrBuilder(index);
+      }
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public java.util.List<? extends dev.turnout.v1.TokenLogprobOrBuilder> 
+         getLogprobsOrBuilderList() {
+      if (logprobsBuilder_ != null) {
+        return logprobsBuilder_.getMessageOrBuilderList();
+      } else {
+        return java.util.Collections.unmodifiableList(logprobs_);
+      }
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public dev.turnout.v1.TokenLogprob.Builder addLogprobsBuilder() {
+      return internalGetLogprobsFieldBuilder().addBuilder(
+          dev.turnout.v1.TokenLogprob.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public dev.turnout.v1.TokenLogprob.Builder addLogprobsBuilder(
+        int index) {
+      return internalGetLogprobsFieldBuilder().addBuilder(
+          index, dev.turnout.v1.TokenLogprob.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+     * </pre>
+     *
+     * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+     */
+    public java.util.List<dev.turnout.v1.TokenLogprob.Builder> 
+         getLogprobsBuilderList() {
+      return internalGetLogprobsFieldBuilder().getBuilderList();
+    }
+    private com.google.protobuf.RepeatedFieldBuilder<
+        dev.turnout.v1.TokenLogprob, dev.turnout.v1.TokenLogprob.Builder, dev.turnout.v1.TokenLogprobOrBuilder> 
+        internalGetLogprobsFieldBuilder() {
+      if (logprobsBuilder_ == null) {
+        logprobsBuilder_ = new com.google.protobuf.RepeatedFieldBuilder<
+            dev.turnout.v1.TokenLogprob, dev.turnout.v1.TokenLogprob.Builder, dev.turnout.v1.TokenLogprobOrBuilder>(
+                logprobs_,
+                ((bitField0_ & 0x00000004) != 0),
+                getParentForChildren(),
+                isClean());
+        logprobs_ = null;
+      }
+      return logprobsBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:turnout.v1.OutputDelta)

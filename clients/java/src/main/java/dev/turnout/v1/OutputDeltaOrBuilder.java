@@ -65,4 +65,48 @@ public interface OutputDeltaOrBuilder extends
    */
   dev.turnout.v1.ToolCallDeltaOrBuilder getToolCallsOrBuilder(
       int index);
+
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  java.util.List<dev.turnout.v1.TokenLogprob> 
+      getLogprobsList();
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  dev.turnout.v1.TokenLogprob getLogprobs(int index);
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  int getLogprobsCount();
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  java.util.List<? extends dev.turnout.v1.TokenLogprobOrBuilder> 
+      getLogprobsOrBuilderList();
+  /**
+   * <pre>
+   * This delta's output tokens with their log-probabilities, when GenerationParams.logprobs asked.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 3 [json_name = "logprobs"];</code>
+   */
+  dev.turnout.v1.TokenLogprobOrBuilder getLogprobsOrBuilder(
+      int index);
 }

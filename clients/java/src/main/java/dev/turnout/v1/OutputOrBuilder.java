@@ -92,4 +92,48 @@ public interface OutputOrBuilder extends
    */
   com.google.protobuf.ByteString
       getRefusalBytes();
+
+  /**
+   * <pre>
+   * Each output token's log-probability, when GenerationParams.logprobs asked for them.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 5 [json_name = "logprobs"];</code>
+   */
+  java.util.List<dev.turnout.v1.TokenLogprob> 
+      getLogprobsList();
+  /**
+   * <pre>
+   * Each output token's log-probability, when GenerationParams.logprobs asked for them.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 5 [json_name = "logprobs"];</code>
+   */
+  dev.turnout.v1.TokenLogprob getLogprobs(int index);
+  /**
+   * <pre>
+   * Each output token's log-probability, when GenerationParams.logprobs asked for them.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 5 [json_name = "logprobs"];</code>
+   */
+  int getLogprobsCount();
+  /**
+   * <pre>
+   * Each output token's log-probability, when GenerationParams.logprobs asked for them.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 5 [json_name = "logprobs"];</code>
+   */
+  java.util.List<? extends dev.turnout.v1.TokenLogprobOrBuilder> 
+      getLogprobsOrBuilderList();
+  /**
+   * <pre>
+   * Each output token's log-probability, when GenerationParams.logprobs asked for them.
+   * </pre>
+   *
+   * <code>repeated .turnout.v1.TokenLogprob logprobs = 5 [json_name = "logprobs"];</code>
+   */
+  dev.turnout.v1.TokenLogprobOrBuilder getLogprobsOrBuilder(
+      int index);
 }

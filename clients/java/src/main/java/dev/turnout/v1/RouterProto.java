@@ -202,6 +202,16 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_turnout_v1_Output_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_TokenLogprob_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_TokenLogprob_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_turnout_v1_TopLogprob_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_turnout_v1_TopLogprob_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_turnout_v1_Usage_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -285,217 +295,228 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
       "\tR\005value:\0028\001\"}\n\026GenerateStreamResponse\022/" +
       "\n\005delta\030\001 \001(\0132\027.turnout.v1.OutputDeltaH\000" +
       "R\005delta\022)\n\003end\030\002 \001(\0132\025.turnout.v1.Stream" +
-      "EndH\000R\003endB\007\n\005event\"[\n\013OutputDelta\022\022\n\004te" +
-      "xt\030\001 \001(\tR\004text\0228\n\ntool_calls\030\002 \003(\0132\031.tur" +
-      "nout.v1.ToolCallDeltaR\ttoolCalls\"p\n\rTool" +
-      "CallDelta\022\024\n\005index\030\001 \001(\005R\005index\022\016\n\002id\030\002 " +
-      "\001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004name\022%\n\016arguments" +
-      "_json\030\004 \001(\tR\rargumentsJson\"\245\004\n\tStreamEnd" +
-      "\022=\n\rfinish_reason\030\001 \001(\0162\030.turnout.v1.Fin" +
-      "ishReasonR\014finishReason\022\'\n\005usage\030\002 \001(\0132\021" +
-      ".turnout.v1.UsageR\005usage\022$\n\016cost_usd_nan" +
-      "os\030\003 \001(\003R\014costUsdNanos\022\024\n\005model\030\004 \001(\tR\005m" +
-      "odel\022\032\n\010provider\030\005 \001(\tR\010provider\0220\n\010deci" +
-      "sion\030\006 \001(\0132\024.turnout.v1.DecisionR\010decisi" +
-      "on\022/\n\010attempts\030\007 \003(\0132\023.turnout.v1.Attemp" +
-      "tR\010attempts\022\031\n\010trace_id\030\010 \001(\tR\007traceId\022\035" +
-      "\n\nrequest_id\030\t \001(\tR\trequestId\0223\n\ntool_ca" +
-      "lls\030\n \003(\0132\024.turnout.v1.ToolCallR\ttoolCal" +
-      "ls\0227\n\013parsed_json\030\013 \001(\0132\026.google.protobu" +
-      "f.ValueR\nparsedJson\022/\n\024total_cost_usd_na" +
-      "nos\030\014 \001(\003R\021totalCostUsdNanos\022\034\n\tagreemen" +
-      "t\030\r \001(\tR\tagreement\"\023\n\021ListModelsRequest\"" +
-      "C\n\022ListModelsResponse\022-\n\006models\030\001 \003(\0132\025." +
-      "turnout.v1.ModelInfoR\006models\"\023\n\021GetBudge" +
-      "tsRequest\"_\n\022GetBudgetsResponse\0221\n\007budge" +
-      "ts\030\001 \003(\0132\027.turnout.v1.BudgetUsageR\007budge" +
-      "ts\022\026\n\006shared\030\002 \001(\010R\006shared\"\217\002\n\013BudgetUsa" +
-      "ge\022\022\n\004name\030\001 \001(\tR\004name\022\024\n\005scope\030\002 \001(\tR\005s" +
-      "cope\022\026\n\006window\030\003 \001(\tR\006window\022&\n\017spent_us" +
-      "d_nanos\030\004 \001(\003R\rspentUsdNanos\022&\n\017limit_us" +
-      "d_nanos\030\005 \001(\003R\rlimitUsdNanos\0227\n\tresets_a" +
-      "t\030\006 \001(\0132\032.google.protobuf.TimestampR\010res" +
-      "etsAt\022\022\n\004hard\030\007 \001(\010R\004hard\022!\n\014soft_reache" +
-      "d\030\010 \001(\010R\013softReached\"\315\001\n\007Message\022$\n\004role" +
-      "\030\001 \001(\0162\020.turnout.v1.RoleR\004role\0221\n\007conten" +
-      "t\030\002 \003(\0132\027.turnout.v1.ContentPartR\007conten" +
-      "t\022\022\n\004name\030\003 \001(\tR\004name\0223\n\ntool_calls\030\004 \003(" +
-      "\0132\024.turnout.v1.ToolCallR\ttoolCalls\022 \n\014to" +
-      "ol_call_id\030\005 \001(\tR\ntoolCallId\"V\n\013ContentP" +
-      "art\022\024\n\004text\030\001 \001(\tH\000R\004text\022)\n\005image\030\002 \001(\013" +
-      "2\021.turnout.v1.ImageH\000R\005imageB\006\n\004part\"\213\001\n" +
-      "\005Image\022\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001(\014" +
-      "H\000R\004data\022\035\n\nmedia_type\030\003 \001(\tR\tmediaType\022" +
-      "/\n\006detail\030\004 \001(\0162\027.turnout.v1.ImageDetail" +
-      "R\006detailB\010\n\006source\"\215\001\n\004Tool\022\022\n\004name\030\001 \001(" +
-      "\tR\004name\022 \n\013description\030\002 \001(\tR\013descriptio" +
-      "n\0227\n\nparameters\030\003 \001(\0132\027.google.protobuf." +
-      "StructR\nparameters\022\026\n\006strict\030\004 \001(\010R\006stri" +
-      "ct\"a\n\nToolChoice\022.\n\004mode\030\001 \001(\0162\032.turnout" +
-      ".v1.ToolChoiceModeR\004mode\022#\n\rfunction_nam" +
-      "e\030\002 \001(\tR\014functionName\"U\n\010ToolCall\022\016\n\002id\030" +
-      "\001 \001(\tR\002id\022\022\n\004name\030\002 \001(\tR\004name\022%\n\016argumen" +
-      "ts_json\030\003 \001(\tR\rargumentsJson\"}\n\016Response" +
-      "Format\0222\n\004type\030\001 \001(\0162\036.turnout.v1.Respon" +
-      "seFormatTypeR\004type\0227\n\013json_schema\030\002 \001(\0132" +
-      "\026.turnout.v1.JsonSchemaR\njsonSchema\"i\n\nJ" +
-      "sonSchema\022\022\n\004name\030\001 \001(\tR\004name\022/\n\006schema\030" +
-      "\002 \001(\0132\027.google.protobuf.StructR\006schema\022\026" +
-      "\n\006strict\030\003 \001(\010R\006strict\"\352\001\n\020GenerationPar" +
-      "ams\022/\n\021max_output_tokens\030\001 \001(\005H\000R\017maxOut" +
-      "putTokens\210\001\001\022%\n\013temperature\030\002 \001(\002H\001R\013tem" +
-      "perature\210\001\001\022\030\n\005top_p\030\003 \001(\002H\002R\004topP\210\001\001\022\022\n" +
-      "\004stop\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004seed\210" +
-      "\001\001B\024\n\022_max_output_tokensB\016\n\014_temperature" +
-      "B\010\n\006_top_pB\007\n\005_seed\"\343\004\n\014RoutingHints\022\033\n\t" +
-      "task_type\030\001 \001(\tR\010taskType\022\033\n\tuser_tier\030\002" +
-      " \001(\tR\010userTier\0220\n\010priority\030\003 \001(\0162\024.turno" +
-      "ut.v1.PriorityR\010priority\022@\n\016latency_budg" +
-      "et\030\004 \001(\0132\031.google.protobuf.DurationR\rlat" +
-      "encyBudget\022+\n\022max_cost_usd_nanos\030\005 \001(\003R\017" +
-      "maxCostUsdNanos\022(\n\rquality_floor\030\006 \001(\002H\000" +
-      "R\014qualityFloor\210\001\001\022K\n\025required_capabiliti" +
-      "es\030\007 \003(\0162\026.turnout.v1.CapabilityR\024requir" +
-      "edCapabilities\022%\n\016allowed_models\030\010 \003(\tR\r" +
-      "allowedModels\022+\n\021allowed_providers\030\t \003(\t" +
-      "R\020allowedProviders\022#\n\rdenied_models\030\n \003(" +
-      "\tR\014deniedModels\022)\n\020denied_providers\030\013 \003(" +
-      "\tR\017deniedProviders\022!\n\014pinned_model\030\014 \001(\t" +
-      "R\013pinnedModel\022\024\n\005route\030\r \001(\tR\005route\022\022\n\004t" +
-      "ags\030\016 \003(\tR\004tagsB\020\n\016_quality_floor\"\333\005\n\010De" +
-      "cision\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider" +
-      "\030\002 \001(\tR\010provider\0223\n\tfallbacks\030\003 \003(\0132\025.tu" +
-      "rnout.v1.CandidateR\tfallbacks\022\024\n\005route\030\004" +
-      " \001(\tR\005route\022\032\n\010strategy\030\005 \001(\tR\010strategy\022" +
-      "\030\n\007reasons\030\006 \003(\tR\007reasons\0221\n\010rejected\030\007 " +
-      "\003(\0132\025.turnout.v1.RejectionR\010rejected\0224\n\026" +
-      "estimated_input_tokens\030\010 \001(\003R\024estimatedI" +
-      "nputTokens\0227\n\030estimated_cost_usd_nanos\030\t" +
-      " \001(\003R\025estimatedCostUsdNanos\022F\n\021estimated" +
-      "_latency\030\n \001(\0132\031.google.protobuf.Duratio" +
-      "nR\020estimatedLatency\0220\n\024decision_time_mic" +
-      "ros\030\013 \001(\003R\022decisionTimeMicros\022)\n\006stages\030" +
-      "\014 \003(\0132\021.turnout.v1.StageR\006stages\0229\n\ncons" +
-      "idered\030\r \003(\0132\031.turnout.v1.ConsiderationR" +
-      "\nconsidered\022\033\n\tcache_hit\030\016 \001(\010R\010cacheHit" +
-      "\0226\n\ntruncation\030\017 \001(\0132\026.turnout.v1.Trunca" +
-      "tionR\ntruncation\022/\n\021cheap_model_score\030\020 " +
-      "\001(\002H\000R\017cheapModelScore\210\001\001B\024\n\022_cheap_mode" +
-      "l_score\"_\n\005Stage\0225\n\ncandidates\030\001 \003(\0132\025.t" +
-      "urnout.v1.CandidateR\ncandidates\022\037\n\013escal" +
-      "ate_on\030\002 \003(\tR\nescalateOn\"k\n\rConsideratio" +
-      "n\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(" +
-      "\tR\010provider\022\022\n\004kept\030\003 \001(\010R\004kept\022\024\n\005notes" +
-      "\030\004 \003(\tR\005notes\"z\n\nTruncation\022\032\n\010strategy\030" +
-      "\001 \001(\tR\010strategy\022)\n\020dropped_messages\030\002 \001(" +
-      "\005R\017droppedMessages\022%\n\016removed_tokens\030\003 \001" +
-      "(\003R\rremovedTokens\"\343\001\n\tCandidate\022\024\n\005model" +
-      "\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010provide" +
-      "r\0227\n\030estimated_cost_usd_nanos\030\003 \001(\003R\025est" +
-      "imatedCostUsdNanos\022F\n\021estimated_latency\030" +
-      "\004 \001(\0132\031.google.protobuf.DurationR\020estima" +
-      "tedLatency\022\031\n\005score\030\005 \001(\001H\000R\005score\210\001\001B\010\n" +
-      "\006_score\"U\n\tRejection\022\024\n\005model\030\001 \001(\tR\005mod" +
-      "el\022\032\n\010provider\030\002 \001(\tR\010provider\022\026\n\006reason" +
-      "\030\003 \001(\tR\006reason\"\214\004\n\007Attempt\022\026\n\006number\030\001 \001" +
-      "(\005R\006number\022\024\n\005model\030\002 \001(\tR\005model\022\032\n\010prov" +
-      "ider\030\003 \001(\tR\010provider\0224\n\007outcome\030\004 \001(\0162\032." +
-      "turnout.v1.AttemptOutcomeR\007outcome\022=\n\rfa" +
-      "ilure_class\030\005 \001(\0162\030.turnout.v1.FailureCl" +
-      "assR\014failureClass\022#\n\rerror_message\030\006 \001(\t" +
-      "R\014errorMessage\0223\n\007latency\030\007 \001(\0132\031.google" +
-      ".protobuf.DurationR\007latency\022H\n\023time_to_f" +
-      "irst_token\030\010 \001(\0132\031.google.protobuf.Durat" +
-      "ionR\020timeToFirstToken\022\026\n\006hedged\030\t \001(\010R\006h" +
-      "edged\022\'\n\005usage\030\n \001(\0132\021.turnout.v1.UsageR" +
-      "\005usage\022$\n\016cost_usd_nanos\030\013 \001(\003R\014costUsdN" +
-      "anos\022\034\n\tescalated\030\014 \001(\tR\tescalated\022\031\n\010re" +
-      "try_of\030\r \001(\005R\007retryOf\"\244\001\n\006Output\022\022\n\004text" +
-      "\030\001 \001(\tR\004text\0223\n\ntool_calls\030\002 \003(\0132\024.turno" +
-      "ut.v1.ToolCallR\ttoolCalls\0227\n\013parsed_json" +
-      "\030\003 \001(\0132\026.google.protobuf.ValueR\nparsedJs" +
-      "on\022\030\n\007refusal\030\004 \001(\tR\007refusal\"\177\n\005Usage\022!\n" +
-      "\014input_tokens\030\001 \001(\003R\013inputTokens\022#\n\routp" +
-      "ut_tokens\030\002 \001(\003R\014outputTokens\022.\n\023cached_" +
-      "input_tokens\030\003 \001(\003R\021cachedInputTokens\"\304\004" +
-      "\n\tModelInfo\022\022\n\004name\030\001 \001(\tR\004name\022\032\n\010provi" +
-      "der\030\002 \001(\tR\010provider\022%\n\016upstream_model\030\003 " +
-      "\001(\tR\rupstreamModel\022\032\n\010endpoint\030\004 \001(\tR\010en" +
-      "dpoint\022A\n\036input_price_usd_nanos_per_mtok" +
-      "\030\005 \001(\003R\031inputPriceUsdNanosPerMtok\022C\n\037out" +
-      "put_price_usd_nanos_per_mtok\030\006 \001(\003R\032outp" +
-      "utPriceUsdNanosPerMtok\022N\n%cached_input_p" +
-      "rice_usd_nanos_per_mtok\030\007 \001(\003R\037cachedInp" +
-      "utPriceUsdNanosPerMtok\022%\n\016context_window" +
-      "\030\010 \001(\005R\rcontextWindow\022*\n\021max_output_toke" +
-      "ns\030\t \001(\005R\017maxOutputTokens\022:\n\014capabilitie" +
-      "s\030\n \003(\0162\026.turnout.v1.CapabilityR\014capabil" +
-      "ities\022\022\n\004tags\030\013 \003(\tR\004tags\022\030\n\007quality\030\014 \001" +
-      "(\002R\007quality\022/\n\006health\030\r \001(\0132\027.turnout.v1" +
-      ".ModelHealthR\006health\"\362\001\n\013ModelHealth\022-\n\005" +
-      "state\030\001 \001(\0162\027.turnout.v1.HealthStateR\005st" +
-      "ate\022\035\n\nerror_rate\030\002 \001(\001R\terrorRate\022<\n\014la" +
-      "tency_ewma\030\003 \001(\0132\031.google.protobuf.Durat" +
-      "ionR\013latencyEwma\022\032\n\010attempts\030\004 \001(\003R\010atte" +
-      "mpts\022;\n\014last_failure\030\005 \001(\0162\030.turnout.v1." +
-      "FailureClassR\013lastFailure*_\n\004Role\022\024\n\020ROL" +
-      "E_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE" +
-      "_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL" +
-      "\020\004*o\n\013ImageDetail\022\034\n\030IMAGE_DETAIL_UNSPEC" +
-      "IFIED\020\000\022\024\n\020IMAGE_DETAIL_LOW\020\001\022\025\n\021IMAGE_D" +
-      "ETAIL_HIGH\020\002\022\025\n\021IMAGE_DETAIL_AUTO\020\003*\246\001\n\016" +
-      "ToolChoiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPE" +
-      "CIFIED\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025T" +
-      "OOL_CHOICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MO" +
-      "DE_REQUIRED\020\003\022\035\n\031TOOL_CHOICE_MODE_FUNCTI" +
-      "ON\020\004*\245\001\n\022ResponseFormatType\022$\n RESPONSE_" +
-      "FORMAT_TYPE_UNSPECIFIED\020\000\022\035\n\031RESPONSE_FO" +
-      "RMAT_TYPE_TEXT\020\001\022$\n RESPONSE_FORMAT_TYPE" +
-      "_JSON_OBJECT\020\002\022$\n RESPONSE_FORMAT_TYPE_J" +
-      "SON_SCHEMA\020\003*\211\001\n\nCapability\022\032\n\026CAPABILIT" +
-      "Y_UNSPECIFIED\020\000\022\024\n\020CAPABILITY_TOOLS\020\001\022\025\n" +
-      "\021CAPABILITY_VISION\020\002\022\030\n\024CAPABILITY_JSON_" +
-      "MODE\020\003\022\030\n\024CAPABILITY_STREAMING\020\004*~\n\010Prio" +
-      "rity\022\030\n\024PRIORITY_UNSPECIFIED\020\000\022\022\n\016PRIORI" +
-      "TY_BATCH\020\001\022\023\n\017PRIORITY_NORMAL\020\002\022\030\n\024PRIOR" +
-      "ITY_INTERACTIVE\020\003\022\025\n\021PRIORITY_CRITICAL\020\004" +
-      "*\212\001\n\016AttemptOutcome\022\037\n\033ATTEMPT_OUTCOME_U" +
-      "NSPECIFIED\020\000\022\033\n\027ATTEMPT_OUTCOME_SUCCESS\020" +
-      "\001\022\033\n\027ATTEMPT_OUTCOME_FAILURE\020\002\022\035\n\031ATTEMP" +
-      "T_OUTCOME_CANCELLED\020\003*\361\003\n\014FailureClass\022\035" +
-      "\n\031FAILURE_CLASS_UNSPECIFIED\020\000\022\036\n\032FAILURE" +
-      "_CLASS_RATE_LIMITED\020\001\022\034\n\030FAILURE_CLASS_O" +
-      "VERLOADED\020\002\022\036\n\032FAILURE_CLASS_SERVER_ERRO" +
-      "R\020\003\022\031\n\025FAILURE_CLASS_TIMEOUT\020\004\022\"\n\036FAILUR" +
-      "E_CLASS_CONTEXT_TOO_LONG\020\005\022\035\n\031FAILURE_CL" +
-      "ASS_BAD_REQUEST\020\006\022\026\n\022FAILURE_CLASS_AUTH\020" +
-      "\007\022$\n FAILURE_CLASS_MALFORMED_RESPONSE\020\010\022" +
-      "\034\n\030FAILURE_CLASS_CONNECTION\020\t\022$\n FAILURE" +
-      "_CLASS_STREAM_INTERRUPTED\020\n\022\"\n\036FAILURE_C" +
-      "LASS_CONTENT_FILTERED\020\013\022 \n\034FAILURE_CLASS" +
-      "_INVALID_OUTPUT\020\014\022\036\n\032FAILURE_CLASS_CIRCU" +
-      "IT_OPEN\020\r\022\036\n\032FAILURE_CLASS_NOT_ADMITTED\020" +
-      "\016*\237\001\n\014FinishReason\022\035\n\031FINISH_REASON_UNSP" +
-      "ECIFIED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n\024FIN" +
-      "ISH_REASON_LENGTH\020\002\022\034\n\030FINISH_REASON_TOO" +
-      "L_CALLS\020\003\022 \n\034FINISH_REASON_CONTENT_FILTE" +
-      "R\020\004*\226\001\n\013HealthState\022\034\n\030HEALTH_STATE_UNSP" +
-      "ECIFIED\020\000\022\030\n\024HEALTH_STATE_UNKNOWN\020\001\022\030\n\024H" +
-      "EALTH_STATE_HEALTHY\020\002\022\031\n\025HEALTH_STATE_DE" +
-      "GRADED\020\003\022\032\n\026HEALTH_STATE_UNHEALTHY\020\0042\211\003\n" +
-      "\rRouterService\022<\n\005Route\022\030.turnout.v1.Rou" +
-      "teRequest\032\031.turnout.v1.RouteResponse\022E\n\010" +
-      "Generate\022\033.turnout.v1.GenerateRequest\032\034." +
-      "turnout.v1.GenerateResponse\022Y\n\016GenerateS" +
-      "tream\022!.turnout.v1.GenerateStreamRequest" +
-      "\032\".turnout.v1.GenerateStreamResponse0\001\022K" +
-      "\n\nListModels\022\035.turnout.v1.ListModelsRequ" +
-      "est\032\036.turnout.v1.ListModelsResponse\022K\n\nG" +
-      "etBudgets\022\035.turnout.v1.GetBudgetsRequest" +
-      "\032\036.turnout.v1.GetBudgetsResponseBb\n\016dev." +
-      "turnout.v1B\013RouterProtoP\001ZAgithub.com/tu" +
-      "rnout-router/turnout/clients/go/turnout/" +
-      "v1;turnoutv1b\006proto3"
+      "EndH\000R\003endB\007\n\005event\"\221\001\n\013OutputDelta\022\022\n\004t" +
+      "ext\030\001 \001(\tR\004text\0228\n\ntool_calls\030\002 \003(\0132\031.tu" +
+      "rnout.v1.ToolCallDeltaR\ttoolCalls\0224\n\010log" +
+      "probs\030\003 \003(\0132\030.turnout.v1.TokenLogprobR\010l" +
+      "ogprobs\"p\n\rToolCallDelta\022\024\n\005index\030\001 \001(\005R" +
+      "\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004na" +
+      "me\022%\n\016arguments_json\030\004 \001(\tR\rargumentsJso" +
+      "n\"\245\004\n\tStreamEnd\022=\n\rfinish_reason\030\001 \001(\0162\030" +
+      ".turnout.v1.FinishReasonR\014finishReason\022\'" +
+      "\n\005usage\030\002 \001(\0132\021.turnout.v1.UsageR\005usage\022" +
+      "$\n\016cost_usd_nanos\030\003 \001(\003R\014costUsdNanos\022\024\n" +
+      "\005model\030\004 \001(\tR\005model\022\032\n\010provider\030\005 \001(\tR\010p" +
+      "rovider\0220\n\010decision\030\006 \001(\0132\024.turnout.v1.D" +
+      "ecisionR\010decision\022/\n\010attempts\030\007 \003(\0132\023.tu" +
+      "rnout.v1.AttemptR\010attempts\022\031\n\010trace_id\030\010" +
+      " \001(\tR\007traceId\022\035\n\nrequest_id\030\t \001(\tR\treque" +
+      "stId\0223\n\ntool_calls\030\n \003(\0132\024.turnout.v1.To" +
+      "olCallR\ttoolCalls\0227\n\013parsed_json\030\013 \001(\0132\026" +
+      ".google.protobuf.ValueR\nparsedJson\022/\n\024to" +
+      "tal_cost_usd_nanos\030\014 \001(\003R\021totalCostUsdNa" +
+      "nos\022\034\n\tagreement\030\r \001(\tR\tagreement\"\023\n\021Lis" +
+      "tModelsRequest\"C\n\022ListModelsResponse\022-\n\006" +
+      "models\030\001 \003(\0132\025.turnout.v1.ModelInfoR\006mod" +
+      "els\"\023\n\021GetBudgetsRequest\"_\n\022GetBudgetsRe" +
+      "sponse\0221\n\007budgets\030\001 \003(\0132\027.turnout.v1.Bud" +
+      "getUsageR\007budgets\022\026\n\006shared\030\002 \001(\010R\006share" +
+      "d\"\217\002\n\013BudgetUsage\022\022\n\004name\030\001 \001(\tR\004name\022\024\n" +
+      "\005scope\030\002 \001(\tR\005scope\022\026\n\006window\030\003 \001(\tR\006win" +
+      "dow\022&\n\017spent_usd_nanos\030\004 \001(\003R\rspentUsdNa" +
+      "nos\022&\n\017limit_usd_nanos\030\005 \001(\003R\rlimitUsdNa" +
+      "nos\0227\n\tresets_at\030\006 \001(\0132\032.google.protobuf" +
+      ".TimestampR\010resetsAt\022\022\n\004hard\030\007 \001(\010R\004hard" +
+      "\022!\n\014soft_reached\030\010 \001(\010R\013softReached\"\315\001\n\007" +
+      "Message\022$\n\004role\030\001 \001(\0162\020.turnout.v1.RoleR" +
+      "\004role\0221\n\007content\030\002 \003(\0132\027.turnout.v1.Cont" +
+      "entPartR\007content\022\022\n\004name\030\003 \001(\tR\004name\0223\n\n" +
+      "tool_calls\030\004 \003(\0132\024.turnout.v1.ToolCallR\t" +
+      "toolCalls\022 \n\014tool_call_id\030\005 \001(\tR\ntoolCal" +
+      "lId\"V\n\013ContentPart\022\024\n\004text\030\001 \001(\tH\000R\004text" +
+      "\022)\n\005image\030\002 \001(\0132\021.turnout.v1.ImageH\000R\005im" +
+      "ageB\006\n\004part\"\213\001\n\005Image\022\022\n\003url\030\001 \001(\tH\000R\003ur" +
+      "l\022\024\n\004data\030\002 \001(\014H\000R\004data\022\035\n\nmedia_type\030\003 " +
+      "\001(\tR\tmediaType\022/\n\006detail\030\004 \001(\0162\027.turnout" +
+      ".v1.ImageDetailR\006detailB\010\n\006source\"\215\001\n\004To" +
+      "ol\022\022\n\004name\030\001 \001(\tR\004name\022 \n\013description\030\002 " +
+      "\001(\tR\013description\0227\n\nparameters\030\003 \001(\0132\027.g" +
+      "oogle.protobuf.StructR\nparameters\022\026\n\006str" +
+      "ict\030\004 \001(\010R\006strict\"a\n\nToolChoice\022.\n\004mode\030" +
+      "\001 \001(\0162\032.turnout.v1.ToolChoiceModeR\004mode\022" +
+      "#\n\rfunction_name\030\002 \001(\tR\014functionName\"U\n\010" +
+      "ToolCall\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004name\030\002 \001(\tR\004" +
+      "name\022%\n\016arguments_json\030\003 \001(\tR\rargumentsJ" +
+      "son\"}\n\016ResponseFormat\0222\n\004type\030\001 \001(\0162\036.tu" +
+      "rnout.v1.ResponseFormatTypeR\004type\0227\n\013jso" +
+      "n_schema\030\002 \001(\0132\026.turnout.v1.JsonSchemaR\n" +
+      "jsonSchema\"i\n\nJsonSchema\022\022\n\004name\030\001 \001(\tR\004" +
+      "name\022/\n\006schema\030\002 \001(\0132\027.google.protobuf.S" +
+      "tructR\006schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\251\002" +
+      "\n\020GenerationParams\022/\n\021max_output_tokens\030" +
+      "\001 \001(\005H\000R\017maxOutputTokens\210\001\001\022%\n\013temperatu" +
+      "re\030\002 \001(\002H\001R\013temperature\210\001\001\022\030\n\005top_p\030\003 \001(" +
+      "\002H\002R\004topP\210\001\001\022\022\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed" +
+      "\030\005 \001(\003H\003R\004seed\210\001\001\022\032\n\010logprobs\030\006 \001(\010R\010log" +
+      "probs\022!\n\014top_logprobs\030\007 \001(\005R\013topLogprobs" +
+      "B\024\n\022_max_output_tokensB\016\n\014_temperatureB\010" +
+      "\n\006_top_pB\007\n\005_seed\"\343\004\n\014RoutingHints\022\033\n\tta" +
+      "sk_type\030\001 \001(\tR\010taskType\022\033\n\tuser_tier\030\002 \001" +
+      "(\tR\010userTier\0220\n\010priority\030\003 \001(\0162\024.turnout" +
+      ".v1.PriorityR\010priority\022@\n\016latency_budget" +
+      "\030\004 \001(\0132\031.google.protobuf.DurationR\rlaten" +
+      "cyBudget\022+\n\022max_cost_usd_nanos\030\005 \001(\003R\017ma" +
+      "xCostUsdNanos\022(\n\rquality_floor\030\006 \001(\002H\000R\014" +
+      "qualityFloor\210\001\001\022K\n\025required_capabilities" +
+      "\030\007 \003(\0162\026.turnout.v1.CapabilityR\024required" +
+      "Capabilities\022%\n\016allowed_models\030\010 \003(\tR\ral" +
+      "lowedModels\022+\n\021allowed_providers\030\t \003(\tR\020" +
+      "allowedProviders\022#\n\rdenied_models\030\n \003(\tR" +
+      "\014deniedModels\022)\n\020denied_providers\030\013 \003(\tR" +
+      "\017deniedProviders\022!\n\014pinned_model\030\014 \001(\tR\013" +
+      "pinnedModel\022\024\n\005route\030\r \001(\tR\005route\022\022\n\004tag" +
+      "s\030\016 \003(\tR\004tagsB\020\n\016_quality_floor\"\333\005\n\010Deci" +
+      "sion\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002" +
+      " \001(\tR\010provider\0223\n\tfallbacks\030\003 \003(\0132\025.turn" +
+      "out.v1.CandidateR\tfallbacks\022\024\n\005route\030\004 \001" +
+      "(\tR\005route\022\032\n\010strategy\030\005 \001(\tR\010strategy\022\030\n" +
+      "\007reasons\030\006 \003(\tR\007reasons\0221\n\010rejected\030\007 \003(" +
+      "\0132\025.turnout.v1.RejectionR\010rejected\0224\n\026es" +
+      "timated_input_tokens\030\010 \001(\003R\024estimatedInp" +
+      "utTokens\0227\n\030estimated_cost_usd_nanos\030\t \001" +
+      "(\003R\025estimatedCostUsdNanos\022F\n\021estimated_l" +
+      "atency\030\n \001(\0132\031.google.protobuf.DurationR" +
+      "\020estimatedLatency\0220\n\024decision_time_micro" +
+      "s\030\013 \001(\003R\022decisionTimeMicros\022)\n\006stages\030\014 " +
+      "\003(\0132\021.turnout.v1.StageR\006stages\0229\n\nconsid" +
+      "ered\030\r \003(\0132\031.turnout.v1.ConsiderationR\nc" +
+      "onsidered\022\033\n\tcache_hit\030\016 \001(\010R\010cacheHit\0226" +
+      "\n\ntruncation\030\017 \001(\0132\026.turnout.v1.Truncati" +
+      "onR\ntruncation\022/\n\021cheap_model_score\030\020 \001(" +
+      "\002H\000R\017cheapModelScore\210\001\001B\024\n\022_cheap_model_" +
+      "score\"_\n\005Stage\0225\n\ncandidates\030\001 \003(\0132\025.tur" +
+      "nout.v1.CandidateR\ncandidates\022\037\n\013escalat" +
+      "e_on\030\002 \003(\tR\nescalateOn\"k\n\rConsideration\022" +
+      "\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR" +
+      "\010provider\022\022\n\004kept\030\003 \001(\010R\004kept\022\024\n\005notes\030\004" +
+      " \003(\tR\005notes\"z\n\nTruncation\022\032\n\010strategy\030\001 " +
+      "\001(\tR\010strategy\022)\n\020dropped_messages\030\002 \001(\005R" +
+      "\017droppedMessages\022%\n\016removed_tokens\030\003 \001(\003" +
+      "R\rremovedTokens\"\343\001\n\tCandidate\022\024\n\005model\030\001" +
+      " \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010provider\022" +
+      "7\n\030estimated_cost_usd_nanos\030\003 \001(\003R\025estim" +
+      "atedCostUsdNanos\022F\n\021estimated_latency\030\004 " +
+      "\001(\0132\031.google.protobuf.DurationR\020estimate" +
+      "dLatency\022\031\n\005score\030\005 \001(\001H\000R\005score\210\001\001B\010\n\006_" +
+      "score\"U\n\tRejection\022\024\n\005model\030\001 \001(\tR\005model" +
+      "\022\032\n\010provider\030\002 \001(\tR\010provider\022\026\n\006reason\030\003" +
+      " \001(\tR\006reason\"\214\004\n\007Attempt\022\026\n\006number\030\001 \001(\005" +
+      "R\006number\022\024\n\005model\030\002 \001(\tR\005model\022\032\n\010provid" +
+      "er\030\003 \001(\tR\010provider\0224\n\007outcome\030\004 \001(\0162\032.tu" +
+      "rnout.v1.AttemptOutcomeR\007outcome\022=\n\rfail" +
+      "ure_class\030\005 \001(\0162\030.turnout.v1.FailureClas" +
+      "sR\014failureClass\022#\n\rerror_message\030\006 \001(\tR\014" +
+      "errorMessage\0223\n\007latency\030\007 \001(\0132\031.google.p" +
+      "rotobuf.DurationR\007latency\022H\n\023time_to_fir" +
+      "st_token\030\010 \001(\0132\031.google.protobuf.Duratio" +
+      "nR\020timeToFirstToken\022\026\n\006hedged\030\t \001(\010R\006hed" +
+      "ged\022\'\n\005usage\030\n \001(\0132\021.turnout.v1.UsageR\005u" +
+      "sage\022$\n\016cost_usd_nanos\030\013 \001(\003R\014costUsdNan" +
+      "os\022\034\n\tescalated\030\014 \001(\tR\tescalated\022\031\n\010retr" +
+      "y_of\030\r \001(\005R\007retryOf\"\332\001\n\006Output\022\022\n\004text\030\001" +
+      " \001(\tR\004text\0223\n\ntool_calls\030\002 \003(\0132\024.turnout" +
+      ".v1.ToolCallR\ttoolCalls\0227\n\013parsed_json\030\003" +
+      " \001(\0132\026.google.protobuf.ValueR\nparsedJson" +
+      "\022\030\n\007refusal\030\004 \001(\tR\007refusal\0224\n\010logprobs\030\005" +
+      " \003(\0132\030.turnout.v1.TokenLogprobR\010logprobs" +
+      "\"\215\001\n\014TokenLogprob\022\024\n\005token\030\001 \001(\tR\005token\022" +
+      "\030\n\007logprob\030\002 \001(\001R\007logprob\022\022\n\004utf8\030\003 \001(\014R" +
+      "\004utf8\0229\n\014top_logprobs\030\004 \003(\0132\026.turnout.v1" +
+      ".TopLogprobR\013topLogprobs\"P\n\nTopLogprob\022\024" +
+      "\n\005token\030\001 \001(\tR\005token\022\030\n\007logprob\030\002 \001(\001R\007l" +
+      "ogprob\022\022\n\004utf8\030\003 \001(\014R\004utf8\"\177\n\005Usage\022!\n\014i" +
+      "nput_tokens\030\001 \001(\003R\013inputTokens\022#\n\routput" +
+      "_tokens\030\002 \001(\003R\014outputTokens\022.\n\023cached_in" +
+      "put_tokens\030\003 \001(\003R\021cachedInputTokens\"\304\004\n\t" +
+      "ModelInfo\022\022\n\004name\030\001 \001(\tR\004name\022\032\n\010provide" +
+      "r\030\002 \001(\tR\010provider\022%\n\016upstream_model\030\003 \001(" +
+      "\tR\rupstreamModel\022\032\n\010endpoint\030\004 \001(\tR\010endp" +
+      "oint\022A\n\036input_price_usd_nanos_per_mtok\030\005" +
+      " \001(\003R\031inputPriceUsdNanosPerMtok\022C\n\037outpu" +
+      "t_price_usd_nanos_per_mtok\030\006 \001(\003R\032output" +
+      "PriceUsdNanosPerMtok\022N\n%cached_input_pri" +
+      "ce_usd_nanos_per_mtok\030\007 \001(\003R\037cachedInput" +
+      "PriceUsdNanosPerMtok\022%\n\016context_window\030\010" +
+      " \001(\005R\rcontextWindow\022*\n\021max_output_tokens" +
+      "\030\t \001(\005R\017maxOutputTokens\022:\n\014capabilities\030" +
+      "\n \003(\0162\026.turnout.v1.CapabilityR\014capabilit" +
+      "ies\022\022\n\004tags\030\013 \003(\tR\004tags\022\030\n\007quality\030\014 \001(\002" +
+      "R\007quality\022/\n\006health\030\r \001(\0132\027.turnout.v1.M" +
+      "odelHealthR\006health\"\362\001\n\013ModelHealth\022-\n\005st" +
+      "ate\030\001 \001(\0162\027.turnout.v1.HealthStateR\005stat" +
+      "e\022\035\n\nerror_rate\030\002 \001(\001R\terrorRate\022<\n\014late" +
+      "ncy_ewma\030\003 \001(\0132\031.google.protobuf.Duratio" +
+      "nR\013latencyEwma\022\032\n\010attempts\030\004 \001(\003R\010attemp" +
+      "ts\022;\n\014last_failure\030\005 \001(\0162\030.turnout.v1.Fa" +
+      "ilureClassR\013lastFailure*_\n\004Role\022\024\n\020ROLE_" +
+      "UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_U" +
+      "SER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004" +
+      "*o\n\013ImageDetail\022\034\n\030IMAGE_DETAIL_UNSPECIF" +
+      "IED\020\000\022\024\n\020IMAGE_DETAIL_LOW\020\001\022\025\n\021IMAGE_DET" +
+      "AIL_HIGH\020\002\022\025\n\021IMAGE_DETAIL_AUTO\020\003*\246\001\n\016To" +
+      "olChoiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECI" +
+      "FIED\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOO" +
+      "L_CHOICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE" +
+      "_REQUIRED\020\003\022\035\n\031TOOL_CHOICE_MODE_FUNCTION" +
+      "\020\004*\245\001\n\022ResponseFormatType\022$\n RESPONSE_FO" +
+      "RMAT_TYPE_UNSPECIFIED\020\000\022\035\n\031RESPONSE_FORM" +
+      "AT_TYPE_TEXT\020\001\022$\n RESPONSE_FORMAT_TYPE_J" +
+      "SON_OBJECT\020\002\022$\n RESPONSE_FORMAT_TYPE_JSO" +
+      "N_SCHEMA\020\003*\242\001\n\nCapability\022\032\n\026CAPABILITY_" +
+      "UNSPECIFIED\020\000\022\024\n\020CAPABILITY_TOOLS\020\001\022\025\n\021C" +
+      "APABILITY_VISION\020\002\022\030\n\024CAPABILITY_JSON_MO" +
+      "DE\020\003\022\030\n\024CAPABILITY_STREAMING\020\004\022\027\n\023CAPABI" +
+      "LITY_LOGPROBS\020\005*~\n\010Priority\022\030\n\024PRIORITY_" +
+      "UNSPECIFIED\020\000\022\022\n\016PRIORITY_BATCH\020\001\022\023\n\017PRI" +
+      "ORITY_NORMAL\020\002\022\030\n\024PRIORITY_INTERACTIVE\020\003" +
+      "\022\025\n\021PRIORITY_CRITICAL\020\004*\212\001\n\016AttemptOutco" +
+      "me\022\037\n\033ATTEMPT_OUTCOME_UNSPECIFIED\020\000\022\033\n\027A" +
+      "TTEMPT_OUTCOME_SUCCESS\020\001\022\033\n\027ATTEMPT_OUTC" +
+      "OME_FAILURE\020\002\022\035\n\031ATTEMPT_OUTCOME_CANCELL" +
+      "ED\020\003*\361\003\n\014FailureClass\022\035\n\031FAILURE_CLASS_U" +
+      "NSPECIFIED\020\000\022\036\n\032FAILURE_CLASS_RATE_LIMIT" +
+      "ED\020\001\022\034\n\030FAILURE_CLASS_OVERLOADED\020\002\022\036\n\032FA" +
+      "ILURE_CLASS_SERVER_ERROR\020\003\022\031\n\025FAILURE_CL" +
+      "ASS_TIMEOUT\020\004\022\"\n\036FAILURE_CLASS_CONTEXT_T" +
+      "OO_LONG\020\005\022\035\n\031FAILURE_CLASS_BAD_REQUEST\020\006" +
+      "\022\026\n\022FAILURE_CLASS_AUTH\020\007\022$\n FAILURE_CLAS" +
+      "S_MALFORMED_RESPONSE\020\010\022\034\n\030FAILURE_CLASS_" +
+      "CONNECTION\020\t\022$\n FAILURE_CLASS_STREAM_INT" +
+      "ERRUPTED\020\n\022\"\n\036FAILURE_CLASS_CONTENT_FILT" +
+      "ERED\020\013\022 \n\034FAILURE_CLASS_INVALID_OUTPUT\020\014" +
+      "\022\036\n\032FAILURE_CLASS_CIRCUIT_OPEN\020\r\022\036\n\032FAIL" +
+      "URE_CLASS_NOT_ADMITTED\020\016*\237\001\n\014FinishReaso" +
+      "n\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINI" +
+      "SH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH" +
+      "\020\002\022\034\n\030FINISH_REASON_TOOL_CALLS\020\003\022 \n\034FINI" +
+      "SH_REASON_CONTENT_FILTER\020\004*\226\001\n\013HealthSta" +
+      "te\022\034\n\030HEALTH_STATE_UNSPECIFIED\020\000\022\030\n\024HEAL" +
+      "TH_STATE_UNKNOWN\020\001\022\030\n\024HEALTH_STATE_HEALT" +
+      "HY\020\002\022\031\n\025HEALTH_STATE_DEGRADED\020\003\022\032\n\026HEALT" +
+      "H_STATE_UNHEALTHY\020\0042\211\003\n\rRouterService\022<\n" +
+      "\005Route\022\030.turnout.v1.RouteRequest\032\031.turno" +
+      "ut.v1.RouteResponse\022E\n\010Generate\022\033.turnou" +
+      "t.v1.GenerateRequest\032\034.turnout.v1.Genera" +
+      "teResponse\022Y\n\016GenerateStream\022!.turnout.v" +
+      "1.GenerateStreamRequest\032\".turnout.v1.Gen" +
+      "erateStreamResponse0\001\022K\n\nListModels\022\035.tu" +
+      "rnout.v1.ListModelsRequest\032\036.turnout.v1." +
+      "ListModelsResponse\022K\n\nGetBudgets\022\035.turno" +
+      "ut.v1.GetBudgetsRequest\032\036.turnout.v1.Get" +
+      "BudgetsResponseBb\n\016dev.turnout.v1B\013Route" +
+      "rProtoP\001ZAgithub.com/turnout-router/turn" +
+      "out/clients/go/turnout/v1;turnoutv1b\006pro" +
+      "to3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -563,7 +584,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     internal_static_turnout_v1_OutputDelta_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_OutputDelta_descriptor,
-        new java.lang.String[] { "Text", "ToolCalls", });
+        new java.lang.String[] { "Text", "ToolCalls", "Logprobs", });
     internal_static_turnout_v1_ToolCallDelta_descriptor =
       getDescriptor().getMessageType(7);
     internal_static_turnout_v1_ToolCallDelta_fieldAccessorTable = new
@@ -659,7 +680,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     internal_static_turnout_v1_GenerationParams_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_GenerationParams_descriptor,
-        new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "Seed", });
+        new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "Seed", "Logprobs", "TopLogprobs", });
     internal_static_turnout_v1_RoutingHints_descriptor =
       getDescriptor().getMessageType(23);
     internal_static_turnout_v1_RoutingHints_fieldAccessorTable = new
@@ -713,21 +734,33 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     internal_static_turnout_v1_Output_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Output_descriptor,
-        new java.lang.String[] { "Text", "ToolCalls", "ParsedJson", "Refusal", });
-    internal_static_turnout_v1_Usage_descriptor =
+        new java.lang.String[] { "Text", "ToolCalls", "ParsedJson", "Refusal", "Logprobs", });
+    internal_static_turnout_v1_TokenLogprob_descriptor =
       getDescriptor().getMessageType(32);
+    internal_static_turnout_v1_TokenLogprob_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_TokenLogprob_descriptor,
+        new java.lang.String[] { "Token", "Logprob", "Utf8", "TopLogprobs", });
+    internal_static_turnout_v1_TopLogprob_descriptor =
+      getDescriptor().getMessageType(33);
+    internal_static_turnout_v1_TopLogprob_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_turnout_v1_TopLogprob_descriptor,
+        new java.lang.String[] { "Token", "Logprob", "Utf8", });
+    internal_static_turnout_v1_Usage_descriptor =
+      getDescriptor().getMessageType(34);
     internal_static_turnout_v1_Usage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_Usage_descriptor,
         new java.lang.String[] { "InputTokens", "OutputTokens", "CachedInputTokens", });
     internal_static_turnout_v1_ModelInfo_descriptor =
-      getDescriptor().getMessageType(33);
+      getDescriptor().getMessageType(35);
     internal_static_turnout_v1_ModelInfo_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ModelInfo_descriptor,
         new java.lang.String[] { "Name", "Provider", "UpstreamModel", "Endpoint", "InputPriceUsdNanosPerMtok", "OutputPriceUsdNanosPerMtok", "CachedInputPriceUsdNanosPerMtok", "ContextWindow", "MaxOutputTokens", "Capabilities", "Tags", "Quality", "Health", });
     internal_static_turnout_v1_ModelHealth_descriptor =
-      getDescriptor().getMessageType(34);
+      getDescriptor().getMessageType(36);
     internal_static_turnout_v1_ModelHealth_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_ModelHealth_descriptor,
