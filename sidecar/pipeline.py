@@ -26,7 +26,7 @@ from sidecar.domain.observe import QUIET, Answered, CallObserver, Planned
 from sidecar.domain.plan import Plan
 from sidecar.domain.request import ChatRequest
 from sidecar.domain.response import StreamChunk
-from sidecar.domain.result import ExecutionResult
+from sidecar.domain.result import ExecutionResult, Relaying
 from sidecar.execution.executor import Executor
 
 
@@ -87,8 +87,9 @@ class Pipeline:
 
     async def generate_stream(
         self, request: ChatRequest, deadline: float, call: CallObserver = QUIET
-    ) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
-        """Yield the plan first, then the executor's chunks, then its result."""
+    ) -> AsyncIterator[Plan | Relaying | StreamChunk | ExecutionResult]:
+        """Yield the plan first, then the executor's chunks (each run of them after a Relaying that
+        names the model writing them), then its result."""
         plan = self.route(request, call)
         hold = await self._spending.admit(request, plan) if self._spending else None
         try:

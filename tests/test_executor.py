@@ -134,7 +134,7 @@ async def collect(ex: Executor, plan: Plan = PLAN) -> tuple[str, ExecutionResult
     async for event in ex.stream(plan, chat("stream me"), far()):
         if isinstance(event, StreamChunk):
             text += event.text
-        else:
+        elif isinstance(event, ExecutionResult):
             result = event
     assert result is not None
     return text, result

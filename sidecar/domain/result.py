@@ -11,6 +11,15 @@ from sidecar.domain.response import Completion
 
 
 @dataclass(frozen=True, slots=True)
+class Relaying:
+    """In a stream: the chunks that follow come from this candidate. Sent when an attempt wins the
+    race to a first token, and again when another model continues a broken stream, so an API
+    that names the model in every chunk names the one that wrote it."""
+
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionResult:
     completion: Completion
     candidate: Candidate

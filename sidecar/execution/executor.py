@@ -39,7 +39,7 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, ExecutionPolicy, Plan, Stage
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, ToolCallDelta
-from sidecar.domain.result import ExecutionResult
+from sidecar.domain.result import ExecutionResult, Relaying
 from sidecar.execution.admission import Admission
 from sidecar.execution.agreement import tally
 from sidecar.execution.attempt import AttemptStack, Clock, Resilience
@@ -221,7 +221,7 @@ class Executor:
 
     def stream(
         self, plan: Plan, request: ChatRequest, deadline: float, call: CallObserver = QUIET
-    ) -> AsyncIterator[StreamChunk | ExecutionResult]:
+    ) -> AsyncIterator[StreamChunk | Relaying | ExecutionResult]:
         """Yield text/tool chunks, then one ExecutionResult (see streaming.py).
 
         A cascade's stages that check their answer (escalate_on, a consensus vote) run whole before
@@ -236,7 +236,7 @@ class Executor:
 
     async def _checked_stream(
         self, plan: Plan, checked: int, request: ChatRequest, deadline: float, ledger: Ledger
-    ) -> AsyncIterator[StreamChunk | ExecutionResult]:
+    ) -> AsyncIterator[StreamChunk | Relaying | ExecutionResult]:
         outcome: ExecutionResult | bool = True
         try:
             async with asyncio.timeout_at(deadline + DEADLINE_GRACE_S):
@@ -246,6 +246,7 @@ class Executor:
         finally:
             ledger.close_open()
         if isinstance(outcome, ExecutionResult):
+            yield Relaying(outcome.candidate)
             yield _whole(outcome.completion)
             yield outcome
             return

@@ -32,7 +32,7 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Plan
 from sidecar.domain.request import ChatRequest, Message, Role, TextPart, ToolCall
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, TokenLogprob, Usage, mean_logprob
-from sidecar.domain.result import ExecutionResult
+from sidecar.domain.result import ExecutionResult, Relaying
 from sidecar.execution.attempt import AttemptStack, RaceScope
 from sidecar.execution.breaker import DeferredGuard
 from sidecar.execution.ledger import Ledger
@@ -77,7 +77,7 @@ class StreamRun:
         self._deadline = deadline
         self._ledger = ledger
 
-    async def events(self) -> AsyncIterator[StreamChunk | ExecutionResult]:
+    async def events(self) -> AsyncIterator[StreamChunk | Relaying | ExecutionResult]:
         ledger, policy = self._ledger, self._plan.execution
         # A consensus stage's answers cannot be compared before they are streamed: skip to the
         # stage it escalates to, so a stream never carries an unchecked cheap answer.
@@ -89,6 +89,7 @@ class StreamRun:
             while True:
                 launch, opened = await self._first_token(remaining, request, acc.delivered_chars)
                 remaining = [c for c in remaining if c.model.name != launch.candidate.model.name]
+                yield Relaying(launch.candidate)
                 try:
                     for first in opened.first:
                         if acc.add(first):

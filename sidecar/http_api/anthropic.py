@@ -104,7 +104,8 @@ class AnthropicMessages:
 
 class _Events:
     """message_start, one content block at a time (start, deltas, stop), message_delta, message_stop.
-    message_start names the plan's first choice; the model that answered is known only at the end."""
+    message_start names the model that wrote the first chunk (a fallback's, when the first choice
+    failed before its first token); Anthropic's events carry no model after it."""
 
     def __init__(self, chat: ChatRequest, model: str) -> None:
         self._chat = chat
@@ -112,6 +113,10 @@ class _Events:
         self._started = False
         self._block = -1  # the open content block's index; -1: none
         self._open: tuple[str, int] | None = None  # ("text", 0) or ("tool", tool-call index)
+
+    def relaying(self, model: str) -> None:
+        if not self._started:
+            self._model = model
 
     def chunk(self, chunk: StreamChunk) -> bytes:
         out = b""

@@ -151,8 +151,8 @@ class OpenAIChat:
 
 
 class _Chunks:
-    """chat.completion.chunk events. The chunks name the plan's first choice until the last one,
-    which names the model that answered: the executor says which candidate won only at the end."""
+    """chat.completion.chunk events, each naming the model that wrote it (a fallback's, when the
+    first choice failed before its first token; a continuation's, after a broken stream)."""
 
     def __init__(self, completion_id: str, model: str, usage: bool, logprobs: bool) -> None:
         self._head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time())}
@@ -160,6 +160,9 @@ class _Chunks:
         self._usage = usage
         self._logprobs = logprobs
         self._first = True
+
+    def relaying(self, model: str) -> None:
+        self._model = model
 
     def _event(self, choices: list[dict[str, Any]], model: str, **more: Any) -> bytes:
         return sse(orjson.dumps({**self._head, "model": model, "choices": choices, **more}))

@@ -34,7 +34,7 @@ from sidecar.domain.model import Secret
 from sidecar.domain.observe import Observer
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
-from sidecar.domain.result import ExecutionResult
+from sidecar.domain.result import ExecutionResult, Relaying
 from sidecar.domain.status import ErrorStatus, error_status
 from sidecar.http_api import errors, hints
 from sidecar.http_api.anthropic import AnthropicMessages
@@ -211,7 +211,7 @@ class HttpApi:
         call: Observed,
     ) -> web.StreamResponse:
         events = cast(
-            AsyncGenerator[Plan | StreamChunk | ExecutionResult, None],
+            AsyncGenerator[Plan | Relaying | StreamChunk | ExecutionResult, None],
             pipeline.generate_stream(inbound.chat, deadline, call.call),
         )
         try:
@@ -232,6 +232,8 @@ class HttpApi:
                 async for event in _starting_with(first, events):
                     if isinstance(event, StreamChunk):
                         await response.write(writer.chunk(event))
+                    elif isinstance(event, Relaying):
+                        writer.relaying(event.candidate.model.name)
                     elif isinstance(event, ExecutionResult):
                         await response.write(writer.end(event))
             except Exception as exc:  # noqa: BLE001 - the stream ends with the API's error event
@@ -296,8 +298,9 @@ class HttpApi:
 
 
 async def _starting_with(
-    first: Plan | StreamChunk | ExecutionResult, rest: AsyncIterator[Plan | StreamChunk | ExecutionResult]
-) -> AsyncIterator[Plan | StreamChunk | ExecutionResult]:
+    first: Plan | Relaying | StreamChunk | ExecutionResult,
+    rest: AsyncIterator[Plan | Relaying | StreamChunk | ExecutionResult],
+) -> AsyncIterator[Plan | Relaying | StreamChunk | ExecutionResult]:
     yield first
     async for event in rest:
         yield event

@@ -30,6 +30,10 @@ class Inbound:
 class StreamWriter(Protocol):
     """One streamed answer's events, as bytes to write (server-sent events)."""
 
+    def relaying(self, model: str) -> None:
+        """The chunks that follow come from `model` (the registry's name)."""
+        ...
+
     def chunk(self, chunk: StreamChunk) -> bytes: ...
 
     def end(self, result: ExecutionResult) -> bytes: ...

@@ -142,7 +142,8 @@ class RouterServicer(pb_grpc.RouterServiceServicer):
                             yield pb.GenerateStreamResponse(
                                 delta=out.delta(event, logprobs=chat.params.logprobs)
                             )
-                        elif isinstance(event, ExecutionResult):
+                        elif isinstance(event, ExecutionResult):  # (a Relaying needs no message:
+                            # deltas name no model, StreamEnd names the one that answered)
                             assert plan is not None, "the pipeline yields the plan first"
                             end = out.stream_end(plan, event, chat.request_id, trace_id=call.trace_id)
                             yield pb.GenerateStreamResponse(end=end)

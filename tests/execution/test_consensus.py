@@ -18,6 +18,7 @@ from sidecar.domain.outcome import AttemptOutcome, FailureClass, ProviderError
 from sidecar.domain.plan import Candidate, Consensus, Plan, Stage
 from sidecar.domain.request import GenerationParams
 from sidecar.domain.response import Completion, FinishReason, StreamChunk, TokenLogprob, TopLogprob, Usage
+from sidecar.domain.result import ExecutionResult
 from sidecar.execution.agreement import choice, json_value, number, tally, text
 from sidecar.execution.executor import Executor
 from sidecar.policy.build import build_engine
@@ -219,7 +220,7 @@ async def test_a_stream_votes_before_it_sends_anything(cheap2, expected):
     async for event in ex.stream(VOTE, chat(), time.monotonic() + 30):
         if isinstance(event, StreamChunk):
             chunks.append(event.text)
-        else:
+        elif isinstance(event, ExecutionResult):
             result = event
     assert result is not None
     assert (result.candidate.model.name, "".join(chunks), result.agreement) == expected

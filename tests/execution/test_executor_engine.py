@@ -329,7 +329,7 @@ def collect(x: Executor, p: Plan) -> tuple[str, ExecutionResult]:
         async for event in x.stream(p, chat(), 60.0):
             if isinstance(event, StreamChunk):
                 text += event.text
-            else:
+            elif isinstance(event, ExecutionResult):
                 result = event
         assert result is not None
         return text, result

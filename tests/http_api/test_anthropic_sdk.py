@@ -108,6 +108,14 @@ def test_a_streamed_tool_use_accumulates_its_input(client: anthropic.Anthropic) 
     jsonschema.validate(use.input, WEATHER["input_schema"])
 
 
+def test_a_streamed_fallback_is_named_from_message_start(client: anthropic.Anthropic, front: Front) -> None:
+    front.fault(model="gpt-4o-mini", kind="server_error", count=1)
+    with client.messages.stream(model="auto", max_tokens=20, messages=HELLO) as stream:
+        started = [e.message.model for e in stream if e.type == "message_start"]
+        final = stream.get_final_message()
+    assert started == [final.model] == ["gemini-2.5-flash"]
+
+
 def test_a_stream_broken_after_its_first_event_raises(client: anthropic.Anthropic, front: Front) -> None:
     front.fault(model="gpt-4o-mini", kind="stream_cut", after_chunks=2, count=1)
     with (

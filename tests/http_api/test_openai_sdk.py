@@ -183,6 +183,14 @@ def test_a_failed_first_choice_falls_back_and_the_headers_say_so(client: openai.
     assert raw.headers["x-turnout-attempts"] == "2"
 
 
+def test_every_chunk_of_a_stream_names_the_model_that_wrote_it(client: openai.OpenAI, front: Front) -> None:
+    # The first choice fails before its first token: the fallback streams the whole answer, and
+    # no chunk may claim the model that failed.
+    front.fault(model="gpt-4o-mini", kind="server_error", count=1)
+    chunks = list(client.chat.completions.create(model="auto", messages=HELLO, max_tokens=20, stream=True))
+    assert {c.model for c in chunks} == {"gemini-2.5-flash"}
+
+
 def test_a_stream_broken_after_its_first_chunk_raises_in_the_sdk(client: openai.OpenAI, front: Front) -> None:
     front.fault(model="gpt-4o-mini", kind="stream_cut", after_chunks=2, count=1)
     received: list[Any] = []
