@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,3 +171,9 @@ class ChatRequest:
         if self.params.logprobs:
             needed.add(Capability.LOGPROBS)
         return frozenset(needed)
+
+
+def new_request_id() -> str:
+    """32 random hex digits, as `uuid4().hex` looks, without its os.urandom call on every request:
+    an id must be unique, not unguessable (the generator is seeded from os.urandom at import)."""
+    return f"{random.getrandbits(128):032x}"

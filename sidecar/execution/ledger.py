@@ -105,7 +105,8 @@ class Ledger:
             queue_wait_s=opened.queue_wait_s,
         )
         self.records.append(record)
-        self.records.sort(key=lambda r: r.number)
+        if len(self.records) > 1 and self.records[-2].number > number:  # ended out of start order
+            self.records.sort(key=lambda r: r.number)
         self._call.attempt_ended(AttemptEnded(start, record, completion))
 
     def close_open(self) -> None:

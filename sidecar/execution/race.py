@@ -101,7 +101,18 @@ class Race(Generic[T]):
             await self._cancel_all()
 
     async def _loop(self) -> tuple[Launch, T]:
-        self._launch_next(hedged=False)
+        if self._may_run_beside(self._queue[0]):
+            self._launch_next(hedged=False)
+        else:
+            # Nothing could run beside the first attempt (no hedge): await it in place. A task and
+            # asyncio.wait cost two more event-loop turns and their futures, on every request
+            # (the HTTP door's added latency at concurrency 1, decision 040). A failure goes on
+            # as in the loop: a retry or the fallback is launched, and the loop takes over.
+            launch = self._new_launch(self._queue.pop(0), after="")
+            try:
+                return launch, await self._start(launch)
+            except ProviderError as failure:
+                self._failed(launch, failure)
         while True:
             if not self._running:
                 if self._queue:
@@ -186,10 +197,26 @@ class Race(Generic[T]):
         tries: int = 1,
         after: str = "",
     ) -> None:
-        launch = Launch(self._numbering(), candidate, hedged, retry_of, variant, tries, after)
+        launch = self._new_launch(candidate, hedged, retry_of, variant, tries, after)
         self._running[asyncio.ensure_future(self._start(launch))] = launch
         delay = self._hedge_delay(candidate) if self._queue else None
         self._hedge_at = None if delay is None else self._clock() + delay
+
+    def _new_launch(
+        self,
+        candidate: Candidate,
+        hedged: bool = False,
+        retry_of: int = 0,
+        variant: str = "",
+        tries: int = 1,
+        after: str = "",
+    ) -> Launch:
+        return Launch(self._numbering(), candidate, hedged, retry_of, variant, tries, after)
+
+    def _may_run_beside(self, first: Candidate) -> bool:
+        """Whether a hedge could start while `first` runs: another candidate waits behind it and
+        the route hedges it."""
+        return len(self._queue) > 1 and self._hedge_delay(first) is not None
 
     def _wake_in(self) -> float | None:
         times = [t for t in (self._hedge_at, self._retries[0][0] if self._retries else None) if t is not None]

@@ -19,13 +19,12 @@ escaped); a stream's headers go out before the answer, so it carries the route a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Container, Mapping
 from dataclasses import replace
 
 from sidecar.domain.errors import NotFound
 from sidecar.domain.plan import Plan
-from sidecar.domain.request import ChatRequest, Priority
+from sidecar.domain.request import ChatRequest, Priority, new_request_id
 from sidecar.domain.result import ExecutionResult
 from sidecar.http_api.reading import MAX_NAME, MAX_NAMES, Reader
 
@@ -104,7 +103,7 @@ def annotate(
             pinned_model=pinned,
             tags=hints.tags | frozenset(tags),
         ),
-        request_id=request_id or uuid.uuid4().hex,
+        request_id=request_id or new_request_id(),
         tenant_id=tenant,
         labels=labels,
     )

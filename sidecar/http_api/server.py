@@ -251,7 +251,7 @@ class HttpApi:
         r = Reader()
         inbound = wire.read(r, body)
         chat = hints.annotate(r, inbound.chat, request.headers, inbound.model, self._routes(), registry)
-        return replace(inbound, chat=chat)
+        return Inbound(chat, inbound.model, inbound.stream, inbound.stream_usage)
 
     async def _body(self, request: web.BaseRequest) -> dict[str, Any]:
         limit = self._max_request_bytes

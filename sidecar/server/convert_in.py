@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +33,7 @@ from sidecar.domain.request import (
     ToolCall,
     ToolChoice,
     ToolChoiceMode,
+    new_request_id,
 )
 from sidecar.server._proto.turnout.v1 import router_pb2 as pb
 from sidecar.validation.json_output import schema_problems
@@ -361,4 +361,4 @@ def _labels(r: _Reader, labels: Mapping[str, str]) -> dict[str, str]:
 def _request_id(r: _Reader, request_id: str) -> str:
     if len(request_id) > MAX_ID:
         r.bad("request_id", f"at most {MAX_ID} characters")
-    return request_id or uuid.uuid4().hex
+    return request_id or new_request_id()

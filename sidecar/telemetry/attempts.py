@@ -59,7 +59,9 @@ def started(s: Shared, start: AttemptStart, parent: Parent) -> Open:
         if s.propagate:
             carrier = {}
             propagate.inject(carrier, context=trace.set_span_in_context(span.for_context()))
-            # This runs in the attempt's own task: the headers reach only this attempt's call.
+            # This runs in the attempt's own task, or in the request's when it is the race's only
+            # attempt (race.py). Every attempt of a request sets them (the settings are the
+            # process's), so one attempt's headers never reach another's call.
             outbound_headers.set(tuple(carrier.items()))
     return Open(span, provider, address, model)
 
