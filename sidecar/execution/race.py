@@ -108,7 +108,7 @@ class Race(Generic[T]):
             # asyncio.wait cost two more event-loop turns and their futures, on every request
             # (the HTTP door's added latency at concurrency 1, decision 040). A failure goes on
             # as in the loop: a retry or the fallback is launched, and the loop takes over.
-            launch = self._new_launch(self._queue.pop(0), after="")
+            launch = Launch(self._numbering(), self._queue.pop(0))
             try:
                 return launch, await self._start(launch)
             except ProviderError as failure:
@@ -197,21 +197,10 @@ class Race(Generic[T]):
         tries: int = 1,
         after: str = "",
     ) -> None:
-        launch = self._new_launch(candidate, hedged, retry_of, variant, tries, after)
+        launch = Launch(self._numbering(), candidate, hedged, retry_of, variant, tries, after)
         self._running[asyncio.ensure_future(self._start(launch))] = launch
         delay = self._hedge_delay(candidate) if self._queue else None
         self._hedge_at = None if delay is None else self._clock() + delay
-
-    def _new_launch(
-        self,
-        candidate: Candidate,
-        hedged: bool = False,
-        retry_of: int = 0,
-        variant: str = "",
-        tries: int = 1,
-        after: str = "",
-    ) -> Launch:
-        return Launch(self._numbering(), candidate, hedged, retry_of, variant, tries, after)
 
     def _may_run_beside(self, first: Candidate) -> bool:
         """Whether a hedge could start while `first` runs: another candidate waits behind it and
