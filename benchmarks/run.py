@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks import (
     hedge_bench,
+    http_floor,
     instructions_bench,
     learned_bench,
     limits_bench,
@@ -437,6 +438,8 @@ def _report(results: dict[str, Any]) -> str:
         lines += limits_bench.report(results["limits"])
     if results.get("proxy"):
         lines += proxy_bench.report(results["proxy"])
+    if results.get("http_floor"):
+        lines += http_floor.report(results["http_floor"])
     if results.get("money"):
         lines += money_bench.report(results["money"])
     lines += soak.report(results.get("soak"))
@@ -488,6 +491,8 @@ def main() -> None:
     results["instructions"] = instructions_bench.run(args.quick)
     print("benchmark: overhead and throughput, direct vs Turnout vs LiteLLM ...", flush=True)
     results["proxy"] = proxy_bench.run(args.quick)
+    print("benchmark: HTTP added latency at concurrency 1 against its floor ...", flush=True)
+    results["http_floor"] = http_floor.run(rounds=2 if args.quick else 8, calls=60 if args.quick else 300)
     print("benchmark: hedging against a heavy tail ...", flush=True)
     results["hedging"] = hedge_bench.run(args.quick)
     print("benchmark: Generate with budgets off, in process, on Redis ...", flush=True)
