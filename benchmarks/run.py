@@ -275,6 +275,16 @@ def _instructions_section(x: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _measured_apart(results: dict[str, Any]) -> list[str]:
+    """Sections run again on their own after the full run (stamped `measured_at`), and when."""
+    apart = [
+        f"{name} ({x['measured_at']['date']}, commit {x['measured_at']['commit']})"
+        for name, x in results.items()
+        if isinstance(x, dict) and "measured_at" in x
+    ]
+    return [f"Measured again on their own: {'; '.join(apart)}.", ""] if apart else []
+
+
 def _report(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
@@ -284,6 +294,7 @@ def _report(results: dict[str, Any]) -> str:
         f"{'quick' if results['quick'] else 'full'} mode. "
         "Produced by `make bench`; raw figures in results.json.",
         "",
+        *_measured_apart(results),
         *_summary(results),
     ]
     p = results.get("policy")
