@@ -247,7 +247,7 @@ describe("TurnoutClient against an in-process fake sidecar", () => {
       generate: () => assert.fail("not called"),
       listModels: () => assert.fail("not called"),
       generateStream: (call: ServerWritableStream<GenerateStreamRequest, GenerateStreamResponse>) => {
-        call.write({ event: { $case: "delta", delta: { text: "Hel", toolCalls: [] } } });
+        call.write({ event: { $case: "delta", delta: { text: "Hel", toolCalls: [], logprobs: [] } } });
         const trailers = new Metadata();
         trailers.set(STATUS_DETAILS_KEY, Buffer.from(statusDetails()));
         call.emit("error", {
