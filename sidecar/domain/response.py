@@ -39,17 +39,11 @@ class TopLogprob:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenLogprob:
-    """An output token's log-probability, and the most likely tokens at its position (best first)."""
+class TokenLogprob(TopLogprob):
+    """An output token's log-probability, and the most likely tokens at its position (best first).
+    Its token, logprob and bytes are a TopLogprob's, with the same `token_bytes`."""
 
-    token: str
-    logprob: float
-    utf8: bytes | None = None
     top: tuple[TopLogprob, ...] = ()
-
-    @property
-    def token_bytes(self) -> bytes:
-        return self.token.encode() if self.utf8 is None else self.utf8
 
 
 def mean_logprob(tokens: tuple[TokenLogprob, ...] | list[TokenLogprob]) -> float | None:
