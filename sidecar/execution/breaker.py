@@ -279,8 +279,13 @@ class BreakerSet:
         outcome = _outcome(exc)
         if outcome is _Outcome.NEUTRAL or ep.epoch != epoch:
             return
+        cb = ep.cb
+        if outcome is _Outcome.SUCCESS and cb.current_state == pybreaker.STATE_CLOSED and not cb.fail_counter:
+            # The common case: pybreaker would only zero a failure count that is zero already, but
+            # through its lock, a generator and its listeners, on every answer's critical path.
+            return
         try:
-            with ep.cb.calling():
+            with cb.calling():
                 if outcome is _Outcome.FAILURE:
                     raise _Failed
         except _Failed:

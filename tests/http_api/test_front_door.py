@@ -92,6 +92,25 @@ async def test_a_body_over_the_limit_is_refused_with_413(door: str, http: aiohtt
     assert body["error"]["type"] == "request_too_large"
 
 
+async def test_a_chunked_body_is_read_and_bounded_as_it_arrives(
+    door: str, http: aiohttp.ClientSession
+) -> None:
+    """No Content-Length: the body is read piece by piece and cut off at the limit."""
+
+    async def pieces(body: bytes) -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 1000):
+            yield body[i : i + 1000]
+
+    url = f"{door}/v1/chat/completions"
+    async with http.post(url, data=pieces(json.dumps(HELLO).encode())) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["choices"][0]["message"]["content"]
+    big = json.dumps({"messages": [{"role": "user", "content": "x" * 20_000}]}).encode()
+    async with http.post(url, data=pieces(big)) as response:
+        assert response.status == 413
+        assert (await response.json())["error"]["code"] == "request_too_large"
+
+
 async def test_an_oversized_header_gets_a_constant_400(door: str) -> None:
     host, port = door.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
