@@ -92,6 +92,13 @@ async def test_a_body_over_the_limit_is_refused_with_413(door: str, http: aiohtt
     assert body["error"]["type"] == "request_too_large"
 
 
+async def test_an_empty_body_is_a_400_saying_so(door: str, http: aiohttp.ClientSession) -> None:
+    status, body, _ = await _post(http, f"{door}/v1/chat/completions", b"")
+    assert status == 400
+    assert body["error"]["code"] == "malformed_json"
+    assert "the body is empty" in body["error"]["message"]
+
+
 async def test_a_chunked_body_is_read_and_bounded_as_it_arrives(
     door: str, http: aiohttp.ClientSession
 ) -> None:
