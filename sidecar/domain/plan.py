@@ -177,7 +177,10 @@ class Plan:
     @property
     def candidates(self) -> tuple[Candidate, ...]:
         """Every candidate in the order they would be tried, stage after stage."""
-        return tuple(c for stage in self.stages for c in stage.candidates)
+        stages = self.stages
+        if len(stages) == 1:
+            return stages[0].candidates  # the common plan, read on every request: no copy
+        return tuple([c for stage in stages for c in stage.candidates])
 
     @property
     def choice(self) -> Candidate:

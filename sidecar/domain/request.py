@@ -66,14 +66,23 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str = ""
 
+    # text and has_image are read several times per request (the policy, its cache, the codecs):
+    # plain loops, without a generator's frame per part (decision 040).
+
     @property
     def text(self) -> str:
         """The text parts joined by newlines (images are skipped)."""
-        return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
+        content = self.content
+        if len(content) == 1 and content[0].__class__ is TextPart:
+            return content[0].text
+        return "\n".join([p.text for p in content if isinstance(p, TextPart)])
 
     @property
     def has_image(self) -> bool:
-        return any(isinstance(p, ImagePart) for p in self.content)
+        for p in self.content:  # noqa: SIM110 - see above
+            if isinstance(p, ImagePart):
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ class RaceScope:
         self._deadline = deadline
         self._ledger = ledger
         self.stage = stage
-        self._among = Alternatives(c.model.name for c in candidates)
+        self._among = Alternatives([c.model.name for c in candidates])
 
     # --- the race ----------------------------------------------------------------------------
 

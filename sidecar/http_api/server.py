@@ -283,8 +283,11 @@ class HttpApi:
 
     def _deadline(self, request: web.BaseRequest) -> float:
         budget = self._default_timeout_s
-        with suppress(ValueError):
-            asked = float(request.headers.get(CLIENT_TIMEOUT, "inf"))
+        if (given := request.headers.get(CLIENT_TIMEOUT)) is not None:
+            try:
+                asked = float(given)
+            except ValueError:
+                asked = 0.0  # not a number: the server's own bound
             if asked > 0:
                 budget = min(budget, asked)
         return time.monotonic() + budget

@@ -13,7 +13,7 @@ import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -25,6 +25,7 @@ from sidecar.domain.outcome import FailureClass, ProviderError
 from sidecar.domain.redact import is_credential_header, redact, remember
 from sidecar.providers.base import ProviderCall
 from sidecar.providers.session import call_timeout
+from sidecar.providers.shape import parse_json
 from sidecar.providers.sse import SSEError
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -34,6 +35,9 @@ _MAX_DETAIL_CHARS = 300
 Classify = Callable[[int, bytes, Mapping[str, str]], ProviderError]
 # Signs one request just before it is sent: (url, body, headers) -> headers (e.g. AWS SigV4).
 Signer = Callable[[str, bytes, dict[str, str]], dict[str, str]]
+# What the edge translates into ProviderError; anything else (a bug, cancellation) passes through.
+_FOREIGN = (ProviderError, TimeoutError, aiohttp.ClientError, OSError, SSEError)
+T = TypeVar("T")
 
 
 class JsonTransport:
@@ -62,27 +66,40 @@ class JsonTransport:
         # Remembered process-wide, so that the last lines (statuses, spans, logs) know them too.
         remember(*(s for s in secrets if s))
 
+    async def fetch(
+        self,
+        call: ProviderCall,
+        prepare: Callable[[ProviderCall], tuple[str, dict[str, Any]]],
+        decode: Callable[[dict[str, Any], ProviderCall], T],
+    ) -> T:
+        """One unary call: `prepare(call)` gives (url, payload), the 2xx answer's JSON body is
+        `decode`d; every failure comes out as a scrubbed ProviderError, cancellation untouched.
+
+        `exchange` and `edge` in one plain coroutine: this is every unary attempt's path, and two
+        generator-based context managers cost more than the rest of it (decision 040).
+        """
+        try:
+            url, payload = prepare(call)
+            response = await self._post(call, url, payload, "application/json")
+            try:
+                if not 200 <= response.status < 300:
+                    body = await read_capped(response, MAX_ERROR_BODY_BYTES)
+                    raise self._classify(response.status, body, response.headers)
+                raw = await response.read()
+            except BaseException:
+                response.close()  # drop the connection: an unread or broken body must not be reused
+                raise
+            response.release()
+            return decode(parse_json(raw), call)
+        except _FOREIGN as exc:
+            raise self.translated(exc, call) from None
+
     @contextlib.asynccontextmanager
     async def exchange(
         self, call: ProviderCall, url: str, payload: dict[str, Any], *, accept: str
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """POST and hand over a 2xx response; close it on any error or cancellation, else release it."""
-        data = _encode(payload)
-        # Trace context (traceparent, ...) when telemetry propagates it to providers; empty otherwise.
-        headers = {**self._headers, **dict(outbound_headers.get()), "Accept": accept}
-        headers["Content-Type"] = "application/json"
-        if self._sign is not None:
-            headers = self._sign(url, data, headers)
-        response = await self._session.post(
-            # Exact: yarl would otherwise turn a quoted `%3A` back into `:` (a different resource
-            # for some APIs, and a broken signature for a signed request).
-            URL(url, encoded=True) if self._exact_urls else url,
-            # aiohttp writes a large bytes body in one go; a file-like body goes out in chunks
-            # (a signed body is sent as the exact bytes that were signed).
-            data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES and self._sign is None else data,
-            headers=headers,
-            timeout=call_timeout(call.timeout_s, self._spec),
-        )
+        response = await self._post(call, url, payload, accept)
         try:
             if not 200 <= response.status < 300:
                 body = await read_capped(response, MAX_ERROR_BODY_BYTES)
@@ -93,22 +110,46 @@ class JsonTransport:
             raise
         response.release()
 
+    async def _post(
+        self, call: ProviderCall, url: str, payload: dict[str, Any], accept: str
+    ) -> aiohttp.ClientResponse:
+        data = _encode(payload)
+        # Trace context (traceparent, ...) when telemetry propagates it to providers; empty otherwise.
+        headers = {**self._headers, **dict(outbound_headers.get()), "Accept": accept}
+        headers["Content-Type"] = "application/json"
+        if self._sign is not None:
+            headers = self._sign(url, data, headers)
+        return await self._session.post(
+            # Exact: yarl would otherwise turn a quoted `%3A` back into `:` (a different resource
+            # for some APIs, and a broken signature for a signed request).
+            URL(url, encoded=True) if self._exact_urls else url,
+            # aiohttp writes a large bytes body in one go; a file-like body goes out in chunks
+            # (a signed body is sent as the exact bytes that were signed).
+            data=io.BytesIO(data) if len(data) > LARGE_BODY_BYTES and self._sign is None else data,
+            headers=headers,
+            timeout=call_timeout(call.timeout_s, self._spec),
+        )
+
     @contextlib.contextmanager
     def edge(self, call: ProviderCall, interrupted: Callable[[], bool] = lambda: False) -> Iterator[None]:
         """Translate everything foreign into ProviderError; let cancellation through untouched."""
         try:
             yield
-        except ProviderError as err:
-            raise self.scrubbed(err) from None
-        except TimeoutError as exc:  # aiohttp's ServerTimeoutError family derives from it
+        except _FOREIGN as exc:
+            raise self.translated(exc, call, interrupted()) from None
+
+    def translated(self, exc: BaseException, call: ProviderCall, interrupted: bool = False) -> ProviderError:
+        """What a failure at the edge (one of _FOREIGN) is in the failure vocabulary, scrubbed."""
+        if isinstance(exc, ProviderError):
+            return self.scrubbed(exc)
+        if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError family derives from it
             limit = min(call.timeout_s, self._spec.request_timeout_s)
-            raise self._failure(FailureClass.TIMEOUT, f"no complete answer within {limit:g}s", exc) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            if interrupted():
-                raise self._failure(FailureClass.STREAM_INTERRUPTED, "the stream broke off", exc) from None
-            raise self._failure(FailureClass.CONNECTION, "the connection failed", exc) from None
-        except SSEError as exc:
-            raise self._failure(FailureClass.MALFORMED_RESPONSE, "not an event stream", exc) from None
+            return self._failure(FailureClass.TIMEOUT, f"no complete answer within {limit:g}s", exc)
+        if isinstance(exc, SSEError):
+            return self._failure(FailureClass.MALFORMED_RESPONSE, "not an event stream", exc)
+        if interrupted:
+            return self._failure(FailureClass.STREAM_INTERRUPTED, "the stream broke off", exc)
+        return self._failure(FailureClass.CONNECTION, "the connection failed", exc)
 
     def _failure(self, cls: FailureClass, what: str, exc: BaseException) -> ProviderError:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

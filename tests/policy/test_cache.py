@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from sidecar.domain.plan import Candidate, Plan, Stage
 from sidecar.domain.request import RoutingHints
-from sidecar.policy.cache import ENTRY_BYTES, MODEL_BYTES, TEXT_FACTOR, DecisionCache, entry_bytes
+from sidecar.policy.cache import (
+    ENTRY_BYTES,
+    MODEL_BYTES,
+    TEXT_FACTOR,
+    DecisionCache,
+    entry_bytes,
+    hint_values,
+)
 from tests.factories import model
 
 MINI = model("mini")
@@ -12,7 +19,8 @@ PLAN = Plan(route="r", strategy="rules", stages=(Stage((Candidate(MINI),)),), lo
 
 
 def key(task_type: str, **hints: object) -> tuple[object, ...]:
-    return ("r", RoutingHints(task_type=task_type, **hints), (("team", "search"),), None)  # type: ignore[arg-type]
+    values = hint_values(RoutingHints(task_type=task_type, **hints))  # type: ignore[arg-type]
+    return ("r", values, (("team", "search"),), None)
 
 
 def test_an_entry_is_estimated_from_the_plan_and_the_clients_text():

@@ -11,6 +11,7 @@ included, on some of its exceptions.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
@@ -53,11 +54,10 @@ class AnthropicAdapter:
         return f"AnthropicAdapter(provider={self._spec.name!r}, url={self._url!r})"
 
     async def complete(self, call: ProviderCall) -> Completion:
-        with self._http.edge(call):
-            payload = encode_request(call.request, call.model, stream=False)
-            async with self._http.exchange(call, self._url, payload, accept="application/json") as response:
-                raw = await response.read()
-            return decode_completion(parse_json(raw), output_tool=output_tool_name(call.request))
+        return await self._http.fetch(call, self._unary, _decode)
+
+    def _unary(self, call: ProviderCall) -> tuple[str, dict[str, Any]]:
+        return self._url, encode_request(call.request, call.model, stream=False)
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState(StreamDecoder(output_tool=output_tool_name(call.request)))
@@ -78,6 +78,10 @@ class AnthropicAdapter:
             final = state.decoder.final()
         # Outside the exchange: the connection is back in the pool before the caller sees the end.
         yield final
+
+
+def _decode(body: dict[str, Any], call: ProviderCall) -> Completion:
+    return decode_completion(body, output_tool=output_tool_name(call.request))
 
 
 class _StreamState:

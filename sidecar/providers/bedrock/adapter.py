@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -66,12 +67,10 @@ class BedrockAdapter:
         return f"{self._base}/model/{quote(upstream_model, safe='')}/converse{'-stream' if stream else ''}"
 
     async def complete(self, call: ProviderCall) -> Completion:
-        with self._http.edge(call):
-            url = self.url(call.model.upstream_model, stream=False)
-            payload = encode_request(call.request)
-            async with self._http.exchange(call, url, payload, accept="application/json") as response:
-                raw = await response.read()
-            return decode_completion(parse_json(raw), output_tool=_output_tool(call))
+        return await self._http.fetch(call, self._unary, _decode)
+
+    def _unary(self, call: ProviderCall) -> tuple[str, dict[str, Any]]:
+        return self.url(call.model.upstream_model, stream=False), encode_request(call.request)
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState(StreamDecoder(output_tool=_output_tool(call)))
@@ -89,6 +88,10 @@ class BedrockAdapter:
             final = state.decoder.final()
         # Outside the exchange: the connection is back in the pool before the caller sees the end.
         yield final
+
+
+def _decode(body: dict[str, Any], call: ProviderCall) -> Completion:
+    return decode_completion(body, output_tool=_output_tool(call))
 
 
 def _output_tool(call: ProviderCall) -> str:

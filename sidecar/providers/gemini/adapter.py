@@ -14,6 +14,7 @@ holding the next piece of text (function calls arrive whole), and the stream sim
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -54,12 +55,11 @@ class GeminiAdapter:
         return f"{self._base}/models/{name}:{method}"
 
     async def complete(self, call: ProviderCall) -> Completion:
-        with self._http.edge(call):
-            payload = encode_request(call.request, call.model, logprobs=call.logprobs)
-            url = self.url(call.model.upstream_model, stream=False)
-            async with self._http.exchange(call, url, payload, accept="application/json") as response:
-                raw = await response.read()
-            return decode_completion(parse_json(raw))
+        return await self._http.fetch(call, self._unary, _decode)
+
+    def _unary(self, call: ProviderCall) -> tuple[str, dict[str, Any]]:
+        payload = encode_request(call.request, call.model, logprobs=call.logprobs)
+        return self.url(call.model.upstream_model, stream=False), payload
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState()
@@ -78,6 +78,10 @@ class GeminiAdapter:
             final = state.final()
         # Outside the exchange: the connection is back in the pool before the caller sees the end.
         yield final
+
+
+def _decode(body: dict[str, Any], call: ProviderCall) -> Completion:
+    return decode_completion(body)
 
 
 class _StreamState:

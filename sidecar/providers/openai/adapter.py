@@ -9,6 +9,7 @@ headers, Authorization included, on some of its exceptions.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
@@ -44,15 +45,13 @@ class OpenAIAdapter:
         )
 
     async def complete(self, call: ProviderCall) -> Completion:
-        with self._http.edge(call):
-            payload = encode_request(
-                call.request, call.model, stream=False, logprobs=call.logprobs, dialect=self._dialect
-            )
-            async with self._http.exchange(
-                call, self._dialect.url(self._spec, call.model), payload, accept="application/json"
-            ) as response:
-                raw = await response.read()
-            return decode_completion(parse_json(raw))
+        return await self._http.fetch(call, self._unary, _decode)
+
+    def _unary(self, call: ProviderCall) -> tuple[str, dict[str, Any]]:
+        payload = encode_request(
+            call.request, call.model, stream=False, logprobs=call.logprobs, dialect=self._dialect
+        )
+        return self._dialect.url(self._spec, call.model), payload
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         state = _StreamState()
@@ -77,6 +76,10 @@ class OpenAIAdapter:
             final = state.final()
         # Outside the exchange: the connection is back in the pool before the caller sees the end.
         yield final
+
+
+def _decode(body: dict[str, Any], call: ProviderCall) -> Completion:
+    return decode_completion(body)
 
 
 class _StreamState:
