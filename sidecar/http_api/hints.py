@@ -30,6 +30,20 @@ from sidecar.http_api.reading import MAX_NAME, MAX_NAMES, Reader
 
 PREFIX = "x-turnout-"
 REQUEST_ID = "x-request-id"
+# Every header name spelled once (a name built per request is a new string to hash per lookup).
+TAGS = PREFIX + "tags"
+LABELS = PREFIX + "labels"
+PRIORITY = PREFIX + "priority"
+LATENCY_BUDGET = PREFIX + "latency-budget-ms"
+MAX_COST = PREFIX + "max-cost-usd-nanos"
+TASK_TYPE = PREFIX + "task-type"
+TIER = PREFIX + "tier"
+TENANT = PREFIX + "tenant"
+ROUTE = PREFIX + "route"
+MODEL = PREFIX + "model"
+ATTEMPTS = PREFIX + "attempts"
+COST = PREFIX + "cost-usd-nanos"
+AGREEMENT = PREFIX + "agreement"
 MAX_ID = 128
 AUTO = "auto"
 _PRIORITIES = {p.name.lower(): p for p in Priority}
@@ -52,27 +66,27 @@ def annotate(
     get = headers.get
     # Each header is parsed only when present: most calls carry none of them, and the calls into
     # the parsers were a fifth of reading such a request (decision 040).
-    tags = _list(r, PREFIX + "tags", text) if (text := get(PREFIX + "tags")) else []
+    tags = _list(r, TAGS, text) if (text := get(TAGS)) else []
     labels = dict(chat.labels)
-    if text := get(PREFIX + "labels"):
-        for item in _list(r, PREFIX + "labels", text):
+    if text := get(LABELS):
+        for item in _list(r, LABELS, text):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                r.bad(PREFIX + "labels", f"each label is key=value (got {item[:64]!r})")
+                r.bad(LABELS, f"each label is key=value (got {item[:64]!r})")
             labels[key.strip()] = value.strip()
     priority = hints.priority
-    if word := get(PREFIX + "priority", "").strip().lower():
+    if word := get(PRIORITY, "").strip().lower():
         if word in _PRIORITIES:
             priority = _PRIORITIES[word]
         else:
-            r.bad(PREFIX + "priority", f"one of {', '.join(_PRIORITIES)} (got {word[:64]!r})")
+            r.bad(PRIORITY, f"one of {', '.join(_PRIORITIES)} (got {word[:64]!r})")
     budget = hints.latency_budget_s
-    if text := get(PREFIX + "latency-budget-ms"):
-        budget = _number(r, PREFIX + "latency-budget-ms", text, whole=False)
+    if text := get(LATENCY_BUDGET):
+        budget = _number(r, LATENCY_BUDGET, text, whole=False)
         budget = budget / 1000 if budget else None
     max_cost = hints.max_cost_usd_nanos
-    if text := get(PREFIX + "max-cost-usd-nanos"):
-        max_cost = int(_number(r, PREFIX + "max-cost-usd-nanos", text, whole=True) or 0)
+    if text := get(MAX_COST):
+        max_cost = int(_number(r, MAX_COST, text, whole=True) or 0)
     route, pinned = hints.route, hints.pinned_model
     if model and model != AUTO:
         if model in routes:
@@ -83,12 +97,12 @@ def annotate(
     if len(request_id) > MAX_ID:
         r.bad(REQUEST_ID, f"at most {MAX_ID} characters")
     task_type, tier, tenant = hints.task_type, hints.user_tier, chat.tenant_id
-    if (text := get(PREFIX + "task-type")) is not None:
-        task_type = _name(r, PREFIX + "task-type", text)
-    if (text := get(PREFIX + "tier")) is not None:
-        tier = _name(r, PREFIX + "tier", text)
-    if (text := get(PREFIX + "tenant")) is not None:
-        tenant = _name(r, PREFIX + "tenant", text)
+    if (text := get(TASK_TYPE)) is not None:
+        task_type = _name(r, TASK_TYPE, text)
+    if (text := get(TIER)) is not None:
+        tier = _name(r, TIER, text)
+    if (text := get(TENANT)) is not None:
+        tenant = _name(r, TENANT, text)
     r.check()
     if model and model != AUTO and not (route or pinned):
         raise NotFound(
@@ -117,13 +131,16 @@ def annotate(
 
 
 def answered(plan: Plan, result: ExecutionResult, request_id: str) -> dict[str, str]:
-    return {
+    headers = {
         REQUEST_ID: request_id,
-        PREFIX + "route": plan.route,
-        PREFIX + "model": result.candidate.model.name,
-        PREFIX + "attempts": str(len(result.attempts)),
-        PREFIX + "cost-usd-nanos": str(result.total_cost_usd_nanos),
-    } | ({PREFIX + "agreement": _header_safe(result.agreement)} if result.agreement else {})
+        ROUTE: plan.route,
+        MODEL: result.candidate.model.name,
+        ATTEMPTS: str(len(result.attempts)),
+        COST: str(result.total_cost_usd_nanos),
+    }
+    if result.agreement:
+        headers[AGREEMENT] = _header_safe(result.agreement)
+    return headers
 
 
 def _header_safe(text: str) -> str:
@@ -132,7 +149,7 @@ def _header_safe(text: str) -> str:
 
 
 def streaming(plan: Plan, request_id: str) -> dict[str, str]:
-    return {REQUEST_ID: request_id, PREFIX + "route": plan.route}
+    return {REQUEST_ID: request_id, ROUTE: plan.route}
 
 
 def _name(r: Reader, field: str, value: str) -> str:

@@ -23,6 +23,7 @@ from sidecar.domain.request import (
     GenerationParams,
     ImagePart,
     Message,
+    ResponseFormat,
     Role,
     TextPart,
     Tool,
@@ -60,6 +61,7 @@ _ERROR_TYPES = {
     504: "timeout_error",
 }
 DONE = b"data: [DONE]\n\n"
+TEXT = ResponseFormat()  # the default, shared
 
 
 class OpenAIChat:
@@ -67,7 +69,8 @@ class OpenAIChat:
 
     def read(self, r: Reader, body: Mapping[str, Any]) -> Inbound:
         messages = _messages(r, body)
-        tools = _tools(r, body)
+        # Optional parts are read only when present: most requests carry a few fields of many.
+        tools = _tools(r, body) if "tools" in body else ()
         max_tokens = r.positive(body, "max_completion_tokens", "max_completion_tokens")
         if max_tokens is None:
             max_tokens = r.positive(body, "max_tokens", "max_tokens")
@@ -95,8 +98,10 @@ class OpenAIChat:
         chat = ChatRequest(
             messages=messages,
             tools=tools,
-            tool_choice=_tool_choice(r, body, tools),
-            response_format=response_format(r, body, "response_format"),
+            tool_choice=_tool_choice(r, body, tools) if "tool_choice" in body else None,
+            response_format=response_format(r, body, "response_format")
+            if "response_format" in body
+            else TEXT,
             params=params,
             labels=r.labels(body.get("metadata"), "metadata"),
         )
@@ -265,8 +270,8 @@ def _messages(r: Reader, body: Mapping[str, Any]) -> tuple[Message, ...]:
             r.bad(f"{where}.tool_call_id", "a tool message must name the call it answers")
         if role not in (Role.TOOL, Role.ASSISTANT) and parts and all(_blank(p) for p in parts):
             r.bad(f"{where}.content", "the text is empty or only whitespace")
-        name = r.string(m, "name", f"{where}.name")
-        call_id = r.string(m, "tool_call_id", f"{where}.tool_call_id")
+        name = r.string(m, "name", f"{where}.name") if "name" in m else ""
+        call_id = r.string(m, "tool_call_id", f"{where}.tool_call_id") if "tool_call_id" in m else ""
         out.append(Message(role, parts, name, calls, call_id))
     return tuple(out)
 
