@@ -30,20 +30,14 @@ from sidecar.http_api.reading import MAX_NAME, MAX_NAMES, Reader
 
 PREFIX = "x-turnout-"
 REQUEST_ID = "x-request-id"
-# Every header name spelled once (a name built per request is a new string to hash per lookup).
-TAGS = PREFIX + "tags"
-LABELS = PREFIX + "labels"
-PRIORITY = PREFIX + "priority"
-LATENCY_BUDGET = PREFIX + "latency-budget-ms"
-MAX_COST = PREFIX + "max-cost-usd-nanos"
-TASK_TYPE = PREFIX + "task-type"
-TIER = PREFIX + "tier"
-TENANT = PREFIX + "tenant"
-ROUTE = PREFIX + "route"
-MODEL = PREFIX + "model"
-ATTEMPTS = PREFIX + "attempts"
-COST = PREFIX + "cost-usd-nanos"
-AGREEMENT = PREFIX + "agreement"
+# Every header name spelled once: a name built per lookup is a new string to hash each time.
+TAGS, LABELS, PRIORITY, TASK_TYPE, TIER, TENANT = (
+    PREFIX + name for name in ("tags", "labels", "priority", "task-type", "tier", "tenant")
+)
+LATENCY_BUDGET, MAX_COST = PREFIX + "latency-budget-ms", PREFIX + "max-cost-usd-nanos"
+ROUTE, MODEL, ATTEMPTS, COST, AGREEMENT = (
+    PREFIX + name for name in ("route", "model", "attempts", "cost-usd-nanos", "agreement")
+)
 MAX_ID = 128
 AUTO = "auto"
 _PRIORITIES = {p.name.lower(): p for p in Priority}
