@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -457,6 +458,18 @@ def _report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _floor(quick: bool) -> dict[str, Any]:
+    return http_floor.run(rounds=2 if quick else 8, calls=60 if quick else 300)
+
+
+# The sections `--only` reruns on their own, in the mode (quick or full) of the results they join.
+_ALONE: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "instructions": instructions_bench.run,
+    "proxy": proxy_bench.run,
+    "http_floor": _floor,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs, to keep the harness working in CI")
@@ -468,7 +481,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["instructions"],
+        choices=sorted(_ALONE),
         help="run this section alone and merge it into OUT/results.json (stamped with when and where)",
     )
     args = parser.parse_args()
@@ -478,7 +491,7 @@ def main() -> None:
         parser.error(f"{flag}: {results_file} not found; run the benchmarks first")
     if args.only:
         merged = json.loads(results_file.read_text())
-        merged[args.only] = {**instructions_bench.run(merged["quick"]), "measured_at": _machine()}
+        merged[args.only] = {**_ALONE[args.only](merged["quick"]), "measured_at": _machine()}
         results_file.write_text(json.dumps(merged, indent=2) + "\n")
         (args.out / "REPORT.md").write_text(_report(merged) + "\n")
         print(f"wrote {args.only} into {results_file} and {args.out / 'REPORT.md'}")
@@ -503,7 +516,7 @@ def main() -> None:
     print("benchmark: overhead and throughput, direct vs Turnout vs LiteLLM ...", flush=True)
     results["proxy"] = proxy_bench.run(args.quick)
     print("benchmark: HTTP added latency at concurrency 1 against its floor ...", flush=True)
-    results["http_floor"] = http_floor.run(rounds=2 if args.quick else 8, calls=60 if args.quick else 300)
+    results["http_floor"] = _floor(args.quick)
     print("benchmark: hedging against a heavy tail ...", flush=True)
     results["hedging"] = hedge_bench.run(args.quick)
     print("benchmark: Generate with budgets off, in process, on Redis ...", flush=True)

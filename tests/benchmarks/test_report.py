@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benchmarks import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +75,33 @@ def test_render_without_results_is_a_usage_error(tmp_path: Path) -> None:
     done = _render(tmp_path)
     assert done.returncode == 2
     assert "results.json not found" in done.stderr
+
+
+def test_only_reruns_one_section_in_the_results_mode_and_stamps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = {"machine": _results()["machine"], "quick": True, "money": {"skipped": "no data here"}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    floor = {
+        "rounds": 2,
+        "calls_per_round": 60,
+        "direct_ms": {"p50": 20.0, "p99": 21.0},
+        "added_ms": {"passthrough": {"p50": 0.8, "p99": 1.0}, "turnout http": {"p50": 1.2, "p99": 1.5}},
+        "turnout_above_floor_ms": {"p50": 0.4, "p99": 0.5},
+        "litellm": "skipped: TURNOUT_BENCH_LITELLM=skip",
+    }
+    modes: list[bool] = []
+    monkeypatch.setitem(run._ALONE, "http_floor", lambda quick: modes.append(quick) or floor)
+    monkeypatch.setattr(sys, "argv", ["run", "--only", "http_floor", "--out", str(tmp_path)])
+    run.main()
+    assert modes == [True]  # the mode of the results it joins
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert merged["money"] == results["money"]  # the other sections are kept as they were
+    assert merged["http_floor"]["added_ms"] == floor["added_ms"]
+    assert set(merged["http_floor"]["measured_at"]) >= {"date", "commit"}
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| turnout http | +1.200 | +1.500 |" in report
+    assert "http_floor (" in report  # named among the sections measured on their own
 
 
 def test_the_goal_rate_is_sent_near_capacity_and_other_rates_only_below_80_percent() -> None:
