@@ -19,7 +19,9 @@ from aiohttp.web_protocol import RequestHandler
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
-Refusal = Callable[[int], web.Response]  # the answer to an unparsable request, given its HTTP status
+# The answer to an unparsable request, given its HTTP status and what aiohttp raised (None when it
+# gave no reason); it must quote nothing of the request.
+Refusal = Callable[[int, BaseException | None], web.Response]
 
 
 async def listen(
@@ -76,6 +78,6 @@ class _Quiet(RequestHandler):
         log.debug("refused a request from %s: %s", request.remote, type(exc).__name__)
         if request.writer.output_size > 0:  # as aiohttp does: an answer is already on its way
             raise ConnectionError("the response was sent already")
-        response = self._refusal(status)
+        response = self._refusal(status, exc)
         response.force_close()
         return response

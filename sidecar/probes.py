@@ -93,7 +93,7 @@ class ProbeListener:
         return _plain(200 if readiness is Readiness.SERVING else 503, readiness.value)
 
 
-def _refusal(status: int) -> web.Response:
+def _refusal(status: int, exc: BaseException | None) -> web.Response:
     return _plain(status, HTTPStatus(status).phrase.lower())
 
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest, Unauthenticated
 from sidecar.domain.model import Secret
@@ -360,7 +361,20 @@ def _plain(status: int, word: str) -> web.Response:
     )
 
 
-def _refusal(status: int) -> web.Response:
-    """The answer to a request aiohttp cannot parse: constant, quoting nothing of the request."""
-    body = {"error": {"message": "the request could not be read", "type": "invalid_request_error"}}
+def _refusal(status: int, exc: BaseException | None) -> web.Response:
+    """The answer to a request aiohttp cannot parse: what was wrong and the limit it broke, in words
+    of our own, since aiohttp's messages quote the request."""
+    if isinstance(exc, LineTooLong):
+        why = (
+            f"a header field (at most {MAX_FIELD_BYTES} bytes) or the request line "
+            f"(at most {MAX_LINE_BYTES} bytes) is too long"
+        )
+    elif isinstance(exc, BadHttpMessage):
+        why = (
+            "not a valid HTTP/1.1 request: a malformed request line, header or body framing, "
+            f"or more than {MAX_HEADERS} header fields"
+        )
+    else:
+        why = "the request could not be read"
+    body = {"error": {"message": why, "type": "invalid_request_error", "code": "malformed_request"}}
     return _json(body, status=status)

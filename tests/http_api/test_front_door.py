@@ -118,15 +118,35 @@ async def test_a_chunked_body_is_read_and_bounded_as_it_arrives(
         assert (await response.json())["error"]["code"] == "request_too_large"
 
 
-async def test_an_oversized_header_gets_a_constant_400(door: str) -> None:
+async def _raw(door: str, request: bytes) -> tuple[bytes, dict[str, Any]]:
     host, port = door.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n")
+    writer.write(request)
     await writer.drain()
-    answer = await reader.read(4096)
+    answer = await reader.read()  # the refusal closes the connection
     writer.close()
-    assert answer.split(b" ", 2)[1] == b"400"
-    assert b"aaaa" not in answer  # nothing of the request is quoted back
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, json.loads(body)
+
+
+async def test_an_oversized_header_gets_a_400_naming_the_limit_and_quoting_nothing(door: str) -> None:
+    big = b"X-Big: " + b"a" * 10_000 + b"\r\n"
+    head, body = await _raw(door, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
+    assert head.split(b" ", 2)[1] == b"400"
+    assert b"aaaa" not in head + json.dumps(body).encode()  # nothing of the request is quoted back
+    assert body["error"]["code"] == "malformed_request"
+    assert "header field (at most 8190 bytes)" in body["error"]["message"]
+
+
+async def test_too_many_headers_or_a_bad_request_line_get_a_400_saying_what_is_wrong(door: str) -> None:
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+    head, body = await _raw(door, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    assert head.split(b" ", 2)[1] == b"400"
+    assert "more than 100 header fields" in body["error"]["message"]
+    head, body = await _raw(door, b"GET /he\x01llo HTTP/9.9zz\r\nHost: x\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"400"
+    assert body["error"]["message"].startswith("not a valid HTTP/1.1 request")
+    assert "zz" not in json.dumps(body)
 
 
 async def test_bad_hint_headers_are_400s_naming_the_header(door: str, http: aiohttp.ClientSession) -> None:
