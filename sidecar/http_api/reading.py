@@ -80,7 +80,10 @@ class Reader:
         return float(value)
 
     def positive(self, obj: Mapping[str, Any], key: str, where: str) -> int | None:
-        if obj.get(key) is None:
+        if (raw := obj.get(key)) is None:
+            return None
+        if isinstance(raw, float) and abs(raw) >= 2.0**63:  # orjson reads a longer integer as a float
+            self.bad(where, "must be an integer that fits in 64 bits")
             return None
         value = self.get(obj, key, where, int)
         if value is not None and value <= 0:

@@ -82,6 +82,20 @@ async def test_every_violation_is_listed_with_its_field(door: str, http: aiohttp
     assert answer["error"]["param"] == "messages[0].role"
 
 
+async def test_a_token_count_beyond_64_bits_is_a_400_that_says_so(
+    door: str, http: aiohttp.ClientSession
+) -> None:
+    # orjson reads an integer this long as a float: the answer must not call it "not an integer"
+    body = b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1' + b"0" * 30 + b"}"
+    status, answer, _ = await _post(http, f"{door}/v1/chat/completions", body)
+    assert status == 400
+    assert answer["error"]["violations"] == [
+        {"field": "max_tokens", "description": "must be an integer that fits in 64 bits"}
+    ]
+    status, answer, _ = await _post(http, f"{door}/v1/chat/completions", {**HELLO, "max_tokens": 5.5})
+    assert answer["error"]["violations"][0]["description"] == "must be an integer, not a number"
+
+
 async def test_a_body_over_the_limit_is_refused_with_413(door: str, http: aiohttp.ClientSession) -> None:
     big = {"messages": [{"role": "user", "content": "x" * 20_000}]}  # max_request_mb 0.01: ~10 KB
     status, body, _ = await _post(http, f"{door}/v1/chat/completions", big)
