@@ -45,7 +45,11 @@ class Reader:
             self.bad(where, f"must be a number, not {_kind(value)}")
             return None
         if not isinstance(value, kind):
-            self.bad(where, f"must be {_names(kind)}, not {_kind(value)}")
+            if kind is int and isinstance(value, float) and abs(value) >= 2.0**63:
+                # orjson reads an integer too long for 64 bits as a float: not "not an integer"
+                self.bad(where, "must be an integer that fits in 64 bits")
+            else:
+                self.bad(where, f"must be {_names(kind)}, not {_kind(value)}")
             return None
         if isinstance(value, float) and not math.isfinite(value):
             self.bad(where, "must be a finite number")
@@ -80,10 +84,7 @@ class Reader:
         return float(value)
 
     def positive(self, obj: Mapping[str, Any], key: str, where: str) -> int | None:
-        if (raw := obj.get(key)) is None:
-            return None
-        if isinstance(raw, float) and abs(raw) >= 2.0**63:  # orjson reads a longer integer as a float
-            self.bad(where, "must be an integer that fits in 64 bits")
+        if obj.get(key) is None:
             return None
         value = self.get(obj, key, where, int)
         if value is not None and value <= 0:

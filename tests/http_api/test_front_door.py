@@ -92,6 +92,11 @@ async def test_a_token_count_beyond_64_bits_is_a_400_that_says_so(
     assert answer["error"]["violations"] == [
         {"field": "max_tokens", "description": "must be an integer that fits in 64 bits"}
     ]
+    seed = json.dumps({**HELLO, "seed": 10**30}).encode()  # every integer field reads the same way
+    status, answer, _ = await _post(http, f"{door}/v1/chat/completions", seed)
+    assert answer["error"]["violations"] == [
+        {"field": "seed", "description": "must be an integer that fits in 64 bits"}
+    ]
     status, answer, _ = await _post(http, f"{door}/v1/chat/completions", {**HELLO, "max_tokens": 5.5})
     assert answer["error"]["violations"][0]["description"] == "must be an integer, not a number"
 
