@@ -125,6 +125,7 @@ class ResponseFormat:
 
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's and Gemini's own limit on alternatives per position
+MAX_PENALTY = 2.0  # frequency and presence penalties: -2.0 to 2.0 at OpenAI and Gemini
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,11 @@ class GenerationParams:
     seed: int | None = None
     logprobs: bool = False  # return each output token's log-probability
     top_logprobs: int = 0  # and this many most likely tokens at each position (0..20; needs logprobs)
+    # -2.0 to 2.0, None for 0 (the default everywhere, so it is never sent). Sent to the providers
+    # that have them (OpenAI and compatible servers, Azure, Gemini); Anthropic and Bedrock's
+    # Converse have no such parameter, and a model there answers without (as OpenRouter does).
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

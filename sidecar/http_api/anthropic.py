@@ -3,8 +3,12 @@
 Anthropic carries a tool's result as a `tool_result` block inside a user message; the domain
 has a tool message per result, so such a user message becomes one tool message per result
 (then a user message with whatever text or images it also held). `top_k` has no counterpart in
-every provider and is ignored; content blocks other than text, image, tool_use and tool_result
-(documents, thinking) are refused with a 400 naming the block.
+every provider and is ignored, as is `thinking` (extended thinking is Claude's own; an agent that
+asks for it gets answers without thinking blocks). The `thinking` and `redacted_thinking` blocks
+of earlier assistant turns are dropped, as Anthropic's API drops them from the context. Other
+content blocks (documents, search results) and server tools (`web_search_...`, `bash_...`: a
+`type` other than `custom`), which only Anthropic's platform runs, are refused with a 400
+naming them.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ _ERROR_TYPES = {
     429: "rate_limit_error",
     503: "overloaded_error",
 }
+_THINKING = ("thinking", "redacted_thinking")
 _CHOICES = {"auto": ToolChoiceMode.AUTO, "any": ToolChoiceMode.REQUIRED, "none": ToolChoiceMode.NONE}
 
 
@@ -239,6 +244,7 @@ def _blocks(r: Reader, where: str, role: Role, blocks: list[Any]) -> list[Messag
     parts: list[TextPart | ImagePart] = []
     calls: list[ToolCall] = []
     results: list[Message] = []
+    thought = False
     for j, block in enumerate(blocks):
         at = f"{where}.content[{j}]"
         kind = block.get("type") if isinstance(block, Mapping) else None
@@ -253,6 +259,8 @@ def _blocks(r: Reader, where: str, role: Role, blocks: list[Any]) -> list[Messag
             calls.append(
                 ToolCall(r.string(block, "id", f"{at}.id"), r.string(block, "name", f"{at}.name"), arguments)
             )
+        elif kind in _THINKING and role is Role.ASSISTANT:
+            thought = True  # an earlier turn's reasoning: not context for the next answer
         elif kind == "tool_result" and role is Role.USER:
             call_id = r.string(block, "tool_use_id", f"{at}.tool_use_id")
             if not call_id:
@@ -265,6 +273,8 @@ def _blocks(r: Reader, where: str, role: Role, blocks: list[Any]) -> list[Messag
             )
     if parts and role is Role.USER and all(isinstance(p, TextPart) and not p.text.strip() for p in parts):
         r.bad(f"{where}.content", "the text is empty or only whitespace")
+    if not (parts or calls or results) and thought:
+        return []  # an assistant turn that held nothing but its reasoning
     if parts or calls or not results:
         return [*results, Message(role, tuple(parts), tool_calls=tuple(calls))]
     return results
@@ -301,9 +311,11 @@ def _image(r: Reader, where: str, source: Any) -> ImagePart | None:
 
 def _tools(r: Reader, body: Mapping[str, Any]) -> tuple[Tool, ...]:
     def unwrap(entry: Any) -> Mapping[str, Any] | None:
-        return entry if isinstance(entry, Mapping) else None
+        is_client_tool = isinstance(entry, Mapping) and entry.get("type", "custom") in ("custom", None)
+        return entry if is_client_tool else None
 
-    return r.tools(body, unwrap, "{name, description, input_schema}", "", "input_schema")
+    shape = "{name, description, input_schema}; server tools (type web_search_... etc.) run only at Anthropic"
+    return r.tools(body, unwrap, shape, "", "input_schema")
 
 
 def _tool_choice(r: Reader, body: Mapping[str, Any], tools: tuple[Tool, ...]) -> ToolChoice | None:

@@ -1,11 +1,16 @@
 """POST /v1/chat/completions in OpenAI's Chat Completions format: request, answer, chunks, errors.
 
-What Turnout cannot honour is refused with a 400 naming the field rather than ignored: `n` other
-than 1 (one answer per request is what the executor races for) and content parts other than text
-and images. `logprobs` limits the candidates to models with the logprobs capability (none: a 400
-naming it), as `tools` limits them to models with tools. Fields that only
-matter to OpenAI's own platform (`store`, `user`, `service_tier`, `parallel_tool_calls`, ...) are
-ignored, as other OpenAI-compatible servers do.
+What Turnout cannot honour is refused with a 400 naming the field rather than ignored, since
+ignoring it would change the answer without saying so: `n` other than 1 (one answer per request
+is what the executor races for), content parts other than text and images, audio output
+(`modalities`, `audio`), `logit_bias` (token ids of one model's tokenizer, where Turnout picks the
+model per request), `web_search_options`, and the legacy `functions` / `function_call` (the same
+schemas go in `tools`). `logprobs` limits the candidates to models with the logprobs capability
+(none: a 400 naming it), as `tools` limits them to models with tools. `frequency_penalty` and
+`presence_penalty` reach the providers that have them (see GenerationParams). Fields that only
+tune OpenAI's own platform or a model family's internals (`store`, `user`, `service_tier`,
+`parallel_tool_calls`, `prediction`, `reasoning_effort`, ...) are ignored, as other
+OpenAI-compatible servers do.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import orjson
 
 from sidecar.domain.plan import Plan
 from sidecar.domain.request import (
+    MAX_PENALTY,
     MAX_TOP_LOGPROBS,
     ChatRequest,
     GenerationParams,
@@ -89,7 +95,11 @@ class OpenAIChat:
             seed=seed,
             logprobs=logprobs,
             top_logprobs=int(top or 0),
+            frequency_penalty=_penalty(r, body, "frequency_penalty"),
+            presence_penalty=_penalty(r, body, "presence_penalty"),
         )
+        if not _UNSUPPORTED.isdisjoint(body):
+            _unsupported(r, body)
         n = r.get(body, "n", "n", int)
         if n is not None and n != 1:
             r.bad("n", f"Turnout answers one choice per request; n must be 1 (got {n})")
@@ -334,6 +344,40 @@ def _tool_calls(r: Reader, where: str, raw: Any) -> tuple[ToolCall, ...]:
             )
         )
     return tuple(calls)
+
+
+def _penalty(r: Reader, body: Mapping[str, Any], key: str) -> float | None:
+    """-2 to 2; 0, every provider's default, is None, so that it is never sent."""
+    return r.number(body, key, key, -MAX_PENALTY, MAX_PENALTY) or None
+
+
+_UNSUPPORTED = frozenset(
+    ("functions", "function_call", "modalities", "audio", "logit_bias", "web_search_options")
+)
+
+
+def _unsupported(r: Reader, body: Mapping[str, Any]) -> None:
+    """A 400 for each field asking for something Turnout cannot do (empty or null ones are fine)."""
+    for legacy in ("functions", "function_call"):
+        if body.get(legacy):
+            r.bad(
+                legacy,
+                "the legacy functions API is not supported: send the same schemas as tools "
+                "([{type: function, function: {name, description, parameters}}]) and tool_choice",
+            )
+    modalities = body.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        r.bad("modalities", 'Turnout answers in text only: send ["text"] or leave modalities out')
+    if body.get("audio") is not None:
+        r.bad("audio", "audio output is not supported: Turnout answers in text only")
+    if body.get("logit_bias"):
+        r.bad(
+            "logit_bias",
+            "token ids belong to one model's tokenizer, and Turnout picks the model per request: "
+            "leave logit_bias out",
+        )
+    if body.get("web_search_options") is not None:
+        r.bad("web_search_options", "web search is not supported: the models answer from the request alone")
 
 
 def _tools(r: Reader, body: Mapping[str, Any]) -> tuple[Tool, ...]:

@@ -3,6 +3,7 @@
     POST /v1/chat/completions   OpenAI Chat Completions (openai.py)
     POST /v1/messages           Anthropic Messages (anthropic.py)
     GET  /v1/models             the registry's models and the route names, in OpenAI's list shape
+    GET  /v1/models/{id}        one of them (404 in OpenAI's error shape when it is neither)
     GET  /healthz               200 while the event loop answers
     GET  /readyz                200 while the sidecar serves; 503 while it starts or drains
 
@@ -30,7 +31,7 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
-from sidecar.domain.errors import FieldViolation, InvalidRequest, Unauthenticated
+from sidecar.domain.errors import FieldViolation, InvalidRequest, NotFound, Unauthenticated
 from sidecar.domain.model import Secret
 from sidecar.domain.observe import Observer
 from sidecar.domain.plan import Plan
@@ -42,7 +43,7 @@ from sidecar.http_api.anthropic import AnthropicMessages
 from sidecar.http_api.errors import TOO_LARGE
 from sidecar.http_api.observe import Observed
 from sidecar.http_api.openai import OpenAIChat
-from sidecar.http_api.reading import Reader
+from sidecar.http_api.reading import MAX_NAME, Reader
 from sidecar.http_api.wire import Inbound, Wire
 from sidecar.listener import bound_port, listen, url
 from sidecar.log_limit import LogLimiter, log_failure
@@ -63,6 +64,7 @@ KEEPALIVE_S = 75.0  # SDKs keep a pool of connections; closing idle ones sooner 
 CLIENT_TIMEOUT = "x-stainless-timeout"
 OPENAI, ANTHROPIC = OpenAIChat(), AnthropicMessages()
 _JSON = "application/json"
+MODEL_PATH = "/v1/models/"
 
 
 class Serving(Protocol):
@@ -148,6 +150,8 @@ class HttpApi:
         handler = self._handlers.get((request.method, request.path))
         if handler is not None:
             return await handler(request)
+        if request.method == "GET" and request.path.startswith(MODEL_PATH):
+            return self._model(request, request.path[len(MODEL_PATH) :])
         wire = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
         known = any(path == request.path for _, path in self._handlers)
         word = "method not allowed" if known else "not found"
@@ -167,7 +171,19 @@ class HttpApi:
     async def _models(self, request: web.BaseRequest) -> web.StreamResponse:
         if (refused := self._refused(request, OPENAI)) is not None:
             return refused
-        registry = self._runtime().registry
+        return _json({"object": "list", "data": self._model_entries()})
+
+    def _model(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
+        if (refused := self._refused(request, OPENAI)) is not None:
+            return refused
+        entry = next((e for e in self._model_entries() if e["id"] == name), None)
+        if entry is not None:
+            return _json(entry)
+        why = f"model {name[:MAX_NAME]!r} is neither a route nor a registry model (GET /v1/models lists both)"
+        return _error(OPENAI, NotFound("MODEL_NOT_FOUND", "model", why))
+
+    def _model_entries(self) -> list[dict[str, Any]]:
+        """The registry's models, then the route names, as OpenAI's model objects."""
         entries = [
             {
                 "id": m.name,
@@ -176,13 +192,13 @@ class HttpApi:
                 "owned_by": m.provider,
                 "turnout": {"kind": "model"},
             }
-            for m in registry.models
+            for m in self._runtime().registry.models
         ]
         entries += [
             {"id": name, "object": "model", "created": 0, "owned_by": "turnout", "turnout": {"kind": "route"}}
             for name in sorted(self._routes())
         ]
-        return _json({"object": "list", "data": entries})
+        return entries
 
     async def _generate(self, request: web.BaseRequest, wire: Wire) -> web.StreamResponse:
         if (refused := self._refused(request, wire)) is not None:

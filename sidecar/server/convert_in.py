@@ -17,6 +17,7 @@ from google.protobuf import struct_pb2
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest
 from sidecar.domain.request import (
+    MAX_PENALTY,
     MAX_TOP_LOGPROBS,
     Capability,
     ChatRequest,
@@ -275,6 +276,9 @@ def _params(r: _Reader, p: pb.GenerationParams) -> GenerationParams:
         r.bad("params.top_logprobs", f"must be between 0 and {MAX_TOP_LOGPROBS}")
     elif p.top_logprobs and not p.logprobs:
         r.bad("params.top_logprobs", "needs params.logprobs set to true")
+    for penalty in ("frequency_penalty", "presence_penalty"):
+        if not -MAX_PENALTY <= getattr(p, penalty) <= MAX_PENALTY:  # a NaN fails this too
+            r.bad(f"params.{penalty}", f"must be between {-MAX_PENALTY:g} and {MAX_PENALTY:g}")
     return GenerationParams(
         max_output_tokens=p.max_output_tokens if p.HasField("max_output_tokens") else None,
         temperature=p.temperature if p.HasField("temperature") else None,
@@ -283,6 +287,8 @@ def _params(r: _Reader, p: pb.GenerationParams) -> GenerationParams:
         seed=p.seed if p.HasField("seed") else None,
         logprobs=p.logprobs,
         top_logprobs=p.top_logprobs,
+        frequency_penalty=p.frequency_penalty or None,  # 0, everyone's default: never sent
+        presence_penalty=p.presence_penalty or None,
     )
 
 

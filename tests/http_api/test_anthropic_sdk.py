@@ -133,6 +133,35 @@ def test_errors_are_the_sdk_s_types(client: anthropic.Anthropic) -> None:
         client.messages.create(model="claude-9", max_tokens=10, messages=HELLO)
 
 
+def test_earlier_thinking_blocks_are_dropped_as_anthropic_drops_them(client: anthropic.Anthropic) -> None:
+    # A conversation begun on Anthropic's API carries its reasoning in the assistant turns.
+    history: Any = [
+        {"role": "user", "content": "Pick a number."},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Seven is common.", "signature": "c2ln"},
+                {"type": "text", "text": "Seven."},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "ZW5j"}]},
+        {"role": "user", "content": "Another one?"},
+    ]
+    message = client.messages.create(
+        model="auto", max_tokens=20, messages=history, thinking={"type": "enabled", "budget_tokens": 1024}
+    )
+    assert message.content
+    assert message.content[0].type == "text"
+
+
+def test_a_server_tool_is_refused_naming_it(client: anthropic.Anthropic) -> None:
+    # Only Anthropic's platform runs web search; a model here would only "call" it into the void.
+    search: Any = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+    with pytest.raises(anthropic.BadRequestError, match=r"tools\[0\].*server tools") as caught:
+        client.messages.create(model="auto", max_tokens=20, messages=HELLO, tools=[search])
+    assert caught.value.status_code == 400
+
+
 async def test_the_async_client(front: Front) -> None:
     async with anthropic.AsyncAnthropic(base_url=front.url, api_key="x", max_retries=0) as client:
         message = await client.messages.create(model="auto", max_tokens=10, messages=HELLO)

@@ -265,6 +265,59 @@ def test_a_bad_request_raises_bad_request_error_naming_the_field(client: openai.
         client.chat.completions.create(model="auto", messages=HELLO, temperature=3)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("functions", [{"name": "f", "parameters": {"type": "object"}}], "send the same schemas as tools"),
+        ("function_call", "auto", "legacy functions API"),
+        ("modalities", ["text", "audio"], "text only"),
+        ("audio", {"voice": "alloy", "format": "wav"}, "audio output"),
+        ("logit_bias", {"50256": -100}, "tokenizer"),
+        ("web_search_options", {}, "web search"),
+        ("frequency_penalty", 2.5, "at most 2"),
+        ("presence_penalty", -3, "at least -2"),
+    ],
+)
+def test_what_turnout_cannot_honour_is_refused_not_ignored(
+    client: openai.OpenAI, field: str, value: Any, says: str
+) -> None:
+    # Ignored, each would change the answer without a word: no function call, no audio, no search.
+    with pytest.raises(openai.BadRequestError, match=says) as caught:
+        client.chat.completions.create(model="auto", messages=HELLO, extra_body={field: value})
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["param"] == field
+
+
+def test_penalties_and_platform_only_fields_are_answered(client: openai.OpenAI) -> None:
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=HELLO,
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        # neutral or platform-only: nothing of the answer depends on them here
+        modalities=["text"],
+        logit_bias={},
+        user="user-1",
+        store=False,
+        parallel_tool_calls=False,
+        reasoning_effort="low",
+        prediction={"type": "content", "content": "hello"},
+    )
+    assert answer.model == "gpt-4o-mini"
+    assert answer.choices[0].message.content
+
+
+def test_models_retrieve_returns_a_model_or_a_route_and_raises_not_found_for_others(
+    client: openai.OpenAI,
+) -> None:
+    assert client.models.retrieve("gpt-4o-mini").owned_by == "openai"
+    assert client.models.retrieve("default").owned_by == "turnout"
+    with pytest.raises(openai.NotFoundError, match="neither a route") as caught:
+        client.models.retrieve("gpt-9")
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["code"] == "model_not_found"
+
+
 def test_an_unknown_model_raises_not_found_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="neither a route"):
         client.chat.completions.create(model="gpt-9", messages=HELLO)

@@ -463,3 +463,12 @@ def test_top_candidates_are_asked_for_and_decoded_per_position() -> None:
         (" there", -0.4, [(" there", -0.4)]),
     ]
     assert decode_completion(body).mean_logprob == pytest.approx(-0.25)
+
+
+def test_penalties_go_in_the_generation_config() -> None:
+    params = GenerationParams(frequency_penalty=0.5, presence_penalty=-1.0)
+    config = encode_request(ChatRequest(messages=(user("x"),), params=params), MODEL)["generationConfig"]
+    assert (config["frequencyPenalty"], config["presencePenalty"]) == (0.5, -1.0)
+    bare = encode_request(ChatRequest(messages=(user("x"),)), MODEL).get("generationConfig", {})
+    assert "frequencyPenalty" not in bare
+    assert "presencePenalty" not in bare

@@ -205,6 +205,12 @@ def test_generation_params_only_when_set() -> None:
     }
 
 
+def test_penalties_are_sent_when_set() -> None:
+    params = GenerationParams(frequency_penalty=0.5, presence_penalty=-1.0)
+    body = encode(ChatRequest(messages=(user(TextPart("x")),), params=params))
+    assert (body["frequency_penalty"], body["presence_penalty"]) == (0.5, -1.0)
+
+
 def test_stream_asks_for_usage() -> None:
     body = encode(ChatRequest(messages=(user(TextPart("x")),)), stream=True)
     assert body["stream"] is True

@@ -65,13 +65,25 @@ def bad_schema_request() -> pb.GenerateRequest:
         (
             generate_request(
                 params=pb.GenerationParams(
-                    max_output_tokens=-5, temperature=3.0, logprobs=True, top_logprobs=21
+                    max_output_tokens=-5,
+                    temperature=3.0,
+                    logprobs=True,
+                    top_logprobs=21,
+                    frequency_penalty=2.5,
+                    presence_penalty=float("nan"),
                 ),
                 hints=pb.RoutingHints(quality_floor=1.5),
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_REQUEST",
-            ["params.max_output_tokens", "params.temperature", "params.top_logprobs", "hints.quality_floor"],
+            [
+                "params.max_output_tokens",
+                "params.temperature",
+                "params.top_logprobs",
+                "params.frequency_penalty",
+                "params.presence_penalty",
+                "hints.quality_floor",
+            ],
         ),
         (
             pb.GenerateRequest(

@@ -94,6 +94,8 @@ def encode_request(
         "top_p": p.top_p,
         "stop": list(p.stop) or None,
         "seed": p.seed if dialect.seed else None,
+        "frequency_penalty": p.frequency_penalty,
+        "presence_penalty": p.presence_penalty,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if logprobs and dialect.logprobs:

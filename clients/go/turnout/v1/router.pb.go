@@ -2404,9 +2404,14 @@ type GenerationParams struct {
 	// with CAPABILITY_LOGPROBS are candidates; none: FAILED_PRECONDITION naming the capability.
 	Logprobs bool `protobuf:"varint,6,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
 	// With logprobs: also the most likely tokens at each position, 0 to 20.
-	TopLogprobs   int32 `protobuf:"varint,7,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TopLogprobs int32 `protobuf:"varint,7,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	// -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+	// servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+	// answers without it.
+	FrequencyPenalty *float32 `protobuf:"fixed32,8,opt,name=frequency_penalty,json=frequencyPenalty,proto3,oneof" json:"frequency_penalty,omitempty"`
+	PresencePenalty  *float32 `protobuf:"fixed32,9,opt,name=presence_penalty,json=presencePenalty,proto3,oneof" json:"presence_penalty,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GenerationParams) Reset() {
@@ -2484,6 +2489,20 @@ func (x *GenerationParams) GetLogprobs() bool {
 func (x *GenerationParams) GetTopLogprobs() int32 {
 	if x != nil {
 		return x.TopLogprobs
+	}
+	return 0
+}
+
+func (x *GenerationParams) GetFrequencyPenalty() float32 {
+	if x != nil && x.FrequencyPenalty != nil {
+		return *x.FrequencyPenalty
+	}
+	return 0
+}
+
+func (x *GenerationParams) GetPresencePenalty() float32 {
+	if x != nil && x.PresencePenalty != nil {
+		return *x.PresencePenalty
 	}
 	return 0
 }
@@ -3964,7 +3983,7 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"JsonSchema\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x06schema\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06schema\x12\x16\n" +
-	"\x06strict\x18\x03 \x01(\bR\x06strict\"\xa9\x02\n" +
+	"\x06strict\x18\x03 \x01(\bR\x06strict\"\xb6\x03\n" +
 	"\x10GenerationParams\x12/\n" +
 	"\x11max_output_tokens\x18\x01 \x01(\x05H\x00R\x0fmaxOutputTokens\x88\x01\x01\x12%\n" +
 	"\vtemperature\x18\x02 \x01(\x02H\x01R\vtemperature\x88\x01\x01\x12\x18\n" +
@@ -3972,11 +3991,15 @@ const file_turnout_v1_router_proto_rawDesc = "" +
 	"\x04stop\x18\x04 \x03(\tR\x04stop\x12\x17\n" +
 	"\x04seed\x18\x05 \x01(\x03H\x03R\x04seed\x88\x01\x01\x12\x1a\n" +
 	"\blogprobs\x18\x06 \x01(\bR\blogprobs\x12!\n" +
-	"\ftop_logprobs\x18\a \x01(\x05R\vtopLogprobsB\x14\n" +
+	"\ftop_logprobs\x18\a \x01(\x05R\vtopLogprobs\x120\n" +
+	"\x11frequency_penalty\x18\b \x01(\x02H\x04R\x10frequencyPenalty\x88\x01\x01\x12.\n" +
+	"\x10presence_penalty\x18\t \x01(\x02H\x05R\x0fpresencePenalty\x88\x01\x01B\x14\n" +
 	"\x12_max_output_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
-	"\x05_seed\"\xe3\x04\n" +
+	"\x05_seedB\x14\n" +
+	"\x12_frequency_penaltyB\x13\n" +
+	"\x11_presence_penalty\"\xe3\x04\n" +
 	"\fRoutingHints\x12\x1b\n" +
 	"\ttask_type\x18\x01 \x01(\tR\btaskType\x12\x1b\n" +
 	"\tuser_tier\x18\x02 \x01(\tR\buserTier\x120\n" +

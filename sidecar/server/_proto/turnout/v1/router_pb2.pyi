@@ -466,7 +466,7 @@ class JsonSchema(_message.Message):
     def __init__(self, name: _Optional[str] = ..., schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., strict: _Optional[bool] = ...) -> None: ...
 
 class GenerationParams(_message.Message):
-    __slots__ = ("max_output_tokens", "temperature", "top_p", "stop", "seed", "logprobs", "top_logprobs")
+    __slots__ = ("max_output_tokens", "temperature", "top_p", "stop", "seed", "logprobs", "top_logprobs", "frequency_penalty", "presence_penalty")
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
@@ -474,6 +474,8 @@ class GenerationParams(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_PENALTY_FIELD_NUMBER: _ClassVar[int]
     max_output_tokens: int
     temperature: float
     top_p: float
@@ -481,7 +483,9 @@ class GenerationParams(_message.Message):
     seed: int
     logprobs: bool
     top_logprobs: int
-    def __init__(self, max_output_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ...) -> None: ...
+    frequency_penalty: float
+    presence_penalty: float
+    def __init__(self, max_output_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., frequency_penalty: _Optional[float] = ..., presence_penalty: _Optional[float] = ...) -> None: ...
 
 class RoutingHints(_message.Message):
     __slots__ = ("task_type", "user_tier", "priority", "latency_budget", "max_cost_usd_nanos", "quality_floor", "required_capabilities", "allowed_models", "allowed_providers", "denied_models", "denied_providers", "pinned_model", "route", "tags")

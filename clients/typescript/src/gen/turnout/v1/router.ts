@@ -475,6 +475,13 @@ export interface GenerationParams {
   logprobs: boolean;
   /** With logprobs: also the most likely tokens at each position, 0 to 20. */
   topLogprobs: number;
+  /**
+   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+   * answers without it.
+   */
+  frequencyPenalty?: number | undefined;
+  presencePenalty?: number | undefined;
 }
 
 /** RoutingHints is what the caller tells the router about a request. All fields are optional. */
@@ -3255,6 +3262,8 @@ function createBaseGenerationParams(): GenerationParams {
     seed: undefined,
     logprobs: false,
     topLogprobs: 0,
+    frequencyPenalty: undefined,
+    presencePenalty: undefined,
   };
 }
 
@@ -3283,6 +3292,12 @@ export const GenerationParams: MessageFns<GenerationParams> = {
     }
     if (message.topLogprobs !== 0) {
       writer.uint32(56).int32(message.topLogprobs);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      writer.uint32(69).float(message.frequencyPenalty);
+    }
+    if (message.presencePenalty !== undefined) {
+      writer.uint32(77).float(message.presencePenalty);
     }
     return writer;
   },
@@ -3356,6 +3371,22 @@ export const GenerationParams: MessageFns<GenerationParams> = {
             message.topLogprobs = reader.int32();
             continue;
           }
+          case 8: {
+            if (tag !== 69) {
+              break;
+            }
+
+            message.frequencyPenalty = reader.float();
+            continue;
+          }
+          case 9: {
+            if (tag !== 77) {
+              break;
+            }
+
+            message.presencePenalty = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3380,6 +3411,8 @@ export const GenerationParams: MessageFns<GenerationParams> = {
     message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : undefined;
     message.logprobs = object.logprobs ?? false;
     message.topLogprobs = object.topLogprobs ?? 0;
+    message.frequencyPenalty = object.frequencyPenalty ?? undefined;
+    message.presencePenalty = object.presencePenalty ?? undefined;
     return message;
   },
 };

@@ -194,6 +194,56 @@ private static final long serialVersionUID = 0L;
     return topLogprobs_;
   }
 
+  public static final int FREQUENCY_PENALTY_FIELD_NUMBER = 8;
+  private float frequencyPenalty_ = 0F;
+  /**
+   * <pre>
+   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+   * answers without it.
+   * </pre>
+   *
+   * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+   * @return Whether the frequencyPenalty field is set.
+   */
+  @java.lang.Override
+  public boolean hasFrequencyPenalty() {
+    return ((bitField0_ & 0x00000010) != 0);
+  }
+  /**
+   * <pre>
+   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+   * answers without it.
+   * </pre>
+   *
+   * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+   * @return The frequencyPenalty.
+   */
+  @java.lang.Override
+  public float getFrequencyPenalty() {
+    return frequencyPenalty_;
+  }
+
+  public static final int PRESENCE_PENALTY_FIELD_NUMBER = 9;
+  private float presencePenalty_ = 0F;
+  /**
+   * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+   * @return Whether the presencePenalty field is set.
+   */
+  @java.lang.Override
+  public boolean hasPresencePenalty() {
+    return ((bitField0_ & 0x00000020) != 0);
+  }
+  /**
+   * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+   * @return The presencePenalty.
+   */
+  @java.lang.Override
+  public float getPresencePenalty() {
+    return presencePenalty_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -228,6 +278,12 @@ private static final long serialVersionUID = 0L;
     }
     if (topLogprobs_ != 0) {
       output.writeInt32(7, topLogprobs_);
+    }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      output.writeFloat(8, frequencyPenalty_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      output.writeFloat(9, presencePenalty_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -269,6 +325,14 @@ private static final long serialVersionUID = 0L;
     if (topLogprobs_ != 0) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt32Size(7, topLogprobs_);
+    }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeFloatSize(8, frequencyPenalty_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeFloatSize(9, presencePenalty_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -313,6 +377,18 @@ private static final long serialVersionUID = 0L;
         != other.getLogprobs()) return false;
     if (getTopLogprobs()
         != other.getTopLogprobs()) return false;
+    if (hasFrequencyPenalty() != other.hasFrequencyPenalty()) return false;
+    if (hasFrequencyPenalty()) {
+      if (java.lang.Float.floatToIntBits(getFrequencyPenalty())
+          != java.lang.Float.floatToIntBits(
+              other.getFrequencyPenalty())) return false;
+    }
+    if (hasPresencePenalty() != other.hasPresencePenalty()) return false;
+    if (hasPresencePenalty()) {
+      if (java.lang.Float.floatToIntBits(getPresencePenalty())
+          != java.lang.Float.floatToIntBits(
+              other.getPresencePenalty())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -352,6 +428,16 @@ private static final long serialVersionUID = 0L;
         getLogprobs());
     hash = (37 * hash) + TOP_LOGPROBS_FIELD_NUMBER;
     hash = (53 * hash) + getTopLogprobs();
+    if (hasFrequencyPenalty()) {
+      hash = (37 * hash) + FREQUENCY_PENALTY_FIELD_NUMBER;
+      hash = (53 * hash) + java.lang.Float.floatToIntBits(
+          getFrequencyPenalty());
+    }
+    if (hasPresencePenalty()) {
+      hash = (37 * hash) + PRESENCE_PENALTY_FIELD_NUMBER;
+      hash = (53 * hash) + java.lang.Float.floatToIntBits(
+          getPresencePenalty());
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -495,6 +581,8 @@ private static final long serialVersionUID = 0L;
       seed_ = 0L;
       logprobs_ = false;
       topLogprobs_ = 0;
+      frequencyPenalty_ = 0F;
+      presencePenalty_ = 0F;
       return this;
     }
 
@@ -555,6 +643,14 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000040) != 0)) {
         result.topLogprobs_ = topLogprobs_;
       }
+      if (((from_bitField0_ & 0x00000080) != 0)) {
+        result.frequencyPenalty_ = frequencyPenalty_;
+        to_bitField0_ |= 0x00000010;
+      }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.presencePenalty_ = presencePenalty_;
+        to_bitField0_ |= 0x00000020;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -597,6 +693,12 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getTopLogprobs() != 0) {
         setTopLogprobs(other.getTopLogprobs());
+      }
+      if (other.hasFrequencyPenalty()) {
+        setFrequencyPenalty(other.getFrequencyPenalty());
+      }
+      if (other.hasPresencePenalty()) {
+        setPresencePenalty(other.getPresencePenalty());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -660,6 +762,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000040;
               break;
             } // case 56
+            case 69: {
+              frequencyPenalty_ = input.readFloat();
+              bitField0_ |= 0x00000080;
+              break;
+            } // case 69
+            case 77: {
+              presencePenalty_ = input.readFloat();
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 77
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1035,6 +1147,110 @@ private static final long serialVersionUID = 0L;
     public Builder clearTopLogprobs() {
       bitField0_ = (bitField0_ & ~0x00000040);
       topLogprobs_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private float frequencyPenalty_ ;
+    /**
+     * <pre>
+     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+     * answers without it.
+     * </pre>
+     *
+     * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+     * @return Whether the frequencyPenalty field is set.
+     */
+    @java.lang.Override
+    public boolean hasFrequencyPenalty() {
+      return ((bitField0_ & 0x00000080) != 0);
+    }
+    /**
+     * <pre>
+     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+     * answers without it.
+     * </pre>
+     *
+     * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+     * @return The frequencyPenalty.
+     */
+    @java.lang.Override
+    public float getFrequencyPenalty() {
+      return frequencyPenalty_;
+    }
+    /**
+     * <pre>
+     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+     * answers without it.
+     * </pre>
+     *
+     * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+     * @param value The frequencyPenalty to set.
+     * @return This builder for chaining.
+     */
+    public Builder setFrequencyPenalty(float value) {
+
+      frequencyPenalty_ = value;
+      bitField0_ |= 0x00000080;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+     * answers without it.
+     * </pre>
+     *
+     * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearFrequencyPenalty() {
+      bitField0_ = (bitField0_ & ~0x00000080);
+      frequencyPenalty_ = 0F;
+      onChanged();
+      return this;
+    }
+
+    private float presencePenalty_ ;
+    /**
+     * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+     * @return Whether the presencePenalty field is set.
+     */
+    @java.lang.Override
+    public boolean hasPresencePenalty() {
+      return ((bitField0_ & 0x00000100) != 0);
+    }
+    /**
+     * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+     * @return The presencePenalty.
+     */
+    @java.lang.Override
+    public float getPresencePenalty() {
+      return presencePenalty_;
+    }
+    /**
+     * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+     * @param value The presencePenalty to set.
+     * @return This builder for chaining.
+     */
+    public Builder setPresencePenalty(float value) {
+
+      presencePenalty_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearPresencePenalty() {
+      bitField0_ = (bitField0_ & ~0x00000100);
+      presencePenalty_ = 0F;
       onChanged();
       return this;
     }

@@ -99,4 +99,38 @@ public interface GenerationParamsOrBuilder extends
    * @return The topLogprobs.
    */
   int getTopLogprobs();
+
+  /**
+   * <pre>
+   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+   * answers without it.
+   * </pre>
+   *
+   * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+   * @return Whether the frequencyPenalty field is set.
+   */
+  boolean hasFrequencyPenalty();
+  /**
+   * <pre>
+   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
+   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
+   * answers without it.
+   * </pre>
+   *
+   * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
+   * @return The frequencyPenalty.
+   */
+  float getFrequencyPenalty();
+
+  /**
+   * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+   * @return Whether the presencePenalty field is set.
+   */
+  boolean hasPresencePenalty();
+  /**
+   * <code>optional float presence_penalty = 9 [json_name = "presencePenalty"];</code>
+   * @return The presencePenalty.
+   */
+  float getPresencePenalty();
 }

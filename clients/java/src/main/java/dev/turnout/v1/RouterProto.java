@@ -352,171 +352,174 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
       "n_schema\030\002 \001(\0132\026.turnout.v1.JsonSchemaR\n" +
       "jsonSchema\"i\n\nJsonSchema\022\022\n\004name\030\001 \001(\tR\004" +
       "name\022/\n\006schema\030\002 \001(\0132\027.google.protobuf.S" +
-      "tructR\006schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\251\002" +
+      "tructR\006schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\266\003" +
       "\n\020GenerationParams\022/\n\021max_output_tokens\030" +
       "\001 \001(\005H\000R\017maxOutputTokens\210\001\001\022%\n\013temperatu" +
       "re\030\002 \001(\002H\001R\013temperature\210\001\001\022\030\n\005top_p\030\003 \001(" +
       "\002H\002R\004topP\210\001\001\022\022\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed" +
       "\030\005 \001(\003H\003R\004seed\210\001\001\022\032\n\010logprobs\030\006 \001(\010R\010log" +
       "probs\022!\n\014top_logprobs\030\007 \001(\005R\013topLogprobs" +
-      "B\024\n\022_max_output_tokensB\016\n\014_temperatureB\010" +
-      "\n\006_top_pB\007\n\005_seed\"\343\004\n\014RoutingHints\022\033\n\tta" +
-      "sk_type\030\001 \001(\tR\010taskType\022\033\n\tuser_tier\030\002 \001" +
-      "(\tR\010userTier\0220\n\010priority\030\003 \001(\0162\024.turnout" +
-      ".v1.PriorityR\010priority\022@\n\016latency_budget" +
-      "\030\004 \001(\0132\031.google.protobuf.DurationR\rlaten" +
-      "cyBudget\022+\n\022max_cost_usd_nanos\030\005 \001(\003R\017ma" +
-      "xCostUsdNanos\022(\n\rquality_floor\030\006 \001(\002H\000R\014" +
-      "qualityFloor\210\001\001\022K\n\025required_capabilities" +
-      "\030\007 \003(\0162\026.turnout.v1.CapabilityR\024required" +
-      "Capabilities\022%\n\016allowed_models\030\010 \003(\tR\ral" +
-      "lowedModels\022+\n\021allowed_providers\030\t \003(\tR\020" +
-      "allowedProviders\022#\n\rdenied_models\030\n \003(\tR" +
-      "\014deniedModels\022)\n\020denied_providers\030\013 \003(\tR" +
-      "\017deniedProviders\022!\n\014pinned_model\030\014 \001(\tR\013" +
-      "pinnedModel\022\024\n\005route\030\r \001(\tR\005route\022\022\n\004tag" +
-      "s\030\016 \003(\tR\004tagsB\020\n\016_quality_floor\"\333\005\n\010Deci" +
-      "sion\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002" +
-      " \001(\tR\010provider\0223\n\tfallbacks\030\003 \003(\0132\025.turn" +
-      "out.v1.CandidateR\tfallbacks\022\024\n\005route\030\004 \001" +
-      "(\tR\005route\022\032\n\010strategy\030\005 \001(\tR\010strategy\022\030\n" +
-      "\007reasons\030\006 \003(\tR\007reasons\0221\n\010rejected\030\007 \003(" +
-      "\0132\025.turnout.v1.RejectionR\010rejected\0224\n\026es" +
-      "timated_input_tokens\030\010 \001(\003R\024estimatedInp" +
-      "utTokens\0227\n\030estimated_cost_usd_nanos\030\t \001" +
-      "(\003R\025estimatedCostUsdNanos\022F\n\021estimated_l" +
-      "atency\030\n \001(\0132\031.google.protobuf.DurationR" +
-      "\020estimatedLatency\0220\n\024decision_time_micro" +
-      "s\030\013 \001(\003R\022decisionTimeMicros\022)\n\006stages\030\014 " +
-      "\003(\0132\021.turnout.v1.StageR\006stages\0229\n\nconsid" +
-      "ered\030\r \003(\0132\031.turnout.v1.ConsiderationR\nc" +
-      "onsidered\022\033\n\tcache_hit\030\016 \001(\010R\010cacheHit\0226" +
-      "\n\ntruncation\030\017 \001(\0132\026.turnout.v1.Truncati" +
-      "onR\ntruncation\022/\n\021cheap_model_score\030\020 \001(" +
-      "\002H\000R\017cheapModelScore\210\001\001B\024\n\022_cheap_model_" +
-      "score\"_\n\005Stage\0225\n\ncandidates\030\001 \003(\0132\025.tur" +
-      "nout.v1.CandidateR\ncandidates\022\037\n\013escalat" +
-      "e_on\030\002 \003(\tR\nescalateOn\"k\n\rConsideration\022" +
+      "\0220\n\021frequency_penalty\030\010 \001(\002H\004R\020frequency" +
+      "Penalty\210\001\001\022.\n\020presence_penalty\030\t \001(\002H\005R\017" +
+      "presencePenalty\210\001\001B\024\n\022_max_output_tokens" +
+      "B\016\n\014_temperatureB\010\n\006_top_pB\007\n\005_seedB\024\n\022_" +
+      "frequency_penaltyB\023\n\021_presence_penalty\"\343" +
+      "\004\n\014RoutingHints\022\033\n\ttask_type\030\001 \001(\tR\010task" +
+      "Type\022\033\n\tuser_tier\030\002 \001(\tR\010userTier\0220\n\010pri" +
+      "ority\030\003 \001(\0162\024.turnout.v1.PriorityR\010prior" +
+      "ity\022@\n\016latency_budget\030\004 \001(\0132\031.google.pro" +
+      "tobuf.DurationR\rlatencyBudget\022+\n\022max_cos" +
+      "t_usd_nanos\030\005 \001(\003R\017maxCostUsdNanos\022(\n\rqu" +
+      "ality_floor\030\006 \001(\002H\000R\014qualityFloor\210\001\001\022K\n\025" +
+      "required_capabilities\030\007 \003(\0162\026.turnout.v1" +
+      ".CapabilityR\024requiredCapabilities\022%\n\016all" +
+      "owed_models\030\010 \003(\tR\rallowedModels\022+\n\021allo" +
+      "wed_providers\030\t \003(\tR\020allowedProviders\022#\n" +
+      "\rdenied_models\030\n \003(\tR\014deniedModels\022)\n\020de" +
+      "nied_providers\030\013 \003(\tR\017deniedProviders\022!\n" +
+      "\014pinned_model\030\014 \001(\tR\013pinnedModel\022\024\n\005rout" +
+      "e\030\r \001(\tR\005route\022\022\n\004tags\030\016 \003(\tR\004tagsB\020\n\016_q" +
+      "uality_floor\"\333\005\n\010Decision\022\024\n\005model\030\001 \001(\t" +
+      "R\005model\022\032\n\010provider\030\002 \001(\tR\010provider\0223\n\tf" +
+      "allbacks\030\003 \003(\0132\025.turnout.v1.CandidateR\tf" +
+      "allbacks\022\024\n\005route\030\004 \001(\tR\005route\022\032\n\010strate" +
+      "gy\030\005 \001(\tR\010strategy\022\030\n\007reasons\030\006 \003(\tR\007rea" +
+      "sons\0221\n\010rejected\030\007 \003(\0132\025.turnout.v1.Reje" +
+      "ctionR\010rejected\0224\n\026estimated_input_token" +
+      "s\030\010 \001(\003R\024estimatedInputTokens\0227\n\030estimat" +
+      "ed_cost_usd_nanos\030\t \001(\003R\025estimatedCostUs" +
+      "dNanos\022F\n\021estimated_latency\030\n \001(\0132\031.goog" +
+      "le.protobuf.DurationR\020estimatedLatency\0220" +
+      "\n\024decision_time_micros\030\013 \001(\003R\022decisionTi" +
+      "meMicros\022)\n\006stages\030\014 \003(\0132\021.turnout.v1.St" +
+      "ageR\006stages\0229\n\nconsidered\030\r \003(\0132\031.turnou" +
+      "t.v1.ConsiderationR\nconsidered\022\033\n\tcache_" +
+      "hit\030\016 \001(\010R\010cacheHit\0226\n\ntruncation\030\017 \001(\0132" +
+      "\026.turnout.v1.TruncationR\ntruncation\022/\n\021c" +
+      "heap_model_score\030\020 \001(\002H\000R\017cheapModelScor" +
+      "e\210\001\001B\024\n\022_cheap_model_score\"_\n\005Stage\0225\n\nc" +
+      "andidates\030\001 \003(\0132\025.turnout.v1.CandidateR\n" +
+      "candidates\022\037\n\013escalate_on\030\002 \003(\tR\nescalat" +
+      "eOn\"k\n\rConsideration\022\024\n\005model\030\001 \001(\tR\005mod" +
+      "el\022\032\n\010provider\030\002 \001(\tR\010provider\022\022\n\004kept\030\003" +
+      " \001(\010R\004kept\022\024\n\005notes\030\004 \003(\tR\005notes\"z\n\nTrun" +
+      "cation\022\032\n\010strategy\030\001 \001(\tR\010strategy\022)\n\020dr" +
+      "opped_messages\030\002 \001(\005R\017droppedMessages\022%\n" +
+      "\016removed_tokens\030\003 \001(\003R\rremovedTokens\"\343\001\n" +
+      "\tCandidate\022\024\n\005model\030\001 \001(\tR\005model\022\032\n\010prov" +
+      "ider\030\002 \001(\tR\010provider\0227\n\030estimated_cost_u" +
+      "sd_nanos\030\003 \001(\003R\025estimatedCostUsdNanos\022F\n" +
+      "\021estimated_latency\030\004 \001(\0132\031.google.protob" +
+      "uf.DurationR\020estimatedLatency\022\031\n\005score\030\005" +
+      " \001(\001H\000R\005score\210\001\001B\010\n\006_score\"U\n\tRejection\022" +
       "\024\n\005model\030\001 \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR" +
-      "\010provider\022\022\n\004kept\030\003 \001(\010R\004kept\022\024\n\005notes\030\004" +
-      " \003(\tR\005notes\"z\n\nTruncation\022\032\n\010strategy\030\001 " +
-      "\001(\tR\010strategy\022)\n\020dropped_messages\030\002 \001(\005R" +
-      "\017droppedMessages\022%\n\016removed_tokens\030\003 \001(\003" +
-      "R\rremovedTokens\"\343\001\n\tCandidate\022\024\n\005model\030\001" +
-      " \001(\tR\005model\022\032\n\010provider\030\002 \001(\tR\010provider\022" +
-      "7\n\030estimated_cost_usd_nanos\030\003 \001(\003R\025estim" +
-      "atedCostUsdNanos\022F\n\021estimated_latency\030\004 " +
-      "\001(\0132\031.google.protobuf.DurationR\020estimate" +
-      "dLatency\022\031\n\005score\030\005 \001(\001H\000R\005score\210\001\001B\010\n\006_" +
-      "score\"U\n\tRejection\022\024\n\005model\030\001 \001(\tR\005model" +
-      "\022\032\n\010provider\030\002 \001(\tR\010provider\022\026\n\006reason\030\003" +
-      " \001(\tR\006reason\"\214\004\n\007Attempt\022\026\n\006number\030\001 \001(\005" +
-      "R\006number\022\024\n\005model\030\002 \001(\tR\005model\022\032\n\010provid" +
-      "er\030\003 \001(\tR\010provider\0224\n\007outcome\030\004 \001(\0162\032.tu" +
-      "rnout.v1.AttemptOutcomeR\007outcome\022=\n\rfail" +
-      "ure_class\030\005 \001(\0162\030.turnout.v1.FailureClas" +
-      "sR\014failureClass\022#\n\rerror_message\030\006 \001(\tR\014" +
-      "errorMessage\0223\n\007latency\030\007 \001(\0132\031.google.p" +
-      "rotobuf.DurationR\007latency\022H\n\023time_to_fir" +
-      "st_token\030\010 \001(\0132\031.google.protobuf.Duratio" +
-      "nR\020timeToFirstToken\022\026\n\006hedged\030\t \001(\010R\006hed" +
-      "ged\022\'\n\005usage\030\n \001(\0132\021.turnout.v1.UsageR\005u" +
-      "sage\022$\n\016cost_usd_nanos\030\013 \001(\003R\014costUsdNan" +
-      "os\022\034\n\tescalated\030\014 \001(\tR\tescalated\022\031\n\010retr" +
-      "y_of\030\r \001(\005R\007retryOf\"\332\001\n\006Output\022\022\n\004text\030\001" +
-      " \001(\tR\004text\0223\n\ntool_calls\030\002 \003(\0132\024.turnout" +
-      ".v1.ToolCallR\ttoolCalls\0227\n\013parsed_json\030\003" +
-      " \001(\0132\026.google.protobuf.ValueR\nparsedJson" +
-      "\022\030\n\007refusal\030\004 \001(\tR\007refusal\0224\n\010logprobs\030\005" +
-      " \003(\0132\030.turnout.v1.TokenLogprobR\010logprobs" +
-      "\"\215\001\n\014TokenLogprob\022\024\n\005token\030\001 \001(\tR\005token\022" +
-      "\030\n\007logprob\030\002 \001(\001R\007logprob\022\022\n\004utf8\030\003 \001(\014R" +
-      "\004utf8\0229\n\014top_logprobs\030\004 \003(\0132\026.turnout.v1" +
-      ".TopLogprobR\013topLogprobs\"P\n\nTopLogprob\022\024" +
+      "\010provider\022\026\n\006reason\030\003 \001(\tR\006reason\"\214\004\n\007At" +
+      "tempt\022\026\n\006number\030\001 \001(\005R\006number\022\024\n\005model\030\002" +
+      " \001(\tR\005model\022\032\n\010provider\030\003 \001(\tR\010provider\022" +
+      "4\n\007outcome\030\004 \001(\0162\032.turnout.v1.AttemptOut" +
+      "comeR\007outcome\022=\n\rfailure_class\030\005 \001(\0162\030.t" +
+      "urnout.v1.FailureClassR\014failureClass\022#\n\r" +
+      "error_message\030\006 \001(\tR\014errorMessage\0223\n\007lat" +
+      "ency\030\007 \001(\0132\031.google.protobuf.DurationR\007l" +
+      "atency\022H\n\023time_to_first_token\030\010 \001(\0132\031.go" +
+      "ogle.protobuf.DurationR\020timeToFirstToken" +
+      "\022\026\n\006hedged\030\t \001(\010R\006hedged\022\'\n\005usage\030\n \001(\0132" +
+      "\021.turnout.v1.UsageR\005usage\022$\n\016cost_usd_na" +
+      "nos\030\013 \001(\003R\014costUsdNanos\022\034\n\tescalated\030\014 \001" +
+      "(\tR\tescalated\022\031\n\010retry_of\030\r \001(\005R\007retryOf" +
+      "\"\332\001\n\006Output\022\022\n\004text\030\001 \001(\tR\004text\0223\n\ntool_" +
+      "calls\030\002 \003(\0132\024.turnout.v1.ToolCallR\ttoolC" +
+      "alls\0227\n\013parsed_json\030\003 \001(\0132\026.google.proto" +
+      "buf.ValueR\nparsedJson\022\030\n\007refusal\030\004 \001(\tR\007" +
+      "refusal\0224\n\010logprobs\030\005 \003(\0132\030.turnout.v1.T" +
+      "okenLogprobR\010logprobs\"\215\001\n\014TokenLogprob\022\024" +
       "\n\005token\030\001 \001(\tR\005token\022\030\n\007logprob\030\002 \001(\001R\007l" +
-      "ogprob\022\022\n\004utf8\030\003 \001(\014R\004utf8\"\177\n\005Usage\022!\n\014i" +
-      "nput_tokens\030\001 \001(\003R\013inputTokens\022#\n\routput" +
-      "_tokens\030\002 \001(\003R\014outputTokens\022.\n\023cached_in" +
-      "put_tokens\030\003 \001(\003R\021cachedInputTokens\"\304\004\n\t" +
-      "ModelInfo\022\022\n\004name\030\001 \001(\tR\004name\022\032\n\010provide" +
-      "r\030\002 \001(\tR\010provider\022%\n\016upstream_model\030\003 \001(" +
-      "\tR\rupstreamModel\022\032\n\010endpoint\030\004 \001(\tR\010endp" +
-      "oint\022A\n\036input_price_usd_nanos_per_mtok\030\005" +
-      " \001(\003R\031inputPriceUsdNanosPerMtok\022C\n\037outpu" +
-      "t_price_usd_nanos_per_mtok\030\006 \001(\003R\032output" +
-      "PriceUsdNanosPerMtok\022N\n%cached_input_pri" +
-      "ce_usd_nanos_per_mtok\030\007 \001(\003R\037cachedInput" +
-      "PriceUsdNanosPerMtok\022%\n\016context_window\030\010" +
-      " \001(\005R\rcontextWindow\022*\n\021max_output_tokens" +
-      "\030\t \001(\005R\017maxOutputTokens\022:\n\014capabilities\030" +
-      "\n \003(\0162\026.turnout.v1.CapabilityR\014capabilit" +
-      "ies\022\022\n\004tags\030\013 \003(\tR\004tags\022\030\n\007quality\030\014 \001(\002" +
-      "R\007quality\022/\n\006health\030\r \001(\0132\027.turnout.v1.M" +
-      "odelHealthR\006health\"\362\001\n\013ModelHealth\022-\n\005st" +
-      "ate\030\001 \001(\0162\027.turnout.v1.HealthStateR\005stat" +
-      "e\022\035\n\nerror_rate\030\002 \001(\001R\terrorRate\022<\n\014late" +
-      "ncy_ewma\030\003 \001(\0132\031.google.protobuf.Duratio" +
-      "nR\013latencyEwma\022\032\n\010attempts\030\004 \001(\003R\010attemp" +
-      "ts\022;\n\014last_failure\030\005 \001(\0162\030.turnout.v1.Fa" +
-      "ilureClassR\013lastFailure*_\n\004Role\022\024\n\020ROLE_" +
-      "UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_U" +
-      "SER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004" +
-      "*o\n\013ImageDetail\022\034\n\030IMAGE_DETAIL_UNSPECIF" +
-      "IED\020\000\022\024\n\020IMAGE_DETAIL_LOW\020\001\022\025\n\021IMAGE_DET" +
-      "AIL_HIGH\020\002\022\025\n\021IMAGE_DETAIL_AUTO\020\003*\246\001\n\016To" +
-      "olChoiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECI" +
-      "FIED\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOO" +
-      "L_CHOICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE" +
-      "_REQUIRED\020\003\022\035\n\031TOOL_CHOICE_MODE_FUNCTION" +
-      "\020\004*\245\001\n\022ResponseFormatType\022$\n RESPONSE_FO" +
-      "RMAT_TYPE_UNSPECIFIED\020\000\022\035\n\031RESPONSE_FORM" +
-      "AT_TYPE_TEXT\020\001\022$\n RESPONSE_FORMAT_TYPE_J" +
-      "SON_OBJECT\020\002\022$\n RESPONSE_FORMAT_TYPE_JSO" +
-      "N_SCHEMA\020\003*\242\001\n\nCapability\022\032\n\026CAPABILITY_" +
-      "UNSPECIFIED\020\000\022\024\n\020CAPABILITY_TOOLS\020\001\022\025\n\021C" +
-      "APABILITY_VISION\020\002\022\030\n\024CAPABILITY_JSON_MO" +
-      "DE\020\003\022\030\n\024CAPABILITY_STREAMING\020\004\022\027\n\023CAPABI" +
-      "LITY_LOGPROBS\020\005*~\n\010Priority\022\030\n\024PRIORITY_" +
-      "UNSPECIFIED\020\000\022\022\n\016PRIORITY_BATCH\020\001\022\023\n\017PRI" +
-      "ORITY_NORMAL\020\002\022\030\n\024PRIORITY_INTERACTIVE\020\003" +
-      "\022\025\n\021PRIORITY_CRITICAL\020\004*\212\001\n\016AttemptOutco" +
-      "me\022\037\n\033ATTEMPT_OUTCOME_UNSPECIFIED\020\000\022\033\n\027A" +
-      "TTEMPT_OUTCOME_SUCCESS\020\001\022\033\n\027ATTEMPT_OUTC" +
-      "OME_FAILURE\020\002\022\035\n\031ATTEMPT_OUTCOME_CANCELL" +
-      "ED\020\003*\361\003\n\014FailureClass\022\035\n\031FAILURE_CLASS_U" +
-      "NSPECIFIED\020\000\022\036\n\032FAILURE_CLASS_RATE_LIMIT" +
-      "ED\020\001\022\034\n\030FAILURE_CLASS_OVERLOADED\020\002\022\036\n\032FA" +
-      "ILURE_CLASS_SERVER_ERROR\020\003\022\031\n\025FAILURE_CL" +
-      "ASS_TIMEOUT\020\004\022\"\n\036FAILURE_CLASS_CONTEXT_T" +
-      "OO_LONG\020\005\022\035\n\031FAILURE_CLASS_BAD_REQUEST\020\006" +
-      "\022\026\n\022FAILURE_CLASS_AUTH\020\007\022$\n FAILURE_CLAS" +
-      "S_MALFORMED_RESPONSE\020\010\022\034\n\030FAILURE_CLASS_" +
-      "CONNECTION\020\t\022$\n FAILURE_CLASS_STREAM_INT" +
-      "ERRUPTED\020\n\022\"\n\036FAILURE_CLASS_CONTENT_FILT" +
-      "ERED\020\013\022 \n\034FAILURE_CLASS_INVALID_OUTPUT\020\014" +
-      "\022\036\n\032FAILURE_CLASS_CIRCUIT_OPEN\020\r\022\036\n\032FAIL" +
-      "URE_CLASS_NOT_ADMITTED\020\016*\237\001\n\014FinishReaso" +
-      "n\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINI" +
-      "SH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH" +
-      "\020\002\022\034\n\030FINISH_REASON_TOOL_CALLS\020\003\022 \n\034FINI" +
-      "SH_REASON_CONTENT_FILTER\020\004*\226\001\n\013HealthSta" +
-      "te\022\034\n\030HEALTH_STATE_UNSPECIFIED\020\000\022\030\n\024HEAL" +
-      "TH_STATE_UNKNOWN\020\001\022\030\n\024HEALTH_STATE_HEALT" +
-      "HY\020\002\022\031\n\025HEALTH_STATE_DEGRADED\020\003\022\032\n\026HEALT" +
-      "H_STATE_UNHEALTHY\020\0042\211\003\n\rRouterService\022<\n" +
-      "\005Route\022\030.turnout.v1.RouteRequest\032\031.turno" +
-      "ut.v1.RouteResponse\022E\n\010Generate\022\033.turnou" +
-      "t.v1.GenerateRequest\032\034.turnout.v1.Genera" +
-      "teResponse\022Y\n\016GenerateStream\022!.turnout.v" +
-      "1.GenerateStreamRequest\032\".turnout.v1.Gen" +
-      "erateStreamResponse0\001\022K\n\nListModels\022\035.tu" +
-      "rnout.v1.ListModelsRequest\032\036.turnout.v1." +
-      "ListModelsResponse\022K\n\nGetBudgets\022\035.turno" +
-      "ut.v1.GetBudgetsRequest\032\036.turnout.v1.Get" +
-      "BudgetsResponseBb\n\016dev.turnout.v1B\013Route" +
-      "rProtoP\001ZAgithub.com/turnout-router/turn" +
-      "out/clients/go/turnout/v1;turnoutv1b\006pro" +
-      "to3"
+      "ogprob\022\022\n\004utf8\030\003 \001(\014R\004utf8\0229\n\014top_logpro" +
+      "bs\030\004 \003(\0132\026.turnout.v1.TopLogprobR\013topLog" +
+      "probs\"P\n\nTopLogprob\022\024\n\005token\030\001 \001(\tR\005toke" +
+      "n\022\030\n\007logprob\030\002 \001(\001R\007logprob\022\022\n\004utf8\030\003 \001(" +
+      "\014R\004utf8\"\177\n\005Usage\022!\n\014input_tokens\030\001 \001(\003R\013" +
+      "inputTokens\022#\n\routput_tokens\030\002 \001(\003R\014outp" +
+      "utTokens\022.\n\023cached_input_tokens\030\003 \001(\003R\021c" +
+      "achedInputTokens\"\304\004\n\tModelInfo\022\022\n\004name\030\001" +
+      " \001(\tR\004name\022\032\n\010provider\030\002 \001(\tR\010provider\022%" +
+      "\n\016upstream_model\030\003 \001(\tR\rupstreamModel\022\032\n" +
+      "\010endpoint\030\004 \001(\tR\010endpoint\022A\n\036input_price" +
+      "_usd_nanos_per_mtok\030\005 \001(\003R\031inputPriceUsd" +
+      "NanosPerMtok\022C\n\037output_price_usd_nanos_p" +
+      "er_mtok\030\006 \001(\003R\032outputPriceUsdNanosPerMto" +
+      "k\022N\n%cached_input_price_usd_nanos_per_mt" +
+      "ok\030\007 \001(\003R\037cachedInputPriceUsdNanosPerMto" +
+      "k\022%\n\016context_window\030\010 \001(\005R\rcontextWindow" +
+      "\022*\n\021max_output_tokens\030\t \001(\005R\017maxOutputTo" +
+      "kens\022:\n\014capabilities\030\n \003(\0162\026.turnout.v1." +
+      "CapabilityR\014capabilities\022\022\n\004tags\030\013 \003(\tR\004" +
+      "tags\022\030\n\007quality\030\014 \001(\002R\007quality\022/\n\006health" +
+      "\030\r \001(\0132\027.turnout.v1.ModelHealthR\006health\"" +
+      "\362\001\n\013ModelHealth\022-\n\005state\030\001 \001(\0162\027.turnout" +
+      ".v1.HealthStateR\005state\022\035\n\nerror_rate\030\002 \001" +
+      "(\001R\terrorRate\022<\n\014latency_ewma\030\003 \001(\0132\031.go" +
+      "ogle.protobuf.DurationR\013latencyEwma\022\032\n\010a" +
+      "ttempts\030\004 \001(\003R\010attempts\022;\n\014last_failure\030" +
+      "\005 \001(\0162\030.turnout.v1.FailureClassR\013lastFai" +
+      "lure*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013RO" +
+      "LE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASSIS" +
+      "TANT\020\003\022\r\n\tROLE_TOOL\020\004*o\n\013ImageDetail\022\034\n\030" +
+      "IMAGE_DETAIL_UNSPECIFIED\020\000\022\024\n\020IMAGE_DETA" +
+      "IL_LOW\020\001\022\025\n\021IMAGE_DETAIL_HIGH\020\002\022\025\n\021IMAGE" +
+      "_DETAIL_AUTO\020\003*\246\001\n\016ToolChoiceMode\022 \n\034TOO" +
+      "L_CHOICE_MODE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHOI" +
+      "CE_MODE_AUTO\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE\020" +
+      "\002\022\035\n\031TOOL_CHOICE_MODE_REQUIRED\020\003\022\035\n\031TOOL" +
+      "_CHOICE_MODE_FUNCTION\020\004*\245\001\n\022ResponseForm" +
+      "atType\022$\n RESPONSE_FORMAT_TYPE_UNSPECIFI" +
+      "ED\020\000\022\035\n\031RESPONSE_FORMAT_TYPE_TEXT\020\001\022$\n R" +
+      "ESPONSE_FORMAT_TYPE_JSON_OBJECT\020\002\022$\n RES" +
+      "PONSE_FORMAT_TYPE_JSON_SCHEMA\020\003*\242\001\n\nCapa" +
+      "bility\022\032\n\026CAPABILITY_UNSPECIFIED\020\000\022\024\n\020CA" +
+      "PABILITY_TOOLS\020\001\022\025\n\021CAPABILITY_VISION\020\002\022" +
+      "\030\n\024CAPABILITY_JSON_MODE\020\003\022\030\n\024CAPABILITY_" +
+      "STREAMING\020\004\022\027\n\023CAPABILITY_LOGPROBS\020\005*~\n\010" +
+      "Priority\022\030\n\024PRIORITY_UNSPECIFIED\020\000\022\022\n\016PR" +
+      "IORITY_BATCH\020\001\022\023\n\017PRIORITY_NORMAL\020\002\022\030\n\024P" +
+      "RIORITY_INTERACTIVE\020\003\022\025\n\021PRIORITY_CRITIC" +
+      "AL\020\004*\212\001\n\016AttemptOutcome\022\037\n\033ATTEMPT_OUTCO" +
+      "ME_UNSPECIFIED\020\000\022\033\n\027ATTEMPT_OUTCOME_SUCC" +
+      "ESS\020\001\022\033\n\027ATTEMPT_OUTCOME_FAILURE\020\002\022\035\n\031AT" +
+      "TEMPT_OUTCOME_CANCELLED\020\003*\361\003\n\014FailureCla" +
+      "ss\022\035\n\031FAILURE_CLASS_UNSPECIFIED\020\000\022\036\n\032FAI" +
+      "LURE_CLASS_RATE_LIMITED\020\001\022\034\n\030FAILURE_CLA" +
+      "SS_OVERLOADED\020\002\022\036\n\032FAILURE_CLASS_SERVER_" +
+      "ERROR\020\003\022\031\n\025FAILURE_CLASS_TIMEOUT\020\004\022\"\n\036FA" +
+      "ILURE_CLASS_CONTEXT_TOO_LONG\020\005\022\035\n\031FAILUR" +
+      "E_CLASS_BAD_REQUEST\020\006\022\026\n\022FAILURE_CLASS_A" +
+      "UTH\020\007\022$\n FAILURE_CLASS_MALFORMED_RESPONS" +
+      "E\020\010\022\034\n\030FAILURE_CLASS_CONNECTION\020\t\022$\n FAI" +
+      "LURE_CLASS_STREAM_INTERRUPTED\020\n\022\"\n\036FAILU" +
+      "RE_CLASS_CONTENT_FILTERED\020\013\022 \n\034FAILURE_C" +
+      "LASS_INVALID_OUTPUT\020\014\022\036\n\032FAILURE_CLASS_C" +
+      "IRCUIT_OPEN\020\r\022\036\n\032FAILURE_CLASS_NOT_ADMIT" +
+      "TED\020\016*\237\001\n\014FinishReason\022\035\n\031FINISH_REASON_" +
+      "UNSPECIFIED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n" +
+      "\024FINISH_REASON_LENGTH\020\002\022\034\n\030FINISH_REASON" +
+      "_TOOL_CALLS\020\003\022 \n\034FINISH_REASON_CONTENT_F" +
+      "ILTER\020\004*\226\001\n\013HealthState\022\034\n\030HEALTH_STATE_" +
+      "UNSPECIFIED\020\000\022\030\n\024HEALTH_STATE_UNKNOWN\020\001\022" +
+      "\030\n\024HEALTH_STATE_HEALTHY\020\002\022\031\n\025HEALTH_STAT" +
+      "E_DEGRADED\020\003\022\032\n\026HEALTH_STATE_UNHEALTHY\020\004" +
+      "2\211\003\n\rRouterService\022<\n\005Route\022\030.turnout.v1" +
+      ".RouteRequest\032\031.turnout.v1.RouteResponse" +
+      "\022E\n\010Generate\022\033.turnout.v1.GenerateReques" +
+      "t\032\034.turnout.v1.GenerateResponse\022Y\n\016Gener" +
+      "ateStream\022!.turnout.v1.GenerateStreamReq" +
+      "uest\032\".turnout.v1.GenerateStreamResponse" +
+      "0\001\022K\n\nListModels\022\035.turnout.v1.ListModels" +
+      "Request\032\036.turnout.v1.ListModelsResponse\022" +
+      "K\n\nGetBudgets\022\035.turnout.v1.GetBudgetsReq" +
+      "uest\032\036.turnout.v1.GetBudgetsResponseBb\n\016" +
+      "dev.turnout.v1B\013RouterProtoP\001ZAgithub.co" +
+      "m/turnout-router/turnout/clients/go/turn" +
+      "out/v1;turnoutv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -680,7 +683,7 @@ public final class RouterProto extends com.google.protobuf.GeneratedFile {
     internal_static_turnout_v1_GenerationParams_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_turnout_v1_GenerationParams_descriptor,
-        new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "Seed", "Logprobs", "TopLogprobs", });
+        new java.lang.String[] { "MaxOutputTokens", "Temperature", "TopP", "Stop", "Seed", "Logprobs", "TopLogprobs", "FrequencyPenalty", "PresencePenalty", });
     internal_static_turnout_v1_RoutingHints_descriptor =
       getDescriptor().getMessageType(23);
     internal_static_turnout_v1_RoutingHints_fieldAccessorTable = new
