@@ -59,12 +59,13 @@ _CHOICES = {"auto": ToolChoiceMode.AUTO, "any": ToolChoiceMode.REQUIRED, "none":
 
 class AnthropicMessages:
     operation = "POST /v1/messages"
+    needs_max_tokens = True
 
     def read(self, r: Reader, body: Mapping[str, Any]) -> Inbound:
         messages = _system(r, body.get("system")) + _messages(r, body.get("messages"))
         tools = _tools(r, body)
         max_tokens = r.positive(body, "max_tokens", "max_tokens")
-        if max_tokens is None and "max_tokens" not in body:
+        if max_tokens is None and "max_tokens" not in body and self.needs_max_tokens:
             r.bad("max_tokens", "max_tokens is required")
         params = GenerationParams(
             max_output_tokens=max_tokens,
@@ -105,6 +106,13 @@ class AnthropicMessages:
     def error(self, status: ErrorStatus, http_status: int) -> dict[str, Any]:
         kind = _ERROR_TYPES.get(http_status, "api_error")
         return {"type": "error", "error": {"type": kind, "message": status.message, **details(status)}}
+
+
+class AnthropicCount(AnthropicMessages):
+    """POST /v1/messages/count_tokens: a Messages body without max_tokens, answered with its count."""
+
+    operation = "POST /v1/messages/count_tokens"
+    needs_max_tokens = False
 
 
 class _Events:

@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   OpenAI Chat Completions (openai.py)
     POST /v1/messages           Anthropic Messages (anthropic.py)
+    POST /v1/messages/count_tokens  its input tokens, as the model it would be routed to counts them
     GET  /v1/models             the registry's models and the route names, in OpenAI's list shape
     GET  /v1/models/{id}        one of them (404 in OpenAI's error shape when it is neither)
     GET  /healthz               200 while the event loop answers
@@ -31,7 +32,7 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
-from sidecar.domain.errors import FieldViolation, InvalidRequest, NotFound, Unauthenticated
+from sidecar.domain.errors import FieldViolation, InvalidRequest, NoCandidate, NotFound, Unauthenticated
 from sidecar.domain.model import Secret
 from sidecar.domain.observe import Observer
 from sidecar.domain.plan import Plan
@@ -39,7 +40,7 @@ from sidecar.domain.response import StreamChunk
 from sidecar.domain.result import ExecutionResult, Relaying
 from sidecar.domain.status import ErrorStatus, error_status
 from sidecar.http_api import errors, hints
-from sidecar.http_api.anthropic import AnthropicMessages
+from sidecar.http_api.anthropic import AnthropicCount, AnthropicMessages
 from sidecar.http_api.errors import TOO_LARGE
 from sidecar.http_api.observe import Observed
 from sidecar.http_api.openai import OpenAIChat
@@ -48,6 +49,7 @@ from sidecar.http_api.wire import Inbound, Wire
 from sidecar.listener import bound_port, listen, url
 from sidecar.log_limit import LogLimiter, log_failure
 from sidecar.pipeline import Pipeline
+from sidecar.policy.tokens import count_request, counter_for, estimate_input_tokens
 from sidecar.registry.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ KEEPALIVE_S = 75.0  # SDKs keep a pool of connections; closing idle ones sooner 
 # A client's timeout, which the Stainless-built SDKs (openai, anthropic) send in seconds: work
 # past it is wasted, so it bounds the call's deadline like a gRPC deadline does.
 CLIENT_TIMEOUT = "x-stainless-timeout"
-OPENAI, ANTHROPIC = OpenAIChat(), AnthropicMessages()
+OPENAI, ANTHROPIC, ANTHROPIC_COUNT = OpenAIChat(), AnthropicMessages(), AnthropicCount()
 _JSON = "application/json"
 MODEL_PATH = "/v1/models/"
 
@@ -107,6 +109,7 @@ class HttpApi:
         self._handlers: dict[tuple[str, str], Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]] = {
             ("POST", "/v1/chat/completions"): lambda request: self._generate(request, OPENAI),
             ("POST", "/v1/messages"): lambda request: self._generate(request, ANTHROPIC),
+            ("POST", "/v1/messages/count_tokens"): self._count_tokens,
             ("GET", "/v1/models"): self._models,
             ("GET", "/healthz"): self._healthz,
             ("GET", "/readyz"): self._readyz,
@@ -217,6 +220,25 @@ class HttpApi:
                 )
             except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a crash
                 return _error(wire, exc, call=call)
+
+    async def _count_tokens(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The request's input tokens, counted (offline) by the tokenizer of the model the routing
+        picks for it; when no model would take it (it fits no context window, say), by the most
+        conservative estimate, since an agent asks exactly to learn that its context is too long.
+        Coding agents (Claude Code) ask before every turn, to know when to compact."""
+        if (refused := self._refused(request, ANTHROPIC_COUNT)) is not None:
+            return refused
+        runtime = self._runtime()
+        try:
+            chat = (await self._read(request, ANTHROPIC_COUNT, runtime.registry)).chat
+            try:
+                model = runtime.pipeline.route(chat).choice.model
+            except NoCandidate:
+                return _json({"input_tokens": estimate_input_tokens(chat)})
+            tokens = count_request(chat, counter_for(model))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a crash
+            return _error(ANTHROPIC_COUNT, exc)
+        return _json({"input_tokens": tokens}, {"x-turnout-model": model.name})
 
     async def _stream(
         self,

@@ -162,6 +162,26 @@ def test_a_server_tool_is_refused_naming_it(client: anthropic.Anthropic) -> None
     assert caught.value.status_code == 400
 
 
+def test_count_tokens_counts_as_the_routed_model_would(client: anthropic.Anthropic) -> None:
+    # Claude Code asks before every turn, to know when to compact its context.
+    short = client.messages.with_raw_response.count_tokens(model="claude-sonnet-4", messages=HELLO)
+    assert short.headers["x-turnout-model"] == "claude-sonnet-4"
+    tools: Any = [WEATHER]
+    longer = client.messages.count_tokens(
+        model="auto", system="You are terse. " * 50, messages=HELLO, tools=tools
+    )
+    assert 0 < short.parse().input_tokens < longer.input_tokens
+
+
+def test_count_tokens_still_counts_what_fits_no_model(client: anthropic.Anthropic) -> None:
+    # mixtral-8x7b holds 32,768 tokens: the routing would refuse this, the count must not.
+    huge: Any = [{"role": "user", "content": "word " * 60_000}]
+    counted = client.messages.count_tokens(model="mixtral-8x7b", messages=huge)
+    assert counted.input_tokens > 32_768
+    with pytest.raises(anthropic.BadRequestError, match=r"messages\[0\]\.role"):
+        client.messages.count_tokens(model="auto", messages=[{"role": "robot", "content": "hi"}])
+
+
 async def test_the_async_client(front: Front) -> None:
     async with anthropic.AsyncAnthropic(base_url=front.url, api_key="x", max_retries=0) as client:
         message = await client.messages.create(model="auto", max_tokens=10, messages=HELLO)
