@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from sidecar.domain.errors import FieldViolation, InvalidRequest, NoCandidate, NotFound, Unauthenticated
-from sidecar.domain.model import Secret
+from sidecar.domain.model import ModelSpec, Secret
 from sidecar.domain.observe import Observer
 from sidecar.domain.plan import Plan
 from sidecar.domain.response import StreamChunk
@@ -223,17 +223,21 @@ class HttpApi:
 
     async def _count_tokens(self, request: web.BaseRequest) -> web.StreamResponse:
         """The request's input tokens, counted (offline) by the tokenizer of the model the routing
-        picks for it; when no model would take it (it fits no context window, say), by the most
-        conservative estimate, since an agent asks exactly to learn that its context is too long.
-        Coding agents (Claude Code) ask before every turn, to know when to compact."""
+        picks for it. When no model would take it (it fits no context window, say), which is just
+        what an agent asks to learn, by the pinned model's tokenizer, or with none pinned the most
+        conservative estimate. Coding agents (Claude Code) ask before every turn, to know when to
+        compact their context."""
         if (refused := self._refused(request, ANTHROPIC_COUNT)) is not None:
             return refused
         runtime = self._runtime()
         try:
             chat = (await self._read(request, ANTHROPIC_COUNT, runtime.registry)).chat
+            model: ModelSpec | None
             try:
                 model = runtime.pipeline.route(chat).choice.model
             except NoCandidate:
+                model = runtime.registry.get(chat.hints.pinned_model)
+            if model is None:
                 return _json({"input_tokens": estimate_input_tokens(chat)})
             tokens = count_request(chat, counter_for(model))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a crash

@@ -176,8 +176,15 @@ def test_count_tokens_counts_as_the_routed_model_would(client: anthropic.Anthrop
 def test_count_tokens_still_counts_what_fits_no_model(client: anthropic.Anthropic) -> None:
     # mixtral-8x7b holds 32,768 tokens: the routing would refuse this, the count must not.
     huge: Any = [{"role": "user", "content": "word " * 60_000}]
-    counted = client.messages.count_tokens(model="mixtral-8x7b", messages=huge)
-    assert counted.input_tokens > 32_768
+    pinned = client.messages.with_raw_response.count_tokens(model="mixtral-8x7b", messages=huge)
+    assert pinned.headers["x-turnout-model"] == "mixtral-8x7b"  # counted by its tokenizer still
+    assert pinned.parse().input_tokens > 32_768
+    # Routed, nothing fits: the most conservative estimate, no model named.
+    routed = client.messages.with_raw_response.count_tokens(
+        model="auto", messages=[{"role": "user", "content": "word " * 1_200_000}]
+    )
+    assert "x-turnout-model" not in routed.headers
+    assert routed.parse().input_tokens > 1_048_576
     with pytest.raises(anthropic.BadRequestError, match=r"messages\[0\]\.role"):
         client.messages.count_tokens(model="auto", messages=[{"role": "robot", "content": "hi"}])
 
