@@ -156,7 +156,8 @@ class HttpApi:
         if request.method == "GET" and request.path.startswith(MODEL_PATH):
             return self._model(request, request.path[len(MODEL_PATH) :])
         wire = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
-        known = any(path == request.path for _, path in self._handlers)
+        path = request.path
+        known = any(path == known_path for _, known_path in self._handlers) or path.startswith(MODEL_PATH)
         word = "method not allowed" if known else "not found"
         return _error(
             wire,

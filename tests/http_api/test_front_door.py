@@ -193,6 +193,12 @@ async def test_health_readiness_and_unknown_paths(door: str, http: aiohttp.Clien
         assert response.status == 404
     async with http.get(door + "/v1/chat/completions") as response:
         assert response.status == 405
+        assert (await response.json())["error"]["type"] == "invalid_request_error"
+    async with http.delete(door + "/v1/models/m") as response:
+        assert response.status == 405
+    async with http.get(door + "/v1/messages/count_tokens") as response:
+        assert response.status == 405
+        assert (await response.json())["error"]["type"] == "invalid_request_error"
 
 
 async def test_a_token_is_required_when_configured(simulator: Simulator, http: aiohttp.ClientSession) -> None:
