@@ -146,9 +146,9 @@ def report(out: dict[str, Any]) -> list[str]:
         "| target | added p50 | added p99 |",
         "|---|---:|---:|",
     ]
-    lines += [f"| {name} | +{a['p50']:.3f} | +{a['p99']:.3f} |" for name, a in added.items()]
+    lines += [f"| {name} | {a['p50']:+.3f} | {a['p99']:+.3f} |" for name, a in added.items()]
     floor = out["turnout_above_floor_ms"]
-    lines += ["", f"Turnout above the floor: +{floor['p50']:.3f} ms p50, +{floor['p99']:.3f} ms p99."]
+    lines += ["", f"Turnout above the floor: {floor['p50']:+.3f} ms p50, {floor['p99']:+.3f} ms p99."]
     if "turnout_over_litellm" in out:
         ratio, least = out["turnout_over_litellm"], out["floor_over_litellm"]
         lines.append(
