@@ -137,9 +137,10 @@ class GenerationParams:
     seed: int | None = None
     logprobs: bool = False  # return each output token's log-probability
     top_logprobs: int = 0  # and this many most likely tokens at each position (0..20; needs logprobs)
-    # -2.0 to 2.0, None for 0 (the default everywhere, so it is never sent). Sent to the providers
-    # that have them (OpenAI and compatible servers, Azure, Gemini); Anthropic and Bedrock's
-    # Converse have no such parameter, and a model there answers without (as OpenRouter does).
+    # -2.0 to 2.0, None for 0 (the default everywhere, so it is never sent). Sent to OpenAI, Azure
+    # and compatible servers. Anthropic and Bedrock's Converse have no such parameter, and Gemini
+    # 2.5 and later answer 400 "Penalty is not enabled" to any non-zero one, so a model there
+    # answers without it (as OpenRouter does).
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
 

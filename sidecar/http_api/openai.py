@@ -7,7 +7,7 @@ is what the executor races for), content parts other than text and images, audio
 model per request), `web_search_options`, and the legacy `functions` / `function_call` (the same
 schemas go in `tools`). `logprobs` limits the candidates to models with the logprobs capability
 (none: a 400 naming it), as `tools` limits them to models with tools. `frequency_penalty` and
-`presence_penalty` reach the providers that have them (see GenerationParams). Fields that only
+`presence_penalty` reach the OpenAI-format providers (see GenerationParams). Fields that only
 tune OpenAI's own platform or a model family's internals (`store`, `user`, `service_tier`,
 `parallel_tool_calls`, `prediction`, `reasoning_effort`, ...) are ignored, as other
 OpenAI-compatible servers do.

@@ -202,8 +202,6 @@ def _generation_config(request: ChatRequest, *, logprobs: bool) -> dict[str, Any
         "topP": p.top_p,
         "stopSequences": list(p.stop) or None,
         "seed": p.seed,
-        "frequencyPenalty": p.frequency_penalty,
-        "presencePenalty": p.presence_penalty,
     }
     config: dict[str, Any] = {k: v for k, v in optional.items() if v is not None}
     fmt = request.response_format

@@ -2405,9 +2405,9 @@ type GenerationParams struct {
 	Logprobs bool `protobuf:"varint,6,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
 	// With logprobs: also the most likely tokens at each position, 0 to 20.
 	TopLogprobs int32 `protobuf:"varint,7,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
-	// -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-	// servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-	// answers without it.
+	// -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+	// Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+	// without it.
 	FrequencyPenalty *float32 `protobuf:"fixed32,8,opt,name=frequency_penalty,json=frequencyPenalty,proto3,oneof" json:"frequency_penalty,omitempty"`
 	PresencePenalty  *float32 `protobuf:"fixed32,9,opt,name=presence_penalty,json=presencePenalty,proto3,oneof" json:"presence_penalty,omitempty"`
 	unknownFields    protoimpl.UnknownFields

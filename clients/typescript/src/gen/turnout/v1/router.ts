@@ -476,9 +476,9 @@ export interface GenerationParams {
   /** With logprobs: also the most likely tokens at each position, 0 to 20. */
   topLogprobs: number;
   /**
-   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-   * answers without it.
+   * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+   * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+   * without it.
    */
   frequencyPenalty?: number | undefined;
   presencePenalty?: number | undefined;

@@ -198,9 +198,9 @@ private static final long serialVersionUID = 0L;
   private float frequencyPenalty_ = 0F;
   /**
    * <pre>
-   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-   * answers without it.
+   * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+   * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+   * without it.
    * </pre>
    *
    * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
@@ -212,9 +212,9 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-   * answers without it.
+   * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+   * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+   * without it.
    * </pre>
    *
    * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
@@ -1154,9 +1154,9 @@ private static final long serialVersionUID = 0L;
     private float frequencyPenalty_ ;
     /**
      * <pre>
-     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-     * answers without it.
+     * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+     * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+     * without it.
      * </pre>
      *
      * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
@@ -1168,9 +1168,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-     * answers without it.
+     * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+     * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+     * without it.
      * </pre>
      *
      * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
@@ -1182,9 +1182,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-     * answers without it.
+     * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+     * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+     * without it.
      * </pre>
      *
      * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
@@ -1200,9 +1200,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-     * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-     * answers without it.
+     * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+     * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+     * without it.
      * </pre>
      *
      * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>

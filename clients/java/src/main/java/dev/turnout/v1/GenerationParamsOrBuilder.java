@@ -102,9 +102,9 @@ public interface GenerationParamsOrBuilder extends
 
   /**
    * <pre>
-   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-   * answers without it.
+   * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+   * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+   * without it.
    * </pre>
    *
    * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
@@ -113,9 +113,9 @@ public interface GenerationParamsOrBuilder extends
   boolean hasFrequencyPenalty();
   /**
    * <pre>
-   * -2.0 to 2.0; 0 or unset: none. Sent to the providers that have them (OpenAI and compatible
-   * servers, Azure OpenAI, Gemini); Anthropic and Bedrock have no such parameter, and a model there
-   * answers without it.
+   * -2.0 to 2.0; 0 or unset: none. Sent to OpenAI, Azure OpenAI and compatible servers. Anthropic,
+   * Bedrock and Gemini (2.5 and later refuse non-zero penalties) do without: a model there answers
+   * without it.
    * </pre>
    *
    * <code>optional float frequency_penalty = 8 [json_name = "frequencyPenalty"];</code>
