@@ -150,18 +150,18 @@ class HttpApi:
         await runner.cleanup()
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        handler = self._handlers.get((request.method, request.path))
+        method, path = request.method, request.path
+        handler = self._handlers.get((method, path))
         if handler is not None:
             return await handler(request)
-        if request.method == "GET" and request.path.startswith(MODEL_PATH):
-            return self._model(request, request.path[len(MODEL_PATH) :])
-        wire = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
-        path = request.path
+        if method == "GET" and path.startswith(MODEL_PATH):
+            return self._model(request, path[len(MODEL_PATH) :])
+        wire = ANTHROPIC if path.startswith("/v1/messages") else OPENAI
         known = any(path == known_path for _, known_path in self._handlers) or path.startswith(MODEL_PATH)
         word = "method not allowed" if known else "not found"
         return _error(
             wire,
-            InvalidRequest([FieldViolation("", f"{request.method} {request.path[:200]}: {word}")]),
+            InvalidRequest([FieldViolation("", f"{method} {path[:200]}: {word}")]),
             405 if known else 404,
         )
 
