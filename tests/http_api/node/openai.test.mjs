@@ -117,3 +117,24 @@ test("errors are the SDK's types", async () => {
   await assert.rejects(client.chat.completions.create({ model: "auto", messages: hello, n: 3 }), OpenAI.BadRequestError);
   await assert.rejects(client.chat.completions.create({ model: "gpt-9", messages: hello }), OpenAI.NotFoundError);
 });
+
+test("what Turnout cannot honour is a BadRequestError naming the field, not ignored", async () => {
+  const legacy = { model: "auto", messages: hello, functions: [{ name: "f", parameters: { type: "object" } }] };
+  await assert.rejects(
+    client.chat.completions.create(legacy),
+    (error) => error instanceof OpenAI.BadRequestError && error.param === "functions",
+  );
+  const audio = { model: "auto", messages: hello, modalities: ["text", "audio"] };
+  await assert.rejects(
+    client.chat.completions.create(audio),
+    (error) => error instanceof OpenAI.BadRequestError && error.param === "modalities",
+  );
+  const penalised = { model: "auto", messages: hello, max_tokens: 10, frequency_penalty: 0.5 };
+  assert.ok((await client.chat.completions.create(penalised)).choices[0].message.content);
+});
+
+test("models.retrieve returns a model or a route, and NotFoundError for others", async () => {
+  assert.equal((await client.models.retrieve("gpt-4o-mini")).owned_by, "openai");
+  assert.equal((await client.models.retrieve("default")).owned_by, "turnout");
+  await assert.rejects(client.models.retrieve("gpt-9"), OpenAI.NotFoundError);
+});
