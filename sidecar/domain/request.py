@@ -125,7 +125,7 @@ class ResponseFormat:
 
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's and Gemini's own limit on alternatives per position
-MAX_PENALTY = 2.0  # frequency and presence penalties: -2.0 to 2.0 at OpenAI and Gemini
+MAX_PENALTY = 2.0  # frequency and presence penalties: -2.0 to 2.0, OpenAI's range
 
 
 @dataclass(frozen=True, slots=True)

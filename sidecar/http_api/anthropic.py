@@ -253,7 +253,6 @@ def _blocks(r: Reader, where: str, role: Role, blocks: list[Any]) -> list[Messag
     parts: list[TextPart | ImagePart] = []
     calls: list[ToolCall] = []
     results: list[Message] = []
-    thought = False
     for j, block in enumerate(blocks):
         at = f"{where}.content[{j}]"
         kind = block.get("type") if isinstance(block, Mapping) else None
@@ -269,7 +268,7 @@ def _blocks(r: Reader, where: str, role: Role, blocks: list[Any]) -> list[Messag
                 ToolCall(r.string(block, "id", f"{at}.id"), r.string(block, "name", f"{at}.name"), arguments)
             )
         elif kind in _THINKING and role is Role.ASSISTANT:
-            thought = True  # an earlier turn's reasoning: not context for the next answer
+            pass  # an earlier turn's reasoning: not context for the next answer
         elif kind == "tool_result" and role is Role.USER:
             call_id = r.string(block, "tool_use_id", f"{at}.tool_use_id")
             if not call_id:
@@ -282,10 +281,10 @@ def _blocks(r: Reader, where: str, role: Role, blocks: list[Any]) -> list[Messag
             )
     if parts and role is Role.USER and all(isinstance(p, TextPart) and not p.text.strip() for p in parts):
         r.bad(f"{where}.content", "the text is empty or only whitespace")
-    if not (parts or calls or results) and thought:
-        return []  # an assistant turn that held nothing but its reasoning
-    if parts or calls or not results:
+    if parts or calls:
         return [*results, Message(role, tuple(parts), tool_calls=tuple(calls))]
+    # Only tool results, or nothing kept: a turn that held only its reasoning (every other block
+    # left out is a violation already, and the request is refused).
     return results
 
 
